@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+UV_VERSION := 0.13.9
+
+.PHONY: run test env broker contracts check-contracts lint bench clean postgres prometheus
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/ (first run only)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock shared/contracts/pyproject.toml
+	@echo "==> creating the environment from uv.lock"
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+env: $(VENV)/.synced
+
+run: env
+	@$(VENV)/bin/python -m attune_cli.devrun
+
+broker: env
+	@$(VENV)/bin/python -m attune_runtime.tansu --port 9092
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "==> starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+prometheus:
+	@command -v promtool >/dev/null || { echo "==> installing Prometheus from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	  || echo "   (could not install prometheus; the tests that need it will say so)"; }
+
+test: env postgres prometheus
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+contracts: env
+	@$(VENV)/bin/python -m attune_contracts.export shared/contracts/schemas
+
+lint: env
+	@$(VENV)/bin/ruff check .
+
+bench: env postgres
+	@$(VENV)/bin/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) $(TOOLS) data .pytest_cache

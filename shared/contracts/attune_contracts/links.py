@@ -1,0 +1,101 @@
+"""One-tap check-in links: a signed, expiring token naming occurrence, member and action.
+
+The notifier mints them; the check-ins service verifies them. Tokens look like `<kid>.<signed claims>`:
+the key id picks the verification key, so keys can rotate (add a new key, make it current, and drop
+the old one once its links have expired). Signing is itsdangerous (HMAC-SHA1 by default, salted
+per purpose); expiry is checked against an injected clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from uuid import UUID, uuid4
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from pydantic import ValidationError
+
+from .types import Contract, UtcDatetime
+
+SALT = "attune.checkin-link.v1"
+_KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class LinkAction(StrEnum):
+    DONE = "done"
+    SKIP = "skip"
+    SNOOZE = "snooze"
+
+
+class LinkClaims(Contract):
+    token_id: UUID
+    household_id: UUID
+    occurrence_id: UUID
+    member_id: UUID
+    action: LinkAction
+    expires_at: UtcDatetime
+
+
+class LinkError(ValueError):
+    """Why a link was refused. `reason` is a short label for metrics; str() is for people."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LinkSigner:
+    def __init__(self, keys: Mapping[str, str], current_kid: str) -> None:
+        if current_kid not in keys:
+            raise ValueError(f"current link key id {current_kid!r} is not among the configured keys")
+        for kid, secret in keys.items():
+            if not _KID.match(kid):
+                raise ValueError(f"link key id {kid!r} must be 1-32 letters, digits, '-' or '_'")
+            if len(secret) < 16:
+                raise ValueError(f"link key {kid!r} is shorter than 16 characters")
+        self._serializers = {kid: URLSafeSerializer(secret, salt=SALT) for kid, secret in keys.items()}
+        self.current_kid = current_kid
+
+    def mint(
+        self,
+        *,
+        household_id: UUID,
+        occurrence_id: UUID,
+        member_id: UUID,
+        action: LinkAction,
+        ttl: timedelta = timedelta(hours=36),
+        now: datetime | None = None,
+    ) -> str:
+        claims = LinkClaims(
+            token_id=uuid4(), household_id=household_id, occurrence_id=occurrence_id, member_id=member_id,
+            action=action, expires_at=(now or datetime.now(UTC)) + ttl,
+        )
+        body = self._serializers[self.current_kid].dumps(claims.model_dump(mode="json"))
+        return f"{self.current_kid}.{body}"
+
+    def verify(self, token: str, *, now: datetime | None = None) -> LinkClaims:
+        kid, sep, body = token.partition(".")
+        if not sep or not body or len(token) > 2048:
+            raise LinkError("malformed", "This link is incomplete. Open it again from the original message.")
+        serializer = self._serializers.get(kid)
+        if serializer is None:
+            raise LinkError("unknown_key", "This link was signed with a key we no longer use. Please use a newer message.")
+        try:
+            data = serializer.loads(body)
+        except BadSignature:
+            raise LinkError("bad_signature", "This link has been changed or was not made by Attune.") from None
+        try:
+            claims = LinkClaims.model_validate_json(_as_json(data))
+        except ValidationError:
+            raise LinkError("malformed", "This link does not say what to record.") from None
+        if claims.expires_at <= (now or datetime.now(UTC)):
+            raise LinkError("expired", "This link has expired. You can still check in from the Attune app or CLI.")
+        return claims
+
+
+def _as_json(data: object) -> str:
+    import json
+
+    return json.dumps(data)

@@ -1,0 +1,224 @@
+"""What people did (owned by the check-ins service) and what it adds up to."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints, model_validator
+
+from ..registry import message
+from ..topics import Topic
+from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
+
+__all__ = [
+    "CheckInStatus", "MomentKind", "CheckInSource", "StreakUnit",
+    "SubmitCheckIn", "LogMoment", "RecordAchievement",
+    "CheckInRecorded", "StreakUpdated", "MilestoneReached", "DateNightAdherenceUpdated", "RitualMissed",
+    "MomentLogged", "RatioDropped", "AchievementRecorded", "WeeklySummary", "MemberRitualTally",
+    "SuggestedFocus", "CheckInCommandRejected",
+]
+
+Rating = Annotated[int, Field(ge=1, le=5)]
+
+
+class CheckInStatus(StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"
+    SNOOZED = "snoozed"
+
+
+class CheckInSource(StrEnum):
+    LINK = "link"
+    API = "api"
+    EVENT = "event"
+
+
+class MomentKind(StrEnum):
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+
+
+class StreakUnit(StrEnum):
+    DAYS = "days"
+    WEEKS = "weeks"
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+
+@message("checkins.submit_checkin", kind="command", topic=Topic.CHECKINS_COMMANDS)
+class SubmitCheckIn(Contract):
+    """Record what a member did for one occurrence: done, skipped or snoozed until a time."""
+
+    occurrence_id: UUID
+    member_id: UUID
+    status: CheckInStatus
+    snoozed_until: UtcDatetime | None = None
+    closeness: Rating | None = None
+    note: Note | None = None
+    source: CheckInSource = CheckInSource.EVENT
+
+    @model_validator(mode="after")
+    def _snooze_needs_time(self) -> SubmitCheckIn:
+        if (self.status is CheckInStatus.SNOOZED) != (self.snoozed_until is not None):
+            raise ValueError("snoozed_until is required when status is 'snoozed', and only then")
+        return self
+
+
+@message("checkins.log_moment", kind="command", topic=Topic.CHECKINS_COMMANDS)
+class LogMoment(Contract):
+    """A member logs a positive or negative interaction (the Gottman 5:1 ratio)."""
+
+    moment_id: UUID
+    member_id: UUID
+    kind: MomentKind
+    note: Note | None = None
+    happened_at: UtcDatetime | None = None
+
+
+@message("checkins.record_achievement", kind="command", topic=Topic.CHECKINS_COMMANDS)
+class RecordAchievement(Contract):
+    """A member records progress on a dream, so their partner can celebrate it."""
+
+    achievement_id: UUID
+    member_id: UUID
+    dream: ShortText
+    note: Note | None = None
+
+
+# ---- facts --------------------------------------------------------------------------------------
+
+
+@message("checkins.checkin_recorded", kind="event", topic=Topic.CHECKINS_EVENTS)
+class CheckInRecorded(Contract):
+    """A member's check-in for an occurrence was recorded (notes stay private to the check-ins store)."""
+
+    checkin_id: UUID
+    occurrence_id: UUID
+    ritual_id: UUID
+    template: Key
+    member_id: UUID
+    status: CheckInStatus
+    snoozed_until: UtcDatetime | None = None
+    closeness: Rating | None = None
+    has_note: bool = False
+    scheduled_for: UtcDatetime
+    recorded_at: UtcDatetime
+    source: CheckInSource
+
+
+@message("checkins.streak_updated", kind="event", topic=Topic.CHECKINS_EVENTS)
+class StreakUpdated(Contract):
+    """A ritual's streak for the household, counted in the household's local days or weeks."""
+
+    ritual_id: UUID
+    template: Key
+    length: int = Field(ge=0)
+    unit: StreakUnit
+    best: int = Field(ge=0)
+
+
+@message("checkins.milestone_reached", kind="event", topic=Topic.CHECKINS_EVENTS)
+class MilestoneReached(Contract):
+    """A streak reached a milestone (7, 30, 100 days; 4, 12, 52 weeks)."""
+
+    ritual_id: UUID
+    template: Key
+    length: int = Field(ge=1)
+    unit: StreakUnit
+
+
+@message("checkins.date_night_adherence_updated", kind="event", topic=Topic.CHECKINS_EVENTS)
+class DateNightAdherenceUpdated(Contract):
+    """Date nights kept out of those expected in the last four weeks."""
+
+    ritual_id: UUID
+    kept: int = Field(ge=0)
+    expected: int = Field(ge=0)
+    window_weeks: int = Field(default=4, ge=1)
+
+
+@message("checkins.ritual_missed", kind="event", topic=Topic.CHECKINS_EVENTS)
+class RitualMissed(Contract):
+    """An occurrence's deadline passed with no check-in from anyone."""
+
+    occurrence_id: UUID
+    ritual_id: UUID
+    template: Key
+    participants: Annotated[list[UUID], Field(min_length=1, max_length=20)]
+    scheduled_for: UtcDatetime
+    deadline: UtcDatetime
+    sensitive: bool = False
+
+
+@message("checkins.moment_logged", kind="event", topic=Topic.CHECKINS_EVENTS)
+class MomentLogged(Contract):
+    """A positive or negative moment was logged."""
+
+    moment_id: UUID
+    member_id: UUID
+    kind: MomentKind
+    happened_at: UtcDatetime
+
+
+@message("checkins.ratio_dropped", kind="event", topic=Topic.CHECKINS_EVENTS)
+class RatioDropped(Contract):
+    """Positive to negative moments over the window fell below the 5:1 aim."""
+
+    positive: int = Field(ge=0)
+    negative: int = Field(ge=1)
+    ratio: float = Field(ge=0)
+    window_days: int = Field(ge=1)
+
+
+@message("checkins.achievement_recorded", kind="event", topic=Topic.CHECKINS_EVENTS)
+class AchievementRecorded(Contract):
+    """A member recorded progress on a dream: a moment for their partner to celebrate."""
+
+    achievement_id: UUID
+    member_id: UUID
+    dream: ShortText
+
+
+class MemberRitualTally(Contract):
+    member_id: UUID
+    ritual_id: UUID
+    template: Key
+    kept: int = Field(ge=0)
+    expected: int = Field(ge=0)
+
+
+class SuggestedFocus(Contract):
+    step: int = Field(ge=1, le=6)
+    title: ShortText
+    text: Annotated[str, StringConstraints(min_length=1, max_length=600)]
+
+
+@message("checkins.weekly_summary", kind="event", topic=Topic.CHECKINS_EVENTS)
+class WeeklySummary(Contract):
+    """The household's week: kept vs expected per person and ritual, date nights, ratio, one focus."""
+
+    week_start: date
+    week_end: date
+    tallies: Annotated[list[MemberRitualTally], Field(max_length=500)]
+    date_nights_kept_4w: int = Field(ge=0)
+    date_nights_expected_4w: int = Field(ge=0)
+    positive_moments: int = Field(ge=0)
+    negative_moments: int = Field(ge=0)
+    ratio: float | None = None
+    focus: SuggestedFocus
+
+
+@message("checkins.command_rejected", kind="event", topic=Topic.CHECKINS_EVENTS)
+class CheckInCommandRejected(Contract):
+    """A check-ins command was refused; `reason` says why."""
+
+    command_event_id: UUID
+    command_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reason: Reason
+    member_id: UUID | None = None
+
+

@@ -1,0 +1,44 @@
+"""The dead-letter record. It is not an envelope: a message that could not be decoded has no household."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ..types import Reason, UtcDatetime
+
+__all__ = ["DeadLetter", "DEAD_LETTER_VERSION"]
+
+DEAD_LETTER_VERSION = 1
+Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class DeadLetter(BaseModel):
+    """A message a consumer gave up on: why, where it came from, and its exact bytes (base64)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    version: int = DEAD_LETTER_VERSION
+    reason: Reason
+    error_kind: Annotated[str, StringConstraints(pattern=r"^(invalid|handler_failed)$")]
+    consumer: Text = Field(description="service and consumer group that gave up")
+    source_topic: Text
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key_b64: str | None = None
+    value_b64: str
+    headers: Annotated[dict[str, str], Field(max_length=100)] = Field(
+        default_factory=dict, description="original headers, values base64"
+    )
+    attempts: int = Field(ge=1)
+    failed_at: UtcDatetime
+
+    @property
+    def value(self) -> bytes:
+        return base64.b64decode(self.value_b64)
+
+    @property
+    def key(self) -> bytes | None:
+        return base64.b64decode(self.key_b64) if self.key_b64 is not None else None

@@ -1,0 +1,77 @@
+"""Notification requests from other services, and the outcome of every delivery (owned by the notifier)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from ..registry import message
+from ..topics import Topic
+from ..types import Body, Contract, Key, Reason, ShortText, UtcDatetime
+
+__all__ = [
+    "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
+    "NotificationDeadLettered", "NotificationDropped",
+]
+
+
+class ChannelKind(StrEnum):
+    PUSH = "push"
+    SMS = "sms"
+    EMAIL = "email"
+
+
+@message("notifications.notification_requested", kind="event", topic=Topic.NOTIFICATION_REQUESTS)
+class NotificationRequested(Contract):
+    """Another service asks the notifier to reach a member with a message of its own."""
+
+    member_id: UUID
+    purpose: Key = Field(description="what the message is for; part of the de-duplication key")
+    category: Key = "general"
+    title: ShortText
+    body: Body
+    expires_at: UtcDatetime | None = None
+    discreet_title: ShortText | None = None
+
+
+class NotificationOutcome(Contract):
+    notification_id: UUID = Field(description="uuid5 of cause event id, member id and purpose")
+    cause_event_id: UUID
+    cause_type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    member_id: UUID
+    purpose: Key
+    channel_kind: ChannelKind | None = None
+    attempts: int = Field(ge=0)
+
+
+@message("notifications.notification_sent", kind="event", topic=Topic.NOTIFICATION_OUTCOMES)
+class NotificationSent(NotificationOutcome):
+    """A notification reached a channel."""
+
+    delivered_at: UtcDatetime
+    latency_seconds: float = Field(ge=0, description="cause event's occurred_at to delivery")
+
+
+@message("notifications.notification_failed", kind="event", topic=Topic.NOTIFICATION_OUTCOMES)
+class NotificationFailed(NotificationOutcome):
+    """One delivery attempt failed; another is planned at `next_attempt_at` (on this or the next channel)."""
+
+    error: Reason
+    next_attempt_at: UtcDatetime | None = None
+
+
+@message("notifications.notification_dead_lettered", kind="event", topic=Topic.NOTIFICATION_OUTCOMES)
+class NotificationDeadLettered(NotificationOutcome):
+    """Every attempt on every channel failed; the notification was given up."""
+
+    reason: Reason
+
+
+@message("notifications.notification_dropped", kind="event", topic=Topic.NOTIFICATION_OUTCOMES)
+class NotificationDropped(NotificationOutcome):
+    """A notification was deliberately not sent: stale after quiet hours, already done, over the cap."""
+
+    reason: Key

@@ -1,0 +1,223 @@
+"""The consumer error policy that loses nothing.
+
+FastStream's default ack policy commits before the handler runs, so a failing message is skipped.
+Here every subscriber commits only after the message is finished, and "finished" means one of:
+
+- handled;
+- not decodable or not valid against the contracts: published to the dead-letter topic with the
+  reason, original bytes, headers, topic/partition/offset, then committed (no retry can fix it);
+- the handler kept failing: retried in place with exponential backoff and jitter, a bounded number
+  of times, then dead-lettered and committed, so a poison message never blocks its partition.
+
+A crash before the commit means Kafka redelivers; handlers are idempotent (keys derived from ids),
+so a redelivery changes nothing. If even the dead-letter publish fails, the message is not
+committed (nack) and comes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRebalanceListener
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CollectorRegistry, Counter
+
+from attune_contracts import ContractError, Envelope, Topic, parse
+from attune_contracts.messages import DeadLetter
+
+from .retry import Backoff
+
+log = logging.getLogger("attune.consumer")
+
+Handler = Callable[[Envelope[Any]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help (the message is wrong, not the world)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.dead_lettered = Counter(
+            "attune_consumer_dead_lettered_total", "Messages sent to the dead-letter topic",
+            ["service", "topic", "error_kind"], registry=registry,
+        )
+        self.retries = Counter(
+            "attune_consumer_retries_total", "Handler attempts that failed and were retried",
+            ["service", "topic"], registry=registry,
+        )
+        self.ignored = Counter(
+            "attune_consumer_ignored_total", "Valid messages of types this consumer does not handle",
+            ["service", "topic"], registry=registry,
+        )
+
+
+class Readiness:
+    """Ready once every consumer group has joined, and every extra check passes."""
+
+    def __init__(self) -> None:
+        self._joined: dict[str, bool] = {}
+        self._checks: list[Callable[[], Awaitable[bool]]] = []
+
+    def expect_group(self, name: str) -> _JoinListener:
+        self._joined[name] = False
+        return _JoinListener(self, name)
+
+    def add_check(self, check: Callable[[], Awaitable[bool]]) -> None:
+        self._checks.append(check)
+
+    def mark(self, name: str, joined: bool) -> None:
+        self._joined[name] = joined
+
+    async def status(self) -> dict[str, Any]:
+        waiting = sorted(name for name, ok in self._joined.items() if not ok)
+        failed = []
+        for check in self._checks:
+            try:
+                if not await check():
+                    failed.append(getattr(check, "__name__", "check"))
+            except Exception as exc:  # noqa: BLE001 - a failing check means "not ready", with why
+                failed.append(f"{getattr(check, '__name__', 'check')}: {type(exc).__name__}")
+        return {"ready": not waiting and not failed, "waiting_for_groups": waiting, "failed_checks": failed}
+
+
+class _JoinListener(ConsumerRebalanceListener):
+    def __init__(self, readiness: Readiness, name: str) -> None:
+        self._readiness, self._name = readiness, name
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        # Called after every successful join, also with an empty assignment (more members than partitions).
+        self._readiness.mark(self._name, True)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data is not None else None
+
+
+class ReliableConsumer:
+    """Wraps a handler of contract envelopes with the policy above."""
+
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        *,
+        service: str,
+        group_id: str,
+        handler: Handler,
+        metrics: ConsumerMetrics,
+        retry: RetryPolicy = RetryPolicy(),
+        accept: Iterable[str] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.broker, self.service, self.group_id = broker, service, group_id
+        self.handler, self.metrics, self.retry = handler, metrics, retry
+        self.accept = frozenset(accept) if accept is not None else None
+        self._sleep = sleep
+
+    async def __call__(self, msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        try:
+            envelope = parse(msg.body)
+        except ContractError as exc:
+            await self._dead_letter(record, exc.reason, "invalid", attempts=1)
+            return
+        if self.accept is not None and envelope.type not in self.accept:
+            self.metrics.ignored.labels(self.service, record.topic).inc()
+            return
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                await self.handler(envelope)
+                return
+            except PermanentError as exc:
+                await self._dead_letter(record, f"refused by handler: {exc}", "handler_failed", attempts=attempt)
+                return
+            except Exception as exc:  # noqa: BLE001 - any other failure is treated as transient
+                reason = f"{type(exc).__name__}: {exc}"
+                if attempt == self.retry.max_attempts:
+                    log.error("giving up on %s after %d attempts: %s", envelope.type, attempt, reason,
+                              extra={"event_id": str(envelope.event_id), "event_type": envelope.type,
+                                     "correlation_id": envelope.correlation_id})
+                    await self._dead_letter(
+                        record, f"handler failed {attempt} times; last error: {reason}", "handler_failed",
+                        attempts=attempt,
+                    )
+                    return
+                self.metrics.retries.labels(self.service, record.topic).inc()
+                delay = self.retry.backoff.delay(attempt)
+                log.warning("attempt %d of %s failed (%s); retrying in %.2fs", attempt, envelope.type, reason,
+                            delay, extra={"event_id": str(envelope.event_id), "event_type": envelope.type,
+                                          "correlation_id": envelope.correlation_id})
+                await self._sleep(delay)
+
+    async def _dead_letter(self, record: Any, reason: str, kind: str, *, attempts: int) -> None:
+        letter = DeadLetter(
+            reason=reason[:2000],
+            error_kind=kind,
+            consumer=f"{self.service}/{self.group_id}",
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key_b64=_b64(record.key),
+            value_b64=_b64(record.value) or "",
+            headers={k: _b64(v) or "" for k, v in (record.headers or ())},
+            attempts=attempts,
+            failed_at=datetime.now(UTC),
+        )
+        # If this raises, the message is nacked, not committed: it comes again, nothing is lost.
+        await self.broker.publish(
+            letter.model_dump_json().encode(), topic=Topic.DEAD_LETTER.value, key=record.key,
+            headers={"reason": reason[:200].encode("ascii", "replace").decode(), "source_topic": record.topic},
+        )
+        self.metrics.dead_lettered.labels(self.service, record.topic, kind).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+
+
+def subscribe(
+    broker: KafkaBroker,
+    *topics: Topic | str,
+    service: str,
+    group_id: str,
+    handler: Handler,
+    metrics: ConsumerMetrics,
+    readiness: Readiness,
+    retry: RetryPolicy = RetryPolicy(),
+    accept: Iterable[str] | None = None,
+    session_timeout_ms: int = 10_000,
+) -> ReliableConsumer:
+    """Register a reliable group subscriber for `handler` on `topics`."""
+    consumer = ReliableConsumer(
+        broker, service=service, group_id=group_id, handler=handler, metrics=metrics, retry=retry, accept=accept
+    )
+    names = [t.value if isinstance(t, Topic) else t for t in topics]
+    subscriber = broker.subscriber(
+        *names,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        listener=readiness.expect_group(f"{group_id}:{','.join(names)}"),
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+    )
+
+    async def on_message(msg: KafkaMessage) -> None:
+        await consumer(msg)
+
+    subscriber(on_message)
+    return consumer

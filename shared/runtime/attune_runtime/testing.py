@@ -1,0 +1,78 @@
+"""Pytest fixtures: a fresh Tansu broker per session, throw-away PostgreSQL databases, unique names.
+
+Loaded by tests/conftest.py (`pytest_plugins = ["attune_runtime.testing"]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .tansu import Tansu
+
+PG_ADMIN_DSN = os.environ.get("ATTUNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-compatible broker (Tansu) on a free port, fresh for this test session."""
+    log_path = Path(tmp_path_factory.mktemp("tansu")) / "tansu.log"
+    broker = Tansu(log_path=log_path).start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic and group names."""
+    return uuid.uuid4().hex[:10]
+
+
+async def _pg_execute(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """An empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Yields a SQLAlchemy async URL."""
+    name = f"attune_t_{uuid.uuid4().hex[:12]}"
+    try:
+        await _pg_execute(f'CREATE DATABASE "{name}"')
+    except OSError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy; fail with a message otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
