@@ -40,7 +40,7 @@ test: env postgres prometheus
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 contracts: env
-	@$(VENV)/bin/python -m attune_contracts.export shared/contracts/schemas
+	@$(VENV)/bin/python -m attune_contracts.export shared/contracts
 
 lint: env
 	@$(VENV)/bin/ruff check .

@@ -4,6 +4,8 @@
     from attune_contracts.messages import SubmitCheckIn
 """
 
+__version__ = "1.0.0"
+
 from .envelope import Envelope, make_envelope
 from .registry import ContractError, MessageSpec, all_specs, lookup, parse, spec_of
 from .topics import CATALOG, Topic, TopicSpec
