@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -49,6 +50,35 @@ def build_info(registry: CollectorRegistry, service: str, version: str) -> None:
     ).set(1)
 
 
+class ServiceAsgi(AsgiFastStream):
+    """AsgiFastStream matches exact paths only; anything else goes to the service's own HTTP app, if any."""
+
+    def __init__(self, *args: Any, http_app: ASGIApp | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http_app = http_app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            self.http_app is not None
+            and scope["type"] in ("http", "websocket")
+            and all(scope["path"] != path for path, _ in self.routes)
+        ):
+            await self.http_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _awaiting(hook: Callable[[], Any]) -> Callable[[], Awaitable[None]]:
+    """Hooks may be plain functions, coroutine functions, or lambdas returning a coroutine."""
+
+    async def run() -> None:
+        result = hook()
+        if inspect.isawaitable(result):
+            await result
+
+    return run
+
+
 def service_app(
     *,
     service: str,
@@ -59,16 +89,23 @@ def service_app(
     on_startup: Sequence[Callable[..., Any]] = (),
     after_startup: Sequence[Callable[..., Any]] = (),
     on_shutdown: Sequence[Callable[..., Any]] = (),
-) -> AsgiFastStream:
-    return AsgiFastStream(
+    http_app: ASGIApp | None = None,
+) -> ServiceAsgi:
+    """The broker's lifecycle (with the hooks), health, readiness and metrics; `http_app` serves the rest.
+
+    Start-up hooks run before the broker starts (migrations, topic creation); the http_app's own
+    lifespan is not run, so put its start-up work in `on_startup`.
+    """
+    return ServiceAsgi(
         broker,
+        http_app=http_app,
         asgi_routes=[
             ("/healthz", health_app(service)),
             ("/readyz", ready_app(service, broker, readiness)),
             ("/metrics", make_asgi_app(registry)),
             *routes,
         ],
-        on_startup=list(on_startup),
-        after_startup=list(after_startup),
-        on_shutdown=list(on_shutdown),
+        on_startup=[_awaiting(h) for h in on_startup],
+        after_startup=[_awaiting(h) for h in after_startup],
+        on_shutdown=[_awaiting(h) for h in on_shutdown],
     )
