@@ -1,0 +1,347 @@
+"""The notifier's store on SQLAlchemy 2 async: SQLite by default, PostgreSQL for several instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from attune_contracts.messages import ChannelKind, MemberUpserted
+
+from ..service import ChannelRef, Intent, QuietHours, Recipient
+from .tables import channels, deliveries, erased_households, members, question_picks
+
+ACTIVE = ("pending", "deferred", "failed")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        options.update(pool_size=10, max_overflow=10)
+    return create_async_engine(url, **options)
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("attune_notifier") / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+class ChannelCipher:
+    """Fernet encryption of channel URLs; several comma-separated keys allow rotation (first encrypts)."""
+
+    def __init__(self, keys: str) -> None:
+        self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
+
+    def encrypt(self, url: str) -> bytes:
+        return self._fernet.encrypt(url.encode())
+
+    def decrypt(self, token: bytes) -> str:
+        try:
+            return self._fernet.decrypt(token).decode()
+        except InvalidToken:
+            raise ValueError("a channel could not be decrypted with the configured keys") from None
+
+
+@dataclass
+class Delivery:
+    notification_id: UUID
+    household_id: UUID
+    member_id: UUID
+    cause_event_id: UUID
+    cause_type: str
+    purpose: str
+    category: str
+    template: str
+    params: dict[str, Any]
+    sensitive: bool
+    occurrence_id: UUID | None
+    ritual_id: UUID | None
+    occurred_at: datetime
+    created_at: datetime
+    expires_at: datetime | None
+    status: str
+    reason: str | None
+    channel_index: int
+    attempt: int
+    total_attempts: int
+    next_attempt_at: datetime | None
+    claimed_until: datetime | None
+    channel_kind: str | None
+    last_error: str | None
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, row: Any) -> Delivery:
+        return cls(**dict(row._mapping))
+
+
+def _recipient(row: Any) -> Recipient:
+    return Recipient(
+        member_id=row.member_id, household_id=row.household_id, display_name=row.display_name,
+        time_zone=row.time_zone, role=row.role, quiet_hours=QuietHours.parse(row.quiet_start, row.quiet_end),
+        discreet=row.discreet, daily_cap=row.daily_cap,
+        categories={k: tuple(ChannelKind(x) for x in v) for k, v in (row.categories or {}).items()},
+    )
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine, cipher: ChannelCipher) -> None:
+        self.engine = engine
+        self.cipher = cipher
+        self._postgres = engine.dialect.name == "postgresql"
+
+    def _insert(self, table: Any) -> Any:
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    # ---- members --------------------------------------------------------------------------------
+
+    async def upsert_member(self, household_id: UUID, fact: MemberUpserted, now: datetime) -> None:
+        values = {"household_id": household_id, "display_name": fact.display_name, "role": fact.role.value,
+                  "time_zone": fact.time_zone, "updated_at": now}
+        stmt = self._insert(members).values(
+            member_id=fact.member_id, discreet=False, daily_cap=12, categories={}, **values,
+        ).on_conflict_do_update(index_elements=[members.c.member_id], set_=values)
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def get_member(self, member_id: UUID) -> Recipient | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(members).where(members.c.member_id == member_id))).first()
+        return _recipient(row) if row else None
+
+    async def household_members(self, household_id: UUID) -> dict[UUID, Recipient]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(members).where(members.c.household_id == household_id))).all()
+        return {row.member_id: _recipient(row) for row in rows}
+
+    async def members_by_id(self, ids: Iterable[UUID]) -> dict[UUID, Recipient]:
+        ids = list(set(ids))
+        if not ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
+        return {row.member_id: _recipient(row) for row in rows}
+
+    async def update_preferences(self, member_id: UUID, changes: dict[str, Any], now: datetime) -> Recipient | None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(members).where(members.c.member_id == member_id).values(**changes, updated_at=now)
+            )
+            if result.rowcount == 0:
+                return None
+        return await self.get_member(member_id)
+
+    # ---- channels -------------------------------------------------------------------------------
+
+    async def add_channel(self, recipient: Recipient, kind: ChannelKind, url: str, position: int | None,
+                          now: datetime) -> ChannelRef:
+        channel_id = uuid4()
+        async with self.engine.begin() as conn:
+            if position is None:
+                top = (await conn.execute(
+                    select(func.max(channels.c.position)).where(channels.c.member_id == recipient.member_id)
+                )).scalar()
+                position = 0 if top is None else top + 1
+            await conn.execute(insert(channels).values(
+                channel_id=channel_id, member_id=recipient.member_id, household_id=recipient.household_id,
+                kind=kind.value, position=position, secret=self.cipher.encrypt(url), created_at=now,
+            ))
+        return ChannelRef(channel_id, kind, position)
+
+    async def list_channels(self, member_id: UUID) -> list[ChannelRef]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.kind, channels.c.position)
+                .where(channels.c.member_id == member_id).order_by(channels.c.position)
+            )).all()
+        return [ChannelRef(r.channel_id, ChannelKind(r.kind), r.position) for r in rows]
+
+    async def channels_for(self, member_ids: Iterable[UUID]) -> dict[UUID, list[ChannelRef]]:
+        ids = list(set(member_ids))
+        found: dict[UUID, list[ChannelRef]] = {m: [] for m in ids}
+        if not ids:
+            return found
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position)
+                .where(channels.c.member_id.in_(ids)).order_by(channels.c.position)
+            )).all()
+        for r in rows:
+            found[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
+        return found
+
+    async def channel_url(self, channel_id: UUID) -> str | None:
+        async with self.engine.connect() as conn:
+            token = (await conn.execute(select(channels.c.secret).where(channels.c.channel_id == channel_id))).scalar()
+        return None if token is None else self.cipher.decrypt(token)
+
+    async def delete_channel(self, member_id: UUID, channel_id: UUID) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(channels).where(
+                and_(channels.c.channel_id == channel_id, channels.c.member_id == member_id)))
+        return result.rowcount > 0
+
+    # ---- deliveries -----------------------------------------------------------------------------
+
+    async def insert_intents(self, intents: Sequence[Intent], now: datetime) -> set[UUID]:
+        """Store new notifications; return the ids that were new (a redelivered event adds nothing)."""
+        if not intents:
+            return set()
+        rows = [{
+            "notification_id": i.notification_id, "household_id": i.household_id, "member_id": i.member_id,
+            "cause_event_id": i.cause_event_id, "cause_type": i.cause_type, "purpose": i.purpose,
+            "category": i.category, "template": i.template, "params": i.params, "sensitive": i.sensitive,
+            "occurrence_id": i.occurrence_id, "ritual_id": i.ritual_id, "occurred_at": i.occurred_at,
+            "created_at": now, "expires_at": i.expires_at, "status": "pending", "reason": None,
+            "channel_index": 0, "attempt": 0, "total_attempts": 0,
+            "next_attempt_at": max(now, i.not_before), "claimed_until": None, "channel_kind": None,
+            "last_error": None, "sent_at": None,
+        } for i in intents]
+        stmt = (self._insert(deliveries).values(rows)
+                .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
+                .returning(deliveries.c.notification_id))
+        async with self.engine.begin() as conn:
+            return {r[0] for r in (await conn.execute(stmt)).all()}
+
+    async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
+                                  reason: str = "already_done") -> list[Delivery]:
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.occurrence_id == occurrence_id, deliveries.c.status.in_(ACTIVE),
+                       deliveries.c.purpose.in_(list(purposes)))
+                .values(status="dropped", reason=reason, next_attempt_at=None, claimed_until=None)
+                .returning(*deliveries.c)
+            )).all()
+        return [Delivery.of(r) for r in rows]
+
+    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+        """Take due deliveries for `lease`; several instances on PostgreSQL skip each other's rows."""
+        due = and_(
+            deliveries.c.status.in_(ACTIVE), deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
+        )
+        query = select(deliveries.c.notification_id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            ids = [r[0] for r in (await conn.execute(query)).all()]
+            if not ids:
+                return []
+            rows = (await conn.execute(
+                update(deliveries).where(deliveries.c.notification_id.in_(ids))
+                .values(claimed_until=now + lease).returning(*deliveries.c)
+            )).all()
+        return sorted((Delivery.of(r) for r in rows), key=lambda d: d.next_attempt_at or now)
+
+    async def next_due_at(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(ACTIVE))
+            )).scalar()
+
+    async def save(self, delivery: Delivery) -> bool:
+        """Write back a claimed delivery, unless it was suppressed or erased meanwhile."""
+        values = {k: getattr(delivery, k) for k in (
+            "status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at",
+            "channel_kind", "last_error", "sent_at")}
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.notification_id == delivery.notification_id, deliveries.c.status.in_(ACTIVE))
+                .values(**values, claimed_until=None)
+            )
+        return result.rowcount > 0
+
+    async def get_delivery(self, notification_id: UUID) -> Delivery | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(deliveries).where(deliveries.c.notification_id == notification_id))).first()
+        return Delivery.of(row) if row else None
+
+    async def deliveries_for(self, member_id: UUID) -> list[Delivery]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(deliveries).where(deliveries.c.member_id == member_id).order_by(deliveries.c.created_at)
+            )).all()
+        return [Delivery.of(r) for r in rows]
+
+    async def count_sent_since(self, member_id: UUID, since: datetime) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(
+                select(func.count()).select_from(deliveries)
+                .where(deliveries.c.member_id == member_id, deliveries.c.status == "sent",
+                       deliveries.c.sent_at >= since)
+            )).scalar() or 0)
+
+    # ---- questions and erasure ------------------------------------------------------------------
+
+    async def pick_question(self, occurrence_id: UUID, household_id: UUID, ritual_id: UUID, bank_size: int,
+                            seed: str, now: datetime) -> int:
+        from ..service import next_question_index
+
+        async with self.engine.begin() as conn:
+            found = (await conn.execute(select(question_picks.c.question_index)
+                                        .where(question_picks.c.occurrence_id == occurrence_id))).scalar()
+            if found is not None:
+                return int(found)
+            used = [r[0] for r in (await conn.execute(
+                select(question_picks.c.question_index)
+                .where(question_picks.c.household_id == household_id, question_picks.c.ritual_id == ritual_id)
+                .order_by(question_picks.c.picked_at)
+            )).all()]
+            index = next_question_index(bank_size, used, seed)
+            await conn.execute(self._insert(question_picks).values(
+                occurrence_id=occurrence_id, household_id=household_id, ritual_id=ritual_id,
+                question_index=index, picked_at=now,
+            ).on_conflict_do_nothing(index_elements=[question_picks.c.occurrence_id]))
+            return int((await conn.execute(select(question_picks.c.question_index)
+                                           .where(question_picks.c.occurrence_id == occurrence_id))).scalar())
+
+    async def erase_household(self, household_id: UUID, now: datetime) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        async with self.engine.begin() as conn:
+            for name, table in (("deliveries", deliveries), ("channels", channels), ("members", members),
+                                ("question_picks", question_picks)):
+                counts[name] = (await conn.execute(delete(table).where(table.c.household_id == household_id))).rowcount
+            await conn.execute(self._insert(erased_households).values(household_id=household_id, erased_at=now)
+                               .on_conflict_do_nothing(index_elements=[erased_households.c.household_id]))
+        return counts
+
+    async def is_erased(self, household_id: UUID) -> bool:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(erased_households.c.household_id)
+                                       .where(erased_households.c.household_id == household_id))).first() is not None
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+        return True

@@ -1,0 +1,161 @@
+"""The authenticated HTTP API: preferences, channels (the only way in for an Apprise URL) and export."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import time
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+
+from attune_contracts.messages import ChannelKind
+from attune_contracts.types import IanaZone
+
+from .adapters.apprise_sender import MAX_URL_LENGTH, ChannelRejected, validate_channel_url
+from .adapters.sql import SqlStore
+from .metrics import NotifierMetrics
+from .ports import Clock
+from .service import Recipient
+
+HHMM = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Category = Annotated[str, StringConstraints(pattern=r"^(\*|[a-z][a-z0-9_.\-]{0,63})$")]
+
+
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: HHMM
+    end: HHMM
+
+
+class PreferencesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    time_zone: IanaZone | None = None
+    quiet_hours: QuietHoursIn | None = None
+    discreet: bool | None = None
+    daily_cap: int | None = Field(default=None, ge=0, le=200)
+    categories: dict[Category, list[ChannelKind]] | None = Field(default=None, max_length=50)
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    url: SecretStr = Field(description="an Apprise URL; stored encrypted, never shown again")
+    kind: ChannelKind | None = None
+    position: int | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("url")
+    @classmethod
+    def _bounded(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) > MAX_URL_LENGTH:
+            raise ValueError(f"the channel URL is longer than {MAX_URL_LENGTH} characters")
+        return value
+
+
+def preferences_out(r: Recipient) -> dict[str, Any]:
+    return {
+        "member_id": str(r.member_id), "household_id": str(r.household_id), "display_name": r.display_name,
+        "time_zone": r.time_zone, "discreet": r.discreet, "daily_cap": r.daily_cap,
+        "quiet_hours": ({"start": r.quiet_hours.start.strftime("%H:%M"), "end": r.quiet_hours.end.strftime("%H:%M")}
+                        if r.quiet_hours else None),
+        "categories": {k: [kind.value for kind in v] for k, v in r.categories.items()},
+    }
+
+
+def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock) -> FastAPI:
+    app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        given = credentials.credentials if credentials else ""
+        if not secrets.compare_digest(given.encode(), admin_token.get_secret_value().encode()):
+            raise HTTPException(401, "a valid admin bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI echoes the offending input by default; a channel URL must never come back.
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    async def member_or_404(member_id: UUID) -> Recipient:
+        member = await store.get_member(member_id)
+        if member is None:
+            raise HTTPException(404, f"unknown member {member_id}: the notifier learns members from the "
+                                     f"scheduler's MemberUpserted events")
+        return member
+
+    auth = [Depends(authorised)]
+
+    @app.get("/v1/members/{member_id}/preferences", dependencies=auth)
+    async def get_preferences(member_id: UUID) -> dict[str, Any]:
+        return preferences_out(await member_or_404(member_id))
+
+    @app.put("/v1/members/{member_id}/preferences", dependencies=auth)
+    async def put_preferences(member_id: UUID, body: PreferencesIn) -> dict[str, Any]:
+        await member_or_404(member_id)
+        changes: dict[str, Any] = {}
+        given = body.model_fields_set
+        if "time_zone" in given and body.time_zone is not None:
+            changes["time_zone"] = body.time_zone
+        if "quiet_hours" in given:
+            q = body.quiet_hours
+            changes["quiet_start"] = q.start if q else None
+            changes["quiet_end"] = q.end if q else None
+            if q and time.fromisoformat(q.start) == time.fromisoformat(q.end):
+                raise HTTPException(422, "quiet_hours start and end must differ")
+        if "discreet" in given and body.discreet is not None:
+            changes["discreet"] = body.discreet
+        if "daily_cap" in given and body.daily_cap is not None:
+            changes["daily_cap"] = body.daily_cap
+        if "categories" in given:
+            changes["categories"] = {k: [kind.value for kind in v] for k, v in (body.categories or {}).items()}
+        updated = await store.update_preferences(member_id, changes, clock())
+        assert updated is not None
+        return preferences_out(updated)
+
+    @app.post("/v1/members/{member_id}/channels", dependencies=auth, status_code=201)
+    async def add_channel(member_id: UUID, body: ChannelIn) -> dict[str, Any]:
+        member = await member_or_404(member_id)
+        url = body.url.get_secret_value()
+        try:
+            guessed = validate_channel_url(url)
+        except ChannelRejected as exc:
+            metrics.channel_registrations.labels(body.kind.value if body.kind else "unknown", "rejected").inc()
+            raise HTTPException(422, f"invalid Apprise URL: {exc}") from None
+        kind = body.kind or guessed
+        ref = await store.add_channel(member, kind, url, body.position, clock())
+        metrics.channel_registrations.labels(kind.value, "registered").inc()
+        return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position}
+
+    @app.get("/v1/members/{member_id}/channels", dependencies=auth)
+    async def list_channels(member_id: UUID) -> list[dict[str, Any]]:
+        await member_or_404(member_id)
+        return [{"channel_id": str(c.channel_id), "kind": c.kind.value, "position": c.position}
+                for c in await store.list_channels(member_id)]
+
+    @app.delete("/v1/members/{member_id}/channels/{channel_id}", dependencies=auth, status_code=204)
+    async def delete_channel(member_id: UUID, channel_id: UUID) -> None:
+        if not await store.delete_channel(member_id, channel_id):
+            raise HTTPException(404, "no such channel for this member")
+
+    @app.get("/v1/members/{member_id}/export", dependencies=auth)
+    async def export(member_id: UUID) -> dict[str, Any]:
+        member = await member_or_404(member_id)
+        history = await store.deliveries_for(member_id)
+        return {
+            "preferences": preferences_out(member),
+            "channels": [{"kind": c.kind.value, "position": c.position} for c in await store.list_channels(member_id)],
+            "deliveries": [{
+                "notification_id": str(d.notification_id), "purpose": d.purpose, "category": d.category,
+                "cause_type": d.cause_type, "status": d.status, "reason": d.reason, "channel_kind": d.channel_kind,
+                "attempts": d.total_attempts, "created_at": d.created_at.isoformat(),
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+            } for d in history],
+        }
+
+    return app

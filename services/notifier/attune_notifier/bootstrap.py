@@ -1,0 +1,111 @@
+"""All the notifier's wiring in one place; every connection is made here, none at import."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from attune_contracts import Publisher, Topic
+from attune_contracts.links import LinkSigner
+from attune_runtime.app import ServiceAsgi, build_info, service_app
+from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
+from attune_runtime.retry import Backoff
+
+from .adapters.apprise_sender import AppriseSender, install_log_guard
+from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
+from .api import build_http_app
+from .config import NotifierSettings
+from .delivery import DeliveryWorker
+from .handlers import ACCEPTED_TYPES, NotifierHandler
+from .metrics import NotifierMetrics
+from .ports import Clock, Sender
+from .service import RetryPlan
+
+SERVICE = "notifier"
+TOPICS = (Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS, Topic.NOTIFICATION_REQUESTS, Topic.SCHEDULER_EVENTS)
+log = logging.getLogger("attune.notifier")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Notifier:
+    """The parts, for tests and tools: `app.notifier`."""
+
+    settings: NotifierSettings
+    store: SqlStore
+    worker: DeliveryWorker
+    handler: NotifierHandler
+    metrics: NotifierMetrics
+    registry: CollectorRegistry
+    readiness: Readiness
+
+
+def build_app(
+    settings: NotifierSettings,
+    *,
+    clock: Clock = utc_now,
+    sender: Sender | None = None,
+    registry: CollectorRegistry | None = None,
+    rng: random.Random | None = None,
+    run_worker: bool = True,
+) -> ServiceAsgi:
+    install_log_guard()
+    registry = registry or CollectorRegistry()
+    build_info(registry, SERVICE, "0.1.0")
+    metrics = NotifierMetrics(registry)
+    readiness = Readiness()
+    broker = make_broker(settings, service=SERVICE, registry=registry)
+    publisher: Publisher = broker_publisher(broker, service=SERVICE)
+    engine = make_engine(settings.database_url)
+    store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
+    signer = LinkSigner(settings.link_key_map(), settings.link_kid)
+    worker = DeliveryWorker(
+        store, sender or AppriseSender(timeout_s=settings.send_timeout_s), publisher, metrics,
+        clock=clock, signer=signer, public_url=settings.checkins_public_url,
+        retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
+                        backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s)),
+        concurrency=settings.delivery_concurrency, batch=settings.delivery_batch,
+        idle_poll_s=settings.delivery_idle_poll_s, rng=rng,
+    )
+    handler = NotifierHandler(store, publisher, worker, metrics, clock=clock)
+    subscribe(
+        broker, *TOPICS, service=SERVICE, group_id=settings.consumer_group, handler=handler,
+        metrics=ConsumerMetrics(registry), readiness=readiness, accept=ACCEPTED_TYPES,
+        retry=RetryPolicy(max_attempts=settings.retry_max_attempts,
+                          backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+
+    async def database_ready() -> bool:
+        return await store.ping()
+
+    readiness.add_check(database_ready)
+
+    async def start_up() -> None:
+        await migrate(engine)
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+
+    async def start_worker() -> None:
+        if run_worker:
+            worker.start()
+
+    async def shut_down() -> None:
+        await worker.stop()
+        await engine.dispose()
+
+    app = service_app(
+        service=SERVICE, broker=broker, registry=registry, readiness=readiness,
+        on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
+        http_app=build_http_app(store, metrics, admin_token=settings.admin_token, clock=clock),
+    )
+    app.notifier = Notifier(settings, store, worker, handler, metrics, registry, readiness)  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,75 @@
+"""The notifier's settings. Secrets: the admin token, the channel encryption key and the link keys."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from attune_runtime.settings import Environment, ServiceSettings
+
+# Development only: stable so a local database stays readable across restarts; refused elsewhere.
+DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()
+DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
+DEV_ADMIN_TOKEN = "attune-development-admin-token"
+
+
+class NotifierSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTUNE_NOTIFIER_", extra="ignore", frozen=True)
+
+    http_port: int = Field(default=8103, ge=0, le=65535)
+    database_url: str = "sqlite+aiosqlite:///./data/notifier.db"
+
+    admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
+    channel_key: SecretStr = Field(default=SecretStr(DEV_CHANNEL_KEY),
+                                   description="Fernet key(s), comma-separated; the first encrypts")
+    link_keys: SecretStr = Field(default=SecretStr(DEV_LINK_KEYS),
+                                 description="one-tap link signing keys as kid:secret, comma-separated")
+    link_kid: str = "dev"
+    checkins_public_url: str = "http://127.0.0.1:8102"
+
+    delivery_concurrency: int = Field(default=64, ge=1, le=1000)
+    delivery_batch: int = Field(default=200, ge=1, le=5000)
+    delivery_attempts_per_channel: int = Field(default=8, ge=1, le=20)
+    delivery_retry_base_s: float = Field(default=20.0, gt=0)
+    delivery_retry_max_s: float = Field(default=900.0, gt=0)
+    delivery_idle_poll_s: float = Field(default=1.0, gt=0)
+    send_timeout_s: float = Field(default=30.0, gt=0)
+    consumer_group: str = "attune-notifier"
+
+    secret_fields: tuple[str, ...] = ("admin_token", "channel_key", "link_keys")
+
+    @field_validator("channel_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
+        if not keys:
+            raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY needs at least one Fernet key")
+        for key in keys:
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY must be Fernet keys (32 url-safe base64 bytes); "
+                                 "make one with: python -c 'from cryptography.fernet import Fernet; "
+                                 "print(Fernet.generate_key().decode())'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_development_secrets_elsewhere(self) -> NotifierSettings:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        dev = {"admin_token": DEV_ADMIN_TOKEN, "channel_key": DEV_CHANNEL_KEY, "link_keys": DEV_LINK_KEYS}
+        for name, value in dev.items():
+            if getattr(self, name).get_secret_value() == value:
+                raise ValueError(f"ATTUNE_NOTIFIER_{name.upper()} still has its development value; "
+                                 f"set a real one outside development")
+        return self
+
+    def link_key_map(self) -> dict[str, str]:
+        pairs = [p.split(":", 1) for p in self.link_keys.get_secret_value().split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError("ATTUNE_NOTIFIER_LINK_KEYS must look like kid:secret[,kid:secret]")
+        return {kid.strip(): secret.strip() for kid, secret in pairs}

@@ -1,0 +1,240 @@
+"""The delivery loop: due rows out of the store, through the decisions, to a sender, outcome published.
+
+Every state lives in the deliveries table (status, channel index, attempt, next_attempt_at), so a
+restart picks up a retry schedule where it was. Rows are leased while in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from attune_contracts import Publisher
+from attune_contracts.links import LinkAction, LinkSigner
+from attune_contracts.messages import (
+    ChannelKind, NotificationDeadLettered, NotificationDropped, NotificationFailed, NotificationSent,
+)
+
+from .adapters.sql import Delivery, SqlStore
+from .metrics import NotifierMetrics
+from .ports import Clock, Sender
+from .service import (
+    OCCURRENCE_PURPOSES, Action, ChannelRef, Recipient, RetryPlan, after_failure, decide, is_neutral,
+    local_day_start, render, route,
+)
+
+log = logging.getLogger("attune.notifier.delivery")
+
+WAITING_ERRORS = {
+    "unknown_member": "the member is not known to the notifier (no MemberUpserted yet, or erased)",
+    "no_channel": "the member has no channel for this kind of message",
+}
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: SqlStore,
+        sender: Sender,
+        publisher: Publisher,
+        metrics: NotifierMetrics,
+        *,
+        clock: Clock,
+        signer: LinkSigner | None = None,
+        public_url: str = "",
+        retry: RetryPlan = RetryPlan(),
+        concurrency: int = 32,
+        batch: int = 200,
+        lease: timedelta = timedelta(minutes=2),
+        idle_poll_s: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store, self.sender, self.publisher, self.metrics = store, sender, publisher, metrics
+        self.clock, self.signer, self.public_url, self.retry = clock, signer, public_url.rstrip("/"), retry
+        self.batch, self.lease, self.idle_poll_s = batch, lease, idle_poll_s
+        self.rng = rng or random.Random()
+        self._sending = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Handle every delivery due now (one batch); return how many were handled."""
+        due = await self.store.claim_due(self.clock(), self.batch, self.lease)
+        if not due:
+            return 0
+        members = await self.store.members_by_id(d.member_id for d in due)
+        channels = await self.store.channels_for(d.member_id for d in due)
+        await asyncio.gather(*(self._guarded(d, members.get(d.member_id), channels.get(d.member_id, []))
+                               for d in due))
+        return len(due)
+
+    async def drain(self, limit: int = 100) -> int:
+        """Run until nothing is due now (tests and benchmarks)."""
+        total = 0
+        for _ in range(limit):
+            handled = await self.run_once()
+            total += handled
+            if not handled:
+                break
+        return total
+
+    async def _guarded(self, delivery: Delivery, recipient: Recipient | None, channels: list[ChannelRef]) -> None:
+        try:
+            await self._process(delivery, recipient, channels)
+        except Exception:  # noqa: BLE001 - one bad row must not stop the loop; its lease expires and it comes back
+            log.exception("delivery %s failed unexpectedly; it will be retried after its lease",
+                          delivery.notification_id, extra={"notification_id": str(delivery.notification_id)})
+
+    async def _process(self, d: Delivery, recipient: Recipient | None, channels: list[ChannelRef]) -> None:
+        now = self.clock()
+        routes = route(recipient, channels, category=d.category, purpose=d.purpose) if recipient else []
+        sent_today = 0
+        if recipient is not None:
+            sent_today = await self.store.count_sent_since(d.member_id, local_day_start(now, recipient.zone))
+        decision = decide(now=now, recipient=recipient, routes=routes, channel_index=d.channel_index,
+                          expires_at=d.expires_at, sent_today=sent_today)
+        if decision.action is Action.DROP:
+            d.status, d.reason, d.next_attempt_at = "dropped", decision.reason, None
+            if await self.store.save(d):
+                self.metrics.dropped.labels(decision.reason).inc()
+                await self._publish(d, NotificationDropped(**self._outcome(d), reason=decision.reason))
+            return
+        if decision.action is Action.DEFER:
+            d.status, d.reason, d.next_attempt_at = "deferred", decision.reason, decision.at
+            if await self.store.save(d):
+                self.metrics.deferred.labels(decision.reason).inc()
+            return
+        if decision.action is Action.RETRY:
+            await self._wait_for_route(d, now, decision.reason)
+            return
+        assert decision.channel is not None
+        await self._attempt(d, recipient, decision.channel, routes)
+
+    async def _wait_for_route(self, d: Delivery, now: datetime, reason: str) -> None:
+        d.total_attempts += 1
+        d.last_error = WAITING_ERRORS.get(reason, reason)
+        if d.total_attempts >= self.retry.max_waiting_attempts:
+            d.status, d.reason, d.next_attempt_at = "dead", reason, None
+            if await self.store.save(d):
+                self.metrics.dead_lettered.labels(reason).inc()
+                self.metrics.deliveries.labels("none", "dead").inc()
+                await self._publish(d, NotificationDeadLettered(**self._outcome(d), reason=d.last_error))
+            return
+        delay = self.retry.backoff.delay(d.total_attempts, self.rng)
+        d.status, d.reason, d.next_attempt_at = "failed", reason, now + timedelta(seconds=delay)
+        if await self.store.save(d):
+            await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
+                                                      next_attempt_at=d.next_attempt_at))
+
+    async def _attempt(self, d: Delivery, recipient: Recipient | None, channel: ChannelRef,
+                       routes: list[ChannelRef]) -> None:
+        url = await self.store.channel_url(channel.channel_id)
+        kind = channel.kind
+        message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
+                         link=self._link(d))
+        if url is None:  # deleted between claim and send
+            result_ok, error = False, f"{kind} channel was removed"
+        else:
+            async with self._sending:
+                result = await self.sender.send(url, message)
+            result_ok, error = result.ok, result.error
+        now = self.clock()
+        d.attempt += 1
+        d.total_attempts += 1
+        d.channel_kind = kind.value
+        self.metrics.attempts.labels(kind.value).inc()
+        if result_ok:
+            d.status, d.reason, d.sent_at, d.next_attempt_at, d.last_error = "sent", None, now, None, None
+            if await self.store.save(d):
+                latency = max(0.0, (now - d.occurred_at).total_seconds())
+                self.metrics.deliveries.labels(kind.value, "sent").inc()
+                self.metrics.latency.labels(kind.value).observe(latency)
+                await self._publish(d, NotificationSent(**self._outcome(d), delivered_at=now,
+                                                        latency_seconds=latency))
+            return
+        d.last_error = error[:500] or f"{kind} delivery failed"
+        plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
+                             policy=self.retry, rng=self.rng)
+        if plan.dead:
+            d.status, d.reason, d.next_attempt_at = "dead", "attempts_exhausted", None
+            if await self.store.save(d):
+                self.metrics.deliveries.labels(kind.value, "dead").inc()
+                self.metrics.dead_lettered.labels("attempts_exhausted").inc()
+                await self._publish(d, NotificationDeadLettered(
+                    **self._outcome(d),
+                    reason=f"{d.total_attempts} attempts on {len(routes)} channel(s) failed; last: {d.last_error}"))
+            return
+        d.status, d.reason = "failed", "retrying"
+        d.channel_index, d.attempt, d.next_attempt_at = plan.channel_index, plan.attempt, plan.next_attempt_at
+        if await self.store.save(d):
+            self.metrics.deliveries.labels(kind.value, "failed").inc()
+            await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
+                                                      next_attempt_at=d.next_attempt_at))
+
+    def _link(self, d: Delivery) -> str | None:
+        if self.signer is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
+            return None
+        token = self.signer.mint(household_id=d.household_id, occurrence_id=d.occurrence_id,
+                                 member_id=d.member_id, action=LinkAction.DONE, now=self.clock())
+        return f"{self.public_url}/l/{token}"
+
+    @staticmethod
+    def _outcome(d: Delivery) -> dict[str, Any]:
+        return {
+            "notification_id": d.notification_id, "cause_event_id": d.cause_event_id, "cause_type": d.cause_type,
+            "member_id": d.member_id, "purpose": d.purpose,
+            "channel_kind": ChannelKind(d.channel_kind) if d.channel_kind else None,
+            "attempts": d.total_attempts,
+        }
+
+    async def _publish(self, d: Delivery, payload: Any) -> None:
+        # The row is already saved: an outcome event that cannot be published is logged, never re-sent.
+        try:
+            await self.publisher.publish(payload, household_id=d.household_id,
+                                         correlation_id=str(d.cause_event_id))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not publish %s for %s: %s", type(payload).__name__, d.notification_id,
+                        type(exc).__name__, extra={"notification_id": str(d.notification_id)})
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="notifier-delivery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be briefly away; try again shortly
+                log.exception("delivery loop iteration failed")
+                handled = 0
+            if handled:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_s)
+            except TimeoutError:
+                pass
+
+
+def notification_ids(deliveries: list[Delivery]) -> list[UUID]:
+    return [d.notification_id for d in deliveries]

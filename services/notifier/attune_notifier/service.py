@@ -1,0 +1,506 @@
+"""The notifier's decisions: who hears about an event, in which words, on which channel, and when.
+
+No Kafka, no SQL, no Apprise here: every function takes what it needs and returns a decision.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from attune_contracts import Envelope
+from attune_contracts.messages import (
+    AchievementRecorded, ChannelKind, CheckInRecorded, CheckInStatus, HouseholdErased, MemberUpserted,
+    MilestoneReached, NotificationRequested, RatioDropped, RitualDue, RitualMissed, RitualReminder, WeeklySummary,
+)
+from attune_runtime.retry import Backoff
+
+from . import content
+
+NOTIFICATION_NAMESPACE = UUID("6f1d7a52-3c39-4b4e-9d0a-7b3f0c2a9e11")
+
+
+class Purpose(StrEnum):
+    RITUAL_DUE = "ritual_due"
+    RITUAL_REMINDER = "ritual_reminder"
+    PARTNER_CHECKIN = "partner_checkin"
+    MISSED_NUDGE = "missed_nudge"
+    MILESTONE = "milestone"
+    RATIO_DROPPED = "ratio_dropped"
+    ACHIEVEMENT = "achievement"
+    WEEKLY_SUMMARY = "weekly_summary"
+
+
+# Purposes a check-in makes pointless while they still wait to be sent.
+OCCURRENCE_PURPOSES = (Purpose.RITUAL_DUE.value, Purpose.RITUAL_REMINDER.value)
+
+DEFAULT_KINDS: dict[str, tuple[ChannelKind, ...]] = {
+    Purpose.WEEKLY_SUMMARY.value: (ChannelKind.EMAIL, ChannelKind.PUSH),
+}
+
+RELEVANCE = {
+    Purpose.PARTNER_CHECKIN: timedelta(hours=12),
+    Purpose.MISSED_NUDGE: timedelta(hours=12),
+    Purpose.MILESTONE: timedelta(days=3),
+    Purpose.RATIO_DROPPED: timedelta(days=3),
+    Purpose.ACHIEVEMENT: timedelta(days=3),
+    Purpose.WEEKLY_SUMMARY: timedelta(days=7),
+}
+
+
+def notification_id(cause: UUID | str, member_id: UUID, purpose: str) -> UUID:
+    """The de-duplication key: the same cause, person and purpose always give the same id."""
+    return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{cause}|{member_id}|{purpose}")
+
+
+# ---- people and their preferences ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily window in the member's zone; `start > end` means it spans midnight (22:00-07:00)."""
+
+    start: time
+    end: time
+
+    def contains(self, local: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def opens_after(self, now: datetime, zone: ZoneInfo) -> datetime | None:
+        """When the window next ends (UTC), if `now` is inside it; None otherwise."""
+        local = now.astimezone(zone)
+        if not self.contains(local.time().replace(tzinfo=None)):
+            return None
+        day = local.date()
+        if local.time().replace(tzinfo=None) >= self.end:
+            day += timedelta(days=1)
+        # Wall-clock arithmetic in the zone: across a DST change "07:00" stays 07:00 local.
+        return datetime.combine(day, self.end, tzinfo=zone).astimezone(UTC)
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None) -> QuietHours | None:
+        if not start or not end:
+            return None
+        return cls(time.fromisoformat(start), time.fromisoformat(end))
+
+
+@dataclass(frozen=True)
+class Recipient:
+    member_id: UUID
+    household_id: UUID
+    display_name: str
+    time_zone: str = "UTC"
+    role: str = "partner"
+    quiet_hours: QuietHours | None = None
+    discreet: bool = False
+    daily_cap: int = 12
+    categories: Mapping[str, tuple[ChannelKind, ...]] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def kinds_for(self, category: str, purpose: str) -> tuple[ChannelKind, ...] | None:
+        """Channel kinds allowed for a category (None: every channel, in the member's order)."""
+        for key in (category, purpose, "*"):
+            if key in self.categories:
+                return tuple(self.categories[key])
+        return DEFAULT_KINDS.get(purpose)
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    channel_id: UUID
+    kind: ChannelKind
+    position: int
+
+
+def route(recipient: Recipient, channels: Sequence[ChannelRef], *, category: str, purpose: str) -> list[ChannelRef]:
+    """The channels to try, in order: the member's order, filtered (and ordered) by category preference."""
+    ordered = sorted(channels, key=lambda c: (c.position, str(c.channel_id)))
+    kinds = recipient.kinds_for(category, purpose)
+    if kinds is None:
+        return ordered
+    rank = {kind: i for i, kind in enumerate(kinds)}
+    return sorted((c for c in ordered if c.kind in rank), key=lambda c: (rank[c.kind], c.position))
+
+
+# ---- what an event asks for ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One notification to one member, planned from one event."""
+
+    notification_id: UUID
+    household_id: UUID
+    member_id: UUID
+    cause_event_id: UUID
+    cause_type: str
+    purpose: str
+    category: str
+    template: str
+    params: dict[str, Any]
+    sensitive: bool
+    occurred_at: datetime
+    not_before: datetime
+    expires_at: datetime | None
+    occurrence_id: UUID | None = None
+    ritual_id: UUID | None = None
+
+
+@dataclass
+class Plan:
+    intents: list[Intent] = field(default_factory=list)
+    suppress_occurrence: UUID | None = None
+    erase_household: bool = False
+    member: MemberUpserted | None = None
+    ignored: str | None = None
+
+
+def _intent(env: Envelope[Any], member_id: UUID, purpose: str, *, template: str, params: dict[str, Any],
+            category: str, sensitive: bool = False, expires_at: datetime | None = None,
+            not_before: datetime | None = None, occurrence_id: UUID | None = None,
+            ritual_id: UUID | None = None, dedupe_cause: str | None = None) -> Intent:
+    return Intent(
+        notification_id=notification_id(dedupe_cause or env.event_id, member_id, purpose),
+        household_id=env.household_id, member_id=member_id, cause_event_id=env.event_id, cause_type=env.type,
+        purpose=purpose, category=category, template=template, params=params, sensitive=sensitive,
+        occurred_at=env.occurred_at, not_before=not_before or env.occurred_at, expires_at=expires_at,
+        occurrence_id=occurrence_id, ritual_id=ritual_id,
+    )
+
+
+def _ritual_params(template: str, title: str, sensitive: bool) -> tuple[dict[str, Any], bool, content.RitualContent]:
+    words = content.ritual_content(template, title=title, sensitive=sensitive)
+    return {"ritual": words.title, "prompt": words.prompt}, words.sensitive, words
+
+
+def _when(local_iso: str) -> str:
+    try:
+        local = datetime.fromisoformat(local_iso)
+    except ValueError:
+        return "soon"
+    return f"{local:%H:%M} on {local:%A}"
+
+
+def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str | None = None) -> Plan:
+    """What an event asks of the notifier. `members` are the household's known members."""
+    p = env.payload
+    if isinstance(p, RitualDue):
+        params, sensitive, words = _ritual_params(p.template, p.title, p.sensitive)
+        if question:
+            params["prompt"] = question
+        expires = p.deadline
+        if words.relevant_minutes is not None:
+            expires = min(expires, p.scheduled_for + timedelta(minutes=words.relevant_minutes))
+        return Plan([
+            _intent(env, m, Purpose.RITUAL_DUE, template="ritual_due", params=dict(params), category=p.template,
+                    sensitive=sensitive, expires_at=expires, occurrence_id=p.occurrence_id, ritual_id=p.ritual_id)
+            for m in p.participants
+        ])
+    if isinstance(p, RitualReminder):
+        params, sensitive, _ = _ritual_params(p.template, p.title, p.sensitive)
+        params["when"] = _when(p.local_time)
+        return Plan([
+            _intent(env, m, f"{Purpose.RITUAL_REMINDER}", template="ritual_reminder", params=dict(params),
+                    category=p.template, sensitive=sensitive, expires_at=p.scheduled_for,
+                    occurrence_id=p.occurrence_id, ritual_id=p.ritual_id)
+            for m in p.participants
+        ])
+    if isinstance(p, CheckInRecorded):
+        result = Plan()
+        if p.status in (CheckInStatus.DONE, CheckInStatus.SKIPPED):
+            result.suppress_occurrence = p.occurrence_id
+        if p.status is CheckInStatus.DONE:
+            params, sensitive, _ = _ritual_params(p.template, "", False)
+            who = members.get(p.member_id)
+            params["name"] = who.display_name if who else "Your partner"
+            result.intents = [
+                _intent(env, m, Purpose.PARTNER_CHECKIN, template="partner_checkin", params=dict(params),
+                        category=Purpose.PARTNER_CHECKIN, sensitive=sensitive,
+                        expires_at=env.occurred_at + RELEVANCE[Purpose.PARTNER_CHECKIN], ritual_id=p.ritual_id)
+                for m in members if m != p.member_id
+            ]
+        return result
+    if isinstance(p, RitualMissed):
+        params, sensitive, _ = _ritual_params(p.template, "", p.sensitive)
+        intents = []
+        for m in p.participants:
+            zone = members[m].zone if m in members else ZoneInfo("UTC")
+            local_day = p.deadline.astimezone(zone).date()
+            # One gentle nudge per ritual, member and local day, however many occurrences were missed.
+            intents.append(_intent(
+                env, m, Purpose.MISSED_NUDGE, template="missed_nudge", params=dict(params),
+                category=Purpose.MISSED_NUDGE, sensitive=sensitive,
+                expires_at=env.occurred_at + RELEVANCE[Purpose.MISSED_NUDGE], ritual_id=p.ritual_id,
+                dedupe_cause=f"missed|{p.ritual_id}|{local_day.isoformat()}",
+            ))
+        return Plan(intents)
+    if isinstance(p, MilestoneReached):
+        params, sensitive, _ = _ritual_params(p.template, "", False)
+        params.update(length=p.length, unit=p.unit.value if p.length != 1 else p.unit.value.rstrip("s"))
+        return Plan([
+            _intent(env, m, Purpose.MILESTONE, template="milestone", params=dict(params),
+                    category=Purpose.MILESTONE, sensitive=sensitive,
+                    expires_at=env.occurred_at + RELEVANCE[Purpose.MILESTONE], ritual_id=p.ritual_id)
+            for m in members
+        ])
+    if isinstance(p, RatioDropped):
+        params = {"positive": p.positive, "negative": p.negative, "window_days": p.window_days}
+        return Plan([
+            _intent(env, m, Purpose.RATIO_DROPPED, template="ratio_dropped", params=dict(params),
+                    category=Purpose.RATIO_DROPPED, expires_at=env.occurred_at + RELEVANCE[Purpose.RATIO_DROPPED])
+            for m in members
+        ])
+    if isinstance(p, AchievementRecorded):
+        who = members.get(p.member_id)
+        params = {"name": who.display_name if who else "Your partner", "dream": p.dream}
+        return Plan([
+            _intent(env, m, Purpose.ACHIEVEMENT, template="achievement", params=dict(params),
+                    category=Purpose.ACHIEVEMENT, expires_at=env.occurred_at + RELEVANCE[Purpose.ACHIEVEMENT])
+            for m in members if m != p.member_id
+        ])
+    if isinstance(p, WeeklySummary):
+        return Plan([
+            _intent(env, m, Purpose.WEEKLY_SUMMARY, template="weekly_summary",
+                    params=_summary_params(p, members, m), category=Purpose.WEEKLY_SUMMARY,
+                    expires_at=env.occurred_at + RELEVANCE[Purpose.WEEKLY_SUMMARY])
+            for m in members
+        ])
+    if isinstance(p, NotificationRequested):
+        params = {"title": p.title, "body": p.body}
+        if p.discreet_title:
+            params["discreet_title"] = p.discreet_title
+        return Plan([_intent(env, p.member_id, p.purpose, template="request", params=params, category=p.category,
+                             expires_at=p.expires_at)])
+    if isinstance(p, MemberUpserted):
+        return Plan(member=p)
+    if isinstance(p, HouseholdErased):
+        return Plan(erase_household=True)
+    return Plan(ignored=env.type)
+
+
+def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_id: UUID) -> dict[str, Any]:
+    mine = [t for t in p.tallies if t.member_id == member_id] or list(p.tallies)
+    rows = "".join(
+        "<tr><td>{}</td><td>{}</td><td>{} of {}</td></tr>".format(
+            html.escape(members[t.member_id].display_name if t.member_id in members else "Someone"),
+            html.escape(content.ritual_content(t.template).title), t.kept, t.expected,
+        )
+        for t in p.tallies
+    )
+    return {
+        "week_start": p.week_start.isoformat(), "week_end": p.week_end.isoformat(),
+        "kept": sum(t.kept for t in mine), "expected": sum(t.expected for t in mine),
+        "date_nights_kept": p.date_nights_kept_4w, "date_nights_expected": p.date_nights_expected_4w,
+        "positive": p.positive_moments, "negative": p.negative_moments,
+        "focus_title": p.focus.title, "focus_text": p.focus.text,
+        "tally_rows_html": f"<table>{rows}</table>" if rows else "",
+    }
+
+
+def next_question_index(bank_size: int, used: Sequence[int], seed: str) -> int:
+    """The next question in a household's own shuffled order, never repeating until the bank is used up."""
+    order = list(range(bank_size))
+    random.Random(seed).shuffle(order)
+    cycle = len(used) // bank_size if bank_size else 0
+    seen = set(used[cycle * bank_size:]) if bank_size else set()
+    for index in order:
+        if index not in seen:
+            return index
+    return order[0]
+
+
+# ---- when (and whether) to send -----------------------------------------------------------------
+
+
+class Action(StrEnum):
+    SEND = "send"
+    DEFER = "defer"
+    DROP = "drop"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str = ""
+    at: datetime | None = None
+    channel: ChannelRef | None = None
+
+
+def decide(
+    *,
+    now: datetime,
+    recipient: Recipient | None,
+    routes: Sequence[ChannelRef],
+    channel_index: int,
+    expires_at: datetime | None,
+    sent_today: int,
+) -> Decision:
+    """Whether a due delivery goes out now, waits (quiet hours, daily cap), or is dropped as stale."""
+    if expires_at is not None and now >= expires_at:
+        return Decision(Action.DROP, "stale")
+    if recipient is None:
+        return Decision(Action.RETRY, "unknown_member")
+    zone = recipient.zone
+    if recipient.quiet_hours is not None:
+        opens = recipient.quiet_hours.opens_after(now, zone)
+        if opens is not None:
+            if expires_at is not None and opens >= expires_at:
+                return Decision(Action.DROP, "stale")
+            return Decision(Action.DEFER, "quiet_hours", at=opens)
+    if sent_today >= recipient.daily_cap:
+        tomorrow = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), time(0), tzinfo=zone)
+        at = tomorrow.astimezone(UTC)
+        if expires_at is not None and at >= expires_at:
+            return Decision(Action.DROP, "daily_cap")
+        return Decision(Action.DEFER, "daily_cap", at=at)
+    if not routes:
+        return Decision(Action.RETRY, "no_channel")
+    if channel_index >= len(routes):
+        channel_index = len(routes) - 1
+    return Decision(Action.SEND, channel=routes[channel_index])
+
+
+def local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
+    return datetime.combine(now.astimezone(zone).date(), time(0), tzinfo=zone).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """Exponential backoff with jitter on one channel, then the next channel (defaults: 8 tries, ~30 min)."""
+
+    attempts_per_channel: int = 8
+    backoff: Backoff = field(default_factory=lambda: Backoff(base_s=20.0, max_s=900.0))
+    max_waiting_attempts: int = 12  # unknown member / no channel yet: keep trying for a while, then give up
+
+
+@dataclass(frozen=True)
+class AfterFailure:
+    dead: bool
+    channel_index: int
+    attempt: int
+    next_attempt_at: datetime | None
+
+
+def after_failure(*, now: datetime, attempt: int, channel_index: int, channels: int, policy: RetryPlan,
+                  rng: random.Random | None = None) -> AfterFailure:
+    """`attempt` is the number of attempts made so far on the current channel, this one included."""
+    if attempt < policy.attempts_per_channel:
+        delay = policy.backoff.delay(attempt, rng)
+        return AfterFailure(False, channel_index, attempt, now + timedelta(seconds=delay))
+    if channel_index + 1 < channels:
+        return AfterFailure(False, channel_index + 1, 0, now)
+    return AfterFailure(True, channel_index, attempt, None)
+
+
+# ---- words --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendered:
+    kind: ChannelKind
+    title: str
+    body: str
+    html: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.body
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+PUSH_TITLE_MAX = 65
+PUSH_BODY_MAX = 240
+SMS_GSM_MAX = 160
+SMS_UCS2_MAX = 70
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_SMS_FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
+                           "\u2014": "-", "\u2026": "..."})
+_SPACE = re.compile(r"\s+")
+
+
+def _clip(text: str, limit: int, ellipsis: str = "\u2026") -> str:
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ellipsis)]
+    if " " in cut[limit // 2:]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,.;:") + ellipsis
+
+
+def sms_segment_limit(text: str) -> int:
+    return SMS_GSM_MAX if all(ch in _GSM7 for ch in text) else SMS_UCS2_MAX
+
+
+def fit_sms(text: str) -> str:
+    """One SMS segment where possible: fold typographic quotes to GSM-7, then clip at a word."""
+    text = _SPACE.sub(" ", text.translate(_SMS_FOLD)).strip()
+    limit = sms_segment_limit(text)
+    return text if len(text) <= limit else _clip(text, limit, "...")
+
+
+def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, neutral: bool,
+           link: str | None = None, templates: Mapping[str, content.Template] | None = None) -> Rendered:
+    """The message for one channel kind. `neutral` (sensitive ritual or discreet member) hides the subject."""
+    if neutral:
+        title = str(params.get("discreet_title") or content.NEUTRAL_TITLE)
+        body = content.NEUTRAL_BODY
+        if kind is ChannelKind.SMS:
+            return Rendered(kind, "", fit_sms(f"Attune: {title}. {body}"))
+        if kind is ChannelKind.EMAIL:
+            html_body = f"<p>{html.escape(body)}</p>" + (content.LINK_HTML.format(link=html.escape(link)) if link else "")
+            text = body + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
+            return Rendered(kind, title, text, html_body)
+        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{content.LINK_TEXT.format(link=link)}" if link else ""))
+    template = (templates or content.TEMPLATES)[template_key]
+    plain = _Blank({k: v for k, v in params.items() if not k.endswith("_html")})
+    if kind is ChannelKind.SMS:
+        return Rendered(kind, "", fit_sms(template.sms.format_map(plain)))
+    if kind is ChannelKind.EMAIL:
+        escaped = _Blank({k: (v if k.endswith("_html") else html.escape(str(v))) for k, v in params.items()})
+        escaped["tally_rows"] = params.get("tally_rows_html", "")
+        html_body = template.html.format_map(escaped)
+        if link:
+            html_body += content.LINK_HTML.format(link=html.escape(link))
+        text = template.body.format_map(plain) + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
+        return Rendered(kind, _clip(template.subject.format_map(plain), 150), text, html_body)
+    body = _clip(template.body.format_map(plain), PUSH_BODY_MAX)
+    if link:
+        body += "\n" + content.LINK_TEXT.format(link=link)
+    return Rendered(kind, _clip(template.title.format_map(plain), PUSH_TITLE_MAX), body)
+
+
+def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:
+    return sensitive or (recipient is not None and recipient.discreet)
+
+
+def with_params(intent: Intent, **params: Any) -> Intent:
+    return replace(intent, params={**intent.params, **params})
+
+
+def today_local(now: datetime, zone: ZoneInfo) -> date:
+    return now.astimezone(zone).date()
