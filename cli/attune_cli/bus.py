@@ -1,0 +1,71 @@
+"""Talking to the services as any other service would: commands on Kafka, then wait for the resulting fact."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from attune_contracts import AttunePublisher, ContractError, Envelope, Topic, parse
+from attune_contracts.types import Contract
+
+
+class CommandRefused(Exception):
+    pass
+
+
+async def _end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+    return await consumer.end_offsets(partitions) if partitions else {}
+
+
+async def send_and_wait(
+    bootstrap: str,
+    command: Contract,
+    *,
+    household_id: uuid.UUID,
+    answer_topic: Topic,
+    timeout: float = 20.0,
+) -> Envelope[Any] | None:
+    """Publish a command and wait for the first event on `answer_topic` correlated with it.
+
+    Returns None if `timeout` passes (the command may still be processed later). A *CommandRejected
+    answer raises CommandRefused with the service's reason.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        offsets = await _end_offsets(consumer, answer_topic.value)
+        consumer.assign(list(offsets))
+        for partition, offset in offsets.items():
+            consumer.seek(partition, offset)
+        async with AttunePublisher.connect(bootstrap, producer="attune-cli") as publisher:
+            sent = await publisher.publish(command, household_id=household_id)
+        correlation = sent.correlation_id
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    for records in batch.values():
+                        for record in records:
+                            try:
+                                event = parse(record.value)
+                            except ContractError:
+                                continue
+                            if event.correlation_id != correlation:
+                                continue
+                            if event.type.endswith("command_rejected"):
+                                raise CommandRefused(event.payload.reason)
+                            return event
+        except TimeoutError:
+            return None
+    finally:
+        await consumer.stop()
+
+
+async def publish(bootstrap: str, payload: Contract, *, household_id: uuid.UUID) -> Envelope[Any]:
+    async with AttunePublisher.connect(bootstrap, producer="attune-cli") as publisher:
+        return await publisher.publish(payload, household_id=household_id)

@@ -1,0 +1,72 @@
+"""Where the CLI finds the system: environment variables, then an optional TOML file, then local defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+STATE = Path(os.environ.get("ATTUNE_CLI_STATE", "data/cli-state.json"))
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    kafka: str = "127.0.0.1:9092"
+    scheduler_url: str = "http://127.0.0.1:8101"
+    checkins_url: str = "http://127.0.0.1:8102"
+    notifier_url: str = "http://127.0.0.1:8103"
+    notifier_admin_token: str | None = None
+    checkins_admin_token: str | None = None
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> CliConfig:
+        values: dict[str, str] = {}
+        file = path or Path(os.environ.get("ATTUNE_CONFIG", "attune.toml"))
+        if file.exists():
+            values.update({k: str(v) for k, v in tomllib.loads(file.read_text()).items()})
+        for field in cls.__dataclass_fields__:
+            env = os.environ.get(f"ATTUNE_{field.upper()}")
+            if env:
+                values[field] = env
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _state() -> dict:
+    return json.loads(STATE.read_text()) if STATE.exists() else {}
+
+
+def _save(state: dict) -> None:
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    STATE.write_text(json.dumps(state, indent=2))
+
+
+def remember_household(household_id: UUID, time_zone: str) -> None:
+    _save({"household_id": str(household_id), "time_zone": time_zone, "members": {}})
+
+
+def current_household() -> UUID | None:
+    value = _state().get("household_id")
+    return UUID(value) if value else None
+
+
+def remember_member(name: str, member_id: UUID) -> None:
+    state = _state()
+    state.setdefault("members", {})[name.lower()] = str(member_id)
+    _save(state)
+
+
+def resolve_member(name_or_id: str) -> UUID:
+    """A member id, or a name this CLI added (`attune member add`)."""
+    try:
+        return UUID(name_or_id)
+    except ValueError:
+        known = _state().get("members", {})
+        if name_or_id.lower() in known:
+            return UUID(known[name_or_id.lower()])
+        raise LookupError(
+            f"no member called {name_or_id!r} in this CLI's household; use a member id or one of: "
+            f"{', '.join(sorted(known)) or '(none added yet)'}"
+        ) from None

@@ -1,0 +1,51 @@
+"""Reading and replaying the dead-letter topic."""
+
+from __future__ import annotations
+
+import base64
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from attune_contracts import Topic
+from attune_contracts.messages import DeadLetter
+
+
+async def read_dead_letters(bootstrap: str) -> list[tuple[str, DeadLetter]]:
+    """Every dead letter currently on the topic, as ("partition:offset", letter)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(Topic.DEAD_LETTER.value, p)
+                      for p in sorted(consumer.partitions_for_topic(Topic.DEAD_LETTER.value) or ())]
+        if not partitions:
+            return []
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[tuple[str, DeadLetter]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        found.append((f"{tp.partition}:{record.offset}", DeadLetter.model_validate_json(record.value)))
+        return sorted(found, key=lambda item: item[1].failed_at)
+    finally:
+        await consumer.stop()
+
+
+async def replay(bootstrap: str, which: list[str] | None) -> list[str]:
+    letters = await read_dead_letters(bootstrap)
+    wanted = None if which is None else {w if ":" in w else f"0:{w}" for w in which}
+    chosen = [(ref, letter) for ref, letter in letters if wanted is None or ref in wanted]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for ref, letter in chosen:
+            headers = [(k, base64.b64decode(v)) for k, v in letter.headers.items()]
+            headers.append(("replayed_from_dlq", ref.encode()))
+            await producer.send_and_wait(letter.source_topic, value=letter.value, key=letter.key, headers=headers)
+    finally:
+        await producer.stop()
+    return [ref for ref, _ in chosen]

@@ -1,0 +1,112 @@
+"""The attune CLI's commands that need no running service: catalog, send-test, dlq list and replay."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from typer.testing import CliRunner
+
+from attune_cli.main import app
+from attune_contracts import Topic
+from attune_contracts.catalog import TEMPLATES
+from attune_contracts.messages import DeadLetter
+from attune_runtime.kafka import ensure_topics
+from attune_runtime.settings import ServiceSettings
+
+runner = CliRunner()
+
+
+@pytest.mark.unit
+def test_catalog_lists_every_template_as_json() -> None:
+    result = runner.invoke(app, ["catalog", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["key"] for row in rows} == set(TEMPLATES)
+    after = next(row for row in rows if row["key"] == "after_intimacy")
+    assert after["rhythm"] == "on demand" and after["sensitive"] is True
+
+
+class _Sink(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.unit
+def test_send_test_delivers_to_a_real_http_sink_and_never_prints_the_url() -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"json://user:hunter2secret@127.0.0.1:{server.server_port}/push"
+        result = runner.invoke(app, ["send-test", url, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["delivered"] is True
+        assert _Sink.received[-1]["title"] == "Attune test"
+        assert "hunter2secret" not in result.output
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.unit
+def test_send_test_refuses_an_invalid_url_with_a_hint() -> None:
+    result = runner.invoke(app, ["send-test", "nonsense://x"])
+    assert result.exit_code == 1
+    assert "not a valid Apprise URL" in result.output
+
+
+@pytest.mark.integration
+def test_dlq_list_and_replay(kafka_bootstrap: str, unique: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTUNE_KAFKA", kafka_bootstrap)
+    source = f"cli-dlq-source-{unique}"
+    letter = DeadLetter(reason=f"not JSON ({unique})", error_kind="invalid", consumer="test/g", source_topic=source,
+                        partition=0, offset=7, key_b64="aGg=", value_b64="e25vdCBqc29u", headers={"h": "dg=="},
+                        attempts=1, failed_at=datetime.now(UTC))
+
+    async def put() -> None:
+        await ensure_topics(ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap), [Topic.DEAD_LETTER])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+        await producer.start()
+        await producer.send_and_wait(Topic.DEAD_LETTER.value, letter.model_dump_json().encode(), key=b"hh")
+        await producer.stop()
+
+    asyncio.run(put())
+    listed = runner.invoke(app, ["dlq", "list", "--json", "--limit", "1000"])
+    assert listed.exit_code == 0, listed.output
+    mine = [row for row in json.loads(listed.stdout) if row["source_topic"] == source]
+    assert len(mine) == 1 and mine[0]["reason"] == f"not JSON ({unique})"
+
+    replayed = runner.invoke(app, ["dlq", "replay", mine[0]["dlq_ref"], "--json"])
+    assert replayed.exit_code == 0, replayed.output
+    assert json.loads(replayed.stdout)["replayed"] == [mine[0]["dlq_ref"]]
+
+    async def read_back() -> list:
+        consumer = AIOKafkaConsumer(source, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                    group_id=f"r-{uuid.uuid4().hex[:6]}")
+        await consumer.start()
+        try:
+            async with asyncio.timeout(20):
+                while True:
+                    batch = await consumer.getmany(timeout_ms=200)
+                    records = [r for rs in batch.values() for r in rs]
+                    if records:
+                        return records
+        finally:
+            await consumer.stop()
+
+    [record] = asyncio.run(read_back())
+    assert record.value == b"{not json" and record.key == b"hh"
+    assert dict(record.headers)["h"] == b"v"
+    assert dict(record.headers)["replayed_from_dlq"] == mine[0]["dlq_ref"].encode()
