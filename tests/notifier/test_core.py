@@ -32,7 +32,7 @@ def recipient(member: UUID = ANA, **kwargs) -> Recipient:
     return Recipient(member_id=member, household_id=HOUSEHOLD, display_name=kwargs.pop("name", "Ana"), **kwargs)
 
 
-def due(template: str = "six_second_kiss", *, scheduled: datetime, sensitive: bool = False, title: str = "Kiss",
+def due(template: str = "six_second_kiss_morning", *, scheduled: datetime, sensitive: bool = False, title: str = "Kiss",
         deadline: timedelta = timedelta(hours=12)) -> RitualDue:
     return RitualDue(
         occurrence_id=uuid4(), ritual_id=uuid4(), template=template, title=title, participants=[ANA, BEN],
@@ -149,20 +149,21 @@ def test_routes_follow_member_order_filtered_by_category() -> None:
 
 
 @pytest.mark.parametrize("template,sensitive,discreet", [
-    ("six_second_kiss", False, True), ("try_something_new", True, False), ("after_connection", False, False),
+    ("six_second_kiss_morning", False, True), ("experiment_together", True, False), ("after_intimacy", False, False),
 ])
 def test_sensitive_or_discreet_messages_use_neutral_words_on_every_channel(template, sensitive, discreet) -> None:
     env = make_envelope(due(template, scheduled=utc(2026, 11, 26, 19), sensitive=sensitive, title="Kiss & cuddle"),
                         household_id=HOUSEHOLD, producer="scheduler")
     [intent, _] = plan(env, {}).intents
-    assert intent.sensitive is (sensitive or content.FALLBACK_RITUALS[template].sensitive)
+    assert intent.sensitive is (sensitive or content.catalog.template(template).sensitive)
     neutral = intent.sensitive or discreet
     assert neutral
     for kind in ChannelKind:
         message = render(intent.template, intent.params, kind, neutral=neutral, link="https://x/l/tok")
         assert not INTIMATE.search(message.title + message.body + (message.html or "")), message
     push = render(intent.template, intent.params, ChannelKind.PUSH, neutral=True)
-    assert push.title == "A moment for the two of you"
+    assert push.title in {"A moment for the two of you", "A little something for the two of you"}
+    assert push.body == "Open Attune when you have a minute."
 
 
 def test_push_sms_and_email_shapes_and_html_escaping() -> None:
@@ -213,7 +214,7 @@ def test_checkin_tells_the_partner_and_suppresses_the_occurrence() -> None:
     assert result.suppress_occurrence == c.occurrence_id
     [intent] = result.intents
     assert intent.member_id == BEN and intent.params["name"] == "Ana"
-    assert render(intent.template, intent.params, ChannelKind.PUSH, neutral=False).title == "Ana kept Evening check-in"
+    assert render(intent.template, intent.params, ChannelKind.PUSH, neutral=False).title == "Ana kept Evening attunement"
 
 
 def test_missed_nudge_once_per_ritual_member_and_local_day() -> None:
@@ -221,7 +222,7 @@ def test_missed_nudge_once_per_ritual_member_and_local_day() -> None:
     ritual = uuid4()
 
     def missed(deadline: datetime) -> RitualMissed:
-        return RitualMissed(occurrence_id=uuid4(), ritual_id=ritual, template="six_second_kiss", participants=[ANA],
+        return RitualMissed(occurrence_id=uuid4(), ritual_id=ritual, template="six_second_kiss_morning", participants=[ANA],
                             scheduled_for=deadline - timedelta(hours=1), deadline=deadline)
 
     ids = [plan(make_envelope(missed(d), household_id=HOUSEHOLD, producer="checkins"), members).intents[0].notification_id
@@ -233,8 +234,8 @@ def test_weekly_summary_email_escapes_names_and_counts_own_tallies() -> None:
     ritual = uuid4()
     members = {ANA: recipient(name="Ana & co"), BEN: recipient(BEN, name="Ben")}
     s = WeeklySummary(week_start=date(2026, 11, 16), week_end=date(2026, 11, 22), tallies=[
-        MemberRitualTally(member_id=ANA, ritual_id=ritual, template="six_second_kiss", kept=5, expected=7),
-        MemberRitualTally(member_id=BEN, ritual_id=ritual, template="six_second_kiss", kept=6, expected=7)],
+        MemberRitualTally(member_id=ANA, ritual_id=ritual, template="six_second_kiss_morning", kept=5, expected=7),
+        MemberRitualTally(member_id=BEN, ritual_id=ritual, template="six_second_kiss_morning", kept=6, expected=7)],
         date_nights_kept_4w=3, date_nights_expected_4w=4, positive_moments=20, negative_moments=3, ratio=6.7,
         focus=SuggestedFocus(step=5, title="Stay curious", text="Ask one open question a day."))
     intents = plan(make_envelope(s, household_id=HOUSEHOLD, producer="checkins"), members).intents

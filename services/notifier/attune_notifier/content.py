@@ -1,17 +1,30 @@
-"""The words: ritual prompts, the curiosity question bank and message templates, all as data.
+"""The words: ritual titles and prompts, the curiosity question bank, and message templates, all as data.
 
-Ritual prompts and the question bank come from `attune_contracts.catalog` when that module exists
-(the scheduler owns it); until then, and for anything it lacks, the fallback below is used.
-Templates are `str.format` patterns over named parameters; HTML templates get escaped values.
+Ritual titles, prompts, sensitivity and discreet titles come from `attune_contracts.catalog` (shared
+with the scheduler and check-ins); this module adds only what the notifier alone decides (how long a
+"due" message stays worth sending). Templates are `str.format` patterns over named parameters; the
+HTML ones are filled with escaped values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from attune_contracts import catalog
 
 NEUTRAL_TITLE = "A moment for the two of you"
 NEUTRAL_BODY = "Open Attune when you have a minute."
+GENERIC_PROMPT = "A small moment for the two of you."
+
+# After its scheduled time, how long a "due" message is still worth sending (default: until the deadline).
+# A morning kiss reminder at noon is worse than none.
+RELEVANT_MINUTES: dict[str, int] = {
+    "six_second_kiss_morning": 120,
+    "six_second_kiss_evening": 120,
+    "date_night": 180,
+    "evening_attunement": 180,
+    "parent_child_attunement": 180,
+}
 
 
 @dataclass(frozen=True)
@@ -19,103 +32,23 @@ class RitualContent:
     title: str
     prompt: str
     sensitive: bool = False
-    # How long after its scheduled time a "due" message is still worth sending (None: until the deadline).
     relevant_minutes: int | None = None
-
-
-FALLBACK_RITUALS: dict[str, RitualContent] = {
-    "evening_attunement": RitualContent(
-        "Evening check-in", "Ask how their day really was, then just listen. \"That sounds hard\" goes a long way."),
-    "date_night": RitualContent(
-        "Date night", "Your weekly date night: phones away, time for each other.", relevant_minutes=180),
-    "six_second_kiss": RitualContent(
-        "Six-second kiss", "Before you part or when you meet again, make the kiss last six seconds.",
-        relevant_minutes=120),
-    "try_something_new": RitualContent(
-        "Something new together", "Pick one new thing to try together this week.", sensitive=True),
-    "after_connection": RitualContent(
-        "Stay close", "Stay close a little longer: talk, hold each other, say something kind.", sensitive=True),
-    "curiosity_question": RitualContent("Today's question", "Ask today's question and listen for the answer."),
-    "dreams": RitualContent(
-        "Invest in a dream", "Ask about one dream your partner has, and one small way you can help."),
-    "parent_child_attunement": RitualContent(
-        "Listening time", "Put the phone down, listen, and name the feeling: \"It's OK to feel that way.\""),
-}
-
-FALLBACK_QUESTIONS: tuple[str, ...] = (
-    "What made you smile today?",
-    "What is something you are looking forward to this month?",
-    "When did you feel most like yourself this week?",
-    "What is a small thing I do that you appreciate?",
-    "What is on your mind that you have not said out loud yet?",
-    "If we had a free Saturday with no plans, how would you spend it?",
-    "What is a memory of us you return to often?",
-    "What is something you would like to learn this year?",
-    "What felt heavy this week, and what helped?",
-    "What is one dream you have not told me much about?",
-    "How did that conversation at work make you feel?",
-    "What would make tomorrow a good day for you?",
-)
-
-
-def _catalog() -> Any | None:
-    try:
-        from attune_contracts import catalog  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return catalog
+    discreet_title: str | None = None
 
 
 def ritual_content(template: str, *, title: str | None = None, sensitive: bool | None = None) -> RitualContent:
-    """The words for a ritual template; the event's own title and sensitivity win when given."""
-    base = FALLBACK_RITUALS.get(template)
-    catalog = _catalog()
-    if catalog is not None:
-        found = _from_catalog(catalog, template)
-        if found is not None:
-            base = found if base is None else RitualContent(
-                found.title, found.prompt, found.sensitive, found.relevant_minutes or base.relevant_minutes)
-    if base is None:
-        base = RitualContent(title or "Your ritual", "A small moment for the two of you.")
-    return RitualContent(
-        title or base.title, base.prompt, base.sensitive if sensitive is None else (sensitive or base.sensitive),
-        base.relevant_minutes,
-    )
-
-
-def _from_catalog(catalog: Any, template: str) -> RitualContent | None:
-    templates = getattr(catalog, "TEMPLATES", None) or getattr(catalog, "RITUAL_TEMPLATES", None)
-    getter = getattr(catalog, "template", None) or getattr(catalog, "get_template", None)
-    entry = None
-    try:
-        if isinstance(templates, dict):
-            entry = templates.get(template)
-        elif callable(getter):
-            entry = getter(template)
-    except Exception:  # noqa: BLE001 - an unexpected catalog shape falls back to our own words
-        entry = None
-    if entry is None:
-        return None
-    title = _field(entry, "title")
-    prompts = _field(entry, "prompts") or _field(entry, "prompt")
-    prompt = prompts[0] if isinstance(prompts, (list, tuple)) and prompts else prompts
-    if not isinstance(title, str) or not isinstance(prompt, str):
-        return None
-    return RitualContent(title, prompt, bool(_field(entry, "sensitive")), None)
-
-
-def _field(entry: Any, name: str) -> Any:
-    return entry.get(name) if isinstance(entry, dict) else getattr(entry, name, None)
+    """The words for a ritual; the event's own title (a household may rename a ritual) and sensitivity win."""
+    known = catalog.template(template)
+    base = (RitualContent(known.title, known.short_prompt, known.sensitive, RELEVANT_MINUTES.get(template),
+                          known.discreet_title)
+            if known is not None else RitualContent(title or "Your ritual", GENERIC_PROMPT,
+                                                    relevant_minutes=RELEVANT_MINUTES.get(template)))
+    return RitualContent(title or base.title, base.prompt, bool(sensitive) or base.sensitive,
+                         base.relevant_minutes, base.discreet_title)
 
 
 def question_bank() -> tuple[str, ...]:
-    catalog = _catalog()
-    if catalog is not None:
-        for name in ("QUESTION_BANK", "CURIOSITY_QUESTIONS", "QUESTIONS"):
-            bank = getattr(catalog, name, None)
-            if isinstance(bank, (list, tuple)) and bank:
-                return tuple(q if isinstance(q, str) else str(_field(q, "text")) for q in bank)
-    return FALLBACK_QUESTIONS
+    return tuple(catalog.CURIOSITY_QUESTIONS)
 
 
 @dataclass(frozen=True)

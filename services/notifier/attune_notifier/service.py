@@ -185,8 +185,11 @@ def _intent(env: Envelope[Any], member_id: UUID, purpose: str, *, template: str,
 
 
 def _ritual_params(template: str, title: str, sensitive: bool) -> tuple[dict[str, Any], bool, content.RitualContent]:
-    words = content.ritual_content(template, title=title, sensitive=sensitive)
-    return {"ritual": words.title, "prompt": words.prompt}, words.sensitive, words
+    words = content.ritual_content(template, title=title or None, sensitive=sensitive)
+    params: dict[str, Any] = {"ritual": words.title, "prompt": words.prompt}
+    if words.sensitive and words.discreet_title:
+        params["discreet_title"] = words.discreet_title
+    return params, words.sensitive, words
 
 
 def _when(local_iso: str) -> str:
