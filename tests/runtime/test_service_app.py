@@ -62,6 +62,12 @@ async def test_health_ready_metrics_and_api(kafka_bootstrap: str, unique: str) -
             assert (await client.get("/hello")).json() == {"hello": "world"}
             metrics = (await client.get("/metrics")).text
             assert "faststream_received_messages_total" in metrics
+            for _ in range(100):  # lag is sampled every few seconds once partitions are assigned
+                if 'attune_consumer_lag{group="demo-' in metrics:
+                    break
+                await asyncio.sleep(0.1)
+                metrics = (await client.get("/metrics")).text
+            assert f'attune_consumer_lag{{group="demo-{unique}",partition="0",service="demo",topic="attune.scheduler.commands"}} 0.0' in metrics
             assert (await client.get("/nope")).status_code == 404
     finally:
         server.should_exit = True

@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Gauge, make_asgi_app
 
 from .consumer import Readiness
+from .lag import LagTracker
 
 ASGIApp = Callable[..., Awaitable[None]]
 
@@ -96,6 +97,7 @@ def service_app(
     Start-up hooks run before the broker starts (migrations, topic creation); the http_app's own
     lifespan is not run, so put its start-up work in `on_startup`.
     """
+    lag = LagTracker(broker, registry, service)
     return ServiceAsgi(
         broker,
         http_app=http_app,
@@ -106,6 +108,6 @@ def service_app(
             *routes,
         ],
         on_startup=[_awaiting(h) for h in on_startup],
-        after_startup=[_awaiting(h) for h in after_startup],
-        on_shutdown=[_awaiting(h) for h in on_shutdown],
+        after_startup=[*(_awaiting(h) for h in after_startup), _awaiting(lag.start)],
+        on_shutdown=[lag.stop, *(_awaiting(h) for h in on_shutdown)],
     )
