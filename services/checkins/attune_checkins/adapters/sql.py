@@ -1,0 +1,445 @@
+"""The check-ins store on SQLAlchemy 2 async (SQLite by default, PostgreSQL in production and tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from attune_contracts.messages import CheckInSource, CheckInStatus
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Streak
+from . import tables as t
+
+
+class NoteCipher:
+    """Notes (and dreams) are encrypted at rest with Fernet; older keys stay readable for rotation."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys:
+            raise ValueError("at least one notes key is needed")
+        try:
+            self._fernet = MultiFernet([Fernet(k) for k in keys])
+        except (ValueError, TypeError):
+            raise ValueError(
+                "ATTUNE_CHECKINS_NOTES_KEY must be a Fernet key: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            ) from None
+
+    def seal(self, text: str | None) -> bytes | None:
+        return None if text is None else self._fernet.encrypt(text.encode())
+
+    def open(self, token: bytes | None) -> str | None:
+        if token is None:
+            return None
+        try:
+            return self._fernet.decrypt(bytes(token)).decode()
+        except InvalidToken:
+            return "[note unreadable: encrypted with a key that is no longer configured]"
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        from sqlalchemy.pool import StaticPool
+
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            return create_async_engine(url, poolclass=StaticPool)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection: SQLite has one writer anyway, and serialising here means no "database is locked".
+        return create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30})
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine, cipher: NoteCipher) -> None:
+        self.engine = engine
+        self.cipher = cipher
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[SqlTx]:
+        async with self.engine.begin() as conn:
+            yield SqlTx(conn, self.cipher)
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+        return True
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _insert_ignore(conn: AsyncConnection, table: t.Table, values: dict[str, Any]) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).values(**values).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
+class SqlTx:
+    """One transaction. Every method reads or writes through it; the caller commits by leaving `tx()`."""
+
+    def __init__(self, conn: AsyncConnection, cipher: NoteCipher) -> None:
+        self.conn = conn
+        self.cipher = cipher
+
+    # ---- idempotency ----------------------------------------------------------------------------
+
+    async def claim_event(self, event_id: UUID, household_id: UUID | None, now: datetime) -> bool:
+        """True the first time an event id is seen (and remembers it); False on a redelivery."""
+        result = await self.conn.execute(
+            _insert_ignore(self.conn, t.processed_events,
+                           {"event_id": event_id, "household_id": household_id, "processed_at": now})
+        )
+        return result.rowcount == 1
+
+    async def erased_at(self, household_id: UUID) -> datetime | None:
+        return (await self.conn.execute(
+            select(t.erased_households.c.erased_at).where(t.erased_households.c.household_id == household_id)
+        )).scalar_one_or_none()
+
+    # ---- households and rituals -----------------------------------------------------------------
+
+    async def household(self, household_id: UUID) -> Household | None:
+        zone = (await self.conn.execute(
+            select(t.households.c.time_zone).where(t.households.c.household_id == household_id)
+        )).scalar_one_or_none()
+        if zone is None:
+            return None
+        ids = (await self.conn.execute(
+            select(t.members.c.member_id).where(t.members.c.household_id == household_id)
+        )).scalars().all()
+        return Household(household_id, zone, frozenset(ids))
+
+    async def put_household(self, household_id: UUID, time_zone: str, now: datetime, *, overwrite: bool = True) -> None:
+        inserted = await self.conn.execute(_insert_ignore(
+            self.conn, t.households, {"household_id": household_id, "time_zone": time_zone, "updated_at": now}
+        ))
+        if inserted.rowcount == 0 and overwrite:
+            await self.conn.execute(update(t.households).where(t.households.c.household_id == household_id)
+                                    .values(time_zone=time_zone, updated_at=now))
+        await self.conn.execute(delete(t.erased_households).where(t.erased_households.c.household_id == household_id))
+
+    async def add_member(self, household_id: UUID, member_id: UUID) -> None:
+        await self.conn.execute(_insert_ignore(self.conn, t.members, {"household_id": household_id, "member_id": member_id}))
+
+    async def put_ritual(self, ritual_id: UUID, household_id: UUID, template: str, rrule: str | None) -> None:
+        inserted = await self.conn.execute(_insert_ignore(self.conn, t.rituals, {
+            "ritual_id": ritual_id, "household_id": household_id, "template": template, "rrule": rrule,
+            "deleted": False,
+        }))
+        if inserted.rowcount == 0:
+            await self.conn.execute(update(t.rituals).where(t.rituals.c.ritual_id == ritual_id)
+                                    .values(template=template, rrule=rrule, deleted=False))
+
+    async def delete_ritual(self, ritual_id: UUID) -> None:
+        await self.conn.execute(update(t.rituals).where(t.rituals.c.ritual_id == ritual_id).values(deleted=True))
+
+    async def ritual_rrule(self, ritual_id: UUID) -> str | None:
+        return (await self.conn.execute(
+            select(t.rituals.c.rrule).where(t.rituals.c.ritual_id == ritual_id)
+        )).scalar_one_or_none()
+
+    # ---- occurrences ----------------------------------------------------------------------------
+
+    async def add_occurrence(self, occ: Occurrence) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.occurrences, {
+            "occurrence_id": occ.occurrence_id, "household_id": occ.household_id, "ritual_id": occ.ritual_id,
+            "template": occ.template, "title": occ.title, "participants": [str(p) for p in occ.participants],
+            "scheduled_for": occ.scheduled_for, "deadline": occ.deadline, "local_date": occ.local_date,
+            "time_zone": occ.time_zone, "sensitive": occ.sensitive, "closed_at": None, "missed": False,
+        }))
+        return result.rowcount == 1
+
+    async def occurrence(self, occurrence_id: UUID) -> Occurrence | None:
+        row = (await self.conn.execute(
+            select(t.occurrences).where(t.occurrences.c.occurrence_id == occurrence_id)
+        )).mappings().one_or_none()
+        return _occurrence(row) if row else None
+
+    async def ritual_occurrences(self, ritual_id: UUID, since: date | None = None) -> list[tuple[Occurrence, bool]]:
+        """The ritual's occurrences (from local date `since`), each with whether anyone marked it done."""
+        done = exists().where(and_(
+            t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id, t.checkins.c.status == CheckInStatus.DONE.value,
+        ))
+        query = select(t.occurrences, done.label("kept")).where(t.occurrences.c.ritual_id == ritual_id)
+        if since is not None:
+            query = query.where(t.occurrences.c.local_date >= since)
+        rows = (await self.conn.execute(query.order_by(t.occurrences.c.scheduled_for))).mappings().all()
+        return [(_occurrence(row), bool(row["kept"])) for row in rows]
+
+    async def household_occurrences(self, household_id: UUID, start: date, end: date) -> list[Occurrence]:
+        rows = (await self.conn.execute(
+            select(t.occurrences).where(
+                t.occurrences.c.household_id == household_id,
+                t.occurrences.c.local_date >= start, t.occurrences.c.local_date <= end,
+            ).order_by(t.occurrences.c.scheduled_for)
+        )).mappings().all()
+        return [_occurrence(r) for r in rows]
+
+    async def done_by(self, occurrence_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
+        ids = list(occurrence_ids)
+        found: dict[UUID, set[UUID]] = {}
+        for chunk in range(0, len(ids), 500):
+            rows = (await self.conn.execute(
+                select(t.checkins.c.occurrence_id, t.checkins.c.member_id).where(
+                    t.checkins.c.occurrence_id.in_(ids[chunk:chunk + 500]),
+                    t.checkins.c.status == CheckInStatus.DONE.value,
+                )
+            )).all()
+            for occ, member in rows:
+                found.setdefault(occ, set()).add(member)
+        return {k: frozenset(v) for k, v in found.items()}
+
+    async def overdue(self, now: datetime, limit: int = 500) -> list[Occurrence]:
+        """Occurrences past their deadline, not yet reported missed, with no done/skipped answer."""
+        answered = exists().where(and_(
+            t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id,
+            t.checkins.c.status.in_([CheckInStatus.DONE.value, CheckInStatus.SKIPPED.value]),
+        ))
+        rows = (await self.conn.execute(
+            select(t.occurrences).where(
+                t.occurrences.c.closed_at.is_(None), t.occurrences.c.deadline <= now, ~answered,
+            ).order_by(t.occurrences.c.deadline).limit(limit)
+        )).mappings().all()
+        return [_occurrence(r) for r in rows]
+
+    async def answered_unclaimed(self, now: datetime, limit: int = 500) -> list[UUID]:
+        """Past-deadline occurrences that were answered: closed quietly so the timer stops looking at them."""
+        answered = exists().where(and_(
+            t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id,
+            t.checkins.c.status.in_([CheckInStatus.DONE.value, CheckInStatus.SKIPPED.value]),
+        ))
+        return list((await self.conn.execute(
+            select(t.occurrences.c.occurrence_id).where(
+                t.occurrences.c.closed_at.is_(None), t.occurrences.c.deadline <= now, answered,
+            ).limit(limit)
+        )).scalars().all())
+
+    async def close_occurrence(self, occurrence_id: UUID, now: datetime, *, missed: bool) -> bool:
+        """Mark a past-deadline occurrence as handled by the timer; False if another instance got there first."""
+        result = await self.conn.execute(
+            update(t.occurrences)
+            .where(t.occurrences.c.occurrence_id == occurrence_id, t.occurrences.c.closed_at.is_(None))
+            .values(closed_at=now, missed=missed)
+        )
+        return result.rowcount == 1
+
+    async def next_deadline(self) -> datetime | None:
+        return (await self.conn.execute(
+            select(func.min(t.occurrences.c.deadline)).where(t.occurrences.c.closed_at.is_(None))
+        )).scalar_one_or_none()
+
+    async def occurrence_statuses(self, occurrence_id: UUID) -> list[CheckInStatus]:
+        return [CheckInStatus(s) for s in (await self.conn.execute(
+            select(t.checkins.c.status).where(t.checkins.c.occurrence_id == occurrence_id)
+        )).scalars().all()]
+
+    # ---- check-ins ------------------------------------------------------------------------------
+
+    async def checkin(self, occurrence_id: UUID, member_id: UUID) -> CheckIn | None:
+        row = (await self.conn.execute(select(t.checkins).where(
+            t.checkins.c.occurrence_id == occurrence_id, t.checkins.c.member_id == member_id,
+        ))).mappings().one_or_none()
+        return self._checkin(row) if row else None
+
+    async def put_checkin(self, ci: CheckIn, *, replace: bool) -> None:
+        values = {
+            "status": ci.status.value, "snoozed_until": ci.snoozed_until, "closeness": ci.closeness,
+            "note_enc": self.cipher.seal(ci.note), "source": ci.source.value, "submitted_at": ci.submitted_at,
+            "recorded_at": ci.recorded_at,
+        }
+        if replace:
+            await self.conn.execute(update(t.checkins).where(t.checkins.c.checkin_id == ci.checkin_id).values(**values))
+        else:
+            await self.conn.execute(insert(t.checkins).values(
+                checkin_id=ci.checkin_id, occurrence_id=ci.occurrence_id, member_id=ci.member_id,
+                household_id=ci.household_id, ritual_id=ci.ritual_id, template=ci.template,
+                scheduled_for=ci.scheduled_for, **values,
+            ))
+
+    async def history(self, household_id: UUID, *, offset: int, limit: int) -> tuple[list[CheckIn], int]:
+        where = t.checkins.c.household_id == household_id
+        total = (await self.conn.execute(select(func.count()).select_from(t.checkins).where(where))).scalar_one()
+        rows = (await self.conn.execute(
+            select(t.checkins).where(where)
+            .order_by(t.checkins.c.scheduled_for.desc(), t.checkins.c.checkin_id).offset(offset).limit(limit)
+        )).mappings().all()
+        return [self._checkin(r) for r in rows], int(total)
+
+    def _checkin(self, row: Any) -> CheckIn:
+        return CheckIn(
+            checkin_id=row["checkin_id"], occurrence_id=row["occurrence_id"], member_id=row["member_id"],
+            household_id=row["household_id"], ritual_id=row["ritual_id"], template=row["template"],
+            status=CheckInStatus(row["status"]), snoozed_until=row["snoozed_until"], closeness=row["closeness"],
+            note=self.cipher.open(row["note_enc"]), source=CheckInSource(row["source"]),
+            submitted_at=row["submitted_at"], recorded_at=row["recorded_at"], scheduled_for=row["scheduled_for"],
+        )
+
+    # ---- streaks, milestones, adherence ---------------------------------------------------------
+
+    async def streak(self, ritual_id: UUID) -> tuple[int, int, int | None, int | None] | None:
+        row = (await self.conn.execute(select(
+            t.streaks.c.length, t.streaks.c.best, t.streaks.c.adherence_kept, t.streaks.c.adherence_expected,
+        ).where(t.streaks.c.ritual_id == ritual_id))).one_or_none()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    async def put_streak(self, ritual_id: UUID, household_id: UUID, template: str, unit: str, streak: Streak,
+                         adherence: tuple[int, int] | None) -> None:
+        values: dict[str, Any] = {"template": template, "unit": unit, "length": streak.length, "best": streak.best}
+        if adherence is not None:
+            values |= {"adherence_kept": adherence[0], "adherence_expected": adherence[1]}
+        inserted = await self.conn.execute(_insert_ignore(
+            self.conn, t.streaks, {"ritual_id": ritual_id, "household_id": household_id, **values}
+        ))
+        if inserted.rowcount == 0:
+            await self.conn.execute(update(t.streaks).where(t.streaks.c.ritual_id == ritual_id).values(**values))
+
+    async def household_streaks(self, household_id: UUID) -> list[dict[str, Any]]:
+        rows = (await self.conn.execute(
+            select(t.streaks).where(t.streaks.c.household_id == household_id).order_by(t.streaks.c.template)
+        )).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def claim_milestone(self, ritual_id: UUID, household_id: UUID, run_start: date, length: int,
+                              now: datetime) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.milestones, {
+            "ritual_id": ritual_id, "run_start": run_start, "length": length, "household_id": household_id,
+            "reached_at": now,
+        }))
+        return result.rowcount == 1
+
+    # ---- moments and achievements ---------------------------------------------------------------
+
+    async def add_moment(self, m: Moment) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.moments, {
+            "moment_id": m.moment_id, "household_id": m.household_id, "member_id": m.member_id, "kind": m.kind,
+            "note_enc": self.cipher.seal(m.note), "happened_at": m.happened_at, "recorded_at": m.recorded_at,
+        }))
+        return result.rowcount == 1
+
+    async def moment_counts(self, household_id: UUID, start: datetime, end: datetime) -> tuple[int, int]:
+        rows = (await self.conn.execute(
+            select(t.moments.c.kind, func.count()).where(
+                t.moments.c.household_id == household_id,
+                t.moments.c.happened_at >= start, t.moments.c.happened_at <= end,
+            ).group_by(t.moments.c.kind)
+        )).all()
+        counts = dict(rows)
+        return int(counts.get("positive", 0)), int(counts.get("negative", 0))
+
+    async def moments(self, household_id: UUID, start: datetime | None = None,
+                      end: datetime | None = None) -> list[Moment]:
+        query = select(t.moments).where(t.moments.c.household_id == household_id)
+        if start is not None:
+            query = query.where(t.moments.c.happened_at >= start)
+        if end is not None:
+            query = query.where(t.moments.c.happened_at <= end)
+        rows = (await self.conn.execute(query.order_by(t.moments.c.happened_at))).mappings().all()
+        return [Moment(r["moment_id"], r["household_id"], r["member_id"], r["kind"], self.cipher.open(r["note_enc"]),
+                       r["happened_at"], r["recorded_at"]) for r in rows]
+
+    async def ratio_below(self, household_id: UUID) -> bool:
+        return bool((await self.conn.execute(
+            select(t.ratio_state.c.below).where(t.ratio_state.c.household_id == household_id)
+        )).scalar_one_or_none())
+
+    async def set_ratio_below(self, household_id: UUID, below: bool) -> None:
+        inserted = await self.conn.execute(_insert_ignore(
+            self.conn, t.ratio_state, {"household_id": household_id, "below": below}
+        ))
+        if inserted.rowcount == 0:
+            await self.conn.execute(update(t.ratio_state).where(t.ratio_state.c.household_id == household_id)
+                                    .values(below=below))
+
+    async def add_achievement(self, a: Achievement) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.achievements, {
+            "achievement_id": a.achievement_id, "household_id": a.household_id, "member_id": a.member_id,
+            "dream_enc": self.cipher.seal(a.dream), "note_enc": self.cipher.seal(a.note), "recorded_at": a.recorded_at,
+        }))
+        return result.rowcount == 1
+
+    async def achievements(self, household_id: UUID, since: datetime | None = None) -> list[Achievement]:
+        query = select(t.achievements).where(t.achievements.c.household_id == household_id)
+        if since is not None:
+            query = query.where(t.achievements.c.recorded_at >= since)
+        rows = (await self.conn.execute(query.order_by(t.achievements.c.recorded_at))).mappings().all()
+        return [Achievement(r["achievement_id"], r["household_id"], r["member_id"], self.cipher.open(r["dream_enc"]) or "",
+                            self.cipher.open(r["note_enc"]), r["recorded_at"]) for r in rows]
+
+    # ---- weekly summaries -----------------------------------------------------------------------
+
+    async def all_households(self) -> list[tuple[UUID, str]]:
+        return [(h, z) for h, z in (await self.conn.execute(
+            select(t.households.c.household_id, t.households.c.time_zone)
+        )).all()]
+
+    async def summary_sent(self, household_id: UUID, week_start: date) -> bool:
+        return (await self.conn.execute(select(t.weekly_summaries.c.sent_at).where(
+            t.weekly_summaries.c.household_id == household_id, t.weekly_summaries.c.week_start == week_start,
+        ))).first() is not None
+
+    async def claim_summary(self, household_id: UUID, week_start: date, now: datetime) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.weekly_summaries, {
+            "household_id": household_id, "week_start": week_start, "sent_at": now,
+        }))
+        return result.rowcount == 1
+
+    # ---- links ----------------------------------------------------------------------------------
+
+    async def use_token(self, token_id: UUID, household_id: UUID, checkin_id: UUID | None, now: datetime,
+                        expires_at: datetime) -> bool:
+        result = await self.conn.execute(_insert_ignore(self.conn, t.used_link_tokens, {
+            "token_id": token_id, "household_id": household_id, "checkin_id": checkin_id, "used_at": now,
+            "expires_at": expires_at,
+        }))
+        return result.rowcount == 1
+
+    async def token_used_at(self, token_id: UUID) -> datetime | None:
+        return (await self.conn.execute(
+            select(t.used_link_tokens.c.used_at).where(t.used_link_tokens.c.token_id == token_id)
+        )).scalar_one_or_none()
+
+    # ---- privacy --------------------------------------------------------------------------------
+
+    async def erase(self, household_id: UUID, erased_at: datetime) -> dict[str, int]:
+        removed = {}
+        for table in t.HOUSEHOLD_TABLES:
+            result = await self.conn.execute(delete(table).where(table.c.household_id == household_id))
+            removed[table.name] = result.rowcount
+        inserted = await self.conn.execute(_insert_ignore(
+            self.conn, t.erased_households, {"household_id": household_id, "erased_at": erased_at}
+        ))
+        if inserted.rowcount == 0:
+            await self.conn.execute(update(t.erased_households)
+                                    .where(t.erased_households.c.household_id == household_id)
+                                    .values(erased_at=erased_at))
+        return removed
+
+    async def count_household_rows(self, household_id: UUID) -> int:
+        total = 0
+        for table in t.HOUSEHOLD_TABLES:
+            total += (await self.conn.execute(
+                select(func.count()).select_from(table).where(table.c.household_id == household_id)
+            )).scalar_one()
+        return int(total)
+
+
+def _occurrence(row: Any) -> Occurrence:
+    return Occurrence(
+        occurrence_id=row["occurrence_id"], household_id=row["household_id"], ritual_id=row["ritual_id"],
+        template=row["template"], title=row["title"], participants=tuple(UUID(p) for p in row["participants"]),
+        scheduled_for=row["scheduled_for"], deadline=row["deadline"], time_zone=row["time_zone"],
+        sensitive=row["sensitive"], closed_at=row["closed_at"], missed=bool(row["missed"]),
+    )

@@ -1,0 +1,193 @@
+"""The check-ins store's tables (SQLAlchemy Core). Instants are stored in UTC; notes are Fernet tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC in and out. SQLite keeps naive UTC text (so comparisons in SQL stay correct)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+households = Table(
+    "households", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("time_zone", String(64), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+members = Table(
+    "members", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+)
+
+rituals = Table(
+    "rituals", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("template", String(64), nullable=False),
+    Column("rrule", String(500), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+)
+
+occurrences = Table(
+    "occurrences", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False),
+    Column("ritual_id", Uuid, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("participants", JSON, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("deadline", UtcDateTime, nullable=False),
+    Column("local_date", Date, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("missed", Boolean, nullable=False, default=False),
+    Index("ix_occurrences_household_date", "household_id", "local_date"),
+    Index("ix_occurrences_ritual_date", "ritual_id", "local_date"),
+    Index("ix_occurrences_open_deadline", "closed_at", "deadline"),
+)
+
+checkins = Table(
+    "checkins", metadata,
+    Column("checkin_id", Uuid, primary_key=True),
+    Column("occurrence_id", Uuid, nullable=False),
+    Column("member_id", Uuid, nullable=False),
+    Column("household_id", Uuid, nullable=False),
+    Column("ritual_id", Uuid, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("snoozed_until", UtcDateTime, nullable=True),
+    Column("closeness", Integer, nullable=True),
+    Column("note_enc", LargeBinary, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    UniqueConstraint("occurrence_id", "member_id", name="uq_checkins_occurrence_member"),
+    Index("ix_checkins_household_scheduled", "household_id", "scheduled_for"),
+    Index("ix_checkins_ritual", "ritual_id"),
+)
+
+moments = Table(
+    "moments", metadata,
+    Column("moment_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False),
+    Column("member_id", Uuid, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("note_enc", LargeBinary, nullable=True),
+    Column("happened_at", UtcDateTime, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_moments_household_happened", "household_id", "happened_at"),
+)
+
+achievements = Table(
+    "achievements", metadata,
+    Column("achievement_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("dream_enc", LargeBinary, nullable=False),
+    Column("note_enc", LargeBinary, nullable=True),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+streaks = Table(
+    "streaks", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("template", String(64), nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("best", Integer, nullable=False),
+    Column("adherence_kept", Integer, nullable=True),
+    Column("adherence_expected", Integer, nullable=True),
+)
+
+milestones = Table(
+    "milestones", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("run_start", Date, primary_key=True),
+    Column("length", Integer, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("reached_at", UtcDateTime, nullable=False),
+)
+
+ratio_state = Table(
+    "ratio_state", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("below", Boolean, nullable=False),
+)
+
+weekly_summaries = Table(
+    "weekly_summaries", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("week_start", Date, primary_key=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+)
+
+processed_events = Table(
+    "processed_events", metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=True, index=True),
+    Column("processed_at", UtcDateTime, nullable=False),
+)
+
+used_link_tokens = Table(
+    "used_link_tokens", metadata,
+    Column("token_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("checkin_id", Uuid, nullable=True),
+    Column("used_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# Ids only, no personal data: lets a redelivered pre-erasure event be ignored instead of re-creating data.
+erased_households = Table(
+    "erased_households", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("erased_at", UtcDateTime, nullable=False),
+)
+
+HOUSEHOLD_TABLES = (
+    households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
+    ratio_state, weekly_summaries, processed_events, used_link_tokens,
+)

@@ -1,0 +1,132 @@
+"""All the wiring of the check-ins service. Nothing connects at import; tests override any part."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from attune_contracts import Topic
+from attune_contracts.links import LinkSigner
+from attune_runtime.app import ServiceAsgi, build_info, service_app
+from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
+from attune_runtime.retry import Backoff
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from .adapters.migrate import upgrade
+from .adapters.sql import NoteCipher, SqlStore, make_engine
+from .config import Settings
+from .handlers import make_handler, make_invalid_hook
+from .http import build_http_app
+from .metrics import Metrics
+from .ports import Clock, EventSink, SystemClock
+from .usecases import HANDLED_TYPES, CheckinsService, Policy
+
+SERVICE = "checkins"
+GROUP_ID = "attune-checkins"
+TOPICS = (Topic.CHECKINS_COMMANDS, Topic.RITUAL_OCCURRENCES, Topic.SCHEDULER_EVENTS)
+log = logging.getLogger("attune.checkins")
+
+
+@dataclass
+class Checkins:
+    """The running parts, so tests and the benchmark can reach them."""
+
+    settings: Settings
+    service: CheckinsService
+    store: SqlStore
+    broker: KafkaBroker
+    registry: CollectorRegistry
+    readiness: Readiness
+    http: FastAPI
+    signer: LinkSigner
+    asgi: ServiceAsgi | None = None
+    run_timer: bool = True
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _timer: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> None:
+        """Before the broker starts: schema up to date, topics present."""
+        await upgrade(self.store.engine)
+        if self.settings.kafka_create_topics:
+            await ensure_topics(self.settings, [*TOPICS, Topic.CHECKINS_EVENTS, Topic.DEAD_LETTER])
+
+    async def start_timer(self) -> None:
+        if self.run_timer and self._timer is None:
+            self._stop.clear()
+            self._timer = asyncio.create_task(self.service.run_timer(self._stop), name="checkins-timer")
+
+    async def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._stop.set()
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._timer
+            self._timer = None
+
+    async def start(self) -> None:
+        """The whole service without uvicorn (tests, benchmark)."""
+        await self.prepare()
+        await self.broker.start()
+        await self.start_timer()
+
+    async def stop(self) -> None:
+        await self.stop_timer()
+        await self.broker.stop()
+        await self.store.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sink: EventSink | None = None,
+    registry: CollectorRegistry | None = None,
+    run_timer: bool = True,
+    group_id: str = GROUP_ID,
+) -> Checkins:
+    registry = registry or CollectorRegistry()
+    clock = clock or SystemClock()
+    broker = make_broker(settings, service=SERVICE, registry=registry)
+    readiness = Readiness()
+    metrics = Metrics(registry)
+    store = SqlStore(make_engine(settings.database_url), NoteCipher(settings.fernet_keys()))
+    readiness.add_check(store.ping)
+    policy = Policy(
+        weekly_summary_hour=settings.weekly_summary_hour,
+        weekly_summary_catch_up=timedelta(hours=settings.weekly_summary_catch_up_hours),
+        ratio_window=timedelta(days=settings.ratio_window_days),
+        ratio_min_moments=settings.ratio_min_moments,
+        link_snooze=timedelta(minutes=settings.link_snooze_minutes),
+        timer_max_sleep_s=settings.timer_max_sleep_s,
+    )
+    service = CheckinsService(store, sink or broker_publisher(broker, service=SERVICE), clock, metrics, policy)
+    subscribe(
+        broker, *TOPICS, service=SERVICE, group_id=group_id, handler=make_handler(service),
+        metrics=ConsumerMetrics(registry), readiness=readiness,
+        retry=RetryPolicy(max_attempts=settings.retry_max_attempts,
+                          backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
+        accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
+        on_invalid=make_invalid_hook(service),
+    )
+    signer = LinkSigner(settings.link_key_map(), settings.link_current_kid)
+    http = build_http_app(service, signer, settings.token_secret(), metrics)
+    return Checkins(settings, service, store, broker, registry, readiness, http, signer, run_timer=run_timer)
+
+
+def build_app(settings: Settings, *, clock: Clock | None = None, sink: EventSink | None = None,
+              registry: CollectorRegistry | None = None) -> ServiceAsgi:
+    parts = build(settings, clock=clock, sink=sink, registry=registry)
+    build_info(parts.registry, SERVICE, "1.0.0")
+    parts.asgi = service_app(
+        service=SERVICE, broker=parts.broker, registry=parts.registry, readiness=parts.readiness,
+        on_startup=[parts.prepare], after_startup=[parts.start_timer],
+        on_shutdown=[parts.stop_timer, parts.store.close], http_app=parts.http,
+    )
+    parts.asgi.checkins = parts  # type: ignore[attr-defined]
+    return parts.asgi

@@ -1,0 +1,74 @@
+"""Settings of the check-ins service (environment prefix ATTUNE_CHECKINS_)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from attune_runtime.settings import Environment, ServiceSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+# Development only: fixed, well-known keys so `make run` works with zero set-up. Outside development
+# the base class refuses missing or placeholder secrets, so these never reach production.
+_DEV_SEED = "attune-checkins-development-only"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTUNE_CHECKINS_", extra="ignore", frozen=True)
+
+    http_port: int = Field(default=8102, ge=0, le=65535)
+    database_url: str = "sqlite+aiosqlite:///./data/checkins.db"
+
+    notes_key: SecretStr | None = Field(
+        default=None, description="Fernet key (urlsafe base64, 32 bytes) that encrypts notes at rest"
+    )
+    notes_old_keys: SecretStr | None = Field(
+        default=None, description="comma-separated older Fernet keys, still accepted for reading"
+    )
+    household_token_secret: SecretStr | None = Field(
+        default=None, description="server secret; a household's API token is an HMAC of its id with it"
+    )
+    link_keys: SecretStr | None = Field(
+        default=None, description="one-tap link keys as 'kid:secret,kid2:secret2' (shared with the notifier)"
+    )
+    link_current_kid: str = "k1"
+
+    weekly_summary_hour: int = Field(default=19, ge=0, le=23, description="Sunday, local hour of the summary")
+    weekly_summary_catch_up_hours: int = Field(default=12, ge=0, le=72)
+    ratio_window_days: int = Field(default=14, ge=1, le=90)
+    ratio_min_moments: int = Field(default=6, ge=1, le=1000)
+    link_snooze_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    timer_max_sleep_s: float = Field(default=60.0, gt=0)
+
+    secret_fields: tuple[str, ...] = ("notes_key", "household_token_secret", "link_keys")
+
+    def _dev(self, what: str) -> str:
+        if self.environment is not Environment.DEVELOPMENT:
+            raise ValueError(f"ATTUNE_CHECKINS_{what.upper()} must be set outside development")
+        return hashlib.sha256(f"{_DEV_SEED}:{what}".encode()).hexdigest()
+
+    def fernet_keys(self) -> list[bytes]:
+        if self.notes_key is not None:
+            keys = [self.notes_key.get_secret_value()]
+        else:
+            keys = [base64.urlsafe_b64encode(bytes.fromhex(self._dev("notes_key"))).decode()]
+        if self.notes_old_keys is not None:
+            keys += [k.strip() for k in self.notes_old_keys.get_secret_value().split(",") if k.strip()]
+        return [k.encode() for k in keys]
+
+    def token_secret(self) -> bytes:
+        if self.household_token_secret is not None:
+            return self.household_token_secret.get_secret_value().encode()
+        return self._dev("household_token_secret").encode()
+
+    def link_key_map(self) -> dict[str, str]:
+        if self.link_keys is None:
+            return {self.link_current_kid: self._dev("link_keys")}
+        keys: dict[str, str] = {}
+        for item in self.link_keys.get_secret_value().split(","):
+            kid, sep, secret = item.strip().partition(":")
+            if not sep:
+                raise ValueError("ATTUNE_CHECKINS_LINK_KEYS must look like 'kid:secret,kid2:secret2'")
+            keys[kid] = secret
+        return keys

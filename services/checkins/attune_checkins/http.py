@@ -1,0 +1,294 @@
+"""The check-ins HTTP API (JSON, per-household bearer tokens) and the one-tap link pages (HTML).
+
+A household's API token is `hh1_` + base64url(HMAC-SHA256(server secret, "attune.checkins.household:" + id)).
+Nothing is stored: the server recomputes it. Print one with `python -m attune_checkins token <household id>`;
+rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime
+from html import escape
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+from attune_contracts.catalog import TEMPLATES
+from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
+from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from .metrics import Metrics
+from .service import MAX_NOTE, Occurrence, Outcome, Rejected
+from .usecases import CheckinsService, LinkRefused, checkin_json
+
+TOKEN_PREFIX = "hh1_"
+
+
+def household_token(secret: bytes, household_id: UUID) -> str:
+    digest = hmac.new(secret, f"attune.checkins.household:{household_id}".encode(), hashlib.sha256).digest()
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+class CheckInRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    occurrence_id: UUID
+    member_id: UUID
+    status: CheckInStatus
+    snoozed_until: AwareDatetime | None = None
+    closeness: int | None = Field(default=None, ge=1, le=5, description="how close you felt, 1-5")
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+
+
+class MomentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: UUID
+    kind: MomentKind
+    note: str | None = Field(default=None, max_length=MAX_NOTE)
+    happened_at: AwareDatetime | None = None
+    moment_id: UUID | None = Field(default=None, description="send your own id to make retries safe")
+
+
+def _describe(errors: Any) -> str:
+    parts = []
+    for item in list(errors)[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {item.get('msg')}")
+    return "; ".join(parts)
+
+
+def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics) -> FastAPI:
+    app = FastAPI(
+        title="Attune check-ins",
+        version="1.0.0",
+        description="Check-ins, moments, streaks and summaries for one household. "
+                    "Authenticate with `Authorization: Bearer <household token>`.",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _describe(exc.errors()), "details": jsonable(exc.errors())}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    async def authorize(
+        household_id: Annotated[UUID, Path(description="the household's id")],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> UUID:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise HTTPException(401, "missing 'Authorization: Bearer <household token>' header",
+                                headers={"WWW-Authenticate": "Bearer"})
+        given = authorization[7:].strip()
+        if not hmac.compare_digest(given.encode(), household_token(token_secret, household_id).encode()):
+            raise HTTPException(403, "this token is not valid for this household",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return household_id
+
+    Household = Annotated[UUID, Depends(authorize)]
+
+    @app.get("/v1/households/{household_id}/summary", summary="Streaks, this week's tallies, date nights, ratio")
+    async def summary(household_id: Household) -> dict[str, Any]:
+        found = await service.summary(household_id)
+        if found is None:
+            raise HTTPException(404, "this household is not known to the check-ins service yet")
+        return found
+
+    @app.get("/v1/households/{household_id}/checkins", summary="Check-in history, newest first, paged")
+    async def history(
+        household_id: Household,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        items, total = await service.history(household_id, page=page, page_size=page_size)
+        return {
+            "items": [checkin_json(c) for c in items], "page": page, "page_size": page_size, "total": total,
+            "next_page": page + 1 if page * page_size < total else None,
+        }
+
+    @app.post("/v1/households/{household_id}/checkins", summary="Record (or change) a member's check-in",
+              status_code=201)
+    async def submit(household_id: Household, body: CheckInRequest) -> JSONResponse:
+        try:
+            command = SubmitCheckIn(
+                occurrence_id=body.occurrence_id, member_id=body.member_id, status=body.status,
+                snoozed_until=body.snoozed_until, closeness=body.closeness, note=body.note,
+                source=CheckInSource.API,
+            )
+        except ValidationError as exc:
+            raise HTTPException(422, _describe(exc.errors())) from None
+        try:
+            result = await service.submit(household_id, command)
+        except Rejected as exc:
+            raise HTTPException(422, exc.reason) from None
+        return JSONResponse(
+            {"outcome": result.outcome.value, "checkin": checkin_json(result.checkin)},
+            status_code=201 if result.outcome is Outcome.NEW else 200,
+        )
+
+    @app.post("/v1/households/{household_id}/moments", summary="Log a positive or negative moment",
+              status_code=201)
+    async def moment(household_id: Household, body: MomentRequest) -> JSONResponse:
+        moment_id = body.moment_id or uuid4()
+        command = LogMoment(moment_id=moment_id, member_id=body.member_id, kind=body.kind, note=body.note,
+                            happened_at=body.happened_at)
+        try:
+            created = await service.log_moment(household_id, command)
+        except Rejected as exc:
+            raise HTTPException(422, exc.reason) from None
+        return JSONResponse({"moment_id": str(moment_id), "created": created}, status_code=201 if created else 200)
+
+    @app.get("/v1/households/{household_id}/export", summary="Everything held about the household, notes included")
+    async def export(household_id: Household) -> dict[str, Any]:
+        found = await service.export(household_id)
+        if found is None:
+            raise HTTPException(404, "this household is not known to the check-ins service")
+        return found
+
+    # ---- one-tap links ----------------------------------------------------------------------------
+
+    async def _verify(token: str) -> tuple[LinkClaims, Occurrence, datetime | None] | HTMLResponse:
+        try:
+            claims = signer.verify(token, now=service.clock.now())
+        except LinkError as exc:
+            metrics.link_failures.labels(exc.reason).inc()
+            return page("This link can't be used", str(exc), status=410 if exc.reason == "expired" else 400)
+        try:
+            occurrence, used_at = await service.link_preview(claims)
+        except LinkRefused as exc:
+            metrics.link_failures.labels(exc.reason).inc()
+            return page("This link can't be used", str(exc), status=404)
+        return claims, occurrence, used_at
+
+    @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def link_page(token: str) -> HTMLResponse:
+        checked = await _verify(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claims, occurrence, used_at = checked
+        if used_at is not None:
+            metrics.link_failures.labels("replayed").inc()
+            return page("Already recorded", "This link has already been used; your answer was recorded then. "
+                        "Thank you!", status=409)
+        return confirm_page(token, claims, occurrence)
+
+    @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def link_submit(token: str, request: Request) -> HTMLResponse:
+        checked = await _verify(token)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claims, occurrence, _ = checked
+        form = parse_qs((await request.body()).decode("utf-8", "replace")[:1000])
+        raw = (form.get("closeness") or [""])[0].strip()
+        closeness = None
+        if raw:
+            if raw not in {"1", "2", "3", "4", "5"}:
+                metrics.link_failures.labels("bad_rating").inc()
+                return page("That rating didn't work", "Closeness is a number from 1 to 5.", status=400)
+            closeness = int(raw)
+        try:
+            result = await service.use_link(claims, closeness)
+        except LinkRefused as exc:
+            metrics.link_failures.labels(exc.reason).inc()
+            return page("Already recorded", str(exc), status=409)
+        except Rejected as exc:
+            metrics.link_failures.labels("rejected").inc()
+            return page("We couldn't record that", exc.reason, status=422)
+        return done_page(claims, occurrence, result.checkin.closeness)
+
+    return app
+
+
+def jsonable(errors: Any) -> list[dict[str, Any]]:
+    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
+            for e in list(errors)[:20]]
+
+
+# ---- HTML -------------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;margin:0;background:#fbf7f4;color:#2b2b2b}
+main{max-width:28rem;margin:0 auto;padding:1.5rem 1.25rem}
+h1{font-size:1.4rem;margin:.5rem 0 1rem}
+p{line-height:1.5}
+.when{color:#6b6b6b;font-size:.95rem}
+form{margin:1.25rem 0}
+.rate{display:flex;gap:.5rem;justify-content:space-between}
+button{font-size:1.15rem;border:0;border-radius:.75rem;padding:.9rem 0;background:#c8553d;color:#fff;flex:1;
+min-height:3rem;cursor:pointer}
+button.plain{background:#e7dcd5;color:#2b2b2b;width:100%;margin-top:.75rem}
+"""
+
+_ACTION_WORDS = {LinkAction.DONE: "done", LinkAction.SKIP: "skipped this time", LinkAction.SNOOZE: "snoozed for now"}
+
+
+def _html(title: str, body: str, status: int) -> HTMLResponse:
+    document = (
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"robots\" content=\"noindex\">"
+        f"<title>{escape(title)} · Attune</title><style>{_STYLE}</style></head>"
+        f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers={
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    })
+
+
+def page(title: str, message: str, *, status: int) -> HTMLResponse:
+    return _html(title, f"<p>{escape(message)}</p>", status)
+
+
+def _ritual_name(occurrence: Occurrence) -> str:
+    if occurrence.sensitive:
+        known = TEMPLATES.get(occurrence.template)
+        return (known.discreet_title if known and known.discreet_title else None) or "A moment for the two of you"
+    return occurrence.title
+
+
+def _when(occurrence: Occurrence) -> str:
+    local = occurrence.scheduled_for.astimezone(ZoneInfo(occurrence.time_zone))
+    return local.strftime("%A %d %B, %H:%M")
+
+
+def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence) -> HTMLResponse:
+    action = quote(f"/l/{token}", safe="/")
+    name, when = escape(_ritual_name(occurrence)), escape(_when(occurrence))
+    if claims.action is LinkAction.DONE:
+        buttons = "".join(
+            f'<button name="closeness" value="{n}" aria-label="closeness {n} of 5">{n}</button>' for n in range(1, 6)
+        )
+        body = (
+            f'<p><strong>{name}</strong></p><p class="when">{when}</p>'
+            "<p>Tap how close you felt, and we'll record it as done:</p>"
+            f'<form method="post" action="{escape(action)}"><div class="rate">{buttons}</div>'
+            '<button class="plain" name="closeness" value="">Just mark it done</button></form>'
+        )
+        return _html("Nice one!", body, 200)
+    word = escape(_ACTION_WORDS[claims.action])
+    body = (
+        f'<p><strong>{name}</strong></p><p class="when">{when}</p>'
+        f"<p>This will record it as {word}.</p>"
+        f'<form method="post" action="{escape(action)}"><button class="plain">Confirm</button></form>'
+    )
+    return _html("Not this time?" if claims.action is LinkAction.SKIP else "Later, then", body, 200)
+
+
+def done_page(claims: LinkClaims, occurrence: Occurrence, closeness: int | None) -> HTMLResponse:
+    name = escape(_ritual_name(occurrence))
+    rated = f" Closeness: {closeness} of 5." if closeness else ""
+    message = f"<p><strong>{name}</strong> is recorded as {escape(_ACTION_WORDS[claims.action])}.{escape(rated)}</p>"
+    return _html("Recorded. Thank you!", message + "<p>You can close this page.</p>", 200)

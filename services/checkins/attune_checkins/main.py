@@ -1,0 +1,12 @@
+"""The only module that reads the environment."""
+
+from __future__ import annotations
+
+from attune_runtime.logs import configure_logging
+
+from .bootstrap import build_app
+from .config import Settings
+
+settings = Settings()
+configure_logging("checkins", json_lines=settings.log_json, level=settings.log_level)
+app = build_app(settings)

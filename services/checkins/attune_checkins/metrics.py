@@ -1,0 +1,36 @@
+"""Check-ins metrics on an injected registry. Labels are bounded: status, template, unit, reason."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+_MAX_TEMPLATES = 50
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.checkins = Counter(
+            "attune_checkins_recorded_total", "Check-ins recorded (new or replacing an earlier answer)",
+            ["status", "template"], registry=registry,
+        )
+        self.missed = Counter("attune_checkins_missed_total", "Occurrences whose deadline passed unanswered",
+                              ["template"], registry=registry)
+        self.milestones = Counter("attune_checkins_milestones_total", "Streak milestones reached",
+                                  ["unit", "length"], registry=registry)
+        self.ratio_drops = Counter("attune_checkins_ratio_drops_total",
+                                   "Households whose positive:negative ratio fell below 5:1", registry=registry)
+        self.link_failures = Counter("attune_checkins_link_failures_total", "One-tap links refused",
+                                     ["reason"], registry=registry)
+        self.rejected = Counter("attune_checkins_commands_rejected_total", "Commands refused",
+                                ["command"], registry=registry)
+        self.summaries = Counter("attune_checkins_weekly_summaries_total", "Weekly summaries published",
+                                 registry=registry)
+        self.moments = Counter("attune_checkins_moments_total", "Moments logged", ["kind"], registry=registry)
+        self._templates: set[str] = set()
+
+    def template(self, name: str) -> str:
+        # Templates come from the scheduler's built-in set; cap anyway so a bug cannot explode the series.
+        if name in self._templates or len(self._templates) < _MAX_TEMPLATES:
+            self._templates.add(name)
+            return name
+        return "other"

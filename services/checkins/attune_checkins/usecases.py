@@ -1,0 +1,494 @@
+"""The check-ins use cases: one transaction each, the rules from service.py, events published before commit.
+
+Events are published inside the transaction, with ids derived from their cause: if the commit then
+fails, the message is retried and the same events go out again with the same ids (consumers dedupe
+on event id), and nothing is lost. Kafka messages, HTTP requests and one-tap links all end up here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from attune_contracts import Envelope
+from attune_contracts.links import LinkAction, LinkClaims
+from attune_contracts.messages import (
+    AchievementRecorded,
+    CheckInCommandRejected,
+    CheckInRecorded,
+    CheckInSource,
+    CheckInStatus,
+    DateNightAdherenceUpdated,
+    HouseholdErased,
+    HouseholdRegistered,
+    LogMoment,
+    MemberUpserted,
+    MilestoneReached,
+    MomentLogged,
+    RatioDropped,
+    RecordAchievement,
+    RitualDeleted,
+    RitualDue,
+    RitualMissed,
+    RitualScheduled,
+    RitualUpdated,
+    StreakUpdated,
+    SubmitCheckIn,
+)
+from attune_contracts.types import Contract
+
+from . import service as rules
+from .adapters.sql import SqlStore, SqlTx
+from .metrics import Metrics
+from .ports import Clock, EventSink
+from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
+
+log = logging.getLogger("attune.checkins")
+
+HANDLED_TYPES = frozenset({
+    "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
+    "ritual.due",
+    "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
+    "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
+})
+
+
+@dataclass(frozen=True)
+class Policy:
+    weekly_summary_hour: int = 19
+    weekly_summary_catch_up: timedelta = timedelta(hours=12)
+    ratio_window: timedelta = timedelta(days=14)
+    ratio_min_moments: int = 6
+    link_snooze: timedelta = timedelta(minutes=60)
+    timer_max_sleep_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: Outcome
+    checkin: CheckIn
+
+
+class LinkRefused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Outbox:
+    """Events decided in one transaction, with ids derived from the cause."""
+
+    def __init__(self, cause: UUID | str, household_id: UUID, correlation_id: str) -> None:
+        self.cause, self.household_id, self.correlation_id = cause, household_id, correlation_id
+        self.events: list[tuple[Contract, UUID]] = []
+
+    def add(self, payload: Contract, event_id: UUID | None = None) -> None:
+        self.events.append((payload, event_id or rules.derived_id("out", self.cause, len(self.events))))
+
+
+class CheckinsService:
+    def __init__(self, store: SqlStore, sink: EventSink, clock: Clock, metrics: Metrics,
+                 policy: Policy = Policy()) -> None:
+        self.store, self.sink, self.clock, self.metrics, self.policy = store, sink, clock, metrics, policy
+        self.wake = asyncio.Event()
+
+    async def _flush(self, outbox: Outbox) -> None:
+        for payload, event_id in outbox.events:
+            await self.sink.publish(payload, household_id=outbox.household_id,
+                                    correlation_id=outbox.correlation_id, event_id=event_id)
+
+    # ---- Kafka messages -------------------------------------------------------------------------
+
+    async def handle(self, envelope: Envelope[Any]) -> None:
+        payload, household_id = envelope.payload, envelope.household_id
+        now = self.clock.now()
+        outbox = Outbox(envelope.event_id, household_id, envelope.correlation_id)
+        async with self.store.tx() as tx:
+            erased = await tx.erased_at(household_id)
+            if erased is not None and envelope.occurred_at <= erased and not isinstance(payload, HouseholdErased):
+                return  # from before the household was erased: nothing of it may come back
+            if not await tx.claim_event(envelope.event_id, household_id, now):
+                return  # a redelivery: already applied
+            match payload:
+                case SubmitCheckIn():
+                    try:
+                        await self._submit(tx, outbox, household_id, payload, submitted_at=envelope.occurred_at)
+                    except Rejected as exc:
+                        self._reject(outbox, envelope, exc.reason, payload.member_id)
+                case LogMoment():
+                    try:
+                        await self._log_moment(tx, outbox, household_id, payload, envelope.occurred_at)
+                    except Rejected as exc:
+                        self._reject(outbox, envelope, exc.reason, payload.member_id)
+                case RecordAchievement():
+                    try:
+                        await self._record_achievement(tx, outbox, household_id, payload)
+                    except Rejected as exc:
+                        self._reject(outbox, envelope, exc.reason, payload.member_id)
+                case RitualDue():
+                    await self._ritual_due(tx, household_id, payload)
+                case HouseholdRegistered():
+                    await tx.put_household(household_id, payload.time_zone, now)
+                case MemberUpserted():
+                    await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
+                    await tx.add_member(household_id, payload.member_id)
+                case RitualScheduled() | RitualUpdated():
+                    await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
+                case RitualDeleted():
+                    await tx.delete_ritual(payload.ritual_id)
+                case HouseholdErased():
+                    removed = await tx.erase(household_id, payload.erased_at)
+                    log.info("erased household: %d rows", sum(removed.values()),
+                             extra={"event_id": str(envelope.event_id), "household_id": str(household_id)})
+                case _:
+                    return
+            await self._flush(outbox)
+
+    def _reject(self, outbox: Outbox, envelope: Envelope[Any], reason: str, member_id: UUID | None) -> None:
+        self.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
+        log.info("refused %s: %s", envelope.type, reason,
+                 extra={"event_id": str(envelope.event_id), "event_type": envelope.type,
+                        "correlation_id": envelope.correlation_id})
+        outbox.add(CheckInCommandRejected(
+            command_event_id=envelope.event_id, command_type=envelope.type, reason=reason, member_id=member_id,
+        ))
+
+    async def reject_invalid(self, *, event_id: UUID, household_id: UUID, command_type: str, reason: str,
+                             member_id: UUID | None, correlation_id: str) -> None:
+        """A command that failed contract validation (rating 9, a note too long): tell the sender why."""
+        self.metrics.rejected.labels(command_type.split(".")[-1][:40]).inc()
+        outbox = Outbox(event_id, household_id, correlation_id)
+        outbox.add(CheckInCommandRejected(command_event_id=event_id, command_type=command_type[:100],
+                                          reason=reason[:2000], member_id=member_id),
+                   event_id=rules.derived_id("invalid", event_id))
+        await self._flush(outbox)
+
+    async def _ritual_due(self, tx: SqlTx, household_id: UUID, due: RitualDue) -> None:
+        now = self.clock.now()
+        await tx.put_household(household_id, due.time_zone, now, overwrite=False)
+        occurrence = Occurrence(
+            occurrence_id=due.occurrence_id, household_id=household_id, ritual_id=due.ritual_id,
+            template=due.template, title=due.title, participants=tuple(due.participants),
+            scheduled_for=due.scheduled_for, deadline=due.deadline, time_zone=due.time_zone,
+            sensitive=due.sensitive,
+        )
+        if await tx.add_occurrence(occurrence):
+            self.wake.set()  # the timer may need to wake earlier for this deadline
+
+    # ---- check-ins ------------------------------------------------------------------------------
+
+    async def _submit(self, tx: SqlTx, outbox: Outbox, household_id: UUID, cmd: SubmitCheckIn, *,
+                      submitted_at: datetime, source: CheckInSource | None = None) -> SubmitResult:
+        occurrence = await tx.occurrence(cmd.occurrence_id)
+        household = await tx.household(household_id)
+        rules.validate_checkin(
+            household_id=household_id, occurrence=occurrence, occurrence_id=cmd.occurrence_id,
+            member_id=cmd.member_id, members=household.members if household else None,
+            closeness=cmd.closeness, note=cmd.note, submitted_at=submitted_at,
+        )
+        assert occurrence is not None
+        now = self.clock.now()
+        checkin = CheckIn(
+            checkin_id=rules.checkin_id_for(cmd.occurrence_id, cmd.member_id), occurrence_id=cmd.occurrence_id,
+            member_id=cmd.member_id, household_id=household_id, ritual_id=occurrence.ritual_id,
+            template=occurrence.template, status=cmd.status, snoozed_until=cmd.snoozed_until,
+            closeness=cmd.closeness, note=cmd.note, source=source or cmd.source,
+            submitted_at=rules.as_utc(submitted_at), recorded_at=now, scheduled_for=occurrence.scheduled_for,
+        )
+        existing = await tx.checkin(cmd.occurrence_id, cmd.member_id)
+        outcome = rules.decide_submission(existing, checkin)
+        if outcome in (Outcome.UNCHANGED, Outcome.STALE):
+            assert existing is not None
+            return SubmitResult(outcome, existing)
+        await tx.put_checkin(checkin, replace=outcome is Outcome.REPLACED)
+        self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
+        outbox.add(CheckInRecorded(
+            checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
+            template=checkin.template, member_id=checkin.member_id, status=checkin.status,
+            snoozed_until=checkin.snoozed_until, closeness=checkin.closeness, has_note=bool(checkin.note),
+            scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
+        ))
+        await self._refresh_ritual(tx, outbox, occurrence)
+        return SubmitResult(outcome, checkin)
+
+    async def _refresh_ritual(self, tx: SqlTx, outbox: Outbox, occurrence: Occurrence) -> None:
+        """Recount the ritual's streak (and date-night adherence); publish what changed."""
+        now = self.clock.now()
+        unit = rules.unit_for(await tx.ritual_rrule(occurrence.ritual_id), occurrence.template)
+        history = await tx.ritual_occurrences(occurrence.ritual_id)
+        streak = rules.compute_streak(history, unit, now)
+        previous = await tx.streak(occurrence.ritual_id)
+        prev_len, prev_best, prev_kept, prev_expected = previous or (0, 0, None, None)
+        best = max(streak.best, prev_best)
+        if previous is None or (prev_len, prev_best) != (streak.length, best):
+            outbox.add(StreakUpdated(ritual_id=occurrence.ritual_id, template=occurrence.template,
+                                     length=streak.length, unit=unit, best=best))
+        for mark in rules.milestones_crossed(prev_len, streak.length, unit):
+            assert streak.run_start is not None
+            if await tx.claim_milestone(occurrence.ritual_id, occurrence.household_id, streak.run_start, mark, now):
+                self.metrics.milestones.labels(unit.value, str(mark)).inc()
+                outbox.add(MilestoneReached(ritual_id=occurrence.ritual_id, template=occurrence.template,
+                                            length=mark, unit=unit))
+        kept_expected = None
+        if rules.is_date_night(occurrence.template):
+            today = rules.local_date_of(now, occurrence.time_zone)
+            kept_expected = rules.adherence(history, window_end=today, now=now)
+            if kept_expected != (prev_kept, prev_expected):
+                outbox.add(DateNightAdherenceUpdated(ritual_id=occurrence.ritual_id, kept=kept_expected[0],
+                                                     expected=kept_expected[1]))
+        await tx.put_streak(occurrence.ritual_id, occurrence.household_id, occurrence.template, unit.value,
+                            rules.Streak(streak.length, best, streak.run_start), kept_expected)
+
+    # ---- moments and achievements ---------------------------------------------------------------
+
+    async def _member_of(self, tx: SqlTx, household_id: UUID, member_id: UUID) -> None:
+        household = await tx.household(household_id)
+        if household is None:
+            raise Rejected(f"household {household_id} is unknown here (no HouseholdRegistered seen for it)")
+        if member_id not in household.members:
+            raise Rejected(f"member {member_id} is not in this household")
+
+    async def _log_moment(self, tx: SqlTx, outbox: Outbox, household_id: UUID, cmd: LogMoment,
+                          sent_at: datetime) -> bool:
+        now = self.clock.now()
+        await self._member_of(tx, household_id, cmd.member_id)
+        happened_at = cmd.happened_at or rules.as_utc(sent_at)
+        if happened_at > now + timedelta(minutes=5):
+            raise Rejected(f"happened_at {happened_at.isoformat()} is in the future")
+        moment = Moment(cmd.moment_id, household_id, cmd.member_id, cmd.kind.value, cmd.note, happened_at, now)
+        if not await tx.add_moment(moment):
+            return False  # the same moment id again: already counted
+        self.metrics.moments.labels(cmd.kind.value).inc()
+        outbox.add(MomentLogged(moment_id=cmd.moment_id, member_id=cmd.member_id, kind=cmd.kind,
+                                happened_at=happened_at))
+        positive, negative = await tx.moment_counts(household_id, now - self.policy.ratio_window, now)
+        was_below = await tx.ratio_below(household_id)
+        below, dropped = rules.ratio_transition(positive, negative, was_below=was_below,
+                                                min_moments=self.policy.ratio_min_moments)
+        if below != was_below:
+            await tx.set_ratio_below(household_id, below)
+        if dropped:
+            self.metrics.ratio_drops.inc()
+            outbox.add(RatioDropped(positive=positive, negative=negative, ratio=positive / negative,
+                                    window_days=self.policy.ratio_window.days))
+        return True
+
+    async def _record_achievement(self, tx: SqlTx, outbox: Outbox, household_id: UUID,
+                                  cmd: RecordAchievement) -> None:
+        await self._member_of(tx, household_id, cmd.member_id)
+        achievement = Achievement(cmd.achievement_id, household_id, cmd.member_id, cmd.dream, cmd.note,
+                                  self.clock.now())
+        if await tx.add_achievement(achievement):
+            outbox.add(AchievementRecorded(achievement_id=cmd.achievement_id, member_id=cmd.member_id,
+                                           dream=cmd.dream))
+
+    # ---- HTTP and links -------------------------------------------------------------------------
+
+    async def submit(self, household_id: UUID, cmd: SubmitCheckIn) -> SubmitResult:
+        """A check-in from the HTTP API. Raises Rejected (nothing recorded) with the reason."""
+        request_id = uuid4()
+        outbox = Outbox(request_id, household_id, str(request_id))
+        async with self.store.tx() as tx:
+            result = await self._submit(tx, outbox, household_id, cmd, submitted_at=self.clock.now())
+            await self._flush(outbox)
+        return result
+
+    async def log_moment(self, household_id: UUID, cmd: LogMoment) -> bool:
+        request_id = uuid4()
+        outbox = Outbox(request_id, household_id, str(request_id))
+        async with self.store.tx() as tx:
+            created = await self._log_moment(tx, outbox, household_id, cmd, self.clock.now())
+            await self._flush(outbox)
+        return created
+
+    async def link_preview(self, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
+        """What a link would record, and when it was used if it already was."""
+        async with self.store.tx() as tx:
+            occurrence = await tx.occurrence(claims.occurrence_id)
+            if occurrence is None or occurrence.household_id != claims.household_id:
+                raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
+            return occurrence, await tx.token_used_at(claims.token_id)
+
+    async def use_link(self, claims: LinkClaims, closeness: int | None) -> SubmitResult:
+        """Record a one-tap link's check-in once; a second use of the same token is refused."""
+        now = self.clock.now()
+        status = {LinkAction.DONE: CheckInStatus.DONE, LinkAction.SKIP: CheckInStatus.SKIPPED,
+                  LinkAction.SNOOZE: CheckInStatus.SNOOZED}[claims.action]
+        cmd = SubmitCheckIn(
+            occurrence_id=claims.occurrence_id, member_id=claims.member_id, status=status,
+            snoozed_until=now + self.policy.link_snooze if status is CheckInStatus.SNOOZED else None,
+            closeness=closeness if status is CheckInStatus.DONE else None, source=CheckInSource.LINK,
+        )
+        outbox = Outbox(claims.token_id, claims.household_id, str(claims.token_id))
+        async with self.store.tx() as tx:
+            checkin_id = rules.checkin_id_for(claims.occurrence_id, claims.member_id)
+            if not await tx.use_token(claims.token_id, claims.household_id, checkin_id, now, claims.expires_at):
+                raise LinkRefused("replayed", "This link has already been used; your answer was recorded then.")
+            result = await self._submit(tx, outbox, claims.household_id, cmd, submitted_at=now)
+            await self._flush(outbox)
+        return result
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    async def summary(self, household_id: UUID) -> dict[str, Any] | None:
+        now = self.clock.now()
+        async with self.store.tx() as tx:
+            household = await tx.household(household_id)
+            if household is None:
+                return None
+            week_start = rules.week_start_of(rules.local_date_of(now, household.time_zone))
+            data = await self._week_data(tx, household_id, week_start, now)
+            week = rules.weekly_summary(week_start, data, now)
+            positive, negative = await tx.moment_counts(household_id, now - self.policy.ratio_window, now)
+            streaks = await tx.household_streaks(household_id)
+        return {
+            "household_id": str(household_id),
+            "time_zone": household.time_zone,
+            "members": sorted(str(m) for m in household.members),
+            "this_week": week.model_dump(mode="json"),
+            "streaks": [
+                {"ritual_id": str(s["ritual_id"]), "template": s["template"], "unit": s["unit"],
+                 "length": s["length"], "best": s["best"],
+                 **({"date_nights_kept_4w": s["adherence_kept"], "date_nights_expected_4w": s["adherence_expected"]}
+                    if s["adherence_kept"] is not None else {})}
+                for s in streaks
+            ],
+            "ratio": {"window_days": self.policy.ratio_window.days, "positive": positive, "negative": negative,
+                      "ratio": rules.ratio_of(positive, negative)},
+        }
+
+    async def history(self, household_id: UUID, *, page: int, page_size: int) -> tuple[list[CheckIn], int]:
+        async with self.store.tx() as tx:
+            return await tx.history(household_id, offset=(page - 1) * page_size, limit=page_size)
+
+    async def export(self, household_id: UUID) -> dict[str, Any] | None:
+        async with self.store.tx() as tx:
+            household = await tx.household(household_id)
+            if household is None:
+                return None
+            checkins, _ = await tx.history(household_id, offset=0, limit=10_000_000)
+            moments = await tx.moments(household_id)
+            achievements = await tx.achievements(household_id)
+            streaks = await tx.household_streaks(household_id)
+        return {
+            "household_id": str(household_id), "time_zone": household.time_zone,
+            "exported_at": self.clock.now().isoformat(),
+            "members": sorted(str(m) for m in household.members),
+            "checkins": [_checkin_json(c) for c in checkins],
+            "moments": [{"moment_id": str(m.moment_id), "member_id": str(m.member_id), "kind": m.kind,
+                         "note": m.note, "happened_at": m.happened_at.isoformat()} for m in moments],
+            "achievements": [{"achievement_id": str(a.achievement_id), "member_id": str(a.member_id),
+                              "dream": a.dream, "note": a.note, "recorded_at": a.recorded_at.isoformat()}
+                             for a in achievements],
+            "streaks": [{k: (str(v) if isinstance(v, UUID) else v) for k, v in s.items() if k != "household_id"}
+                        for s in streaks],
+        }
+
+    # ---- the timer: missed occurrences and weekly summaries -------------------------------------
+
+    async def tick(self) -> float:
+        """Handle every deadline and summary that is due; return how long the timer may sleep."""
+        now = self.clock.now()
+        async with self.store.tx() as tx:
+            overdue = await tx.overdue(now)
+            for occurrence_id in await tx.answered_unclaimed(now):
+                await tx.close_occurrence(occurrence_id, now, missed=False)
+        for occurrence in overdue:
+            await self._close_missed(occurrence, now)
+        async with self.store.tx() as tx:
+            households = await tx.all_households()
+        candidates: list[datetime | None] = []
+        for household_id, zone in households:
+            await self._maybe_summarise(household_id, zone, now)
+            candidates.append(rules.next_summary_at(now, zone, self.policy.weekly_summary_hour))
+        async with self.store.tx() as tx:
+            candidates.append(await tx.next_deadline())
+        return rules.seconds_until_next(self.clock.now(), candidates, self.policy.timer_max_sleep_s)
+
+    async def _close_missed(self, occurrence: Occurrence, now: datetime) -> None:
+        outbox = Outbox(f"missed:{occurrence.occurrence_id}", occurrence.household_id,
+                        str(rules.derived_id("missed", occurrence.occurrence_id)))
+        async with self.store.tx() as tx:
+            statuses = await tx.occurrence_statuses(occurrence.occurrence_id)
+            missed = rules.is_missed(occurrence, statuses, now)
+            if not await tx.close_occurrence(occurrence.occurrence_id, now, missed=missed):
+                return  # another instance handled it
+            if missed:
+                self.metrics.missed.labels(self.metrics.template(occurrence.template)).inc()
+                outbox.add(RitualMissed(
+                    occurrence_id=occurrence.occurrence_id, ritual_id=occurrence.ritual_id,
+                    template=occurrence.template, participants=list(occurrence.participants),
+                    scheduled_for=occurrence.scheduled_for, deadline=occurrence.deadline,
+                    sensitive=occurrence.sensitive,
+                ), event_id=rules.derived_id("missed", occurrence.occurrence_id))
+                await self._refresh_ritual(tx, outbox, occurrence)
+            await self._flush(outbox)
+
+    async def _week_data(self, tx: SqlTx, household_id: UUID, week_start: datetime | Any,
+                         until: datetime) -> rules.WeekData:
+        from datetime import time as dtime
+        from zoneinfo import ZoneInfo
+
+        household = await tx.household(household_id)
+        zone = ZoneInfo(household.time_zone if household else "UTC")
+        week_end = week_start + timedelta(days=6)
+        occurrences = await tx.household_occurrences(household_id, week_start - timedelta(days=21), week_end)
+        done_by = await tx.done_by(o.occurrence_id for o in occurrences)
+        week_begins = datetime.combine(week_start, dtime(0), tzinfo=zone)
+        moments = await tx.moments(household_id, week_begins, until)
+        achievements = await tx.achievements(household_id, until - timedelta(days=28))
+        return rules.WeekData(occurrences, done_by, moments, len(achievements))
+
+    async def _maybe_summarise(self, household_id: UUID, zone: str, now: datetime) -> None:
+        week_start, slot = rules.summary_slot(now, zone, self.policy.weekly_summary_hour)
+        if now - slot > self.policy.weekly_summary_catch_up:
+            return
+        event_id = rules.derived_id("weekly", household_id, week_start)
+        outbox = Outbox(event_id, household_id, str(event_id))
+        async with self.store.tx() as tx:
+            if await tx.summary_sent(household_id, week_start):
+                return
+            data = await self._week_data(tx, household_id, week_start, slot)
+            if not data.occurrences and not data.moments:
+                await tx.claim_summary(household_id, week_start, now)  # nothing to say this week
+                return
+            if not await tx.claim_summary(household_id, week_start, now):
+                return
+            self.metrics.summaries.inc()
+            outbox.add(rules.weekly_summary(week_start, data, slot), event_id=event_id)
+            await self._flush(outbox)
+
+    async def run_timer(self, stop: asyncio.Event) -> None:
+        """Sleep until the next deadline or summary (or until a new RitualDue wakes it), then handle it."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                delay = await self.tick()
+            except Exception:
+                log.exception("timer tick failed; trying again shortly")
+                delay = 5.0
+            sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+            woken = asyncio.ensure_future(self.wake.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({sleeper, woken, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, woken, stopped):
+                    task.cancel()
+
+
+def _checkin_json(c: CheckIn) -> dict[str, Any]:
+    return {
+        "checkin_id": str(c.checkin_id), "occurrence_id": str(c.occurrence_id), "member_id": str(c.member_id),
+        "ritual_id": str(c.ritual_id), "template": c.template, "status": c.status.value,
+        "snoozed_until": c.snoozed_until.isoformat() if c.snoozed_until else None, "closeness": c.closeness,
+        "note": c.note, "source": c.source.value, "scheduled_for": c.scheduled_for.isoformat(),
+        "submitted_at": c.submitted_at.isoformat(), "recorded_at": c.recorded_at.isoformat(),
+    }
+
+
+checkin_json = _checkin_json

@@ -1,0 +1,146 @@
+"""Fakes and a harness for the check-ins tests: the real SQL store (SQLite file or PostgreSQL), a fake clock,
+and a sink that records every event published."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from attune_checkins.adapters.migrate import upgrade
+from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
+from attune_checkins.metrics import Metrics
+from attune_checkins.service import derived_id
+from attune_checkins.usecases import CheckinsService, Policy
+from attune_contracts import Envelope, make_envelope
+from attune_contracts.messages import (
+    CheckInStatus,
+    HouseholdKind,
+    HouseholdRegistered,
+    MemberRole,
+    MemberUpserted,
+    RitualDue,
+    SubmitCheckIn,
+)
+from attune_contracts.types import Contract
+from prometheus_client import CollectorRegistry
+
+FERNET_KEY = b"dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="  # 32 bytes, urlsafe base64
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now_value = now
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self.now_value
+
+    def set(self, now: datetime) -> None:
+        self.now_value = now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now_value += timedelta(**kwargs)
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_value += timedelta(seconds=seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Published:
+    payload: Contract
+    household_id: UUID
+    event_id: UUID | None
+    correlation_id: str | None
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.published: list[Published] = []
+
+    async def publish(self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
+                      event_id: UUID | None = None) -> None:
+        self.published.append(Published(payload, household_id, event_id, correlation_id))
+
+    def of(self, kind: type) -> list[Any]:
+        return [p.payload for p in self.published if isinstance(p.payload, kind)]
+
+    def types(self) -> list[str]:
+        return [type(p.payload).__name__ for p in self.published]
+
+    def clear(self) -> None:
+        self.published.clear()
+
+
+@dataclass
+class Harness:
+    service: CheckinsService
+    store: SqlStore
+    sink: FakeSink
+    clock: FakeClock
+    registry: CollectorRegistry
+    household: UUID = field(default_factory=uuid4)
+    ana: UUID = field(default_factory=uuid4)
+    ben: UUID = field(default_factory=uuid4)
+    zone: str = "America/New_York"
+
+    async def send(self, payload: Contract, *, occurred_at: datetime | None = None, household: UUID | None = None,
+                   event_id: UUID | None = None) -> Envelope[Any]:
+        envelope = make_envelope(payload, household_id=household or self.household, producer="test",
+                                 occurred_at=occurred_at or self.clock.now(), event_id=event_id)
+        await self.service.handle(envelope)
+        return envelope
+
+    async def setup_household(self) -> None:
+        await self.send(HouseholdRegistered(name="Ana & Ben", time_zone=self.zone, kind=HouseholdKind.COUPLE))
+        for member, name in ((self.ana, "Ana"), (self.ben, "Ben")):
+            await self.send(MemberUpserted(member_id=member, display_name=name, role=MemberRole.PARTNER,
+                                           time_zone=self.zone))
+
+    def due(self, ritual_id: UUID, scheduled_for: datetime, *, template: str = "evening_attunement",
+            window: timedelta = timedelta(hours=14), participants: list[UUID] | None = None,
+            title: str = "Evening attunement", sensitive: bool = False) -> RitualDue:
+        from zoneinfo import ZoneInfo
+
+        return RitualDue(
+            occurrence_id=derived_id("occ", ritual_id, scheduled_for.isoformat()), ritual_id=ritual_id,
+            template=template, title=title, participants=participants or [self.ana, self.ben],
+            scheduled_for=scheduled_for, local_time=scheduled_for.astimezone(ZoneInfo(self.zone)).isoformat(),
+            time_zone=self.zone, sensitive=sensitive, deadline=scheduled_for + window,
+        )
+
+    async def check_in(self, due: RitualDue, member: UUID, status: CheckInStatus = CheckInStatus.DONE, *,
+                       at: datetime | None = None, **extra: Any) -> Envelope[Any]:
+        return await self.send(SubmitCheckIn(occurrence_id=due.occurrence_id, member_id=member, status=status,
+                                             **extra), occurred_at=at or due.scheduled_for + timedelta(minutes=30))
+
+    async def count(self, table: str) -> int:
+        from sqlalchemy import text
+
+        async with self.store.engine.connect() as conn:
+            return (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
+
+
+async def make_harness(url: str, now: datetime, policy: Policy | None = None) -> Harness:
+    store = SqlStore(make_engine(url), NoteCipher([FERNET_KEY]))
+    await upgrade(store.engine)
+    registry = CollectorRegistry()
+    clock, sink = FakeClock(now), FakeSink()
+    service = CheckinsService(store, sink, clock, Metrics(registry), policy or Policy())
+    return Harness(service, store, sink, clock, registry)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = await make_harness(f"sqlite+aiosqlite:///{tmp_path}/checkins.db", datetime(2027, 3, 1, 12, tzinfo=UTC))
+    try:
+        yield h
+    finally:
+        await h.store.close()
