@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from attune_contracts.catalog import CURIOSITY_QUESTIONS, TEMPLATES, Audience
 from attune_scheduler.recurrence import Recurrence
 

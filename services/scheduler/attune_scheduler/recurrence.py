@@ -29,8 +29,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import DAILY, WEEKLY, rrule, rrulestr
 
 __all__ = [
-    "MAX_PER_DAY", "OCCURRENCE_NAMESPACE", "Recurrence", "RecurrenceError",
-    "occurrence_id", "reminder_id", "parse_local_time", "zone", "utc_iso",
+    "MAX_PER_DAY",
+    "OCCURRENCE_NAMESPACE",
+    "Recurrence",
+    "RecurrenceError",
+    "occurrence_id",
+    "parse_local_time",
+    "reminder_id",
+    "utc_iso",
+    "zone",
 ]
 
 MAX_PER_DAY = 4

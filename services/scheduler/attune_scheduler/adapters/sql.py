@@ -1,0 +1,343 @@
+"""The SQL store (SQLAlchemy 2 async): SQLite by default, PostgreSQL for production and several instances.
+
+Every state change and the events it causes are written in one transaction (the outbox); the relay
+publishes outbox rows afterwards. Due rituals are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL,
+so several instances never fire the same occurrence; SQLite (one instance) serialises writers instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from attune_contracts import Envelope, headers_for, make_envelope, spec_of
+from attune_contracts.types import Contract
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..ports import OutboxRow
+from ..service import (
+    Emitted,
+    Household,
+    HouseholdView,
+    Member,
+    Outcome,
+    Ritual,
+    WakeResult,
+    fact_event_id,
+)
+from .tables import households, members, outbox, processed_commands, rituals
+
+PRODUCER = "scheduler"
+_MIGRATION_LOCK = 810_101
+_RELAY_LOCK = 810_102
+
+
+@dataclass
+class FireReport:
+    claimed: int = 0
+    emitted: list[Emitted] = field(default_factory=list)
+    templates: dict[uuid.UUID, str] = field(default_factory=dict)
+    stale_reminders: int = 0
+    failed: int = 0
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, connect_args={"timeout": 30})
+    return create_async_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True)
+
+
+def _ritual_from_row(row: Any) -> Ritual:
+    return Ritual(
+        id=row.id, household_id=row.household_id, template=row.template, title=row.title,
+        participants=[uuid.UUID(p) for p in row.participants], rrule=row.rrule, local_time=row.local_time,
+        start_date=row.start_date, time_zone=row.time_zone, reminder_offsets=list(row.reminder_offsets),
+        catch_up_minutes=row.catch_up_minutes, sensitive=row.sensitive, paused=row.paused,
+        consents=[uuid.UUID(c) for c in row.consents], next_due_at=row.next_due_at,
+        next_reminder_at=row.next_reminder_at, reminder_cursor=row.reminder_cursor,
+    )
+
+
+def _ritual_values(r: Ritual, now: datetime) -> dict[str, Any]:
+    return {
+        "id": r.id, "household_id": r.household_id, "template": r.template, "title": r.title,
+        "participants": [str(p) for p in r.participants], "rrule": r.rrule, "local_time": r.local_time,
+        "start_date": r.start_date, "time_zone": r.time_zone, "reminder_offsets": list(r.reminder_offsets),
+        "catch_up_minutes": r.catch_up_minutes, "sensitive": r.sensitive, "paused": r.paused,
+        "consents": [str(c) for c in r.consents], "state": r.state.value, "next_due_at": r.next_due_at,
+        "next_reminder_at": r.next_reminder_at, "reminder_cursor": r.reminder_cursor, "wake_at": r.wake_at, "updated_at": now,
+    }
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        # SQLite allows one writer; one process serialises its own transactions instead of hitting "locked".
+        self._lock: asyncio.Lock | None = None if self.postgres else asyncio.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        return cls(make_engine(url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        if self._lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self._lock, self.engine.begin() as conn:
+                yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert(table) if self.postgres else sqlite.insert(table))
+
+    # ---- schema --------------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (safe with several instances starting at once)."""
+        from alembic import command
+        from alembic.config import Config
+
+        def upgrade(sync_conn: Any) -> None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self._tx() as conn:
+            if self.postgres:
+                await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
+            await conn.run_sync(upgrade)
+
+    async def ping(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return True
+
+    # ---- commands ------------------------------------------------------------------------------
+
+    async def _load_view(self, conn: AsyncConnection, household_id: uuid.UUID) -> HouseholdView:
+        view = HouseholdView(id=household_id, household=None)
+        row = (await conn.execute(
+            sa.select(households).where(households.c.id == household_id).with_for_update()
+        )).first()
+        if row is None:
+            return view
+        from attune_contracts.messages import HouseholdKind, MemberRole
+
+        view.household = Household(row.id, row.name, row.time_zone, HouseholdKind(row.kind))
+        for m in await conn.execute(sa.select(members).where(members.c.household_id == household_id)):
+            view.members[m.member_id] = Member(m.member_id, m.display_name, MemberRole(m.role))
+        # Locked: the firing loop (SKIP LOCKED) leaves these rituals alone until this command commits.
+        for r in await conn.execute(
+            sa.select(rituals).where(rituals.c.household_id == household_id).with_for_update()
+        ):
+            view.rituals[r.id] = _ritual_from_row(r)
+        return view
+
+    async def handle_command(
+        self,
+        envelope: Envelope[Any],
+        now: datetime,
+        decide: Callable[[HouseholdView, Envelope[Any], datetime], Outcome],
+    ) -> Outcome | None:
+        """Decide and apply one command with its facts, once. None: this event id was handled before."""
+        async with self._tx() as conn:
+            seen = (await conn.execute(
+                sa.select(processed_commands.c.event_id).where(processed_commands.c.event_id == envelope.event_id)
+            )).first()
+            if seen is not None:
+                return None
+            view = await self._load_view(conn, envelope.household_id)
+            outcome = decide(view, envelope, now)
+            await self._apply(conn, envelope.household_id, outcome, now)
+            await self._enqueue(conn, [
+                self._fact_row(fact, envelope, fact_event_id(envelope.event_id, i), now)
+                for i, fact in enumerate(outcome.facts)
+            ])
+            await conn.execute(processed_commands.insert().values(
+                event_id=envelope.event_id, command_type=envelope.type,
+                outcome="rejected" if outcome.rejected else "accepted", processed_at=now,
+            ))
+            return outcome
+
+    async def _apply(self, conn: AsyncConnection, household_id: uuid.UUID, outcome: Outcome, now: datetime) -> None:
+        if outcome.erase:
+            await conn.execute(rituals.delete().where(rituals.c.household_id == household_id))
+            await conn.execute(members.delete().where(members.c.household_id == household_id))
+            await conn.execute(households.delete().where(households.c.id == household_id))
+            # Occurrences not yet published for an erased household are not sent at all.
+            await conn.execute(outbox.delete().where(
+                outbox.c.household_id == household_id, outbox.c.sent_at.is_(None)))
+            return
+        if outcome.household is not None:
+            h = outcome.household
+            values = {"id": h.id, "name": h.name, "time_zone": h.time_zone, "kind": h.kind.value, "updated_at": now}
+            stmt = self._insert(households).values(**values)
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+                k: stmt.excluded[k] for k in ("name", "time_zone", "kind", "updated_at")}))
+        for m in outcome.members:
+            stmt = self._insert(members).values(household_id=household_id, member_id=m.member_id,
+                                               display_name=m.display_name, role=m.role.value)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["household_id", "member_id"],
+                set_={"display_name": stmt.excluded.display_name, "role": stmt.excluded.role}))
+        for r in outcome.rituals:
+            values = _ritual_values(r, now)
+            stmt = self._insert(rituals).values(**values)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}))
+        if outcome.deleted_rituals:
+            await conn.execute(rituals.delete().where(rituals.c.id.in_(outcome.deleted_rituals)))
+
+    @staticmethod
+    def _fact_row(fact: Contract, cause: Envelope[Any], event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+        envelope = make_envelope(fact, household_id=cause.household_id, producer=PRODUCER,
+                                 correlation_id=cause.correlation_id, event_id=event_id, occurred_at=now)
+        return _outbox_values(envelope, now, template=None, due_at=None)
+
+    async def _enqueue(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(self._insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+
+    # ---- firing --------------------------------------------------------------------------------
+
+    async def fire_due(
+        self, now: datetime, limit: int, wake: Callable[[Ritual, datetime], WakeResult]
+    ) -> FireReport:
+        """Claim up to `limit` rituals whose wake time has come, emit their events, advance them: one transaction."""
+        report = FireReport()
+        async with self._tx() as conn:
+            claim = (
+                sa.select(rituals).where(rituals.c.wake_at <= now).order_by(rituals.c.wake_at).limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = (await conn.execute(claim)).all()
+            report.claimed = len(rows)
+            if not rows:
+                return report
+            updates: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for row in rows:
+                ritual = _ritual_from_row(row)
+                try:
+                    result = wake(ritual, now)
+                except Exception:  # noqa: BLE001 - one broken ritual must not stop every other household
+                    report.failed += 1
+                    ritual.next_due_at = ritual.next_reminder_at = None
+                    result = WakeResult()
+                report.stale_reminders += result.stale_reminders
+                for item in result.emitted:
+                    report.emitted.append(item)
+                    report.templates[item.event_id] = ritual.template
+                    envelope = make_envelope(item.payload, household_id=ritual.household_id, producer=PRODUCER,
+                                             correlation_id=str(item.payload.occurrence_id),
+                                             event_id=item.event_id, occurred_at=now)
+                    events.append(_outbox_values(envelope, now, template=ritual.template, due_at=item.at))
+                updates.append({
+                    "rid": ritual.id, "next_due_at": ritual.next_due_at, "next_reminder_at": ritual.next_reminder_at,
+                    "reminder_cursor": ritual.reminder_cursor, "wake_at": ritual.wake_at, "updated_at": now,
+                })
+            await self._enqueue(conn, events)
+            await conn.execute(
+                rituals.update().where(rituals.c.id == sa.bindparam("rid")).values(
+                    next_due_at=sa.bindparam("next_due_at"), next_reminder_at=sa.bindparam("next_reminder_at"),
+                    reminder_cursor=sa.bindparam("reminder_cursor"), wake_at=sa.bindparam("wake_at"),
+                    updated_at=sa.bindparam("updated_at"),
+                ),
+                updates,
+            )
+        return report
+
+    async def next_wake_at(self) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.min(rituals.c.wake_at)))).scalar()
+
+    # ---- outbox relay --------------------------------------------------------------------------
+
+    async def relay(
+        self, limit: int, send: Callable[[Sequence[OutboxRow]], Any], now: Callable[[], datetime]
+    ) -> list[OutboxRow]:
+        """Publish the oldest unsent rows through `send` (all acknowledged when it returns), then mark them sent.
+
+        On PostgreSQL one relay at a time holds an advisory lock, so each household's events leave in order.
+        A crash between send and commit sends the rows again: at-least-once, with the same event ids.
+        """
+        async with self._tx() as conn:
+            if self.postgres:
+                got = (await conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({_RELAY_LOCK})"))).scalar()
+                if not got:
+                    return []
+            result = await conn.execute(
+                sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+            )
+            rows = [
+                OutboxRow(r.id, r.event_id, r.topic, str(r.household_id).encode(), r.body.encode(), dict(r.headers),
+                          r.event_type, r.template, r.due_at)
+                for r in result
+            ]
+            if not rows:
+                return []
+            await send(rows)
+            sent_at = now()
+            await conn.execute(
+                outbox.update().where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=sent_at)
+            )
+            return rows
+
+    async def outbox_backlog(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+            )).scalar_one()
+
+    async def prune_sent(self, before: datetime) -> int:
+        async with self._tx() as conn:
+            result = await conn.execute(outbox.delete().where(outbox.c.sent_at < before))
+            return result.rowcount or 0
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    async def active_by_template(self) -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                sa.select(rituals.c.template, sa.func.count()).where(rituals.c.state == "active")
+                .group_by(rituals.c.template)
+            )
+            return {template: count for template, count in result}
+
+    async def ritual(self, ritual_id: uuid.UUID) -> Ritual | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(sa.select(rituals).where(rituals.c.id == ritual_id))).first()
+            return _ritual_from_row(row) if row else None
+
+    async def count(self, table: str) -> int:
+        tables = {"households": households, "members": members, "rituals": rituals, "outbox": outbox,
+                  "processed_commands": processed_commands}
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(sa.func.count()).select_from(tables[table]))).scalar_one()
+
+
+def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | None,
+                   due_at: datetime | None) -> dict[str, Any]:
+    return {
+        "event_id": envelope.event_id, "household_id": envelope.household_id,
+        "topic": spec_of(type(envelope.payload)).topic.value, "event_type": envelope.type,
+        "body": envelope.to_bytes().decode(), "headers": headers_for(envelope), "template": template,
+        "due_at": due_at, "created_at": now, "sent_at": None,
+    }

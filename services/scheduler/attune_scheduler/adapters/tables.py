@@ -1,0 +1,103 @@
+"""The scheduler's own tables. Every instant is stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out; SQLite keeps naive UTC text, PostgreSQL a timestamptz."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+households = sa.Table(
+    "households", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+members = sa.Table(
+    "members", metadata,
+    sa.Column("household_id", sa.Uuid, sa.ForeignKey("households.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("member_id", sa.Uuid, primary_key=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+)
+
+rituals = sa.Table(
+    "rituals", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("household_id", sa.Uuid, sa.ForeignKey("households.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("template", sa.String(64), nullable=False),
+    sa.Column("title", sa.String(200), nullable=True),
+    sa.Column("participants", sa.JSON, nullable=False),
+    sa.Column("rrule", sa.String(500), nullable=False),
+    sa.Column("local_time", sa.String(5), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False),
+    sa.Column("reminder_offsets", sa.JSON, nullable=False),
+    sa.Column("catch_up_minutes", sa.Integer, nullable=False),
+    sa.Column("sensitive", sa.Boolean, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("consents", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("next_due_at", UtcDateTime, nullable=True),
+    sa.Column("next_reminder_at", UtcDateTime, nullable=True),
+    sa.Column("reminder_cursor", UtcDateTime, nullable=True),
+    sa.Column("wake_at", UtcDateTime, nullable=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_rituals_wake_at", "wake_at"),
+    sa.Index("ix_rituals_state_template", "state", "template"),
+)
+
+processed_commands = sa.Table(
+    "processed_commands", metadata,
+    sa.Column("event_id", sa.Uuid, primary_key=True),
+    sa.Column("command_type", sa.String(100), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("processed_at", UtcDateTime, nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+    sa.Column("household_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("topic", sa.String(100), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("template", sa.String(64), nullable=True),
+    sa.Column("due_at", UtcDateTime, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=True),
+    sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
+             sqlite_where=sa.text("sent_at IS NULL")),
+)

@@ -1,0 +1,21 @@
+"""The scheduler's settings (environment prefix ATTUNE_SCHEDULER_)."""
+
+from __future__ import annotations
+
+from attune_runtime.settings import ServiceSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+
+class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
+
+    http_port: int = Field(default=8101, ge=0, le=65535)
+    database_url: str = "sqlite+aiosqlite:///./data/scheduler.db"
+    group_id: str = "attune-scheduler"
+    fire_batch_size: int = Field(default=500, ge=1, le=10_000, description="rituals claimed per transaction")
+    relay_batch_size: int = Field(default=2000, ge=1, le=50_000, description="outbox rows published per batch")
+    max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
+    relay_poll_s: float = Field(default=1.0, gt=0)
+    metrics_refresh_s: float = Field(default=5.0, gt=0)
+    outbox_retention_hours: float = Field(default=24.0, ge=0)
