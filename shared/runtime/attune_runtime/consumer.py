@@ -38,6 +38,7 @@ from .retry import Backoff
 log = logging.getLogger("attune.consumer")
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
+InvalidHook = Callable[[Any, str], Awaitable[None]]
 
 
 class PermanentError(Exception):
@@ -125,8 +126,10 @@ class ReliableConsumer:
         retry: RetryPolicy = RetryPolicy(),
         accept: Iterable[str] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_invalid: InvalidHook | None = None,
     ) -> None:
         self.broker, self.service, self.group_id = broker, service, group_id
+        self.on_invalid = on_invalid
         self.handler, self.metrics, self.retry = handler, metrics, retry
         self.accept = frozenset(accept) if accept is not None else None
         self._sleep = sleep
@@ -137,6 +140,13 @@ class ReliableConsumer:
             envelope = parse(msg.body)
         except ContractError as exc:
             await self._dead_letter(record, exc.reason, "invalid", attempts=1)
+            if self.on_invalid is not None:
+                try:
+                    # e.g. tell the sender of an invalid command why it was refused
+                    await self.on_invalid(record, exc.reason)
+                except Exception:  # noqa: BLE001 - already dead-lettered; a failing hook must not block
+                    log.exception("on_invalid hook failed for %s[%d]@%d", record.topic, record.partition,
+                                  record.offset)
             return
         if self.accept is not None and envelope.type not in self.accept:
             self.metrics.ignored.labels(self.service, record.topic).inc()
@@ -200,10 +210,15 @@ def subscribe(
     retry: RetryPolicy = RetryPolicy(),
     accept: Iterable[str] | None = None,
     session_timeout_ms: int = 10_000,
+    on_invalid: InvalidHook | None = None,
 ) -> ReliableConsumer:
-    """Register a reliable group subscriber for `handler` on `topics`."""
+    """Register a reliable group subscriber for `handler` on `topics`.
+
+    `on_invalid(record, reason)` runs after an undecodable or invalid message was dead-lettered.
+    """
     consumer = ReliableConsumer(
-        broker, service=service, group_id=group_id, handler=handler, metrics=metrics, retry=retry, accept=accept
+        broker, service=service, group_id=group_id, handler=handler, metrics=metrics, retry=retry, accept=accept,
+        on_invalid=on_invalid,
     )
     names = [t.value if isinstance(t, Topic) else t for t in topics]
     subscriber = broker.subscriber(
