@@ -191,7 +191,7 @@ class Scheduler:
                     await asyncio.wait_for(asyncio.shield(task), timeout=drain_timeout)
                 except TimeoutError:
                     task.cancel()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("scheduler task %s failed while stopping", task.get_name())
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
