@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -42,9 +43,22 @@ def runnable(service: Service) -> bool:
     return importlib.util.find_spec(f"{service.module}.__main__") is not None
 
 
+def dev_link_keys() -> str:
+    """One random link key for this data folder, so links minted by the notifier verify at check-ins."""
+    path = DATA / "dev-link-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+    return f"dev:{path.read_text().strip()}"
+
+
 def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     p = service.env_prefix
+    links = dev_link_keys()
     env = {
+        "ATTUNE_CHECKINS_LINK_KEYS": links,
+        "ATTUNE_CHECKINS_LINK_CURRENT_KID": "dev",
+        "ATTUNE_NOTIFIER_LINK_KEYS": links,
+        "ATTUNE_NOTIFIER_LINK_KID": "dev",
         **os.environ,
         f"{p}ENVIRONMENT": "development",
         f"{p}KAFKA_BOOTSTRAP_SERVERS": bootstrap,
