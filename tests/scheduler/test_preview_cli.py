@@ -7,10 +7,9 @@ from datetime import date
 
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from attune_cli.preview import preview
 from attune_scheduler.recurrence import Recurrence, utc_iso
+from typer.testing import CliRunner
 
 pytestmark = [pytest.mark.unit]
 

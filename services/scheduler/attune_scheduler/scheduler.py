@@ -79,7 +79,7 @@ class Scheduler:
             written += len(report.emitted)
             if report.emitted:
                 self.outbox_ready.set()
-            if report.claimed < self.fire_batch_size:
+            if report.claimed < self.fire_batch_size or self._stopping:
                 return written
 
     def _count(self, report: FireReport) -> None:
