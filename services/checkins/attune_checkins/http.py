@@ -5,7 +5,6 @@ Nothing is stored: the server recomputes it. Print one with `python -m attune_ch
 rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
 """
 
-from __future__ import annotations
 
 import base64
 import hashlib
