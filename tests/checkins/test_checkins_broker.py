@@ -1,0 +1,183 @@
+"""The check-ins service against the real broker (Tansu) and PostgreSQL: redelivery changes nothing,
+bad input is refused with a reason, nothing is recorded, and the service keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from attune_contracts import Envelope, Topic, make_envelope, parse
+from attune_contracts.messages import (
+    CheckInCommandRejected,
+    CheckInRecorded,
+    CheckInStatus,
+    DeadLetter,
+    HouseholdKind,
+    HouseholdRegistered,
+    MemberRole,
+    MemberUpserted,
+    RitualDue,
+    StreakUpdated,
+    SubmitCheckIn,
+)
+from attune_contracts.types import Contract
+from attune_checkins.bootstrap import Checkins, build
+from attune_checkins.config import Settings
+from attune_runtime.testing import eventually
+
+from .conftest import FERNET_KEY
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+async def service(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIterator[Checkins]:
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
+        notes_key=SecretStr(FERNET_KEY.decode()), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+    )
+    parts = build(settings, group_id=f"attune-checkins-{unique}")
+    await parts.start()
+    try:
+        await eventually(lambda: _ready(parts), timeout=30)
+        yield parts
+    finally:
+        await parts.stop()
+
+
+async def _ready(parts: Checkins) -> bool:
+    return bool((await parts.readiness.status())["ready"])
+
+
+async def produce(bootstrap: str, topic: Topic, *values: bytes, key: UUID) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic.value, value=value, key=str(key).encode())
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: Topic, accept: Any, *, until: Any, timeout: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{uuid4().hex[:8]}")
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(found):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        item = accept(record.value)
+                        if item is not None:
+                            found.append(item)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def env(payload: Contract, household: UUID, **kw: Any) -> Envelope[Any]:
+    return make_envelope(payload, household_id=household, producer="test", **kw)
+
+
+async def rows(parts: Checkins, sql: str, **params: Any) -> int:
+    async with parts.store.engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar_one()
+
+
+async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Checkins, kafka_bootstrap: str) -> None:
+    household, ana, ben, ritual = uuid4(), uuid4(), uuid4(), uuid4()
+    zone = "Europe/Lisbon"
+    now = datetime.now(UTC)
+    due = RitualDue(
+        occurrence_id=uuid4(), ritual_id=ritual, template="evening_attunement", title="Evening attunement",
+        participants=[ana, ben], scheduled_for=now - timedelta(minutes=10), local_time="20:30", time_zone=zone,
+        sensitive=False, deadline=now + timedelta(hours=12),
+    )
+    facts = [
+        env(HouseholdRegistered(name="Ana & Ben", time_zone=zone, kind=HouseholdKind.COUPLE), household),
+        *(env(MemberUpserted(member_id=m, display_name=n, role=MemberRole.PARTNER, time_zone=zone), household)
+          for m, n in ((ana, "Ana"), (ben, "Ben"))),
+    ]
+    await produce(kafka_bootstrap, Topic.SCHEDULER_EVENTS, *(e.to_bytes() for e in facts), key=household)
+    due_bytes = env(due, household).to_bytes()
+    await produce(kafka_bootstrap, Topic.RITUAL_OCCURRENCES, due_bytes, due_bytes, key=household)  # redelivered
+    await eventually(lambda: rows(service, "SELECT count(*) FROM occurrences WHERE household_id = :h",
+                                  h=household), timeout=30)
+
+    def submit(member: UUID, **kw: Any) -> Envelope[Any]:
+        return env(SubmitCheckIn(occurrence_id=due.occurrence_id, member_id=member, status=CheckInStatus.DONE, **kw),
+                   household)
+
+    good = submit(ana, closeness=4, note="a good talk")
+    template = json.loads(submit(ben).to_bytes())
+
+    def raw(change: dict[str, Any]) -> tuple[UUID, bytes]:
+        event_id = uuid4()
+        body = {**template, "event_id": str(event_id), "payload": {**template["payload"], **change}}
+        return event_id, json.dumps(body).encode()
+
+    rating_id, rating_9 = raw({"closeness": 9})
+    note_id, long_note = raw({"note": "x" * 2001})
+    unknown = env(SubmitCheckIn(occurrence_id=uuid4(), member_id=ben, status=CheckInStatus.DONE), household)
+    stranger = submit(uuid4())
+    sentinel = submit(ben, closeness=5)
+    await produce(
+        kafka_bootstrap, Topic.CHECKINS_COMMANDS,
+        good.to_bytes(), good.to_bytes(),  # the same submission delivered twice
+        rating_9, long_note, unknown.to_bytes(), stranger.to_bytes(), b"{this is not json",
+        sentinel.to_bytes(),
+        key=household,
+    )
+    await eventually(lambda: rows(service, "SELECT count(*) FROM checkins WHERE member_id = :m", m=ben), timeout=30)
+
+    def ours(value: bytes) -> Any:
+        envelope = parse(value)
+        return envelope if envelope.household_id == household else None
+
+    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours,
+                              until=lambda found: sum(isinstance(e.payload, CheckInRecorded) for e in found) >= 2
+                              and sum(isinstance(e.payload, CheckInCommandRejected) for e in found) >= 4)
+    await asyncio.sleep(1.0)  # anything extra (a duplicate) would have arrived by now
+    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours,
+                              until=lambda found: len(found) >= len(events), timeout=10)
+
+    recorded = [e.payload for e in events if isinstance(e.payload, CheckInRecorded)]
+    assert sorted((r.member_id, r.closeness) for r in recorded) == sorted([(ana, 4), (ben, 5)])
+    assert all(r.occurrence_id == due.occurrence_id for r in recorded)
+    rejected = {e.payload.command_event_id: e.payload.reason for e in events
+                if isinstance(e.payload, CheckInCommandRejected)}
+    assert set(rejected) == {rating_id, note_id, unknown.event_id, stranger.event_id}
+    assert "closeness" in rejected[rating_id] and "less than or equal to 5" in rejected[rating_id]
+    assert "note" in rejected[note_id] and "2000" in rejected[note_id]
+    assert "unknown occurrence" in rejected[unknown.event_id]
+    assert "is not in this household" in rejected[stranger.event_id]
+    streaks = [e.payload for e in events if isinstance(e.payload, StreakUpdated)]
+    assert [s.length for s in streaks] == [1]  # the second partner's check-in keeps the day at 1
+    assert len(events) == len(recorded) + len(rejected) + len(streaks)  # nothing twice
+
+    assert await rows(service, "SELECT count(*) FROM checkins WHERE household_id = :h", h=household) == 2
+    assert await rows(service, "SELECT count(*) FROM occurrences WHERE household_id = :h", h=household) == 1
+    note_enc = await rows(service, "SELECT note_enc FROM checkins WHERE member_id = :m", m=ana)
+    assert b"a good talk" not in bytes(note_enc)
+
+    def letter(value: bytes) -> DeadLetter | None:
+        found = DeadLetter.model_validate_json(value)
+        return found if found.value in (rating_9, long_note, b"{this is not json") else None
+
+    letters = await read_topic(kafka_bootstrap, Topic.DEAD_LETTER, letter, until=lambda found: len(found) >= 3)
+    assert sorted(letter.error_kind for letter in letters) == ["invalid"] * 3
+    assert any(letter.reason.startswith("not JSON") for letter in letters)
+    assert (await service.readiness.status())["ready"] is True
+    assert service.registry.get_sample_value(
+        "attune_checkins_recorded_total", {"status": "done", "template": "evening_attunement"}) == 2
