@@ -12,9 +12,8 @@ from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import SecretStr
-from sqlalchemy import text
-
+from attune_checkins.bootstrap import Checkins, build
+from attune_checkins.config import Settings
 from attune_contracts import Envelope, Topic, make_envelope, parse
 from attune_contracts.messages import (
     CheckInCommandRejected,
@@ -30,9 +29,9 @@ from attune_contracts.messages import (
     SubmitCheckIn,
 )
 from attune_contracts.types import Contract
-from attune_checkins.bootstrap import Checkins, build
-from attune_checkins.config import Settings
 from attune_runtime.testing import eventually
+from pydantic import SecretStr
+from sqlalchemy import text
 
 from .conftest import FERNET_KEY
 
