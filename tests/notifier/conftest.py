@@ -13,7 +13,6 @@ from uuid import UUID
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
-
 from attune_contracts import Publisher
 from attune_runtime.tansu import free_port
 

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from cryptography.fernet import Fernet
-from prometheus_client import CollectorRegistry
-
 from attune_contracts import make_envelope
 from attune_contracts.links import LinkSigner
 from attune_contracts.messages import MemberRole, MemberUpserted
@@ -19,6 +16,8 @@ from attune_notifier.delivery import DeliveryWorker
 from attune_notifier.handlers import NotifierHandler
 from attune_notifier.metrics import NotifierMetrics
 from attune_notifier.service import RetryPlan
+from cryptography.fernet import Fernet
+from prometheus_client import CollectorRegistry
 
 from .conftest import HOUSEHOLD, FakeClock, RecordingPublisher
 
@@ -85,6 +84,5 @@ async def run_until_settled(h: Harness, *, max_rounds: int = 40) -> None:
         nxt = await h.store.next_due_at()
         if nxt is None:
             return
-        if nxt > h.clock.now:
-            h.clock.now = nxt
+        h.clock.now = max(h.clock.now, nxt)
     raise AssertionError("deliveries did not settle")

@@ -4,28 +4,48 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from attune_contracts import make_envelope
 from attune_contracts.messages import (
-    AchievementRecorded, ChannelKind, CheckInRecorded, CheckInSource, CheckInStatus, MemberRitualTally,
-    NotificationRequested, RitualDue, RitualMissed, RitualReminder, SuggestedFocus, WeeklySummary,
+    AchievementRecorded,
+    ChannelKind,
+    CheckInRecorded,
+    CheckInSource,
+    CheckInStatus,
+    MemberRitualTally,
+    NotificationRequested,
+    RitualDue,
+    RitualMissed,
+    RitualReminder,
+    SuggestedFocus,
+    WeeklySummary,
 )
 from attune_notifier import content
 from attune_notifier.service import (
-    Action, ChannelRef, QuietHours, Recipient, RetryPlan, after_failure, decide, fit_sms, next_question_index,
-    notification_id, plan, render, route,
+    Action,
+    ChannelRef,
+    QuietHours,
+    Recipient,
+    RetryPlan,
+    after_failure,
+    decide,
+    fit_sms,
+    next_question_index,
+    notification_id,
+    plan,
+    render,
+    route,
 )
 
 from .conftest import ANA, BEN, HOUSEHOLD, utc
 
 pytestmark = [pytest.mark.unit]
 
-INTIMATE = re.compile(r"kiss|sex|cuddl|intima|love|bed|naked|touch|experiment|stay close|hold each other", re.I)
+INTIMATE = re.compile(r"kiss|sex|cuddl|intima|love|bed|naked|touch|experiment|stay close|hold each other", re.IGNORECASE)
 
 
 def recipient(member: UUID = ANA, **kwargs) -> Recipient:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import json
 from datetime import timedelta
 from email.message import Message
 from pathlib import Path
@@ -11,15 +10,21 @@ from uuid import uuid4
 
 import pytest
 import responses
-from cryptography.fernet import Fernet
-
 from attune_contracts.messages import (
-    CheckInRecorded, CheckInSource, CheckInStatus, MemberRitualTally, NotificationRequested, RitualDue,
-    RitualMissed, RitualReminder, SuggestedFocus, WeeklySummary,
+    CheckInRecorded,
+    CheckInSource,
+    CheckInStatus,
+    MemberRitualTally,
+    NotificationRequested,
+    RitualDue,
+    RitualMissed,
+    RitualReminder,
+    SuggestedFocus,
+    WeeklySummary,
 )
 from attune_notifier.service import RetryPlan
-from attune_runtime.retry import Backoff
 from attune_runtime.tansu import free_port
+from cryptography.fernet import Fernet
 
 from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, SmtpSink, utc
 from .harness import PUBLIC_URL, Harness, make_harness, run_until_settled
@@ -157,7 +162,7 @@ async def test_retry_with_backoff_then_succeed(h: Harness, http_sink: HttpSink) 
 def utc_of(text: str):
     from datetime import datetime
 
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text)
 
 
 async def test_after_the_last_failure_on_one_channel_the_next_one_is_used(

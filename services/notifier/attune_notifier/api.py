@@ -7,14 +7,13 @@ from datetime import time
 from typing import Annotated, Any
 from uuid import UUID
 
+from attune_contracts.messages import ChannelKind
+from attune_contracts.types import IanaZone
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
-
-from attune_contracts.messages import ChannelKind
-from attune_contracts.types import IanaZone
 
 from .adapters.apprise_sender import MAX_URL_LENGTH, ChannelRejected, validate_channel_url
 from .adapters.sql import SqlStore
@@ -69,7 +68,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
     bearer = HTTPBearer(auto_error=False)
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
         given = credentials.credentials if credentials else ""
         if not secrets.compare_digest(given.encode(), admin_token.get_secret_value().encode()):
             raise HTTPException(401, "a valid admin bearer token is required",

@@ -7,14 +7,13 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry
-
 from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
+from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate

@@ -5,11 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from attune_runtime.settings import Environment, ServiceSettings
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
-
-from attune_runtime.settings import Environment, ServiceSettings
 
 # Development only: stable so a local database stays readable across restarts; refused elsewhere.
 DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()

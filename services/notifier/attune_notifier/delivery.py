@@ -16,15 +16,28 @@ from uuid import UUID
 from attune_contracts import Publisher
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
-    ChannelKind, NotificationDeadLettered, NotificationDropped, NotificationFailed, NotificationSent,
+    ChannelKind,
+    NotificationDeadLettered,
+    NotificationDropped,
+    NotificationFailed,
+    NotificationSent,
 )
 
 from .adapters.sql import Delivery, SqlStore
 from .metrics import NotifierMetrics
 from .ports import Clock, Sender
 from .service import (
-    OCCURRENCE_PURPOSES, Action, ChannelRef, Recipient, RetryPlan, after_failure, decide, is_neutral,
-    local_day_start, render, route,
+    OCCURRENCE_PURPOSES,
+    Action,
+    ChannelRef,
+    Recipient,
+    RetryPlan,
+    after_failure,
+    decide,
+    is_neutral,
+    local_day_start,
+    render,
+    route,
 )
 
 log = logging.getLogger("attune.notifier.delivery")
@@ -46,7 +59,7 @@ class DeliveryWorker:
         clock: Clock,
         signer: LinkSigner | None = None,
         public_url: str = "",
-        retry: RetryPlan = RetryPlan(),
+        retry: RetryPlan | None = None,
         concurrency: int = 32,
         batch: int = 200,
         lease: timedelta = timedelta(minutes=2),
@@ -54,7 +67,8 @@ class DeliveryWorker:
         rng: random.Random | None = None,
     ) -> None:
         self.store, self.sender, self.publisher, self.metrics = store, sender, publisher, metrics
-        self.clock, self.signer, self.public_url, self.retry = clock, signer, public_url.rstrip("/"), retry
+        self.clock, self.signer, self.public_url = clock, signer, public_url.rstrip("/")
+        self.retry = retry or RetryPlan()
         self.batch, self.lease, self.idle_poll_s = batch, lease, idle_poll_s
         self.rng = rng or random.Random()
         self._sending = asyncio.Semaphore(concurrency)
@@ -88,7 +102,7 @@ class DeliveryWorker:
     async def _guarded(self, delivery: Delivery, recipient: Recipient | None, channels: list[ChannelRef]) -> None:
         try:
             await self._process(delivery, recipient, channels)
-        except Exception:  # noqa: BLE001 - one bad row must not stop the loop; its lease expires and it comes back
+        except Exception:
             log.exception("delivery %s failed unexpectedly; it will be retried after its lease",
                           delivery.notification_id, extra={"notification_id": str(delivery.notification_id)})
 
@@ -225,7 +239,7 @@ class DeliveryWorker:
                 handled = await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the database may be briefly away; try again shortly
+            except Exception:
                 log.exception("delivery loop iteration failed")
                 handled = 0
             if handled:

@@ -7,8 +7,18 @@ from typing import Any
 
 from attune_contracts import Envelope, Publisher
 from attune_contracts.messages import (
-    AchievementRecorded, CheckInRecorded, HouseholdErased, MemberUpserted, MilestoneReached, NotificationDropped,
-    NotificationRequested, RatioDropped, RitualDue, RitualMissed, RitualReminder, WeeklySummary,
+    AchievementRecorded,
+    CheckInRecorded,
+    HouseholdErased,
+    MemberUpserted,
+    MilestoneReached,
+    NotificationDropped,
+    NotificationRequested,
+    RatioDropped,
+    RitualDue,
+    RitualMissed,
+    RitualReminder,
+    WeeklySummary,
 )
 from attune_contracts.registry import spec_of
 

@@ -19,8 +19,19 @@ from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
 from attune_contracts.messages import (
-    AchievementRecorded, ChannelKind, CheckInRecorded, CheckInStatus, HouseholdErased, MemberUpserted,
-    MilestoneReached, NotificationRequested, RatioDropped, RitualDue, RitualMissed, RitualReminder, WeeklySummary,
+    AchievementRecorded,
+    ChannelKind,
+    CheckInRecorded,
+    CheckInStatus,
+    HouseholdErased,
+    MemberUpserted,
+    MilestoneReached,
+    NotificationRequested,
+    RatioDropped,
+    RitualDue,
+    RitualMissed,
+    RitualReminder,
+    WeeklySummary,
 )
 from attune_runtime.retry import Backoff
 

@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 
 from apprise import Apprise, AppriseAsset, NotifyFormat
-
 from attune_contracts.messages import ChannelKind
 
 from ..ports import SendResult

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from attune_contracts.messages import ChannelKind, MemberUpserted
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from attune_contracts.messages import ChannelKind, MemberUpserted
 
 from ..service import ChannelRef, Intent, QuietHours, Recipient
 from .tables import channels, deliveries, erased_households, members, question_picks

@@ -1,0 +1,119 @@
+"""The authenticated HTTP API: channels only through it, validated by Apprise, encrypted, never echoed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from attune_notifier.adapters.tables import channels
+from attune_notifier.api import build_http_app
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from .conftest import ANA, BEN, FakeClock, HttpSink, utc
+from .harness import Harness, make_harness, run_until_settled
+
+pytestmark = [pytest.mark.integration]
+
+TOKEN = "a-long-random-admin-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def h(tmp_path: Path):
+    harness = await make_harness(f"sqlite+aiosqlite:///{tmp_path}/api.db", FakeClock(utc(2026, 11, 26, 9)))
+    await harness.member(ANA, "Ana")
+    yield harness
+    await harness.close()
+
+
+@pytest.fixture
+async def client(h: Harness):
+    app = build_http_app(h.store, h.metrics, admin_token=SecretStr(TOKEN), clock=h.clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier") as c:
+        yield c
+
+
+async def test_every_route_needs_the_admin_token(client: httpx.AsyncClient) -> None:
+    for method, path in [("GET", f"/v1/members/{ANA}/preferences"), ("POST", f"/v1/members/{ANA}/channels"),
+                         ("GET", f"/v1/members/{ANA}/export")]:
+        assert (await client.request(method, path)).status_code == 401
+        bad = await client.request(method, path, headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401
+
+
+async def test_register_a_channel_stored_encrypted_and_listed_by_kind_only(
+    h: Harness, client: httpx.AsyncClient, http_sink: HttpSink
+) -> None:
+    url = http_sink.url("json", "hook") + "?+X-Api-Key=header-secret-123456"
+    response = await client.post(f"/v1/members/{ANA}/channels", json={"url": url}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    assert response.json()["kind"] == "push" and "header-secret" not in response.text
+    async with h.store.engine.connect() as conn:
+        [stored] = (await conn.execute(select(channels.c.secret))).scalars().all()
+    assert b"header-secret" not in stored and b"127.0.0.1" not in stored
+    listed = (await client.get(f"/v1/members/{ANA}/channels", headers=AUTH)).json()
+    assert [c["kind"] for c in listed] == ["push"] and "header-secret" not in str(listed)
+    from .test_delivery import request
+
+    await h.event(request())
+    await run_until_settled(h)
+    assert http_sink.received[0].headers["x-api-key"] == "header-secret-123456"  # the real URL was used
+
+
+@pytest.mark.parametrize("url,why", [
+    ("nope://secret-token-abc@host", "'nope://' is not a service Apprise knows"),
+    ("twilio://ACshort:secret-token-abc@1/2", "Twilio plugin refused this URL"),
+    ("just-some-secret-token-abc", "not an Apprise URL"),
+    ("json://host/" + "secret-token-abc" * 200, "longer than 2048"),
+])
+async def test_invalid_apprise_url_is_a_422_that_says_why_without_echoing_it(
+    client: httpx.AsyncClient, h: Harness, url: str, why: str
+) -> None:
+    response = await client.post(f"/v1/members/{ANA}/channels", json={"url": url}, headers=AUTH)
+    assert response.status_code == 422
+    assert why in response.text
+    assert "secret-token-abc" not in response.text
+    assert await h.store.list_channels(ANA) == []
+
+
+async def test_unknown_member_is_a_clear_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"/v1/members/{BEN}/channels", json={"url": "ntfy://127.0.0.1/x"}, headers=AUTH)
+    assert response.status_code == 404 and "unknown member" in response.json()["detail"]
+
+
+async def test_preferences_round_trip_and_reject_bad_values(client: httpx.AsyncClient) -> None:
+    body = {"time_zone": "America/New_York", "quiet_hours": {"start": "22:00", "end": "07:00"}, "discreet": True,
+            "daily_cap": 5, "categories": {"date_night": ["sms", "push"], "weekly_summary": ["email"]}}
+    response = await client.put(f"/v1/members/{ANA}/preferences", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    got = (await client.get(f"/v1/members/{ANA}/preferences", headers=AUTH)).json()
+    assert {k: got[k] for k in body} == body
+    assert (await client.put(f"/v1/members/{ANA}/preferences", json={"time_zone": "Mars/Olympus"},
+                             headers=AUTH)).status_code == 422
+    assert (await client.put(f"/v1/members/{ANA}/preferences", json={"quiet_hours": {"start": "25:00", "end": "07:00"}},
+                             headers=AUTH)).status_code == 422
+    cleared = await client.put(f"/v1/members/{ANA}/preferences", json={"quiet_hours": None}, headers=AUTH)
+    assert cleared.json()["quiet_hours"] is None and cleared.json()["discreet"] is True
+
+
+async def test_export_has_preferences_history_and_channels_by_kind_only(
+    h: Harness, client: httpx.AsyncClient, http_sink: HttpSink
+) -> None:
+    url = http_sink.url("json", "private-path-xyz")
+    assert (await client.post(f"/v1/members/{ANA}/channels", json={"url": url}, headers=AUTH)).status_code == 201
+    from .test_delivery import request
+
+    await h.event(request())
+    await run_until_settled(h)
+    export = (await client.get(f"/v1/members/{ANA}/export", headers=AUTH)).json()
+    assert export["preferences"]["display_name"] == "Ana"
+    assert export["channels"] == [{"kind": "push", "position": 0}]
+    [delivery] = export["deliveries"]
+    assert delivery["status"] == "sent" and delivery["channel_kind"] == "push" and delivery["attempts"] == 1
+    assert "private-path-xyz" not in str(export) and "127.0.0.1" not in str(export)
+    channel_id = (await client.get(f"/v1/members/{ANA}/channels", headers=AUTH)).json()[0]["channel_id"]
+    assert (await client.delete(f"/v1/members/{ANA}/channels/{channel_id}", headers=AUTH)).status_code == 204
+    assert (await client.delete(f"/v1/members/{ANA}/channels/{uuid4()}", headers=AUTH)).status_code == 404

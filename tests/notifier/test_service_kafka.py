@@ -1,0 +1,270 @@
+"""The whole notifier (uvicorn, FastStream, PostgreSQL, Apprise) against the real broker (Tansu)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import responses
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from attune_contracts import Topic, make_envelope
+from attune_contracts.messages import DeadLetter, MemberRole, MemberUpserted, NotificationRequested
+from attune_notifier.bootstrap import build_app
+from attune_notifier.config import NotifierSettings
+from attune_runtime.tansu import free_port
+from attune_runtime.testing import PG_ADMIN_DSN, _pg_execute, eventually
+
+from .conftest import HttpSink, SmtpSink
+
+pytestmark = [pytest.mark.integration]
+
+TOKEN = "kafka-test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class Running:
+    base: str
+    app: Any
+    bootstrap: str
+    producer: AIOKafkaProducer
+
+    async def produce(self, topic: Topic, value: bytes, household: uuid.UUID) -> None:
+        await self.producer.send_and_wait(topic.value, value=value, key=str(household).encode())
+
+    async def publish(self, payload: Any, household: uuid.UUID, **kw: Any) -> Any:
+        from attune_contracts.registry import spec_of
+
+        env = make_envelope(payload, household_id=household, producer="test", **kw)
+        await self.produce(spec_of(type(payload)).topic, env.to_bytes(), household)
+        return env
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.app.notifier.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture(scope="module")
+async def service(kafka_bootstrap: str) -> AsyncIterator[Running]:
+    db = f"attune_t_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(f'CREATE DATABASE "{db}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    port = free_port()
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=f"{base}/{db}", http_port=port,
+        admin_token=TOKEN, consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
+        kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1, retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+        delivery_retry_base_s=0.2, delivery_retry_max_s=0.5, delivery_attempts_per_channel=2,
+    )
+    app = build_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    running = Running(f"http://127.0.0.1:{port}", app, kafka_bootstrap, producer)
+    try:
+        async with httpx.AsyncClient() as client:
+            async def ready() -> bool:
+                try:
+                    return (await client.get(f"{running.base}/readyz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+            await eventually(ready, timeout=60, interval=0.2)
+        yield running
+    finally:
+        await producer.stop()
+        server.should_exit = True
+        await task
+        await _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+async def add_member(svc: Running, household: uuid.UUID, name: str = "Ana") -> uuid.UUID:
+    member = uuid.uuid4()
+    await svc.publish(MemberUpserted(member_id=member, display_name=name, role=MemberRole.PARTNER,
+                                     time_zone="Europe/London"), household)
+    async with httpx.AsyncClient() as client:
+        async def known() -> bool:
+            return (await client.get(f"{svc.base}/v1/members/{member}/preferences", headers=AUTH)).status_code == 200
+        await eventually(known, timeout=30)
+    return member
+
+
+async def add_channel(svc: Running, member: uuid.UUID, url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{svc.base}/v1/members/{member}/channels", json={"url": url}, headers=AUTH)
+
+
+async def read_topic(bootstrap: str, topic: Topic, *, until: Any, timeout: float = 30) -> list[bytes]:
+    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None)
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not until(values):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    values.extend(r.value for r in records)
+    finally:
+        await consumer.stop()
+    return values
+
+
+def outcomes_for(values: list[bytes], household: uuid.UUID) -> list[dict[str, Any]]:
+    return [e for e in map(json.loads, values) if e.get("household_id") == str(household)]
+
+
+async def test_the_same_event_delivered_twice_by_kafka_sends_once(service: Running, http_sink: HttpSink) -> None:
+    household = uuid.uuid4()
+    ana = await add_member(service, household)
+    assert (await add_channel(service, ana, http_sink.url("json", "hook"))).status_code == 201
+    env = make_envelope(NotificationRequested(member_id=ana, purpose="test.dedupe", title="Hello", body="Once only"),
+                        household_id=household, producer="test")
+    before = service.metric("attune_notifier_duplicates_total", purpose="request")
+    await service.produce(Topic.NOTIFICATION_REQUESTS, env.to_bytes(), household)
+    await service.produce(Topic.NOTIFICATION_REQUESTS, env.to_bytes(), household)
+    await eventually(lambda: service.metric("attune_notifier_duplicates_total", purpose="request") == before + 1)
+    await eventually(lambda: http_sink.received)
+    values = await read_topic(service.bootstrap, Topic.NOTIFICATION_OUTCOMES,
+                              until=lambda v: outcomes_for(v, household))
+    await asyncio.sleep(0.5)
+    assert [r.json["message"] for r in http_sink.received] == ["Once only"]
+    [sent] = outcomes_for(values, household)
+    assert sent["type"] == "notifications.notification_sent"
+    assert sent["payload"]["cause_event_id"] == str(env.event_id)
+
+
+async def test_bad_input_is_refused_clearly_nothing_is_lost_and_the_service_keeps_running(
+    service: Running, http_sink: HttpSink
+) -> None:
+    household = uuid.uuid4()
+    ana = await add_member(service, household)
+    assert (await add_channel(service, ana, http_sink.url("json", "hook"))).status_code == 201
+    good = make_envelope(NotificationRequested(member_id=ana, purpose="test.bad", title="Still here", body="ok"),
+                         household_id=household, producer="test")
+    oversized = json.loads(good.to_bytes())
+    oversized["event_id"] = str(uuid.uuid4())
+    oversized["payload"]["body"] = "x" * 5000
+    unknown_version = json.loads(good.to_bytes())
+    unknown_version["event_id"] = str(uuid.uuid4())
+    unknown_version["version"] = 99
+    topic = Topic.NOTIFICATION_REQUESTS
+    await service.produce(topic, json.dumps(oversized).encode(), household)
+    await service.produce(topic, json.dumps(unknown_version).encode(), household)
+    await service.produce(topic, b"{definitely not json", household)
+    stranger = uuid.uuid4()
+    await service.publish(NotificationRequested(member_id=stranger, purpose="test.bad", title="Who", body="?"), household)
+    await service.produce(topic, good.to_bytes(), household)
+
+    await eventually(lambda: http_sink.received)
+    assert [r.json["message"] for r in http_sink.received] == ["ok"]
+    letters = [DeadLetter.model_validate_json(v) for v in await read_topic(
+        service.bootstrap, Topic.DEAD_LETTER,
+        until=lambda vs: sum(DeadLetter.model_validate_json(v).key == str(household).encode() for v in vs) >= 3)]
+    mine = [letter for letter in letters if letter.key == str(household).encode()]
+    reasons = sorted(letter.reason for letter in mine)
+    assert any("payload.body" in r and "4000" in r for r in reasons), reasons
+    assert any("unknown version 99" in r for r in reasons), reasons
+    assert any(r.startswith("not JSON") for r in reasons), reasons
+    assert all(letter.error_kind == "invalid" for letter in mine)
+    outcomes = await read_topic(service.bootstrap, Topic.NOTIFICATION_OUTCOMES, until=lambda v: any(
+        e["type"].endswith("notification_failed") for e in outcomes_for(v, household)))
+    [failed] = [e for e in outcomes_for(outcomes, household) if e["type"].endswith("notification_failed")][:1]
+    assert failed["payload"]["member_id"] == str(stranger)
+    assert "not known to the notifier" in failed["payload"]["error"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{service.base}/readyz")).status_code == 200
+
+
+SECRETS = {
+    "json_password": "jsonPassw0rdSecret",
+    "api_key": "XApiKeySecretValue42",
+    "path_token": "pathTokenSecret777",
+    "ntfy_password": "ntfyPassw0rdSecret",
+    "mail_password": "mailPassw0rdSecret",
+    "twilio_token": "twiliotoken" + "7" * 21,
+    "vonage_secret": "vonageSecret55",
+    "rejected_token": "rejectedTokenSecret99",
+}
+
+
+async def test_no_secret_reaches_any_log_line_event_or_metric(
+    service: Running, http_sink: HttpSink, smtp_sink: SmtpSink
+) -> None:
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setLevel(logging.DEBUG)
+    capture.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in ("", "apprise", "urllib3", "aiokafka", "faststream")}
+    root.addHandler(capture)
+    for name in saved:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    household = uuid.uuid4()
+    s = SECRETS
+    twilio_sid = "AC" + "5" * 32
+    try:
+        ana = await add_member(service, household, "Ana")
+        ben = await add_member(service, household, "Ben")
+        rejected = await add_channel(service, ana, f"twilio://{twilio_sid}:{s['rejected_token']}@1/2")
+        assert rejected.status_code == 422 and s["rejected_token"] not in rejected.text
+        urls = {
+            ana: [
+                f"mailto://user:{s['mail_password']}@127.0.0.1:{smtp_sink.port}?from=a@x.org&to=b@y.org&mode=insecure",
+                f"json://user:{s['json_password']}@127.0.0.1:{http_sink.port}/{s['path_token']}?+X-Api-Key={s['api_key']}",
+            ],
+            ben: [
+                f"vonage://vonagekey1:{s['vonage_secret']}@15551230000/15557650000",
+                f"twilio://{twilio_sid}:{s['twilio_token']}@15551230000/15557654321",
+                f"ntfy://ben:{s['ntfy_password']}@127.0.0.1:{http_sink.port}/attune-ben",
+            ],
+        }
+        http_texts = [rejected.text]
+        for member, member_urls in urls.items():
+            for url in member_urls:
+                response = await add_channel(service, member, url)
+                assert response.status_code == 201, response.text
+                http_texts.append(response.text)
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            mock.add_passthru("http://127.0.0.1")
+            mock.add(responses.POST, "https://rest.nexmo.com/sms/json", status=500)
+            mock.add(responses.POST, f"https://api.twilio.com/2010-04-01/Accounts/{twilio_sid}/Messages.json",
+                     json={"sid": "SM1"}, status=201)
+            for member in (ana, ben):
+                await service.publish(NotificationRequested(
+                    member_id=member, purpose="test.secrets", title="Secret test", body="hello"), household)
+            values = await read_topic(service.bootstrap, Topic.NOTIFICATION_OUTCOMES, timeout=60, until=lambda v: sum(
+                e["type"].endswith("notification_sent") for e in outcomes_for(v, household)) >= 2)
+        async with httpx.AsyncClient() as client:
+            http_texts.append((await client.get(f"{service.base}/metrics")).text)
+            for member in (ana, ben):
+                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/export", headers=AUTH)).text)
+                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/channels", headers=AUTH)).text)
+        dead = await read_topic(service.bootstrap, Topic.DEAD_LETTER, until=lambda v: True, timeout=5)
+    finally:
+        root.removeHandler(capture)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+    # The secrets were really used: the sink saw the header, and email and SMS failures were retried elsewhere.
+    hook = [r for r in http_sink.received if r.path == f"/{s['path_token']}"]
+    assert hook and hook[0].headers["x-api-key"] == s["api_key"]
+    ben_sent = [e for e in outcomes_for(values, household) if e["type"].endswith("notification_sent")
+                and e["payload"]["member_id"] == str(ben)]
+    assert ben_sent and ben_sent[0]["payload"]["channel_kind"] == "sms"  # Vonage failed twice, Twilio took it
+    assert any(e["type"].endswith("notification_failed") for e in outcomes_for(values, household))
+
+    logs = stream.getvalue()
+    assert "apprise" in logs or "attune" in logs  # the capture really saw the run
+    everything = {"logs": logs, "events": b"\n".join(values).decode(), "dead letters": b"\n".join(dead).decode(),
+                  "http and metrics": "\n".join(http_texts)}
+    for where, text in everything.items():
+        for name, secret in SECRETS.items():
+            assert secret not in text, f"{name} leaked into {where}"
