@@ -1,0 +1,78 @@
+"""`python -m attune_notifier` starts the service as deployed, and the settings refuse unsafe secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
+
+from attune_notifier.config import NotifierSettings
+from attune_runtime.tansu import free_port
+
+
+@pytest.mark.unit
+def test_production_refuses_development_and_placeholder_secrets() -> None:
+    with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
+        NotifierSettings(environment="production", admin_token="changeme")
+    with pytest.raises(ValidationError, match="development value"):
+        NotifierSettings(environment="production", admin_token="x" * 32, link_keys="k1:" + "y" * 32)
+    with pytest.raises(ValidationError, match="Fernet"):
+        NotifierSettings(channel_key="not-a-fernet-key-but-long-enough")
+    ok = NotifierSettings(environment="production", admin_token="x" * 32, link_keys="k1:" + "y" * 32, link_kid="k1",
+                          channel_key=Fernet.generate_key().decode())
+    assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
+    assert "x" * 32 not in repr(ok)
+
+
+@pytest.mark.integration
+def test_python_dash_m_runs_the_service_and_stops_cleanly(kafka_bootstrap: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
+        "ATTUNE_NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/notifier.db",
+        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "ATTUNE_NOTIFIER_CONSUMER_GROUP": f"attune-notifier-{uuid.uuid4().hex[:6]}",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if ready:
+                break
+            time.sleep(0.2)
+        assert ready, "the notifier did not become ready"
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["service"] == "notifier"
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        assert "attune_notifier_deliveries_total" in metrics and "member_id" not in metrics
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/members/{uuid.uuid4()}/export").status_code == 401
+        assert (tmp_path / "data" / "notifier.db").exists()  # migrated at start-up
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (so -SIGTERM is a clean exit).
+    assert process.returncode in (0, -signal.SIGTERM), stderr[-2000:]
+    assert "Application shutdown complete" in stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert lines and all(line["service"] == "notifier" for line in lines)
