@@ -276,3 +276,12 @@ def test_generic_request_and_question_rotation_without_repeats() -> None:
     assert sorted(used) == list(range(12))
     used.append(next_question_index(12, used, "seed"))  # a new round starts once the bank is used up
     assert 0 <= used[-1] < 12
+
+
+def test_household_news_goes_to_the_adults_only() -> None:
+    kid = uuid4()
+    members = {ANA: recipient(name="Ana"), BEN: recipient(BEN, name="Ben", role="parent"),
+               kid: recipient(kid, name="Kim", role="child")}
+    env = make_envelope(AchievementRecorded(achievement_id=uuid4(), member_id=ANA, dream="Learn the cello"),
+                        household_id=HOUSEHOLD, producer="checkins")
+    assert [i.member_id for i in plan(env, members).intents] == [BEN]

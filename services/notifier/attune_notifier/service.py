@@ -214,6 +214,8 @@ def _when(local_iso: str) -> str:
 def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str | None = None) -> Plan:
     """What an event asks of the notifier. `members` are the household's known members."""
     p = env.payload
+    # Household news (a partner's check-in, milestones, the ratio, the weekly summary) is for the adults.
+    adults = [m for m, r in members.items() if r.role != "child"]
     if isinstance(p, RitualDue):
         params, sensitive, words = _ritual_params(p.template, p.title, p.sensitive)
         if question:
@@ -247,7 +249,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
                 _intent(env, m, Purpose.PARTNER_CHECKIN, template="partner_checkin", params=dict(params),
                         category=Purpose.PARTNER_CHECKIN, sensitive=sensitive,
                         expires_at=env.occurred_at + RELEVANCE[Purpose.PARTNER_CHECKIN], ritual_id=p.ritual_id)
-                for m in members if m != p.member_id
+                for m in adults if m != p.member_id
             ]
         return result
     if isinstance(p, RitualMissed):
@@ -271,14 +273,14 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
             _intent(env, m, Purpose.MILESTONE, template="milestone", params=dict(params),
                     category=Purpose.MILESTONE, sensitive=sensitive,
                     expires_at=env.occurred_at + RELEVANCE[Purpose.MILESTONE], ritual_id=p.ritual_id)
-            for m in members
+            for m in adults
         ])
     if isinstance(p, RatioDropped):
         params = {"positive": p.positive, "negative": p.negative, "window_days": p.window_days}
         return Plan([
             _intent(env, m, Purpose.RATIO_DROPPED, template="ratio_dropped", params=dict(params),
                     category=Purpose.RATIO_DROPPED, expires_at=env.occurred_at + RELEVANCE[Purpose.RATIO_DROPPED])
-            for m in members
+            for m in adults
         ])
     if isinstance(p, AchievementRecorded):
         who = members.get(p.member_id)
@@ -286,14 +288,14 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         return Plan([
             _intent(env, m, Purpose.ACHIEVEMENT, template="achievement", params=dict(params),
                     category=Purpose.ACHIEVEMENT, expires_at=env.occurred_at + RELEVANCE[Purpose.ACHIEVEMENT])
-            for m in members if m != p.member_id
+            for m in adults if m != p.member_id
         ])
     if isinstance(p, WeeklySummary):
         return Plan([
             _intent(env, m, Purpose.WEEKLY_SUMMARY, template="weekly_summary",
                     params=_summary_params(p, members, m), category=Purpose.WEEKLY_SUMMARY,
                     expires_at=env.occurred_at + RELEVANCE[Purpose.WEEKLY_SUMMARY])
-            for m in members
+            for m in adults
         ])
     if isinstance(p, NotificationRequested):
         params = {"title": p.title, "body": p.body}
