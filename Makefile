@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 UV_VERSION := 0.13.9
 
-.PHONY: run test env broker contracts check-contracts lint bench clean postgres prometheus
+.PHONY: run test env broker contracts lint bench clean postgres system-deps
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/ (first run only)"
@@ -31,12 +31,16 @@ postgres:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-prometheus:
-	@command -v promtool >/dev/null || { echo "==> installing Prometheus from Debian's packages"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
-	  || echo "   (could not install prometheus; the tests that need it will say so)"; }
+# Debian packages the tests use: promtool/prometheus (rules, scraping) and chromium (the inbox browser test).
+system-deps:
+	@missing=""; command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	  if [ -n "$$missing" ]; then echo "==> installing from Debian's packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "   (could not install$$missing; the tests that need them will say so)"; fi
 
-test: env postgres prometheus
+test: env postgres system-deps
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 contracts: env
