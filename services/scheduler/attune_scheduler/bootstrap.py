@@ -50,7 +50,7 @@ def build_app(
     store = store or SqlStore.from_url(settings.database_url)
     kafka_sink: KafkaSink | None = None
     if sink is None:
-        kafka_sink = KafkaSink.create(kafka_client_options(settings), client_id=f"attune-{SERVICE}-relay")
+        kafka_sink = KafkaSink(kafka_client_options(settings), client_id=f"attune-{SERVICE}-relay")
         sink = kafka_sink
     broker = make_broker(settings, service=SERVICE, registry=registry)
     readiness = Readiness()
