@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
-from pydantic import ValidationError
-
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
 
 
 @pytest.mark.unit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -80,13 +81,21 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Handle every delivery due now (one batch); return how many were handled."""
-        due = await self.store.claim_due(self.clock(), self.batch, self.lease)
+        now = self.clock()
+        due = await self.store.claim_due(now, self.batch, self.lease)
         if not due:
             return 0
-        members = await self.store.members_by_id(d.member_id for d in due)
-        channels = await self.store.channels_for(d.member_id for d in due)
-        await asyncio.gather(*(self._guarded(d, members.get(d.member_id), channels.get(d.member_id, []))
-                               for d in due))
+        member_ids = {d.member_id for d in due}
+        members = await self.store.members_by_id(member_ids)
+        channels = await self.store.channels_for(member_ids)
+        urls = await self.store.channel_urls(member_ids)
+        # Sends today per member, counted here once and then kept up to date within the batch.
+        sent = await self.store.sent_times_since(member_ids, now - timedelta(hours=27))
+        sent_today = {
+            m: sum(t >= local_day_start(now, r.zone) for t in sent.get(m, [])) for m, r in members.items()
+        }
+        batch = _Batch(members, channels, urls, sent_today)
+        await asyncio.gather(*(self._guarded(d, batch) for d in due))
         return len(due)
 
     async def drain(self, limit: int = 100) -> int:
@@ -99,21 +108,20 @@ class DeliveryWorker:
                 break
         return total
 
-    async def _guarded(self, delivery: Delivery, recipient: Recipient | None, channels: list[ChannelRef]) -> None:
+    async def _guarded(self, delivery: Delivery, batch: _Batch) -> None:
         try:
-            await self._process(delivery, recipient, channels)
+            await self._process(delivery, batch)
         except Exception:
             log.exception("delivery %s failed unexpectedly; it will be retried after its lease",
                           delivery.notification_id, extra={"notification_id": str(delivery.notification_id)})
 
-    async def _process(self, d: Delivery, recipient: Recipient | None, channels: list[ChannelRef]) -> None:
+    async def _process(self, d: Delivery, batch: _Batch) -> None:
         now = self.clock()
+        recipient = batch.members.get(d.member_id)
+        channels = batch.channels.get(d.member_id, [])
         routes = route(recipient, channels, category=d.category, purpose=d.purpose) if recipient else []
-        sent_today = 0
-        if recipient is not None:
-            sent_today = await self.store.count_sent_since(d.member_id, local_day_start(now, recipient.zone))
         decision = decide(now=now, recipient=recipient, routes=routes, channel_index=d.channel_index,
-                          expires_at=d.expires_at, sent_today=sent_today)
+                          expires_at=d.expires_at, sent_today=batch.sent_today.get(d.member_id, 0))
         if decision.action is Action.DROP:
             d.status, d.reason, d.next_attempt_at = "dropped", decision.reason, None
             if await self.store.save(d):
@@ -129,7 +137,9 @@ class DeliveryWorker:
             await self._wait_for_route(d, now, decision.reason)
             return
         assert decision.channel is not None
-        await self._attempt(d, recipient, decision.channel, routes)
+        # Counted before the first await, so later rows of this batch for the same member see it.
+        batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
+        await self._attempt(d, recipient, decision.channel, routes, batch.urls.get(decision.channel.channel_id))
 
     async def _wait_for_route(self, d: Delivery, now: datetime, reason: str) -> None:
         d.total_attempts += 1
@@ -148,8 +158,7 @@ class DeliveryWorker:
                                                       next_attempt_at=d.next_attempt_at))
 
     async def _attempt(self, d: Delivery, recipient: Recipient | None, channel: ChannelRef,
-                       routes: list[ChannelRef]) -> None:
-        url = await self.store.channel_url(channel.channel_id)
+                       routes: list[ChannelRef], url: str | None) -> None:
         kind = channel.kind
         message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
                          link=self._link(d))
@@ -250,5 +259,9 @@ class DeliveryWorker:
                 pass
 
 
-def notification_ids(deliveries: list[Delivery]) -> list[UUID]:
-    return [d.notification_id for d in deliveries]
+@dataclass
+class _Batch:
+    members: dict[UUID, Recipient]
+    channels: dict[UUID, list[ChannelRef]]
+    urls: dict[UUID, str]
+    sent_today: dict[UUID, int]

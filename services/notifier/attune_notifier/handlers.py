@@ -49,6 +49,9 @@ class NotifierHandler:
         if isinstance(payload, HouseholdErased):
             counts = await self.store.erase_household(env.household_id, self.clock())
             self.metrics.erasures.inc()
+            forget = getattr(self.worker.sender, "forget", None)
+            if callable(forget):
+                forget()  # cached plugins hold decrypted channel URLs
             log.info("household erased: %s", ", ".join(f"{n} {k}" for k, n in counts.items()), extra=extra)
             return
         if await self.store.is_erased(env.household_id):

@@ -10,9 +10,12 @@ so it holds whatever handlers the process (or a test) installs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
 
 from apprise import Apprise, AppriseAsset, NotifyFormat
 from attune_contracts.messages import ChannelKind
@@ -103,17 +106,46 @@ def validate_channel_url(url: str) -> ChannelKind:
 
 @dataclass
 class AppriseSender:
-    """Sends one rendered message to one channel URL. A falsy or missing result is a failure."""
+    """Sends one rendered message to one channel URL. A falsy or missing result is a failure.
+
+    Parsing a URL into a plugin costs about as much CPU as sending (~3 ms), so plugins are kept per URL
+    (bounded LRU) and each send gets a shallow copy with a fresh throttle clock: our own retry plan and
+    daily cap pace deliveries, and Apprise's per-instance throttle would otherwise park a worker thread.
+    """
 
     timeout_s: float = 30.0
+    cache_size: int = 4096
+    _plugins: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)
 
     def __post_init__(self) -> None:
         install_log_guard()
+        self._asset = AppriseAsset(secure_logging=True)
+
+    def _plugin(self, url: str) -> Any | None:
+        plugin = self._plugins.get(url)
+        if plugin is None:
+            plugin = Apprise.instantiate(url, asset=self._asset)
+            if plugin is None:
+                return None
+            self._plugins[url] = plugin
+            if len(self._plugins) > self.cache_size:
+                self._plugins.popitem(last=False)
+        else:
+            self._plugins.move_to_end(url)
+        fresh = copy.copy(plugin)
+        fresh._last_io_datetime = None
+        return fresh
+
+    def forget(self) -> None:
+        """Drop every cached plugin (they hold decrypted URLs), e.g. after a household is erased."""
+        self._plugins.clear()
 
     async def send(self, url: str, message: Rendered) -> SendResult:
-        notifier = Apprise(asset=AppriseAsset(secure_logging=True))
-        if not notifier.add(url):
+        plugin = self._plugin(url)
+        if plugin is None:
             return SendResult(False, f"{message.kind} channel could not be loaded")
+        notifier = Apprise(asset=self._asset)
+        notifier.add(plugin)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
         try:
             result = await asyncio.wait_for(

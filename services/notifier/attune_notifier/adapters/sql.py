@@ -197,6 +197,30 @@ class SqlStore:
             found[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
         return found
 
+    async def channel_urls(self, member_ids: Iterable[UUID]) -> dict[UUID, str]:
+        """Decrypted URLs of every channel of these members, by channel id (for one delivery batch)."""
+        ids = list(set(member_ids))
+        if not ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.secret).where(channels.c.member_id.in_(ids)))).all()
+        return {r.channel_id: self.cipher.decrypt(r.secret) for r in rows}
+
+    async def sent_times_since(self, member_ids: Iterable[UUID], since: datetime) -> dict[UUID, list[datetime]]:
+        ids = list(set(member_ids))
+        found: dict[UUID, list[datetime]] = {m: [] for m in ids}
+        if not ids:
+            return found
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(deliveries.c.member_id, deliveries.c.sent_at)
+                .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent", deliveries.c.sent_at >= since)
+            )).all()
+        for r in rows:
+            found[r.member_id].append(r.sent_at)
+        return found
+
     async def channel_url(self, channel_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
             token = (await conn.execute(select(channels.c.secret).where(channels.c.channel_id == channel_id))).scalar()
