@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -40,7 +40,7 @@ class Collector:
         )
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Collector:
+    async def __aenter__(self) -> Self:
         await self.consumer.start()
         self._task = asyncio.create_task(self._run())
         return self
