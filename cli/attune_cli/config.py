@@ -19,7 +19,7 @@ class CliConfig:
     checkins_url: str = "http://127.0.0.1:8102"
     notifier_url: str = "http://127.0.0.1:8103"
     notifier_admin_token: str | None = None
-    checkins_admin_token: str | None = None
+    checkins_token: str | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> CliConfig:
@@ -50,6 +50,10 @@ def remember_household(household_id: UUID, time_zone: str) -> None:
 def current_household() -> UUID | None:
     value = _state().get("household_id")
     return UUID(value) if value else None
+
+
+def known_members() -> dict[str, UUID]:
+    return {name: UUID(value) for name, value in _state().get("members", {}).items()}
 
 
 def remember_member(name: str, member_id: UUID) -> None:

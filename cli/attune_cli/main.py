@@ -21,7 +21,8 @@ from attune_contracts.messages import (
 )
 
 from . import bus
-from .config import CliConfig, current_household, remember_household, remember_member, resolve_member
+from . import services
+from .config import CliConfig, current_household, known_members, remember_household, remember_member, resolve_member
 
 app = typer.Typer(help="Attune: rituals that build intimacy, kept on time.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -109,14 +110,33 @@ def household_create(
 def member_add(
     name: str = typer.Argument(..., help="display name"),
     role: MemberRole = typer.Option(MemberRole.PARTNER),
+    push: list[str] = typer.Option([], help="push channel Apprise URL (ntfy://, json://, pover://, …), repeatable"),
+    sms: list[str] = typer.Option([], help="SMS channel Apprise URL (twilio://, vonage://, …), repeatable"),
+    email: list[str] = typer.Option([], help="email channel Apprise URL (mailto://…), repeatable"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Add a member to the current household."""
+    """Add a member to the current household, with their channels in the order given (push, SMS, email)."""
+    channels = [("push", url) for url in push] + [("sms", url) for url in sms] + [("email", url) for url in email]
+    for index, (kind, url) in enumerate(channels, 1):
+        problem = services.channel_problem(url)
+        if problem:
+            fail(f"{kind} channel #{index} is not usable: {problem}", "nothing was stored; fix the URL and run again")
+    config = CliConfig.load()
+    if channels and not config.notifier_admin_token:
+        fail("registering channels needs the notifier's admin token", "set ATTUNE_NOTIFIER_ADMIN_TOKEN")
     household = the_household()
     member = uuid.uuid4()
     run_command(UpsertMember(member_id=member, display_name=name, role=role), household, f"adding {name}")
     remember_member(name, member)
-    emit({"member_id": member}, as_json, f"[green]✓[/] {name} added: {member}")
+    registered = []
+    if channels:
+        with console.status(f"registering {len(channels)} channel(s) with the notifier…"):
+            try:
+                registered = asyncio.run(services.register_channels(config, member, channels))
+            except services.ServiceError as exc:
+                fail(str(exc), "the member exists; add the channels again with the same URLs once this is fixed")
+    emit({"member_id": member, "channels": registered}, as_json,
+         f"[green]✓[/] {name} added: {member}" + (f" with {', '.join(c['kind'] for c in registered)}" if registered else ""))
 
 
 @ritual_app.command("add")
@@ -213,6 +233,21 @@ def checkin(
     config = CliConfig.load()
     sent = asyncio.run(bus.publish(config.kafka, command, household_id=the_household()))
     emit({"event_id": sent.event_id}, as_json, f"[green]✓[/] check-in sent ({status.value}); event {sent.event_id}")
+
+
+@app.command("status")
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Streaks, adherence, the 5:1 ratio, recent check-ins, and each member's recent deliveries and failures."""
+    config = CliConfig.load()
+    household = the_household()
+    try:
+        report = asyncio.run(services.status(config, household, known_members()))
+    except services.ServiceError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(report, default=str, indent=2))
+        return
+    console.print(services.render_status(report))
 
 
 @app.command("send-test")

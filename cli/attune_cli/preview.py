@@ -6,10 +6,9 @@ import json
 from datetime import date
 
 import typer
+from attune_scheduler.recurrence import Recurrence, RecurrenceError, utc_iso
 from rich.console import Console
 from rich.table import Table
-
-from attune_scheduler.recurrence import Recurrence, RecurrenceError, utc_iso
 
 
 def preview(

@@ -1,0 +1,122 @@
+"""The CLI's calls to the services' HTTP APIs (the check-ins and notifier APIs)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID
+
+import httpx
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .config import CliConfig
+
+
+class ServiceError(Exception):
+    pass
+
+
+def channel_problem(url: str) -> str | None:
+    """Why an Apprise URL cannot be used, without repeating the URL (it holds secrets)."""
+    import apprise
+
+    if len(url) > 2000:
+        return "longer than 2,000 characters"
+    if apprise.Apprise.instantiate(url) is None:
+        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        return f"Apprise does not accept it (scheme {scheme!r}); see the Apprise wiki for the URL format"
+    return None
+
+
+def _explain(response: httpx.Response, what: str) -> ServiceError:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = response.text[:200]
+    return ServiceError(f"{what} failed: HTTP {response.status_code}: {detail}")
+
+
+async def register_channels(config: CliConfig, member: UUID, channels: list[tuple[str, str]],
+                            wait_s: float = 20.0) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {config.notifier_admin_token}"}
+    async with httpx.AsyncClient(base_url=config.notifier_url, headers=headers, timeout=10) as client:
+        # The notifier learns members from the scheduler's MemberUpserted event: wait until it has.
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            try:
+                found = await client.get(f"/v1/members/{member}/preferences")
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"cannot reach the notifier at {config.notifier_url} ({exc})") from None
+            if found.status_code == 200:
+                break
+            if found.status_code != 404 or asyncio.get_running_loop().time() > deadline:
+                raise _explain(found, "looking the member up in the notifier")
+            await asyncio.sleep(0.3)
+        registered = []
+        for position, (kind, url) in enumerate(channels):
+            response = await client.post(f"/v1/members/{member}/channels",
+                                         json={"url": url, "kind": kind, "position": position})
+            if response.status_code != 201:
+                raise _explain(response, f"registering {kind} channel #{position + 1}")
+            registered.append(response.json())
+        return registered
+
+
+async def status(config: CliConfig, household: UUID, members: dict[str, UUID]) -> dict[str, Any]:
+    report: dict[str, Any] = {"household_id": str(household)}
+    if not config.checkins_token:
+        raise ServiceError("the check-ins API needs the household token: set ATTUNE_CHECKINS_TOKEN "
+                           "(an operator prints it with `python -m attune_checkins token <household id>`)")
+    async with httpx.AsyncClient(base_url=config.checkins_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {config.checkins_token}"}) as client:
+        try:
+            summary = await client.get(f"/v1/households/{household}/summary")
+            history = await client.get(f"/v1/households/{household}/checkins", params={"page_size": 10})
+        except httpx.HTTPError as exc:
+            raise ServiceError(f"cannot reach the check-ins service at {config.checkins_url} ({exc})") from None
+        if summary.status_code != 200:
+            raise _explain(summary, "reading the household summary")
+        report["summary"] = summary.json()
+        report["recent_checkins"] = history.json().get("items", []) if history.status_code == 200 else []
+    report["deliveries"] = {}
+    if config.notifier_admin_token and members:
+        async with httpx.AsyncClient(base_url=config.notifier_url, timeout=10,
+                                     headers={"Authorization": f"Bearer {config.notifier_admin_token}"}) as client:
+            for name, member in members.items():
+                try:
+                    export = await client.get(f"/v1/members/{member}/export")
+                except httpx.HTTPError:
+                    continue
+                if export.status_code == 200:
+                    report["deliveries"][name] = export.json().get("deliveries", [])[-10:]
+    return report
+
+
+def render_status(report: dict[str, Any]) -> Group:
+    parts: list[Any] = [Text(f"Household {report['household_id']}", style="bold")]
+    summary = report.get("summary", {})
+    streaks = summary.get("streaks") or []
+    if streaks:
+        table = Table("ritual", "streak", "best", title="Streaks")
+        for streak in streaks:
+            table.add_row(str(streak.get("template")), f"{streak.get('length')} {streak.get('unit')}",
+                          str(streak.get("best", "")))
+        parts.append(table)
+    other = {k: v for k, v in summary.items() if k not in {"streaks", "household_id"} and not isinstance(v, list)}
+    if other:
+        parts.append(Text("\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in other.items())))
+    checkins = report.get("recent_checkins") or []
+    table = Table("when", "ritual", "member", "status", "closeness", title="Recent check-ins")
+    for item in checkins:
+        table.add_row(str(item.get("recorded_at", ""))[:16], str(item.get("template", "")),
+                      str(item.get("member_id", ""))[:8], str(item.get("status", "")), str(item.get("closeness") or ""))
+    parts.append(table if checkins else Text("No check-ins yet."))
+    for name, deliveries in (report.get("deliveries") or {}).items():
+        table = Table("purpose", "channel", "status", "attempts", "reason", title=f"Deliveries to {name}")
+        for d in deliveries:
+            table.add_row(str(d.get("purpose")), str(d.get("channel_kind") or ""), str(d.get("status")),
+                          str(d.get("attempts")), str(d.get("reason") or ""))
+        parts.append(table)
+    return Group(*parts)

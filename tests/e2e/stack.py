@@ -1,0 +1,160 @@
+"""The whole system as separate processes: a fresh Tansu broker, the three services started with the very
+commands docker-compose.yml gives them (in production mode, each on its own PostgreSQL database), and the
+local inbox as the push and SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import yaml
+
+from attune_runtime.tansu import Tansu, free_port
+from attune_runtime.testing import PG_ADMIN_DSN
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("scheduler", "checkins", "notifier")
+
+
+def compose_command(service: str) -> list[str]:
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["command"]
+    assert command[0] == "python"
+    return [sys.executable, *command[1:]]
+
+
+@dataclass
+class Running:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    broker: Tansu = field(default_factory=Tansu)
+    services: dict[str, Running] = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)
+    inbox_port: int = field(default_factory=free_port)
+    smtp_port: int = field(default_factory=free_port)
+    inbox: subprocess.Popen[bytes] | None = None
+    link_keys: str = field(default_factory=lambda: f"e2e:{secrets.token_urlsafe(24)}")
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def inbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.inbox_port}"
+
+    def env_for(self, name: str, port: int, database: str) -> dict[str, str]:
+        p = f"ATTUNE_{name.upper()}_"
+        pg = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        env = {
+            **os.environ,
+            f"{p}ENVIRONMENT": "production",
+            f"{p}KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            f"{p}HTTP_HOST": "127.0.0.1",
+            f"{p}HTTP_PORT": str(port),
+            f"{p}DATABASE_URL": f"{pg}/{database}",
+            f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if name == "checkins":
+            env |= {
+                f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                f"{p}HOUSEHOLD_TOKEN_SECRET": self.token_secret,
+                f"{p}LINK_KEYS": self.link_keys,
+                f"{p}LINK_CURRENT_KID": "e2e",
+            }
+        if name == "notifier":
+            env |= {
+                f"{p}ADMIN_TOKEN": self.admin_token,
+                f"{p}CHANNEL_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                f"{p}LINK_KEYS": self.link_keys,
+                f"{p}LINK_KID": "e2e",
+                f"{p}CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{self.services['checkins'].port}"
+                if "checkins" in self.services else "",
+            }
+        return env
+
+    async def _database(self) -> str:
+        name = f"attune_e2e_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        self.databases.append(name)
+        return name
+
+    async def start(self) -> Stack:
+        self.broker.log_path = self.workdir / "tansu.log"
+        self.broker.start()
+        self.inbox = subprocess.Popen(
+            [sys.executable, "-m", "attune_cli.inbox", "--port", str(self.inbox_port), "--smtp-port",
+             str(self.smtp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        for name in SERVICES:
+            port = free_port()
+            log = self.workdir / f"{name}.log"
+            process = subprocess.Popen(compose_command(name), env=self.env_for(name, port, await self._database()),
+                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=self.workdir)
+            self.services[name] = Running(name, port, process, log)
+        for running in self.services.values():
+            await self.wait_ready(running)
+        return self
+
+    async def wait_ready(self, running: Running, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                if running.process.poll() is not None:
+                    raise AssertionError(f"{running.name} exited:\n{running.log.read_text()[-4000:]}")
+                try:
+                    if (await client.get(f"{running.url}/readyz", timeout=2)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{running.name} not ready in {timeout}s:\n{running.log.read_text()[-4000:]}")
+
+    async def inbox_messages(self) -> list[dict]:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{self.inbox_url}/api/messages", timeout=5)).json()["messages"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {r.name}\n{r.log.read_text()[-3000:]}" for r in self.services.values())
+
+    async def stop(self) -> None:
+        for running in self.services.values():
+            if running.process.poll() is None:
+                running.process.terminate()
+        for running in self.services.values():
+            try:
+                running.process.wait(15)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+        if self.inbox:
+            self.inbox.terminate()
+            self.inbox.wait(10)
+        self.broker.stop()
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            for name in self.databases:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
