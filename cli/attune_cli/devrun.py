@@ -7,6 +7,7 @@ Ctrl-C stops everything. Ports can be moved with ATTUNE_DEV_BASE_PORT (default 9
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import signal
@@ -22,6 +23,9 @@ from attune_runtime.tansu import Tansu
 
 ROOT = Path.cwd()
 DATA = ROOT / "data"
+BOOTSTRAP = "127.0.0.1:9092"
+# The notifier's development admin token (attune_notifier.config); refused outside development.
+NOTIFIER_DEV_ADMIN_TOKEN = "attune-development-admin-token"
 
 
 @dataclass
@@ -70,6 +74,42 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     return env
 
 
+INBOX_PORT, SMTP_PORT = 8100, 8025
+DEMO_ZONE = os.environ.get("ATTUNE_DEMO_TZ", "Europe/London")
+
+
+def cli(*args: str) -> dict:
+    """Run the attune CLI exactly as a person would, with the dev stack's settings."""
+    env = {**os.environ, "ATTUNE_KAFKA": BOOTSTRAP, "ATTUNE_NOTIFIER_ADMIN_TOKEN": NOTIFIER_DEV_ADMIN_TOKEN,
+           "ATTUNE_CLI_STATE": str(DATA / "cli-state.json")}
+    run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    if run.returncode != 0:
+        raise SystemExit(f"demo set-up failed at `attune {' '.join(args)}`:\n{run.stderr or run.stdout}")
+    return json.loads(run.stdout)
+
+
+def create_demo() -> None:
+    """A demo household whose first rituals fire within the minute, with channels pointing at the inbox."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    state = DATA / "cli-state.json"
+    if not state.exists():
+        print(f"==> creating the demo household (two partners, {DEMO_ZONE})", flush=True)
+        cli("household", "create", "--name", "Ana & Ben (demo)", "--tz", DEMO_ZONE)
+        for name in ("Ana", "Ben"):
+            lower = name.lower()
+            cli("member", "add", name, "--push", f"json://127.0.0.1:{INBOX_PORT}/push/{lower}",
+                "--email", f"mailto://127.0.0.1:{SMTP_PORT}?from=attune@localhost&to={lower}@localhost&mode=insecure")
+    now = datetime.now(ZoneInfo(DEMO_ZONE))
+    first = (now + timedelta(seconds=15)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    for template, at in (("evening_attunement", first), ("six_second_kiss_evening", first + timedelta(minutes=1))):
+        cli("ritual", "add", template, "--with", "Ana", "--with", "Ben", "--time", at.strftime("%H:%M"),
+            "--rrule", "FREQ=DAILY", "--start", at.date().isoformat())
+        print(f"    {template} fires at {at.strftime('%H:%M')} ({DEMO_ZONE})", flush=True)
+
+
 def wait_healthy(service: Service, process: subprocess.Popen[bytes], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -85,11 +125,15 @@ def wait_healthy(service: Service, process: subprocess.Popen[bytes], timeout: fl
 
 
 def main() -> None:
+    global BOOTSTRAP
     DATA.mkdir(exist_ok=True)
     port = int(os.environ.get("ATTUNE_DEV_KAFKA_PORT", "9092"))
     print(f"==> starting the local Kafka broker (Tansu, memory only) on 127.0.0.1:{port}", flush=True)
     broker = Tansu(port, log_path=DATA / "tansu.log").start()
+    BOOTSTRAP = broker.bootstrap
     processes: list[tuple[Service, subprocess.Popen[bytes]]] = []
+    inbox = subprocess.Popen([sys.executable, "-m", "attune_cli.inbox", "--port", str(INBOX_PORT),
+                              "--smtp-port", str(SMTP_PORT)])
     try:
         for service in SERVICES:
             if not runnable(service):
@@ -102,10 +146,15 @@ def main() -> None:
         for service, process in processes:
             if not wait_healthy(service, process):
                 raise SystemExit(f"{service.name} did not become healthy; its log is above")
+        if len(processes) == len(SERVICES) and os.environ.get("ATTUNE_DEMO", "1") != "0":
+            create_demo()
         print("\nAttune is running:")
+        print(f"  inbox      http://127.0.0.1:{INBOX_PORT}   <- open this: reminders land here within a minute")
         for service, _ in processes:
             print(f"  {service.name:<10} http://127.0.0.1:{service.port}/healthz  /readyz  /metrics")
-        print(f"  broker     {broker.bootstrap}\nPress Ctrl-C to stop everything.\n", flush=True)
+        print(f"  broker     {broker.bootstrap}")
+        print("  CLI        ATTUNE_CLI_STATE=data/cli-state.json .venv/bin/attune --help")
+        print("Press Ctrl-C to stop everything.\n", flush=True)
         while all(process.poll() is None for _, process in processes):
             time.sleep(0.5)
         dead = [service.name for service, process in processes if process.poll() is not None]
@@ -121,6 +170,8 @@ def main() -> None:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        inbox.terminate()
+        inbox.wait(10)
         broker.stop()
         print("==> stopped", flush=True)
 

@@ -99,7 +99,8 @@ def render_card(item: Item) -> str:
         f"{html.escape(_action_label(url, item.body))}</a>"
         for url in item.links
     )
-    visible_body = LINK.sub("", item.body).replace("Done: ", "").replace("Skip: ", "").strip()
+    # Lines carrying a one-tap link become the buttons below; the rest is the message.
+    visible_body = "\n".join(line for line in item.body.splitlines() if not LINK.search(line)).strip()
     return (
         f'<div class="card" data-id="{item.id}"><div class="meta"><span class="kind">{item.kind}</span>'
         f"<span>to {html.escape(item.to)} · {html.escape(item.received_at[11:19])}Z</span></div>"
