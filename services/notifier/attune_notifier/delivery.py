@@ -85,12 +85,9 @@ class DeliveryWorker:
         due = await self.store.claim_due(now, self.batch, self.lease)
         if not due:
             return 0
-        member_ids = {d.member_id for d in due}
-        members = await self.store.members_by_id(member_ids)
-        channels = await self.store.channels_for(member_ids)
-        urls = await self.store.channel_urls(member_ids)
+        members, channels, urls, sent = await self.store.load_batch(
+            {d.member_id for d in due}, now - timedelta(hours=27))
         # Sends today per member, counted here once and then kept up to date within the batch.
-        sent = await self.store.sent_times_since(member_ids, now - timedelta(hours=27))
         sent_today = {
             m: sum(t >= local_day_start(now, r.zone) for t in sent.get(m, [])) for m, r in members.items()
         }

@@ -54,9 +54,6 @@ class NotifierHandler:
                 forget()  # cached plugins hold decrypted channel URLs
             log.info("household erased: %s", ", ".join(f"{n} {k}" for k, n in counts.items()), extra=extra)
             return
-        if await self.store.is_erased(env.household_id):
-            self.metrics.ignored.labels("household_erased").inc()
-            return
         members = await self.store.household_members(env.household_id) if isinstance(payload, NEEDS_HOUSEHOLD) else {}
         question = None
         if isinstance(payload, RitualDue) and payload.template in CURIOSITY_TEMPLATES:
@@ -80,6 +77,9 @@ class NotifierHandler:
                     log.warning("could not publish a suppression outcome: %s", type(exc).__name__, extra=extra)
         if decided.intents:
             new = await self.store.insert_intents(decided.intents, now)
+            if not new and await self.store.is_erased(env.household_id):
+                self.metrics.ignored.labels("household_erased").inc()
+                return
             for intent in decided.intents:
                 counter = self.metrics.planned if intent.notification_id in new else self.metrics.duplicates
                 counter.labels(intent.purpose if intent.template != "request" else "request").inc()

@@ -28,7 +28,7 @@ def make_engine(url: str) -> AsyncEngine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
-        options.update(pool_size=10, max_overflow=10)
+        options.update(pool_size=20, max_overflow=10)
     return create_async_engine(url, **options)
 
 
@@ -129,7 +129,10 @@ class SqlStore:
             member_id=fact.member_id, discreet=False, daily_cap=12, categories={}, **values,
         ).on_conflict_do_update(index_elements=[members.c.member_id], set_=values)
         async with self.engine.begin() as conn:
-            await conn.execute(stmt)
+            erased = (await conn.execute(select(erased_households.c.household_id)
+                                         .where(erased_households.c.household_id == household_id))).first()
+            if erased is None:
+                await conn.execute(stmt)
 
     async def get_member(self, member_id: UUID) -> Recipient | None:
         async with self.engine.connect() as conn:
@@ -197,6 +200,34 @@ class SqlStore:
             found[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
         return found
 
+    async def load_batch(self, member_ids: Iterable[UUID], sent_since: datetime) -> tuple[
+        dict[UUID, Recipient], dict[UUID, list[ChannelRef]], dict[UUID, str], dict[UUID, list[datetime]]
+    ]:
+        """Everything one delivery round needs about its members, read on one connection."""
+        ids = list(set(member_ids))
+        refs: dict[UUID, list[ChannelRef]] = {m: [] for m in ids}
+        sent: dict[UUID, list[datetime]] = {m: [] for m in ids}
+        urls: dict[UUID, str] = {}
+        if not ids:
+            return {}, refs, urls, sent
+        async with self.engine.connect() as conn:
+            people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position,
+                       channels.c.secret).where(channels.c.member_id.in_(ids)).order_by(channels.c.position)
+            )).all()
+            times = (await conn.execute(
+                select(deliveries.c.member_id, deliveries.c.sent_at)
+                .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent",
+                       deliveries.c.sent_at >= sent_since)
+            )).all()
+        for r in rows:
+            refs[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
+            urls[r.channel_id] = self.cipher.decrypt(r.secret)
+        for r in times:
+            sent[r.member_id].append(r.sent_at)
+        return {r.member_id: _recipient(r) for r in people}, refs, urls, sent
+
     async def channel_urls(self, member_ids: Iterable[UUID]) -> dict[UUID, str]:
         """Decrypted URLs of every channel of these members, by channel id (for one delivery batch)."""
         ids = list(set(member_ids))
@@ -251,7 +282,13 @@ class SqlStore:
         stmt = (self._insert(deliveries).values(rows)
                 .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
                 .returning(deliveries.c.notification_id))
+        households = list({i.household_id for i in intents})
         async with self.engine.begin() as conn:
+            # Checked in the same transaction: a late event for an erased household stores nothing.
+            erased = (await conn.execute(select(erased_households.c.household_id)
+                                         .where(erased_households.c.household_id.in_(households)))).first()
+            if erased is not None:
+                return set()
             return {r[0] for r in (await conn.execute(stmt)).all()}
 
     async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
