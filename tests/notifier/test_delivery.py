@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 from datetime import timedelta
 from email.message import Message
@@ -357,3 +358,24 @@ async def test_household_erasure_deletes_members_channels_and_history(h: Harness
     await h.event(request(body="late"))  # a late event for an erased household is ignored
     assert await h.store.deliveries_for(ANA) == []
     assert h.metric("attune_notifier_ignored_events_total", reason="household_erased") == 1
+
+
+async def test_two_instances_on_postgresql_never_send_the_same_notification_twice(
+    pg_url: str, clock: FakeClock, http_sink: HttpSink
+) -> None:
+    key = Fernet.generate_key().decode()
+    one = await make_harness(pg_url, clock, key=key, seed=1)
+    two = await make_harness(pg_url, clock, key=key, seed=2)
+    try:
+        await one.member(ANA, "Ana", daily_cap=100)
+        await one.channel(ANA, http_sink.url("json", "hook"))
+        for n in range(30):
+            await one.event(request(body=f"message {n}"))
+        one.worker.batch = two.worker.batch = 4  # small rounds, so the two really interleave
+        handled = await asyncio.gather(one.worker.drain(), two.worker.drain())
+        assert sum(handled) == 30 and min(handled) > 0
+        bodies = [r.json["message"] for r in http_sink.received]
+        assert sorted(bodies) == sorted(f"message {n}" for n in range(30))
+    finally:
+        await one.close()
+        await two.close()

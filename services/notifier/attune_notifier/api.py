@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import time
 from typing import Annotated, Any
@@ -122,7 +123,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         member = await member_or_404(member_id)
         url = body.url.get_secret_value()
         try:
-            guessed = validate_channel_url(url)
+            guessed = await asyncio.to_thread(validate_channel_url, url)
         except ChannelRejected as exc:
             metrics.channel_registrations.labels(body.kind.value if body.kind else "unknown", "rejected").inc()
             raise HTTPException(422, f"invalid Apprise URL: {exc}") from None
