@@ -379,3 +379,27 @@ async def test_two_instances_on_postgresql_never_send_the_same_notification_twic
     finally:
         await one.close()
         await two.close()
+
+
+async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occurrence(
+    h: Harness, http_sink: HttpSink
+) -> None:
+    from attune_contracts import make_envelope
+    from attune_contracts.catalog import CURIOSITY_QUESTIONS
+
+    await h.member(ANA, "Ana", daily_cap=100)
+    await h.channel(ANA, http_sink.url("json", "hook"))
+    ritual = uuid4()
+    envelopes = []
+    for day in range(5):
+        at = h.clock.now + timedelta(minutes=day)
+        due = RitualDue(occurrence_id=uuid4(), ritual_id=ritual, template="curiosity_question", title="Today's question",
+                        participants=[ANA], scheduled_for=at, local_time=at.isoformat(), time_zone="Europe/London",
+                        sensitive=False, deadline=at + timedelta(hours=12))
+        envelopes.append(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now))
+    for env in envelopes:
+        await h.handler(env)
+    await h.handler(envelopes[0])  # redelivered: same question, nothing new
+    await h.worker.drain()
+    asked = [next(q for q in CURIOSITY_QUESTIONS if q in r.json["message"]) for r in http_sink.received]
+    assert len(asked) == 5 and len(set(asked)) == 5
