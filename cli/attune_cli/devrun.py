@@ -1,7 +1,7 @@
 """`make run`: the local broker, every service and the inbox on this machine, with SQLite stores under data/.
 
-Ctrl-C stops everything. Ports can be moved with ATTUNE_DEV_BASE_PORT (default 9092 for the broker,
-8100-8103 for the inbox and the services).
+Ctrl-C stops everything. Ports can be moved: ATTUNE_DEV_KAFKA_PORT (default 9092) for the broker,
+ATTUNE_DEV_BASE_PORT (default 8100) for the inbox, the services on the next three ports, SMTP 75 below.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ class Service:
     env_prefix: str
 
 
+BASE_PORT = int(os.environ.get("ATTUNE_DEV_BASE_PORT", "8100"))
 SERVICES = [
-    Service("scheduler", "attune_scheduler", 8101, "ATTUNE_SCHEDULER_"),
-    Service("checkins", "attune_checkins", 8102, "ATTUNE_CHECKINS_"),
-    Service("notifier", "attune_notifier", 8103, "ATTUNE_NOTIFIER_"),
+    Service("scheduler", "attune_scheduler", BASE_PORT + 1, "ATTUNE_SCHEDULER_"),
+    Service("checkins", "attune_checkins", BASE_PORT + 2, "ATTUNE_CHECKINS_"),
+    Service("notifier", "attune_notifier", BASE_PORT + 3, "ATTUNE_NOTIFIER_"),
 ]
 
 
@@ -59,6 +60,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     p = service.env_prefix
     links = dev_link_keys()
     env = {
+        "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_KEYS": links,
         "ATTUNE_CHECKINS_LINK_CURRENT_KID": "dev",
         "ATTUNE_NOTIFIER_LINK_KEYS": links,
@@ -74,14 +76,17 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     return env
 
 
-INBOX_PORT, SMTP_PORT = 8100, 8025
+INBOX_PORT, SMTP_PORT = BASE_PORT, BASE_PORT - 75  # 8100 and 8025 by default
 DEMO_ZONE = os.environ.get("ATTUNE_DEMO_TZ", "Europe/London")
 
 
 def cli(*args: str) -> dict:
     """Run the attune CLI exactly as a person would, with the dev stack's settings."""
     env = {**os.environ, "ATTUNE_KAFKA": BOOTSTRAP, "ATTUNE_NOTIFIER_ADMIN_TOKEN": NOTIFIER_DEV_ADMIN_TOKEN,
-           "ATTUNE_CLI_STATE": str(DATA / "cli-state.json")}
+           "ATTUNE_CLI_STATE": str(DATA / "cli-state.json"),
+           "ATTUNE_SCHEDULER_URL": f"http://127.0.0.1:{BASE_PORT + 1}",
+           "ATTUNE_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
+           "ATTUNE_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}"}
     run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,
                          text=True, timeout=120)
     if run.returncode != 0:

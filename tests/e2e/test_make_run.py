@@ -1,0 +1,75 @@
+"""A newcomer's `make run`: broker, services and inbox come up, /healthz answers on each, the first reminder
+lands in the inbox within a minute or so, and Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def free_block() -> int:
+    """A base port with base..base+3 and base-75 free (the inbox, three services, SMTP)."""
+    for _ in range(200):
+        base = random.randint(20_100, 29_000)
+        try:
+            sockets = []
+            for port in (base, base + 1, base + 2, base + 3, base - 75):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                sockets.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no free block of ports")
+
+
+def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: Path) -> None:
+    base, kafka = free_block(), free_block() + 50
+    env = {**os.environ, "ATTUNE_DEV_BASE_PORT": str(base), "ATTUNE_DEV_KAFKA_PORT": str(kafka)}
+    log = tmp_path / "make-run.log"
+    process = subprocess.Popen([sys.executable, "-m", "attune_cli.devrun"], cwd=tmp_path, env=env,
+                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "Attune is running" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.5)
+        for port in (base + 1, base + 2, base + 3):
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert (tmp_path / "data" / "scheduler.db").exists()
+
+        deadline = time.monotonic() + 120
+        while True:
+            messages = httpx.get(f"http://127.0.0.1:{base}/api/messages").json()["messages"]
+            if {m["to"] for m in messages if m["kind"] == "push"} >= {"ana", "ben"}:
+                break
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(1)
+        push = next(m for m in messages if m["kind"] == "push")
+        assert push["links"] and push["links"][0].startswith(f"http://127.0.0.1:{base + 2}/l/")
+        page = httpx.get(push["links"][0])
+        assert page.status_code == 200, page.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert process.returncode == 0, log.read_text()[-3000:]
+    assert "==> stopped" in log.read_text()
