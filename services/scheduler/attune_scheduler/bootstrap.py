@@ -29,7 +29,8 @@ def build_scheduler(
 ) -> Scheduler:
     return Scheduler(
         store, clock, sink, SchedulerMetrics(registry),
-        fire_batch_size=settings.fire_batch_size, relay_batch_size=settings.relay_batch_size,
+        fire_batch_size=settings.fire_batch_size, fire_workers=settings.fire_workers,
+        relay_batch_size=settings.relay_batch_size,
         max_sleep=timedelta(seconds=settings.max_sleep_s), relay_poll_s=settings.relay_poll_s,
         metrics_refresh_s=settings.metrics_refresh_s,
         outbox_retention=timedelta(hours=settings.outbox_retention_hours),

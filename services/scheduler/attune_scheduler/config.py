@@ -14,6 +14,7 @@ class SchedulerSettings(ServiceSettings):
     database_url: str = "sqlite+aiosqlite:///./data/scheduler.db"
     group_id: str = "attune-scheduler"
     fire_batch_size: int = Field(default=500, ge=1, le=10_000, description="rituals claimed per transaction")
+    fire_workers: int = Field(default=2, ge=1, le=16, description="batches claimed side by side (PostgreSQL)")
     relay_batch_size: int = Field(default=2000, ge=1, le=50_000, description="outbox rows published per batch")
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)

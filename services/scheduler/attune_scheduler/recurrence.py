@@ -214,8 +214,7 @@ class Recurrence:
         """Validate and compile; raise RecurrenceError with a reason for people otherwise."""
         if not isinstance(start_date, date) or isinstance(start_date, datetime):
             raise RecurrenceError("start_date must be a calendar date, for example 2027-03-13")
-        compiled, _ = _compiled(rule.strip() if isinstance(rule, str) else rule, local_time, start_date, time_zone)
-        return cls(rule, local_time, start_date, time_zone, compiled, zone(time_zone))
+        return _recurrence(rule, local_time, start_date, time_zone)
 
     # -- placing local wall-clock times in the zone ------------------------------------------------
 
@@ -274,6 +273,11 @@ class Recurrence:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first occurrence strictly after `after`, or None when the rule has ended."""
+        # Many rituals share a rhythm (the catalog's defaults): when a burst of them is due at once,
+        # the answer is computed once. The key is the whole schedule plus the instant.
+        return _next_after_cached(self, after.astimezone(UTC))
+
+    def _next_after_uncached(self, after: datetime) -> datetime | None:
         return next(self.instants(after), None)
 
     def between(self, start: datetime, end: datetime) -> list[datetime]:
@@ -317,3 +321,14 @@ class Recurrence:
                 found.append((occurrence, offset, occurrence - delta))
         found.sort(key=lambda item: (item[2], item[0], item[1]))
         return found
+
+
+@lru_cache(maxsize=65_536)
+def _next_after_cached(rec: Recurrence, after: datetime) -> datetime | None:
+    return rec._next_after_uncached(after)
+
+
+@lru_cache(maxsize=65_536)
+def _recurrence(rule: str, local_time: str, start_date: date, time_zone: str) -> Recurrence:
+    compiled, _ = _compiled(rule.strip() if isinstance(rule, str) else rule, local_time, start_date, time_zone)
+    return Recurrence(rule, local_time, start_date, time_zone, compiled, zone(time_zone))

@@ -39,11 +39,13 @@ class Scheduler:
         relay_poll_s: float = 1.0,
         metrics_refresh_s: float = 5.0,
         outbox_retention: timedelta = timedelta(hours=24),
+        fire_workers: int = 1,
     ) -> None:
         self.store, self.clock, self.sink, self.metrics = store, clock, sink, metrics
         self.fire_batch_size, self.relay_batch_size = fire_batch_size, relay_batch_size
         self.max_sleep, self.relay_poll_s = max_sleep, relay_poll_s
         self.metrics_refresh_s, self.outbox_retention = metrics_refresh_s, outbox_retention
+        self.fire_workers = fire_workers if store.postgres else 1
         self.changed = asyncio.Event()
         self.outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -71,7 +73,16 @@ class Scheduler:
     # ---- firing --------------------------------------------------------------------------------
 
     async def fire_due(self) -> int:
-        """Work through everything due now, batch by batch; the number of events written."""
+        """Work through everything due now, batch by batch; the number of events written.
+
+        Several workers claim batches side by side (SKIP LOCKED on PostgreSQL), so one batch's database
+        round trips overlap with the next batch's Python work. Order is kept per ritual, not across rituals.
+        """
+        if self.fire_workers == 1:
+            return await self._fire_worker()
+        return sum(await asyncio.gather(*(self._fire_worker() for _ in range(self.fire_workers))))
+
+    async def _fire_worker(self) -> int:
         written = 0
         while True:
             report = await self.store.fire_due(self.clock.now(), self.fire_batch_size, wake)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["Audience", "CURIOSITY_QUESTIONS", "Rhythm", "TEMPLATES", "Template", "template"]
+__all__ = ["CURIOSITY_QUESTIONS", "TEMPLATES", "Audience", "Rhythm", "Template", "template"]
 
 
 class Audience(StrEnum):

@@ -245,9 +245,12 @@ class SqlStore:
                 for item in result.emitted:
                     report.emitted.append(item)
                     report.templates[item.event_id] = ritual.template
-                    envelope = make_envelope(item.payload, household_id=ritual.household_id, producer=PRODUCER,
-                                             correlation_id=str(item.payload.occurrence_id),
-                                             event_id=item.event_id, occurred_at=now)
+                    spec = spec_of(type(item.payload))
+                    envelope = spec.envelope(
+                        event_id=item.event_id, type=spec.type, version=spec.version, occurred_at=now,
+                        producer=PRODUCER, correlation_id=str(item.payload.occurrence_id),
+                        household_id=ritual.household_id, payload=item.payload,
+                    )
                     events.append(_outbox_values(envelope, now, template=ritual.template, due_at=item.at))
                 updates.append({
                     "rid": ritual.id, "next_due_at": ritual.next_due_at, "next_reminder_at": ritual.next_reminder_at,
