@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter
 from attune_contracts import ContractError, Envelope, Topic, parse
 from attune_contracts.messages import DeadLetter
 
+from .logs import message_context
 from .retry import Backoff
 
 log = logging.getLogger("attune.consumer")
@@ -151,9 +152,15 @@ class ReliableConsumer:
         if self.accept is not None and envelope.type not in self.accept:
             self.metrics.ignored.labels(self.service, record.topic).inc()
             return
+        with message_context(event_type=envelope.type, event_id=envelope.event_id,
+                             correlation_id=envelope.correlation_id, household_id=envelope.household_id):
+            await self._handle(envelope, record)
+
+    async def _handle(self, envelope: Envelope[Any], record: Any) -> None:
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 await self.handler(envelope)
+                log.debug("handled %s", envelope.type)
                 return
             except PermanentError as exc:
                 await self._dead_letter(record, f"refused by handler: {exc}", "handler_failed", attempts=attempt)
@@ -161,9 +168,7 @@ class ReliableConsumer:
             except Exception as exc:  # noqa: BLE001 - any other failure is treated as transient
                 reason = f"{type(exc).__name__}: {exc}"
                 if attempt == self.retry.max_attempts:
-                    log.error("giving up on %s after %d attempts: %s", envelope.type, attempt, reason,
-                              extra={"event_id": str(envelope.event_id), "event_type": envelope.type,
-                                     "correlation_id": envelope.correlation_id})
+                    log.error("giving up on %s after %d attempts: %s", envelope.type, attempt, reason)
                     await self._dead_letter(
                         record, f"handler failed {attempt} times; last error: {reason}", "handler_failed",
                         attempts=attempt,
@@ -171,9 +176,7 @@ class ReliableConsumer:
                     return
                 self.metrics.retries.labels(self.service, record.topic).inc()
                 delay = self.retry.backoff.delay(attempt)
-                log.warning("attempt %d of %s failed (%s); retrying in %.2fs", attempt, envelope.type, reason,
-                            delay, extra={"event_id": str(envelope.event_id), "event_type": envelope.type,
-                                          "correlation_id": envelope.correlation_id})
+                log.warning("attempt %d of %s failed (%s); retrying in %.2fs", attempt, envelope.type, reason, delay)
                 await self._sleep(delay)
 
     async def _dead_letter(self, record: Any, reason: str, kind: str, *, attempts: int) -> None:

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 _CONTEXT_FIELDS = ("event_type", "event_id", "correlation_id", "household_id", "occurrence_id", "notification_id")
+
+
+# The message being handled: every log line written while handling it carries these fields.
+_message_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("attune_message", default={})
+
+
+@contextmanager
+def message_context(**fields: Any) -> Iterator[None]:
+    token = _message_context.set({**_message_context.get(), **{k: str(v) for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _message_context.reset(token)
+
+
+def current_context() -> dict[str, str]:
+    return dict(_message_context.get())
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +44,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        line.update(_message_context.get())
         for name in _CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
@@ -35,6 +57,13 @@ class JsonFormatter(logging.Formatter):
 class HumanFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__(f"%(asctime)s {service:<9} %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        context = _message_context.get()
+        if context.get("event_type"):
+            text += f"  [{context['event_type']} {context.get('correlation_id', '')[:8]}]"
+        return text
 
 
 def configure_logging(service: str, *, json_lines: bool = True, level: str = "INFO") -> None:
