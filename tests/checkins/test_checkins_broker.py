@@ -38,11 +38,13 @@ from .conftest import FERNET_KEY
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture
-async def service(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIterator[Checkins]:
+@pytest.fixture(params=[500, 1], ids=["batch", "one-by-one"])
+async def service(request: pytest.FixtureRequest, kafka_bootstrap: str, pg_url: str,
+                  unique: str) -> AsyncIterator[Checkins]:
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
         notes_key=SecretStr(FERNET_KEY.decode()), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+        batch_max_records=request.param,
     )
     parts = build(settings, group_id=f"attune-checkins-{unique}")
     await parts.start()
@@ -131,10 +133,11 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
     unknown = env(SubmitCheckIn(occurrence_id=uuid4(), member_id=ben, status=CheckInStatus.DONE), household)
     stranger = submit(uuid4())
     sentinel = submit(ben, closeness=5)
+    not_json = b"{this is not json " + str(household).encode()
     await produce(
         kafka_bootstrap, Topic.CHECKINS_COMMANDS,
         good.to_bytes(), good.to_bytes(),  # the same submission delivered twice
-        rating_9, long_note, unknown.to_bytes(), stranger.to_bytes(), b"{this is not json",
+        rating_9, long_note, unknown.to_bytes(), stranger.to_bytes(), not_json,
         sentinel.to_bytes(),
         key=household,
     )
@@ -172,7 +175,7 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
 
     def letter(value: bytes) -> DeadLetter | None:
         found = DeadLetter.model_validate_json(value)
-        return found if found.value in (rating_9, long_note, b"{this is not json") else None
+        return found if found.value in (rating_9, long_note, not_json) else None
 
     letters = await read_topic(kafka_bootstrap, Topic.DEAD_LETTER, letter, until=lambda found: len(found) >= 3)
     assert sorted(letter.error_kind for letter in letters) == ["invalid"] * 3

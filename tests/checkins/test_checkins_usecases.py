@@ -337,3 +337,47 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) == 0
     assert await h.service.export(h.household) is None
+
+
+async def test_a_batch_has_the_same_outcome_as_one_by_one(harness: Harness) -> None:
+    from attune_contracts import make_envelope
+
+    h = harness
+    await h.setup_household()
+    first, second = (h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC)) for _ in range(2))
+    h.clock.set(first.scheduled_for + timedelta(minutes=50))
+
+    def envelope(payload: object, minutes: int) -> object:
+        return make_envelope(payload, household_id=h.household, producer="test",
+                             occurred_at=first.scheduled_for + timedelta(minutes=minutes))
+
+    ana_done = envelope(SubmitCheckIn(occurrence_id=first.occurrence_id, member_id=h.ana,
+                                      status=CheckInStatus.DONE), 10)
+    batch = [
+        envelope(first, 0),
+        ana_done, ana_done,  # redelivered inside the same batch
+        envelope(SubmitCheckIn(occurrence_id=second.occurrence_id, member_id=h.ana,
+                               status=CheckInStatus.DONE), 11),  # its RitualDue comes later in the batch
+        envelope(second, 12),
+        envelope(SubmitCheckIn(occurrence_id=second.occurrence_id, member_id=h.ben,
+                               status=CheckInStatus.SKIPPED), 13),
+        envelope(SubmitCheckIn(occurrence_id=first.occurrence_id, member_id=h.ana,
+                               status=CheckInStatus.DONE, closeness=5), 14),  # replaces the first answer
+        envelope(SubmitCheckIn(occurrence_id=first.occurrence_id, member_id=uuid4(),
+                               status=CheckInStatus.DONE), 15),
+    ]
+    await h.service.handle_batch(batch)  # type: ignore[arg-type]
+    recorded = [(r.occurrence_id, r.member_id, r.status, r.closeness) for r in h.sink.of(CheckInRecorded)]
+    assert recorded == [
+        (first.occurrence_id, h.ana, CheckInStatus.DONE, None),
+        (second.occurrence_id, h.ben, CheckInStatus.SKIPPED, None),
+        (first.occurrence_id, h.ana, CheckInStatus.DONE, 5),
+    ]
+    reasons = [r.reason for r in h.sink.of(CheckInCommandRejected)]
+    assert len(reasons) == 2 and "unknown occurrence" in reasons[0] and "not in this household" in reasons[1]
+    assert sorted((s.ritual_id == first.ritual_id, s.length) for s in h.sink.of(StreakUpdated)) == [(False, 0), (True, 1)]
+    count = len(h.sink.published)
+    await h.service.handle_batch(batch)  # type: ignore[arg-type]  # the whole batch redelivered
+    assert len(h.sink.published) == count
+    history, total = await h.service.history(h.household, page=1, page_size=10)
+    assert total == 2 and {(c.member_id, c.closeness) for c in history} == {(h.ana, 5), (h.ben, None)}

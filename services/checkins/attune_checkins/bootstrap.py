@@ -11,13 +11,14 @@ from datetime import timedelta
 from attune_contracts import Topic
 from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
-from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
+from .adapters.batch import subscribe_batch
 from .adapters.migrate import upgrade
 from .adapters.sql import NoteCipher, SqlStore, make_engine
 from .config import Settings
@@ -106,14 +107,24 @@ def build(
         timer_max_sleep_s=settings.timer_max_sleep_s,
     )
     service = CheckinsService(store, sink or broker_publisher(broker, service=SERVICE), clock, metrics, policy)
-    subscribe(
-        broker, *TOPICS, service=SERVICE, group_id=group_id, handler=make_handler(service),
-        metrics=ConsumerMetrics(registry), readiness=readiness,
-        retry=RetryPolicy(max_attempts=settings.retry_max_attempts,
-                          backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
-        accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
-        on_invalid=make_invalid_hook(service),
-    )
+    retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
+                        backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s))
+    if settings.batch_max_records > 1:
+        reliable = ReliableConsumer(
+            broker, service=SERVICE, group_id=group_id, handler=make_handler(service),
+            metrics=ConsumerMetrics(registry), retry=retry, accept=HANDLED_TYPES,
+            on_invalid=make_invalid_hook(service),
+        )
+        subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=service.handle_batch,
+                        readiness=readiness, max_records=settings.batch_max_records,
+                        session_timeout_ms=settings.kafka_session_timeout_ms)
+    else:
+        subscribe(
+            broker, *TOPICS, service=SERVICE, group_id=group_id, handler=make_handler(service),
+            metrics=ConsumerMetrics(registry), readiness=readiness, retry=retry,
+            accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
+            on_invalid=make_invalid_hook(service),
+        )
     signer = LinkSigner(settings.link_key_map(), settings.link_current_kid)
     http = build_http_app(service, signer, settings.token_secret(), metrics)
     return Checkins(settings, service, store, broker, registry, readiness, http, signer, run_timer=run_timer)

@@ -40,6 +40,10 @@ class Settings(ServiceSettings):
     ratio_min_moments: int = Field(default=6, ge=1, le=1000)
     link_snooze_minutes: int = Field(default=60, ge=1, le=24 * 60)
     timer_max_sleep_s: float = Field(default=60.0, gt=0)
+    batch_max_records: int = Field(
+        default=500, ge=1, le=5000,
+        description="messages handled per transaction; 1 = one message per transaction (no batch subscriber)",
+    )
 
     secret_fields: tuple[str, ...] = ("notes_key", "household_token_secret", "link_keys")
 

@@ -49,6 +49,8 @@ from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
 
 log = logging.getLogger("attune.checkins")
 
+HISTORY_DAYS = 400
+
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
     "ritual.due",
@@ -104,49 +106,149 @@ class CheckinsService:
     # ---- Kafka messages -------------------------------------------------------------------------
 
     async def handle(self, envelope: Envelope[Any]) -> None:
+        outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+        async with self.store.tx() as tx:
+            await self._apply(tx, envelope, outbox)
+            await self._flush(outbox)
+
+    async def _apply(self, tx: SqlTx, envelope: Envelope[Any], outbox: Outbox) -> None:
         payload, household_id = envelope.payload, envelope.household_id
         now = self.clock.now()
-        outbox = Outbox(envelope.event_id, household_id, envelope.correlation_id)
+        erased = await tx.erased_at(household_id)
+        if erased is not None and envelope.occurred_at <= erased and not isinstance(payload, HouseholdErased):
+            return  # from before the household was erased: nothing of it may come back
+        if not await tx.claim_event(envelope.event_id, household_id, now):
+            return  # a redelivery: already applied
+        match payload:
+            case SubmitCheckIn():
+                try:
+                    await self._submit(tx, outbox, household_id, payload, submitted_at=envelope.occurred_at)
+                except Rejected as exc:
+                    self._reject(outbox, envelope, exc.reason, payload.member_id)
+            case LogMoment():
+                try:
+                    await self._log_moment(tx, outbox, household_id, payload, envelope.occurred_at)
+                except Rejected as exc:
+                    self._reject(outbox, envelope, exc.reason, payload.member_id)
+            case RecordAchievement():
+                try:
+                    await self._record_achievement(tx, outbox, household_id, payload)
+                except Rejected as exc:
+                    self._reject(outbox, envelope, exc.reason, payload.member_id)
+            case RitualDue():
+                await self._ritual_due(tx, household_id, payload)
+            case HouseholdRegistered():
+                await tx.put_household(household_id, payload.time_zone, now)
+            case MemberUpserted():
+                await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
+                await tx.add_member(household_id, payload.member_id)
+            case RitualScheduled() | RitualUpdated():
+                await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
+            case RitualDeleted():
+                await tx.delete_ritual(payload.ritual_id)
+            case HouseholdErased():
+                removed = await tx.erase(household_id, payload.erased_at)
+                log.info("erased household: %d rows", sum(removed.values()),
+                         extra={"event_id": str(envelope.event_id), "household_id": str(household_id)})
+
+    async def handle_batch(self, envelopes: list[Envelope[Any]]) -> None:
+        """Many messages in one transaction, with the same outcome as handling them one by one, except that
+        a ritual's StreakUpdated is published once per batch with its final value. Consecutive check-ins
+        are applied in bulk (a few statements for the whole run); anything else goes through `_apply`."""
+        if not envelopes:
+            return
+        outboxes: list[Outbox] = []
         async with self.store.tx() as tx:
-            erased = await tx.erased_at(household_id)
-            if erased is not None and envelope.occurred_at <= erased and not isinstance(payload, HouseholdErased):
-                return  # from before the household was erased: nothing of it may come back
-            if not await tx.claim_event(envelope.event_id, household_id, now):
-                return  # a redelivery: already applied
-            match payload:
-                case SubmitCheckIn():
-                    try:
-                        await self._submit(tx, outbox, household_id, payload, submitted_at=envelope.occurred_at)
-                    except Rejected as exc:
-                        self._reject(outbox, envelope, exc.reason, payload.member_id)
-                case LogMoment():
-                    try:
-                        await self._log_moment(tx, outbox, household_id, payload, envelope.occurred_at)
-                    except Rejected as exc:
-                        self._reject(outbox, envelope, exc.reason, payload.member_id)
-                case RecordAchievement():
-                    try:
-                        await self._record_achievement(tx, outbox, household_id, payload)
-                    except Rejected as exc:
-                        self._reject(outbox, envelope, exc.reason, payload.member_id)
-                case RitualDue():
-                    await self._ritual_due(tx, household_id, payload)
-                case HouseholdRegistered():
-                    await tx.put_household(household_id, payload.time_zone, now)
-                case MemberUpserted():
-                    await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
-                    await tx.add_member(household_id, payload.member_id)
-                case RitualScheduled() | RitualUpdated():
-                    await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
-                case RitualDeleted():
-                    await tx.delete_ritual(payload.ritual_id)
-                case HouseholdErased():
-                    removed = await tx.erase(household_id, payload.erased_at)
-                    log.info("erased household: %d rows", sum(removed.values()),
-                             extra={"event_id": str(envelope.event_id), "household_id": str(household_id)})
-                case _:
-                    return
-            await self._flush(outbox)
+            run: list[Envelope[Any]] = []
+            for envelope in envelopes:
+                if isinstance(envelope.payload, SubmitCheckIn):
+                    run.append(envelope)
+                    continue
+                if run:
+                    outboxes += await self._submit_many(tx, run)
+                    run = []
+                outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+                await self._apply(tx, envelope, outbox)
+                outboxes.append(outbox)
+            if run:
+                outboxes += await self._submit_many(tx, run)
+            await asyncio.gather(*(
+                self.sink.publish(payload, household_id=o.household_id, correlation_id=o.correlation_id,
+                                  event_id=event_id)
+                for o in outboxes for payload, event_id in o.events
+            ))
+
+    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]]) -> list[Outbox]:
+        now = self.clock.now()
+        households = {e.household_id for e in envelopes}
+        erased = await tx.erased_many(households)
+        fresh = [e for e in envelopes
+                 if not (e.household_id in erased and e.occurred_at <= erased[e.household_id])]
+        claimed = await tx.claim_events([(e.event_id, e.household_id) for e in fresh], now)
+        seen: set[UUID] = set()
+        todo = []
+        for e in fresh:
+            if e.event_id in claimed and e.event_id not in seen:
+                seen.add(e.event_id)
+                todo.append(e)
+        if not todo:
+            return []
+        occurrences = await tx.occurrences_by_id({e.payload.occurrence_id for e in todo})
+        members = await tx.members_of({e.household_id for e in todo})
+        current = await tx.checkins_for(
+            {(e.payload.occurrence_id, e.payload.member_id) for e in todo})
+        inserts: dict[UUID, CheckIn] = {}
+        updates: dict[UUID, CheckIn] = {}
+        touched: dict[UUID, Occurrence] = {}
+        outboxes = []
+        for envelope in todo:
+            cmd: SubmitCheckIn = envelope.payload
+            outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+            outboxes.append(outbox)
+            occurrence = occurrences.get(cmd.occurrence_id)
+            try:
+                rules.validate_checkin(
+                    household_id=envelope.household_id, occurrence=occurrence, occurrence_id=cmd.occurrence_id,
+                    member_id=cmd.member_id, members=members.get(envelope.household_id),
+                    closeness=cmd.closeness, note=cmd.note, submitted_at=envelope.occurred_at,
+                )
+            except Rejected as exc:
+                self._reject(outbox, envelope, exc.reason, cmd.member_id)
+                continue
+            assert occurrence is not None
+            checkin = CheckIn(
+                checkin_id=rules.checkin_id_for(cmd.occurrence_id, cmd.member_id),
+                occurrence_id=cmd.occurrence_id, member_id=cmd.member_id, household_id=envelope.household_id,
+                ritual_id=occurrence.ritual_id, template=occurrence.template, status=cmd.status,
+                snoozed_until=cmd.snoozed_until, closeness=cmd.closeness, note=cmd.note, source=cmd.source,
+                submitted_at=rules.as_utc(envelope.occurred_at), recorded_at=now,
+                scheduled_for=occurrence.scheduled_for,
+            )
+            key = (cmd.occurrence_id, cmd.member_id)
+            outcome = rules.decide_submission(current.get(key), checkin)
+            if outcome in (Outcome.UNCHANGED, Outcome.STALE):
+                continue
+            if checkin.checkin_id in inserts or outcome is Outcome.NEW:
+                inserts[checkin.checkin_id] = checkin
+            else:
+                updates[checkin.checkin_id] = checkin
+            current[key] = checkin
+            touched[occurrence.ritual_id] = occurrence
+            self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
+            outbox.add(CheckInRecorded(
+                checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
+                template=checkin.template, member_id=checkin.member_id, status=checkin.status,
+                snoozed_until=checkin.snoozed_until, closeness=checkin.closeness, has_note=bool(checkin.note),
+                scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
+            ))
+        await tx.put_checkins(list(inserts.values()), list(updates.values()))
+        if touched:
+            batch_id = rules.derived_id("batch", *sorted(str(e.event_id) for e in todo))
+            boxes = {ritual_id: Outbox(rules.derived_id(batch_id, ritual_id), occ.household_id, str(batch_id))
+                     for ritual_id, occ in touched.items()}
+            await self._refresh_rituals(tx, {r: (touched[r], boxes[r]) for r in touched})
+            outboxes += boxes.values()
+        return outboxes
 
     def _reject(self, outbox: Outbox, envelope: Envelope[Any], reason: str, member_id: UUID | None) -> None:
         self.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
@@ -216,32 +318,48 @@ class CheckinsService:
         return SubmitResult(outcome, checkin)
 
     async def _refresh_ritual(self, tx: SqlTx, outbox: Outbox, occurrence: Occurrence) -> None:
-        """Recount the ritual's streak (and date-night adherence); publish what changed."""
+        await self._refresh_rituals(tx, {occurrence.ritual_id: (occurrence, outbox)})
+
+    async def _refresh_rituals(self, tx: SqlTx, touched: dict[UUID, tuple[Occurrence, Outbox]]) -> None:
+        """Recount streaks (and date-night adherence) of the touched rituals; publish what changed.
+
+        History is read back HISTORY_DAYS local days: enough for every milestone (100 days, 52 weeks);
+        a streak longer than that is reported as at least that long.
+        """
         now = self.clock.now()
-        unit = rules.unit_for(await tx.ritual_rrule(occurrence.ritual_id), occurrence.template)
-        history = await tx.ritual_occurrences(occurrence.ritual_id)
-        streak = rules.compute_streak(history, unit, now)
-        previous = await tx.streak(occurrence.ritual_id)
-        prev_len, prev_best, prev_kept, prev_expected = previous or (0, 0, None, None)
-        best = max(streak.best, prev_best)
-        if previous is None or (prev_len, prev_best) != (streak.length, best):
-            outbox.add(StreakUpdated(ritual_id=occurrence.ritual_id, template=occurrence.template,
-                                     length=streak.length, unit=unit, best=best))
-        for mark in rules.milestones_crossed(prev_len, streak.length, unit):
-            assert streak.run_start is not None
-            if await tx.claim_milestone(occurrence.ritual_id, occurrence.household_id, streak.run_start, mark, now):
-                self.metrics.milestones.labels(unit.value, str(mark)).inc()
-                outbox.add(MilestoneReached(ritual_id=occurrence.ritual_id, template=occurrence.template,
-                                            length=mark, unit=unit))
-        kept_expected = None
-        if rules.is_date_night(occurrence.template):
-            today = rules.local_date_of(now, occurrence.time_zone)
-            kept_expected = rules.adherence(history, window_end=today, now=now)
-            if kept_expected != (prev_kept, prev_expected):
-                outbox.add(DateNightAdherenceUpdated(ritual_id=occurrence.ritual_id, kept=kept_expected[0],
-                                                     expected=kept_expected[1]))
-        await tx.put_streak(occurrence.ritual_id, occurrence.household_id, occurrence.template, unit.value,
-                            rules.Streak(streak.length, best, streak.run_start), kept_expected)
+        ids = list(touched)
+        since = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values()) - timedelta(
+            days=HISTORY_DAYS)
+        rrules = await tx.ritual_rrules(ids)
+        histories = await tx.ritual_histories(ids, since)
+        stored = await tx.streaks_many(ids)
+        rows = []
+        for ritual_id, (occurrence, outbox) in touched.items():
+            unit = rules.unit_for(rrules.get(ritual_id), occurrence.template)
+            history = histories.get(ritual_id, [])
+            streak = rules.compute_streak(history, unit, now)
+            previous = stored.get(ritual_id)
+            prev_len, prev_best, prev_kept, prev_expected = previous or (0, 0, None, None)
+            best = max(streak.best, prev_best)
+            if previous is None or (prev_len, prev_best) != (streak.length, best):
+                outbox.add(StreakUpdated(ritual_id=ritual_id, template=occurrence.template,
+                                         length=streak.length, unit=unit, best=best))
+            for mark in rules.milestones_crossed(prev_len, streak.length, unit):
+                assert streak.run_start is not None
+                if await tx.claim_milestone(ritual_id, occurrence.household_id, streak.run_start, mark, now):
+                    self.metrics.milestones.labels(unit.value, str(mark)).inc()
+                    outbox.add(MilestoneReached(ritual_id=ritual_id, template=occurrence.template,
+                                                length=mark, unit=unit))
+            kept, expected = None, None
+            if rules.is_date_night(occurrence.template):
+                today = rules.local_date_of(now, occurrence.time_zone)
+                kept, expected = rules.adherence(history, window_end=today, now=now)
+                if (kept, expected) != (prev_kept, prev_expected):
+                    outbox.add(DateNightAdherenceUpdated(ritual_id=ritual_id, kept=kept, expected=expected))
+            rows.append({"ritual_id": ritual_id, "household_id": occurrence.household_id,
+                         "template": occurrence.template, "unit": unit.value, "length": streak.length,
+                         "best": best, "adherence_kept": kept, "adherence_expected": expected})
+        await tx.put_streaks(rows)
 
     # ---- moments and achievements ---------------------------------------------------------------
 

@@ -77,14 +77,27 @@ class SqlStore:
         await self.engine.dispose()
 
 
-def _insert_ignore(conn: AsyncConnection, table: t.Table, values: dict[str, Any]) -> Any:
+def _dialect_insert(conn: AsyncConnection, table: t.Table) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).values(**values).on_conflict_do_nothing()
+        return pg_insert(table)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(table)
+
+
+def _insert_ignore(conn: AsyncConnection, table: t.Table, values: dict[str, Any]) -> Any:
+    return _dialect_insert(conn, table).values(**values).on_conflict_do_nothing()
+
+
+def _insert_ignore_many(conn: AsyncConnection, table: t.Table, rows: list[dict[str, Any]]) -> Any:
+    return _dialect_insert(conn, table).values(rows).on_conflict_do_nothing()
+
+
+def _chunks(items: list[Any], size: int = 1000) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 class SqlTx:
@@ -108,6 +121,114 @@ class SqlTx:
         return (await self.conn.execute(
             select(t.erased_households.c.erased_at).where(t.erased_households.c.household_id == household_id)
         )).scalar_one_or_none()
+
+    # ---- bulk reads and writes (the batch path) --------------------------------------------------
+
+    async def erased_many(self, household_ids: Iterable[UUID]) -> dict[UUID, datetime]:
+        ids = list(household_ids)
+        rows = (await self.conn.execute(select(t.erased_households).where(
+            t.erased_households.c.household_id.in_(ids)))).all() if ids else []
+        return {h: e for h, e in rows}
+
+    async def claim_events(self, events: list[tuple[UUID, UUID]], now: datetime) -> set[UUID]:
+        """Remember many event ids at once; returns those seen for the first time."""
+        unique = list({event_id: household for event_id, household in events}.items())
+        claimed: set[UUID] = set()
+        for start in range(0, len(unique), 1000):
+            chunk = unique[start:start + 1000]
+            statement = _insert_ignore_many(self.conn, t.processed_events, [
+                {"event_id": e, "household_id": h, "processed_at": now} for e, h in chunk
+            ]).returning(t.processed_events.c.event_id)
+            claimed |= set((await self.conn.execute(statement)).scalars().all())
+        return claimed
+
+    async def occurrences_by_id(self, ids: Iterable[UUID]) -> dict[UUID, Occurrence]:
+        found: dict[UUID, Occurrence] = {}
+        for chunk in _chunks(list(ids)):
+            rows = (await self.conn.execute(
+                select(t.occurrences).where(t.occurrences.c.occurrence_id.in_(chunk)))).mappings().all()
+            found |= {r["occurrence_id"]: _occurrence(r) for r in rows}
+        return found
+
+    async def members_of(self, household_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
+        found: dict[UUID, set[UUID]] = {}
+        for chunk in _chunks(list(household_ids)):
+            rows = (await self.conn.execute(select(t.members.c.household_id, t.members.c.member_id)
+                                            .where(t.members.c.household_id.in_(chunk)))).all()
+            for household, member in rows:
+                found.setdefault(household, set()).add(member)
+        return {k: frozenset(v) for k, v in found.items()}
+
+    async def checkins_for(self, pairs: set[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], CheckIn]:
+        found: dict[tuple[UUID, UUID], CheckIn] = {}
+        for chunk in _chunks(list({occ for occ, _ in pairs})):
+            rows = (await self.conn.execute(
+                select(t.checkins).where(t.checkins.c.occurrence_id.in_(chunk)))).mappings().all()
+            for row in rows:
+                key = (row["occurrence_id"], row["member_id"])
+                if key in pairs:
+                    found[key] = self._checkin(row)
+        return found
+
+    async def put_checkins(self, new: list[CheckIn], replaced: list[CheckIn]) -> None:
+        if new:
+            await self.conn.execute(insert(t.checkins), [self._checkin_row(c) for c in new])
+        for checkin in replaced:
+            await self.put_checkin(checkin, replace=True)
+
+    def _checkin_row(self, ci: CheckIn) -> dict[str, Any]:
+        return {
+            "checkin_id": ci.checkin_id, "occurrence_id": ci.occurrence_id, "member_id": ci.member_id,
+            "household_id": ci.household_id, "ritual_id": ci.ritual_id, "template": ci.template,
+            "scheduled_for": ci.scheduled_for, "status": ci.status.value, "snoozed_until": ci.snoozed_until,
+            "closeness": ci.closeness, "note_enc": self.cipher.seal(ci.note), "source": ci.source.value,
+            "submitted_at": ci.submitted_at, "recorded_at": ci.recorded_at,
+        }
+
+    async def ritual_rrules(self, ritual_ids: Iterable[UUID]) -> dict[UUID, str | None]:
+        found: dict[UUID, str | None] = {}
+        for chunk in _chunks(list(ritual_ids)):
+            rows = (await self.conn.execute(select(t.rituals.c.ritual_id, t.rituals.c.rrule)
+                                            .where(t.rituals.c.ritual_id.in_(chunk)))).all()
+            found |= dict(rows)
+        return found
+
+    async def ritual_histories(self, ritual_ids: Iterable[UUID], since: date) -> dict[UUID, list[tuple[Occurrence, bool]]]:
+        """Each ritual's occurrences from local date `since`, with whether anyone marked each one done."""
+        done = exists().where(and_(
+            t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id, t.checkins.c.status == CheckInStatus.DONE.value,
+        ))
+        found: dict[UUID, list[tuple[Occurrence, bool]]] = {}
+        for chunk in _chunks(list(ritual_ids)):
+            rows = (await self.conn.execute(
+                select(t.occurrences, done.label("kept"))
+                .where(t.occurrences.c.ritual_id.in_(chunk), t.occurrences.c.local_date >= since)
+                .order_by(t.occurrences.c.scheduled_for)
+            )).mappings().all()
+            for row in rows:
+                found.setdefault(row["ritual_id"], []).append((_occurrence(row), bool(row["kept"])))
+        return found
+
+    async def streaks_many(self, ritual_ids: Iterable[UUID]) -> dict[UUID, tuple[int, int, int | None, int | None]]:
+        found: dict[UUID, tuple[int, int, int | None, int | None]] = {}
+        for chunk in _chunks(list(ritual_ids)):
+            rows = (await self.conn.execute(select(
+                t.streaks.c.ritual_id, t.streaks.c.length, t.streaks.c.best, t.streaks.c.adherence_kept,
+                t.streaks.c.adherence_expected,
+            ).where(t.streaks.c.ritual_id.in_(chunk)))).all()
+            found |= {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        return found
+
+    async def put_streaks(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert many streak rows in one statement; a row without adherence keeps the stored one."""
+        for chunk in _chunks(rows, 500):
+            statement = _dialect_insert(self.conn, t.streaks).values(chunk)
+            new = statement.excluded
+            await self.conn.execute(statement.on_conflict_do_update(index_elements=["ritual_id"], set_={
+                "template": new.template, "unit": new.unit, "length": new.length, "best": new.best,
+                "adherence_kept": func.coalesce(new.adherence_kept, t.streaks.c.adherence_kept),
+                "adherence_expected": func.coalesce(new.adherence_expected, t.streaks.c.adherence_expected),
+            }))
 
     # ---- households and rituals -----------------------------------------------------------------
 
