@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, or_, select, union_all, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -108,6 +108,8 @@ def _recipient(row: Any) -> Recipient:
 class SqlStore:
     def __init__(self, engine: AsyncEngine, cipher: ChannelCipher) -> None:
         self.engine = engine
+        # Single statements run without BEGIN/COMMIT round trips; each is atomic on its own.
+        self.auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.cipher = cipher
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -210,7 +212,7 @@ class SqlStore:
         urls: dict[UUID, str] = {}
         if not ids:
             return {}, refs, urls, sent
-        async with self.engine.connect() as conn:
+        async with self.auto.connect() as conn:
             people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
             rows = (await conn.execute(
                 select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position,
@@ -279,16 +281,17 @@ class SqlStore:
             "next_attempt_at": max(now, i.not_before), "claimed_until": None, "channel_kind": None,
             "last_error": None, "sent_at": None,
         } for i in intents]
-        stmt = (self._insert(deliveries).values(rows)
+        # One statement: rows for an erased household are never stored, and a redelivered event adds nothing.
+        selects = [
+            select(*[literal(row[c.name], type_=c.type).label(c.name) for c in deliveries.c])
+            .where(~exists().where(erased_households.c.household_id == row["household_id"]))
+            for row in rows
+        ]
+        source = selects[0] if len(selects) == 1 else union_all(*selects)
+        stmt = (self._insert(deliveries).from_select([c.name for c in deliveries.c], source)
                 .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
                 .returning(deliveries.c.notification_id))
-        households = list({i.household_id for i in intents})
-        async with self.engine.begin() as conn:
-            # Checked in the same transaction: a late event for an erased household stores nothing.
-            erased = (await conn.execute(select(erased_households.c.household_id)
-                                         .where(erased_households.c.household_id.in_(households)))).first()
-            if erased is not None:
-                return set()
+        async with self.auto.connect() as conn:
             return {r[0] for r in (await conn.execute(stmt)).all()}
 
     async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
@@ -312,6 +315,8 @@ class SqlStore:
         query = select(deliveries.c.notification_id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
         if self._postgres:
             query = query.with_for_update(skip_locked=True)
+        # Two statements in one transaction: folded into one UPDATE ... IN (subquery), PostgreSQL may
+        # re-run the skip-locked subquery and claim more rows than asked (a test caught it).
         async with self.engine.begin() as conn:
             ids = [r[0] for r in (await conn.execute(query)).all()]
             if not ids:
@@ -333,7 +338,7 @@ class SqlStore:
         values = {k: getattr(delivery, k) for k in (
             "status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at",
             "channel_kind", "last_error", "sent_at")}
-        async with self.engine.begin() as conn:
+        async with self.auto.connect() as conn:
             result = await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.notification_id == delivery.notification_id, deliveries.c.status.in_(ACTIVE))
