@@ -96,12 +96,13 @@ async def rows(parts: Checkins, sql: str, **params: Any) -> int:
         return (await conn.execute(text(sql), params)).scalar_one()
 
 
-async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Checkins, kafka_bootstrap: str) -> None:
+async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Checkins, kafka_bootstrap: str,
+                                                                    unique: str) -> None:
     household, ana, ben, ritual = uuid4(), uuid4(), uuid4(), uuid4()
     zone = "Europe/Lisbon"
     now = datetime.now(UTC)
     due = RitualDue(
-        occurrence_id=uuid4(), ritual_id=ritual, template="evening_attunement", title="Evening attunement",
+        occurrence_id=uuid4(), ritual_id=ritual, template=f"attune_{unique}", title="Evening attunement",
         participants=[ana, ben], scheduled_for=now - timedelta(minutes=10), local_time="20:30", time_zone=zone,
         sensitive=False, deadline=now + timedelta(hours=12),
     )
@@ -182,4 +183,4 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
     assert any(letter.reason.startswith("not JSON") for letter in letters)
     assert (await service.readiness.status())["ready"] is True
     assert service.registry.get_sample_value(
-        "attune_checkins_recorded_total", {"status": "done", "template": "evening_attunement"}) == 2
+        "attune_checkins_recorded_total", {"status": "done", "template": f"attune_{unique}"}) == 2

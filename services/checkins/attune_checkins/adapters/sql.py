@@ -10,7 +10,7 @@ from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Streak
@@ -133,9 +133,19 @@ class SqlTx:
     async def claim_events(self, events: list[tuple[UUID, UUID]], now: datetime) -> set[UUID]:
         """Remember many event ids at once; returns those seen for the first time."""
         unique = list({event_id: household for event_id, household in events}.items())
+        if not unique:
+            return set()
+        if self.conn.dialect.name == "postgresql":
+            # One statement with three array parameters, whatever the batch size (no giant VALUES list).
+            rows = await self.conn.execute(text(
+                "INSERT INTO processed_events (event_id, household_id, processed_at) "
+                "SELECT e, h, :now FROM unnest(CAST(:events AS uuid[]), CAST(:households AS uuid[])) AS u(e, h) "
+                "ON CONFLICT DO NOTHING RETURNING event_id"
+            ), {"events": [e for e, _ in unique], "households": [h for _, h in unique], "now": now})
+            return set(rows.scalars().all())
         claimed: set[UUID] = set()
-        for start in range(0, len(unique), 1000):
-            chunk = unique[start:start + 1000]
+        for start in range(0, len(unique), 300):
+            chunk = unique[start:start + 300]
             statement = _insert_ignore_many(self.conn, t.processed_events, [
                 {"event_id": e, "household_id": h, "processed_at": now} for e, h in chunk
             ]).returning(t.processed_events.c.event_id)
@@ -171,7 +181,19 @@ class SqlTx:
         return found
 
     async def put_checkins(self, new: list[CheckIn], replaced: list[CheckIn]) -> None:
-        if new:
+        if new and self.conn.dialect.name == "postgresql":
+            rows = [self._checkin_row(c) for c in new]
+            columns = list(rows[0])
+            types = {"checkin_id": "uuid", "occurrence_id": "uuid", "member_id": "uuid", "household_id": "uuid",
+                     "ritual_id": "uuid", "template": "text", "scheduled_for": "timestamptz", "status": "text",
+                     "snoozed_until": "timestamptz", "closeness": "int", "note_enc": "bytea", "source": "text",
+                     "submitted_at": "timestamptz", "recorded_at": "timestamptz"}
+            arrays = ", ".join(f"CAST(:{c} AS {types[c]}[])" for c in columns)
+            await self.conn.execute(
+                text(f"INSERT INTO checkins ({', '.join(columns)}) SELECT * FROM unnest({arrays})"),
+                {c: [r[c] for r in rows] for c in columns},
+            )
+        elif new:
             await self.conn.execute(insert(t.checkins), [self._checkin_row(c) for c in new])
         for checkin in replaced:
             await self.put_checkin(checkin, replace=True)
@@ -221,7 +243,19 @@ class SqlTx:
 
     async def put_streaks(self, rows: list[dict[str, Any]]) -> None:
         """Upsert many streak rows in one statement; a row without adherence keeps the stored one."""
-        for chunk in _chunks(rows, 500):
+        if rows and self.conn.dialect.name == "postgresql":
+            await self.conn.execute(text(
+                "INSERT INTO streaks (ritual_id, household_id, template, unit, length, best, adherence_kept, "
+                "adherence_expected) SELECT * FROM unnest(CAST(:ritual_id AS uuid[]), CAST(:household_id AS uuid[]), "
+                "CAST(:template AS text[]), CAST(:unit AS text[]), CAST(:length AS int[]), CAST(:best AS int[]), "
+                "CAST(:adherence_kept AS int[]), CAST(:adherence_expected AS int[])) "
+                "ON CONFLICT (ritual_id) DO UPDATE SET template = excluded.template, unit = excluded.unit, "
+                "length = excluded.length, best = excluded.best, "
+                "adherence_kept = coalesce(excluded.adherence_kept, streaks.adherence_kept), "
+                "adherence_expected = coalesce(excluded.adherence_expected, streaks.adherence_expected)"
+            ), {column: [r[column] for r in rows] for column in rows[0]})
+            return
+        for chunk in _chunks(rows, 100):
             statement = _dialect_insert(self.conn, t.streaks).values(chunk)
             new = statement.excluded
             await self.conn.execute(statement.on_conflict_do_update(index_elements=["ritual_id"], set_={
