@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, and_, delete, exists, func, insert, literal, or_, select, union_all, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -111,6 +111,8 @@ class SqlStore:
         # Single statements run without BEGIN/COMMIT round trips; each is atomic on its own.
         self.auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.cipher = cipher
+        self._insert_stmt: Any = None
+        self._save_stmt: Any = None
         self._postgres = engine.dialect.name == "postgresql"
 
     def _insert(self, table: Any) -> Any:
@@ -281,18 +283,23 @@ class SqlStore:
             "next_attempt_at": max(now, i.not_before), "claimed_until": None, "channel_kind": None,
             "last_error": None, "sent_at": None,
         } for i in intents]
-        # One statement: rows for an erased household are never stored, and a redelivered event adds nothing.
-        selects = [
-            select(*[literal(row[c.name], type_=c.type).label(c.name) for c in deliveries.c])
-            .where(~exists().where(erased_households.c.household_id == row["household_id"]))
-            for row in rows
-        ]
-        source = selects[0] if len(selects) == 1 else union_all(*selects)
-        stmt = (self._insert(deliveries).from_select([c.name for c in deliveries.c], source)
-                .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
-                .returning(deliveries.c.notification_id))
         async with self.auto.connect() as conn:
-            return {r[0] for r in (await conn.execute(stmt)).all()}
+            inserted = set()
+            for row in rows:
+                inserted.update(r[0] for r in (await conn.execute(self._insert_intent, row)).all())
+            return inserted
+
+    @property
+    def _insert_intent(self) -> Any:
+        """One statement per row: nothing stored for an erased household, nothing twice for a redelivery."""
+        if self._insert_stmt is None:
+            names = [c.name for c in deliveries.c]
+            source = (select(*[bindparam(c.name, type_=c.type) for c in deliveries.c])
+                      .where(~exists().where(erased_households.c.household_id == bindparam("household_id"))))
+            self._insert_stmt = (self._insert(deliveries).from_select(names, source)
+                                 .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
+                                 .returning(deliveries.c.notification_id))
+        return self._insert_stmt
 
     async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
                                   reason: str = "already_done") -> list[Delivery]:
@@ -333,17 +340,20 @@ class SqlStore:
                 select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(ACTIVE))
             )).scalar()
 
+    _SAVED = ("status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at", "channel_kind",
+              "last_error", "sent_at")
+
     async def save(self, delivery: Delivery) -> bool:
         """Write back a claimed delivery, unless it was suppressed or erased meanwhile."""
-        values = {k: getattr(delivery, k) for k in (
-            "status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at",
-            "channel_kind", "last_error", "sent_at")}
-        async with self.auto.connect() as conn:
-            result = await conn.execute(
+        if self._save_stmt is None:
+            self._save_stmt = (
                 update(deliveries)
-                .where(deliveries.c.notification_id == delivery.notification_id, deliveries.c.status.in_(ACTIVE))
-                .values(**values, claimed_until=None)
+                .where(deliveries.c.notification_id == bindparam("b_id"), deliveries.c.status.in_(ACTIVE))
+                .values(claimed_until=None, **{k: bindparam(f"b_{k}", type_=deliveries.c[k].type) for k in self._SAVED})
             )
+        params = {f"b_{k}": getattr(delivery, k) for k in self._SAVED}
+        async with self.auto.connect() as conn:
+            result = await conn.execute(self._save_stmt, {"b_id": delivery.notification_id, **params})
         return result.rowcount > 0
 
     async def get_delivery(self, notification_id: UUID) -> Delivery | None:
