@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("ATTUNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]
 TOPIC = "attune.rituals.occurrences"
+LOOKAHEAD_S = 300.0  # the scheduler writes occurrences this far ahead; the relay publishes each at its instant
 
 
 def peak_rss_mb() -> float:
@@ -173,7 +174,8 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
         acks.append(acked.timestamp())
 
     scheduler = Scheduler(store, SystemClock(), sink, SchedulerMetrics(CollectorRegistry()),
-                          fire_batch_size=1000, fire_workers=2, relay_batch_size=5000, metrics_refresh_s=5.0)
+                          fire_batch_size=1000, fire_workers=2, relay_batch_size=5000, metrics_refresh_s=5.0,
+                          lookahead=timedelta(seconds=LOOKAHEAD_S))
     scheduler.start()
     try:
         if due is None:
@@ -309,7 +311,9 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             await seed(url, n, due=placeholder.replace(second=0, microsecond=0), now=now)
             seeded_s = time.perf_counter() - started
-            due = next_minute(datetime.now(UTC), margin_s=15)
+            # Rituals are scheduled well before they are due (as in life): leave the scheduler time to
+            # write the burst ahead, inside its lookahead window.
+            due = next_minute(datetime.now(UTC), margin_s=20 + n / 800)
             await _retarget(url, due)
             process = spawn(["scheduler", broker.bootstrap, url, str(n), due.isoformat(), "600"])
             results["scheduler"] = collect(process, timeout=1200)

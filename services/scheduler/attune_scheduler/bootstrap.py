@@ -30,6 +30,7 @@ def build_scheduler(
     return Scheduler(
         store, clock, sink, SchedulerMetrics(registry),
         fire_batch_size=settings.fire_batch_size, fire_workers=settings.fire_workers,
+        lookahead=timedelta(seconds=settings.lookahead_s),
         relay_batch_size=settings.relay_batch_size,
         max_sleep=timedelta(seconds=settings.max_sleep_s), relay_poll_s=settings.relay_poll_s,
         metrics_refresh_s=settings.metrics_refresh_s,

@@ -15,6 +15,10 @@ class SchedulerSettings(ServiceSettings):
     group_id: str = "attune-scheduler"
     fire_batch_size: int = Field(default=500, ge=1, le=10_000, description="rituals claimed per transaction")
     fire_workers: int = Field(default=2, ge=1, le=16, description="batches claimed side by side (PostgreSQL)")
+    lookahead_s: float = Field(
+        default=120.0, ge=0, le=3600,
+        description="write occurrences this far ahead to the outbox; the relay publishes each at its instant",
+    )
     relay_batch_size: int = Field(default=2000, ge=1, le=50_000, description="outbox rows published per batch")
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)

@@ -23,6 +23,8 @@ class OutboxRow:
     event_type: str
     template: str | None
     due_at: datetime | None
+    household_id: uuid.UUID | None = None
+    catch_up_minutes: int | None = None
 
 
 class Clock(Protocol):

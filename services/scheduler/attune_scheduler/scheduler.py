@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from attune_contracts import Envelope
+from attune_contracts import Envelope, headers_for, make_envelope, parse
 
 from .adapters.sql import FireReport, SqlStore
 from .metrics import SchedulerMetrics
 from .ports import Clock, OutboxRow, Sink
-from .service import decide, wake
+from .service import MIN_CATCH_UP, decide, late_window, skipped_id, too_late, wake
 
 log = logging.getLogger("attune.scheduler")
 
@@ -40,12 +41,16 @@ class Scheduler:
         metrics_refresh_s: float = 5.0,
         outbox_retention: timedelta = timedelta(hours=24),
         fire_workers: int = 1,
+        lookahead: timedelta = timedelta(0),
     ) -> None:
         self.store, self.clock, self.sink, self.metrics = store, clock, sink, metrics
         self.fire_batch_size, self.relay_batch_size = fire_batch_size, relay_batch_size
         self.max_sleep, self.relay_poll_s = max_sleep, relay_poll_s
         self.metrics_refresh_s, self.outbox_retention = metrics_refresh_s, outbox_retention
         self.fire_workers = fire_workers if store.postgres else 1
+        # Occurrences up to `lookahead` ahead are written to the outbox early (publish_at = their instant),
+        # so a burst of rituals due in the same minute costs only the relay's work when it comes.
+        self.lookahead = lookahead
         self.changed = asyncio.Event()
         self.outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,7 +90,8 @@ class Scheduler:
     async def _fire_worker(self) -> int:
         written = 0
         while True:
-            report = await self.store.fire_due(self.clock.now(), self.fire_batch_size, wake)
+            now = self.clock.now()
+            report = await self.store.fire_due(now, self.fire_batch_size, wake, now + self.lookahead)
             self._count(report)
             written += len(report.emitted)
             if report.emitted:
@@ -120,7 +126,7 @@ class Scheduler:
                 log.exception("firing pass failed; retrying")
                 upcoming = self.clock.now() + timedelta(seconds=_RETRY_AFTER_ERROR_S)
             ceiling = self.clock.now() + self.max_sleep
-            deadline = ceiling if upcoming is None else min(upcoming, ceiling)
+            deadline = ceiling if upcoming is None else min(upcoming - self.lookahead, ceiling)
             if not self._stopping:
                 await self.clock.wait_until(deadline, self.changed)
 
@@ -131,12 +137,46 @@ class Scheduler:
         return len(rows)
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
-        await self.sink(rows)
+        rows = self._late_rows_skipped(rows)
+        if rows:
+            await self.sink(rows)
         sent_at = self.clock.now()
         self.metrics.published.inc(len(rows))
         for row in rows:
             if row.event_type == "ritual.due" and row.due_at is not None:
                 self.metrics.fire_lag.observe(max(0.0, (sent_at - row.due_at).total_seconds()))
+
+    def _late_rows_skipped(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+        """Events written ahead of time whose instant passed beyond the catch-up window while the service was
+        down: an occurrence becomes OccurrenceSkipped (with the reason), a reminder is dropped."""
+        now = self.clock.now()
+        out: list[OutboxRow] = []
+        for row in rows:
+            if row.catch_up_minutes is None or row.due_at is None or now - row.due_at <= MIN_CATCH_UP:
+                out.append(row)
+                continue
+            if row.event_type == "ritual.reminder":
+                if now - row.due_at > late_window(row.catch_up_minutes):
+                    self.metrics.skipped.labels("stale_reminder").inc()
+                    continue
+                out.append(row)
+            elif row.event_type == "ritual.due":
+                envelope = parse(row.value)
+                skipped = too_late(envelope.payload, row.catch_up_minutes, now)
+                if skipped is None:
+                    out.append(row)
+                    continue
+                self.metrics.skipped.labels("outside_catch_up").inc()
+                replacement = make_envelope(
+                    skipped, household_id=envelope.household_id, producer=envelope.producer,
+                    correlation_id=envelope.correlation_id, event_id=skipped_id(skipped.occurrence_id),
+                    occurred_at=now,
+                )
+                out.append(replace(row, event_id=replacement.event_id, value=replacement.to_bytes(),
+                                   headers=headers_for(replacement), event_type=replacement.type))
+            else:
+                out.append(row)
+        return out
 
     async def run_relay(self) -> None:
         while True:
@@ -154,10 +194,23 @@ class Scheduler:
             if self._stopping and not sent:
                 return
             if not sent:
-                try:
-                    await asyncio.wait_for(self.outbox_ready.wait(), timeout=self.relay_poll_s)
-                except TimeoutError:
-                    pass
+                await self._relay_sleep()
+
+    async def _relay_sleep(self) -> None:
+        """Until the next row written ahead of time is due, a change, or the poll interval (other instances)."""
+        poll = asyncio.ensure_future(asyncio.sleep(self.relay_poll_s))
+        try:
+            upcoming = await self.store.next_publish_at()
+        except Exception:  # noqa: BLE001 - the poll below retries
+            upcoming = None
+        timed = asyncio.ensure_future(
+            self.clock.wait_until(upcoming, self.outbox_ready) if upcoming is not None else self.outbox_ready.wait()
+        )
+        try:
+            await asyncio.wait({poll, timed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poll.cancel()
+            timed.cancel()
 
     # ---- housekeeping --------------------------------------------------------------------------
 

@@ -154,16 +154,28 @@ def fact_event_id(command_event_id: uuid.UUID, index: int) -> uuid.UUID:
 
 
 def plan(ritual: Ritual, now: datetime) -> Ritual:
-    """Point an active ritual's cursors at its next occurrence and reminder after `now`; clear otherwise."""
+    """Point an active ritual's cursors at its next occurrence and reminder; clear them otherwise.
+
+    Occurrences already handled stay handled: an occurrence that is due but not yet fired (its cursor is
+    at or before `now`) is kept, and everything written ahead of time for after `now` is re-planned
+    (the store drops those pre-written events in the same transaction).
+    """
     if ritual.state is not RitualState.ACTIVE:
         return replace(ritual, next_due_at=None, next_reminder_at=None, reminder_cursor=now)
     rec = ritual.recurrence()
+    due_from = now if ritual.next_due_at is None else min(now, ritual.next_due_at - _TICK)
+    reminders_from = now if ritual.reminder_cursor is None else min(now, ritual.reminder_cursor)
     return replace(
         ritual,
-        next_due_at=rec.next_after(now),
-        next_reminder_at=rec.next_reminder_after(now, ritual.reminder_offsets) if ritual.reminder_offsets else None,
-        reminder_cursor=now,
+        next_due_at=rec.next_after(due_from),
+        next_reminder_at=(
+            rec.next_reminder_after(reminders_from, ritual.reminder_offsets) if ritual.reminder_offsets else None
+        ),
+        reminder_cursor=reminders_from,
     )
+
+
+_TICK = timedelta(microseconds=1)
 
 
 def _template_for(key: str) -> Template:
@@ -219,7 +231,11 @@ def _needs_ritual(view: HouseholdView, ritual_id: uuid.UUID) -> Ritual:
 
 
 def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outcome:
-    """Accept (changes + facts) or refuse (a SchedulerCommandRejected saying why) one command."""
+    """Accept (changes + facts) or refuse (a SchedulerCommandRejected saying why) one command.
+
+    Every ritual the outcome saves has been re-planned from `now`: the store drops the events it had
+    written ahead of time for that ritual, so a pause, an update or a withdrawn consent takes effect at once.
+    """
     cmd = envelope.payload
     try:
         outcome = _decide(view, cmd, now)
@@ -290,15 +306,11 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
             _check_participants(view, updated.participants, tpl)
             updated.consents = [m for m in updated.consents if m in updated.participants]
         _check_time(updated.rrule, updated.local_time, updated.start_date, updated.time_zone)
-        timing = {"participants", "rrule", "local_time", "start_date", "reminder_offsets"}
-        if timing & changes.keys() or updated.state is not current.state:
-            updated = plan(updated, now)
+        updated = plan(updated, now)
         return Outcome(rituals=[updated], facts=[_ritual_fact(RitualUpdated, updated)])
 
     if isinstance(cmd, PauseRitual):
         current = _needs_ritual(view, cmd.ritual_id)
-        if current.paused:
-            return Outcome(facts=[RitualPaused(ritual_id=current.id)])
         paused = plan(replace(current, paused=True), now)
         return Outcome(rituals=[paused], facts=[RitualPaused(ritual_id=current.id)])
 
@@ -310,7 +322,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
                 f"this ritual is sensitive and cannot run until every participant has consented "
                 f"({waiting} still to consent)"
             )
-        resumed = current if not current.paused else plan(replace(current, paused=False), now)
+        resumed = plan(replace(current, paused=False), now)
         return Outcome(rituals=[resumed], facts=[RitualResumed(ritual_id=current.id, next_due_at=resumed.next_due_at)])
 
     if isinstance(cmd, DeleteRitual):
@@ -326,9 +338,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
         consents = [m for m in current.consents if m != cmd.member_id]
         if isinstance(cmd, GiveConsent):
             consents.append(cmd.member_id)
-        changed = replace(current, consents=consents)
-        if changed.state is not current.state:
-            changed = plan(changed, now)
+        changed = plan(replace(current, consents=consents), now)
         fact_cls = ConsentGiven if isinstance(cmd, GiveConsent) else ConsentWithdrawn
         return Outcome(rituals=[changed], facts=[
             fact_cls(ritual_id=current.id, member_id=cmd.member_id, state=changed.state)])
@@ -352,6 +362,8 @@ class Emitted:
     """The instant it was scheduled for (the occurrence, or the reminder time)."""
     skip_reason: str | None = None
     """A bounded reason code for metrics when it was skipped."""
+    publish_at: datetime | None = None
+    """Not before this instant (events written ahead of time); None: at once."""
 
 
 @dataclass
@@ -368,57 +380,81 @@ def _occurrence_fields(ritual: Ritual, rec: Recurrence, scheduled_for: datetime)
     }
 
 
-def _late(catch_up_minutes: int) -> timedelta:
+def late_window(catch_up_minutes: int) -> timedelta:
     return max(timedelta(minutes=catch_up_minutes), MIN_CATCH_UP)
 
 
-def wake(ritual: Ritual, now: datetime) -> WakeResult:
-    """Emit what is due at `now` (reminders and occurrences, in time order) and advance the cursors.
+def wake(ritual: Ritual, now: datetime, horizon: datetime | None = None) -> WakeResult:
+    """Emit what is due up to `horizon` (reminders and occurrences, in time order) and advance the cursors.
 
-    An occurrence later than its catch-up window (after downtime) is emitted as OccurrenceSkipped
-    with a reason, never fired late. A reminder that late is dropped (counted, not sent).
+    `horizon` (default `now`) lets the scheduler write events ahead of time: an event for a future instant
+    carries `publish_at`, and the relay publishes it at that instant, not before. An occurrence already
+    later than its catch-up window (after downtime) is emitted as OccurrenceSkipped with a reason, never
+    fired late. A reminder that late is dropped (counted, not sent).
     """
+    horizon = now if horizon is None or horizon < now else horizon
     result = WakeResult()
     if ritual.state is not RitualState.ACTIVE:
         ritual.next_due_at = ritual.next_reminder_at = None
         return result
     rec = ritual.recurrence()
     tpl = TEMPLATES[ritual.template]
-    window = _late(ritual.catch_up_minutes)
+    window = late_window(ritual.catch_up_minutes)
 
-    if ritual.reminder_offsets and ritual.next_reminder_at is not None and ritual.next_reminder_at <= now:
-        start = ritual.reminder_cursor or (ritual.next_reminder_at - timedelta(microseconds=1))
-        for occurrence, offset, remind_at in rec.reminders_between(start, now, ritual.reminder_offsets):
+    if ritual.reminder_offsets and ritual.next_reminder_at is not None and ritual.next_reminder_at <= horizon:
+        start = ritual.reminder_cursor or (ritual.next_reminder_at - _TICK)
+        for occurrence, offset, remind_at in rec.reminders_between(start, horizon, ritual.reminder_offsets):
             if now - remind_at > window:
                 result.stale_reminders += 1
                 continue
             fields = _occurrence_fields(ritual, rec, occurrence)
             rid = reminder_id(fields["occurrence_id"], offset)
             result.emitted.append(Emitted(
-                RitualReminder(**fields, reminder_id=rid, offset_minutes=offset, remind_at=remind_at), rid, remind_at))
-        ritual.reminder_cursor = now
-        ritual.next_reminder_at = rec.next_reminder_after(now, ritual.reminder_offsets)
+                RitualReminder(**fields, reminder_id=rid, offset_minutes=offset, remind_at=remind_at), rid, remind_at,
+                publish_at=remind_at))
+        ritual.reminder_cursor = horizon
+        ritual.next_reminder_at = rec.next_reminder_after(horizon, ritual.reminder_offsets)
 
     handled = 0
-    while ritual.next_due_at is not None and ritual.next_due_at <= now and handled < MAX_OCCURRENCES_PER_WAKE:
+    while ritual.next_due_at is not None and ritual.next_due_at <= horizon and handled < MAX_OCCURRENCES_PER_WAKE:
         due = ritual.next_due_at
         fields = _occurrence_fields(ritual, rec, due)
         lag = now - due
         if lag > window:
-            reason = (
-                f"not fired: found {_human(lag)} late (after downtime), beyond this ritual's catch-up window "
-                f"of {_human(window)}"
-            )
-            sid = uuid.uuid5(OCCURRENCE_NAMESPACE, f"{fields['occurrence_id']}:skipped")
-            result.emitted.append(Emitted(OccurrenceSkipped(**fields, reason=reason), sid, due, "outside_catch_up"))
+            result.emitted.append(Emitted(
+                OccurrenceSkipped(**fields, reason=skip_reason(lag, window)), skipped_id(fields["occurrence_id"]),
+                due, "outside_catch_up"))
         else:
             deadline = due + timedelta(minutes=tpl.checkin_window_minutes)
-            result.emitted.append(Emitted(RitualDue(**fields, deadline=deadline), fields["occurrence_id"], due))
+            result.emitted.append(Emitted(
+                RitualDue(**fields, deadline=deadline), fields["occurrence_id"], due, publish_at=due))
         ritual.next_due_at = rec.next_after(due)
         handled += 1
 
     result.emitted.sort(key=lambda e: e.at)
     return result
+
+
+def skip_reason(lag: timedelta, window: timedelta) -> str:
+    return (
+        f"not fired: found {_human(lag)} late (after downtime), beyond this ritual's catch-up window "
+        f"of {_human(window)}"
+    )
+
+
+def skipped_id(occurrence: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(OCCURRENCE_NAMESPACE, f"{occurrence}:skipped")
+
+
+def too_late(due: RitualDue, catch_up_minutes: int, now: datetime) -> OccurrenceSkipped | None:
+    """A RitualDue written ahead of time whose instant passed beyond its catch-up window (the service was
+    down in between) is published as skipped instead of late."""
+    window = late_window(catch_up_minutes)
+    lag = now - due.scheduled_for
+    if lag <= window:
+        return None
+    fields = due.model_dump(exclude={"deadline"})
+    return OccurrenceSkipped(**fields, reason=skip_reason(lag, window))
 
 
 def _human(delta: timedelta) -> str:

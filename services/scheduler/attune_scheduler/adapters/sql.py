@@ -197,6 +197,10 @@ class SqlStore:
             await conn.execute(stmt.on_conflict_do_update(
                 index_elements=["household_id", "member_id"],
                 set_={"display_name": stmt.excluded.display_name, "role": stmt.excluded.role}))
+        touched = [r.id for r in outcome.rituals] + list(outcome.deleted_rituals)
+        if touched:
+            await conn.execute(outbox.delete().where(
+                outbox.c.ritual_id.in_(touched), outbox.c.sent_at.is_(None), outbox.c.publish_at > now))
         for r in outcome.rituals:
             values = _ritual_values(r, now)
             stmt = self._insert(rituals).values(**values)
@@ -209,7 +213,8 @@ class SqlStore:
     def _fact_row(fact: Contract, cause: Envelope[Any], event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         envelope = make_envelope(fact, household_id=cause.household_id, producer=PRODUCER,
                                  correlation_id=cause.correlation_id, event_id=event_id, occurred_at=now)
-        return _outbox_values(envelope, now, template=None, due_at=None)
+        return _outbox_values(envelope, now, template=None, due_at=None, ritual_id=None, publish_at=now,
+                              catch_up_minutes=None)
 
     async def _enqueue(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -218,13 +223,16 @@ class SqlStore:
     # ---- firing --------------------------------------------------------------------------------
 
     async def fire_due(
-        self, now: datetime, limit: int, wake: Callable[[Ritual, datetime], WakeResult]
+        self, now: datetime, limit: int, wake: Callable[[Ritual, datetime, datetime], WakeResult],
+        horizon: datetime | None = None,
     ) -> FireReport:
-        """Claim up to `limit` rituals whose wake time has come, emit their events, advance them: one transaction."""
+        """Claim up to `limit` rituals whose wake time is before `horizon` (default now), write their events
+        to the outbox and advance them: one transaction."""
         report = FireReport()
+        horizon = horizon or now
         async with self._tx() as conn:
             claim = (
-                sa.select(rituals).where(rituals.c.wake_at <= now).order_by(rituals.c.wake_at).limit(limit)
+                sa.select(rituals).where(rituals.c.wake_at <= horizon).order_by(rituals.c.wake_at).limit(limit)
                 .with_for_update(skip_locked=True)
             )
             rows = (await conn.execute(claim)).all()
@@ -236,7 +244,7 @@ class SqlStore:
             for row in rows:
                 ritual = _ritual_from_row(row)
                 try:
-                    result = wake(ritual, now)
+                    result = wake(ritual, now, horizon)
                 except Exception:  # noqa: BLE001 - one broken ritual must not stop every other household
                     report.failed += 1
                     ritual.next_due_at = ritual.next_reminder_at = None
@@ -251,7 +259,9 @@ class SqlStore:
                         producer=PRODUCER, correlation_id=str(item.payload.occurrence_id),
                         household_id=ritual.household_id, payload=item.payload,
                     )
-                    events.append(_outbox_values(envelope, now, template=ritual.template, due_at=item.at))
+                    events.append(_outbox_values(
+                        envelope, now, template=ritual.template, due_at=item.at, ritual_id=ritual.id,
+                        publish_at=item.publish_at or now, catch_up_minutes=ritual.catch_up_minutes))
                 updates.append({
                     "rid": ritual.id, "next_due_at": ritual.next_due_at, "next_reminder_at": ritual.next_reminder_at,
                     "reminder_cursor": ritual.reminder_cursor, "wake_at": ritual.wake_at, "updated_at": now,
@@ -287,11 +297,16 @@ class SqlStore:
                 if not got:
                     return []
             result = await conn.execute(
-                sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit)
+                sa.select(
+                    outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.household_id, outbox.c.body,
+                    outbox.c.headers, outbox.c.event_type, outbox.c.template, outbox.c.due_at,
+                    outbox.c.catch_up_minutes,
+                ).where(outbox.c.sent_at.is_(None), outbox.c.publish_at <= now())
+                .order_by(outbox.c.id).limit(limit)
             )
             rows = [
                 OutboxRow(r.id, r.event_id, r.topic, str(r.household_id).encode(), r.body.encode(), dict(r.headers),
-                          r.event_type, r.template, r.due_at)
+                          r.event_type, r.template, r.due_at, r.household_id, r.catch_up_minutes)
                 for r in result
             ]
             if not rows:
@@ -302,6 +317,13 @@ class SqlStore:
                 outbox.update().where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=sent_at)
             )
             return rows
+
+    async def next_publish_at(self) -> datetime | None:
+        """When the earliest row written ahead of time becomes due for publishing."""
+        async with self.engine.connect() as conn:
+            return (await conn.execute(
+                sa.select(sa.func.min(outbox.c.publish_at)).where(outbox.c.sent_at.is_(None))
+            )).scalar()
 
     async def outbox_backlog(self) -> int:
         async with self.engine.connect() as conn:
@@ -336,11 +358,12 @@ class SqlStore:
             return (await conn.execute(sa.select(sa.func.count()).select_from(tables[table]))).scalar_one()
 
 
-def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | None,
-                   due_at: datetime | None) -> dict[str, Any]:
+def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | None, due_at: datetime | None,
+                   ritual_id: uuid.UUID | None, publish_at: datetime, catch_up_minutes: int | None) -> dict[str, Any]:
     return {
         "event_id": envelope.event_id, "household_id": envelope.household_id,
         "topic": spec_of(type(envelope.payload)).topic.value, "event_type": envelope.type,
         "body": envelope.to_bytes().decode(), "headers": headers_for(envelope), "template": template,
-        "due_at": due_at, "created_at": now, "sent_at": None,
+        "due_at": due_at, "created_at": now, "sent_at": None, "ritual_id": ritual_id, "publish_at": publish_at,
+        "catch_up_minutes": catch_up_minutes,
     }

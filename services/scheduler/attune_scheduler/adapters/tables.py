@@ -98,6 +98,14 @@ outbox = sa.Table(
     sa.Column("due_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime, nullable=True),
+    # Written ahead of time: published at publish_at, not before; dropped if its ritual changes first.
+    sa.Column("ritual_id", sa.Uuid, nullable=True),
+    sa.Column("publish_at", UtcDateTime, nullable=True),
+    sa.Column("catch_up_minutes", sa.Integer, nullable=True),
     sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
+             sqlite_where=sa.text("sent_at IS NULL")),
+    sa.Index("ix_outbox_unsent_ritual", "ritual_id", "publish_at", postgresql_where=sa.text("sent_at IS NULL"),
+             sqlite_where=sa.text("sent_at IS NULL")),
+    sa.Index("ix_outbox_unsent_publish_at", "publish_at", postgresql_where=sa.text("sent_at IS NULL"),
              sqlite_where=sa.text("sent_at IS NULL")),
 )
