@@ -121,7 +121,8 @@ def build(
         # Its own aiokafka producer: events from a batch go out together (send + gather), several times
         # faster than one awaited broker.publish each; idempotence off (Tansu has none; not needed).
         producer = AIOKafkaProducer(**kafka_client_options(settings), client_id=f"attune-{SERVICE}-events",
-                                    enable_idempotence=False, acks="all", linger_ms=2)
+                                    enable_idempotence=False, acks="all", linger_ms=5,
+                                    max_batch_size=512 * 1024)
         sink = AttunePublisher(producer, producer=SERVICE)
     service = CheckinsService(store, sink, clock, metrics, policy)
     retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
@@ -132,7 +133,7 @@ def build(
             metrics=ConsumerMetrics(registry), retry=retry, accept=HANDLED_TYPES,
             on_invalid=make_invalid_hook(service),
         )
-        subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=service.handle_batch,
+        subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=lambda batch: service.handle_batch(batch),
                         readiness=readiness, max_records=settings.batch_max_records,
                         session_timeout_ms=settings.kafka_session_timeout_ms)
     else:

@@ -1,0 +1,185 @@
+"""Check-ins recorded per second by one instance on PostgreSQL from the real broker, next to the
+FastStream batch-consume ceiling on the same messages.
+
+    .venv/bin/python bench/checkins_bench.py --checkins 20000
+
+1. Starts a fresh Tansu broker and creates a fresh PostgreSQL database (127.0.0.1:5432, trust auth).
+2. Seeds households, members and occurrences straight into the store (not measured).
+3. Produces N SubmitCheckIn commands (distinct occurrence/member pairs) to attune.checkins.commands.
+4. Ceiling: a FastStream batch subscriber (max_records=1000) that parses every envelope with the contracts
+   and does nothing else; rate = N / (last batch - first batch).
+5. Service: the real check-ins service (`bootstrap.build(...).start()`, the same consumer, store and
+   publisher as production) in a fresh consumer group; rate = N / (last recorded_at - first recorded_at),
+   read back from the database, so group-join time is not counted. Also checks that every command was
+   recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import SecretStr
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "services" / "checkins"), str(ROOT / "shared" / "runtime")]
+
+from attune_checkins.adapters.migrate import upgrade
+from attune_checkins.bootstrap import build
+from attune_checkins.config import Settings
+from attune_checkins.service import Occurrence, derived_id
+from attune_contracts import Topic, make_envelope, parse
+from attune_contracts.messages import CheckInStatus, SubmitCheckIn
+from attune_runtime.kafka import ensure_topics
+from attune_runtime.tansu import Tansu
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+FERNET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
+
+
+async def seed(parts: Any, households: int, per_household: int, now: datetime) -> list[tuple[uuid.UUID, bytes]]:
+    """Households of two members, `per_household` occurrences each; returns (household, command bytes)."""
+    commands: list[tuple[uuid.UUID, bytes]] = []
+    async with parts.store.tx() as tx:
+        for h in range(households):
+            household = derived_id("bench-household", h)
+            members = (derived_id("bench-member", h, 0), derived_id("bench-member", h, 1))
+            await tx.put_household(household, "Europe/Lisbon", now)
+            for member in members:
+                await tx.add_member(household, member)
+            ritual = derived_id("bench-ritual", h)
+            for o in range(per_household // 2):
+                scheduled = now - timedelta(days=o, minutes=30)
+                occurrence = Occurrence(derived_id("bench-occ", h, o), household, ritual, "evening_attunement",
+                                        "Evening attunement", members, scheduled, now + timedelta(hours=12),
+                                        "Europe/Lisbon")
+                await tx.add_occurrence(occurrence)
+                for member in members:
+                    command = SubmitCheckIn(occurrence_id=occurrence.occurrence_id, member_id=member,
+                                            status=CheckInStatus.DONE, closeness=4, note="bench note")
+                    envelope = make_envelope(command, household_id=household, producer="bench")
+                    commands.append((household, envelope.to_bytes()))
+    return commands
+
+
+async def produce(bootstrap: str, commands: list[tuple[uuid.UUID, bytes]]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(Topic.CHECKINS_COMMANDS.value, value=v, key=str(h).encode())
+                   for h, v in commands]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(commands) / (time.perf_counter() - started)
+
+
+async def batch_ceiling(bootstrap: str, total: int) -> float:
+    broker = KafkaBroker(bootstrap, enable_idempotence=False, log_level=logging.DEBUG)
+    seen, marks = 0, []
+    done = asyncio.Event()
+
+    @broker.subscriber(Topic.CHECKINS_COMMANDS.value, group_id=f"bench-ceiling-{uuid.uuid4().hex[:6]}",
+                       batch=True, max_records=1000, auto_offset_reset="earliest", session_timeout_ms=6000)
+    async def consume(msg: KafkaMessage) -> None:
+        nonlocal seen
+        records = msg.raw_message
+        for record in records:
+            parse(record.value)
+        seen += len(records)
+        marks.append((time.perf_counter(), len(records)))
+        if seen >= total:
+            done.set()
+
+    await broker.start()
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        await broker.stop()
+    # The first batch is the start mark: count what came after it.
+    counted = sum(n for _, n in marks[1:])
+    return counted / (marks[-1][0] - marks[0][0]) if len(marks) > 1 else float("nan")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkins", type=int, default=20_000)
+    parser.add_argument("--per-household", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=500, help="the service's batch_max_records")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    db = f"attune_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    await admin.close()
+    with Tansu() as tansu:
+        settings = Settings(
+            kafka_bootstrap_servers=tansu.bootstrap,
+            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+            kafka_session_timeout_ms=6000, notes_key=SecretStr(FERNET_KEY), log_json=False,
+            batch_max_records=args.batch,
+        )
+        await ensure_topics(settings)
+        parts = build(settings, run_timer=False)
+        await upgrade(parts.store.engine)
+        now = datetime.now(UTC)
+        households = max(1, args.checkins // args.per_household)
+        t0 = time.perf_counter()
+        commands = await seed(parts, households, args.per_household, now)
+        print(f"seeded {households} households, {len(commands)} commands in {time.perf_counter() - t0:.1f}s")
+        produce_rate = await produce(tansu.bootstrap, commands)
+        print(f"produced {len(commands)} commands at {produce_rate:,.0f}/s")
+
+        ceiling = await batch_ceiling(tansu.bootstrap, len(commands))
+        print(f"FastStream batch-consume ceiling (parse only): {ceiling:,.0f}/s")
+
+        sizes: list[tuple[int, float]] = []
+        handle_batch = parts.service.handle_batch
+
+        async def timed(envelopes: list[Any]) -> None:
+            started = time.perf_counter()
+            await handle_batch(envelopes)
+            sizes.append((len(envelopes), time.perf_counter() - started))
+
+        parts.service.handle_batch = timed  # type: ignore[method-assign]
+        await parts.start()
+        deadline = time.monotonic() + 900
+        async with parts.store.engine.connect() as conn:
+            while True:
+                count = (await conn.execute(text("SELECT count(*) FROM checkins"))).scalar_one()
+                if count >= len(commands) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            first, last, distinct = (await conn.execute(text(
+                "SELECT min(recorded_at), max(recorded_at), count(DISTINCT (occurrence_id, member_id)) FROM checkins"
+            ))).one()
+        await parts.stop()
+        seconds = (last - first).total_seconds()
+        rate = count / seconds if seconds > 0 else float("nan")
+        print(f"check-ins service: {count} recorded ({distinct} distinct) in {seconds:.1f}s = {rate:,.0f}/s")
+        if sizes:
+            busy = sum(d for _, d in sizes)
+            print(f"  {len(sizes)} batches, mean {sum(n for n, _ in sizes) / len(sizes):.0f} messages, "
+                  f"{busy:.1f}s inside handle_batch ({sum(n for n, _ in sizes) / busy:,.0f}/s while busy)")
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    await admin.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
