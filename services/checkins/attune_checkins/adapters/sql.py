@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Streak
+from ..service import Achievement, CheckIn, Household, Moment, Occurrence
 from . import tables as t
 
 
@@ -323,17 +323,6 @@ class SqlTx:
         )).mappings().one_or_none()
         return _occurrence(row) if row else None
 
-    async def ritual_occurrences(self, ritual_id: UUID, since: date | None = None) -> list[tuple[Occurrence, bool]]:
-        """The ritual's occurrences (from local date `since`), each with whether anyone marked it done."""
-        done = exists().where(and_(
-            t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id, t.checkins.c.status == CheckInStatus.DONE.value,
-        ))
-        query = select(t.occurrences, done.label("kept")).where(t.occurrences.c.ritual_id == ritual_id)
-        if since is not None:
-            query = query.where(t.occurrences.c.local_date >= since)
-        rows = (await self.conn.execute(query.order_by(t.occurrences.c.scheduled_for))).mappings().all()
-        return [(_occurrence(row), bool(row["kept"])) for row in rows]
-
     async def household_occurrences(self, household_id: UUID, start: date, end: date) -> list[Occurrence]:
         rows = (await self.conn.execute(
             select(t.occurrences).where(
@@ -443,23 +432,6 @@ class SqlTx:
         )
 
     # ---- streaks, milestones, adherence ---------------------------------------------------------
-
-    async def streak(self, ritual_id: UUID) -> tuple[int, int, int | None, int | None] | None:
-        row = (await self.conn.execute(select(
-            t.streaks.c.length, t.streaks.c.best, t.streaks.c.adherence_kept, t.streaks.c.adherence_expected,
-        ).where(t.streaks.c.ritual_id == ritual_id))).one_or_none()
-        return tuple(row) if row else None  # type: ignore[return-value]
-
-    async def put_streak(self, ritual_id: UUID, household_id: UUID, template: str, unit: str, streak: Streak,
-                         adherence: tuple[int, int] | None) -> None:
-        values: dict[str, Any] = {"template": template, "unit": unit, "length": streak.length, "best": streak.best}
-        if adherence is not None:
-            values |= {"adherence_kept": adherence[0], "adherence_expected": adherence[1]}
-        inserted = await self.conn.execute(_insert_ignore(
-            self.conn, t.streaks, {"ritual_id": ritual_id, "household_id": household_id, **values}
-        ))
-        if inserted.rowcount == 0:
-            await self.conn.execute(update(t.streaks).where(t.streaks.c.ritual_id == ritual_id).values(**values))
 
     async def household_streaks(self, household_id: UUID) -> list[dict[str, Any]]:
         rows = (await self.conn.execute(
