@@ -88,6 +88,7 @@ async def test_json_and_ntfy_pushes_reach_a_real_http_sink(h: Harness, http_sink
     assert all(e["payload"]["channel_kind"] == "push" and e["payload"]["attempts"] == 1 for e in sent)
     assert h.metric("attune_notifier_deliveries_total", channel_kind="push", outcome="sent") == 2
     assert h.metric("attune_notifier_event_to_delivered_seconds_count", channel_kind="push") == 2
+    assert h.metric("attune_notifier_delivered_by_template_total", template="evening_attunement") == 2
 
 
 async def test_email_digest_has_text_and_html_parts(h: Harness, smtp_sink: SmtpSink) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from attune_contracts import Publisher
+from attune_contracts import Publisher, catalog
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
     ChannelKind,
@@ -31,6 +31,7 @@ from .service import (
     OCCURRENCE_PURPOSES,
     Action,
     ChannelRef,
+    Purpose,
     Recipient,
     RetryPlan,
     after_failure,
@@ -176,6 +177,7 @@ class DeliveryWorker:
                 latency = max(0.0, (now - d.occurred_at).total_seconds())
                 self.metrics.deliveries.labels(kind.value, "sent").inc()
                 self.metrics.latency.labels(kind.value).observe(latency)
+                self.metrics.delivered_by_template.labels(template_label(d)).inc()
                 await self._publish(d, NotificationSent(**self._outcome(d), delivered_at=now,
                                                         latency_seconds=latency))
             return
@@ -254,6 +256,18 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_s)
             except TimeoutError:
                 pass
+
+
+def template_label(d: Delivery) -> str:
+    """A bounded label: catalog ritual keys, the notifier's own purposes, or "request"/"other"."""
+    if d.purpose in OCCURRENCE_PURPOSES:
+        return d.category if catalog.template(d.category) is not None else "other"
+    if d.template == "request":
+        return "request"
+    return d.purpose if d.purpose in PURPOSES else "other"
+
+
+PURPOSES = frozenset(p.value for p in Purpose)
 
 
 @dataclass

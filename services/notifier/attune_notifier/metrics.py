@@ -14,6 +14,11 @@ class NotifierMetrics:
                                   ["purpose"], registry=registry)
         self.deliveries = Counter("attune_notifier_deliveries_total", "Delivery outcomes by channel kind",
                                   ["channel_kind", "outcome"], registry=registry)
+        self.delivered_by_template = Counter(
+            "attune_notifier_delivered_by_template_total",
+            "Notifications delivered, by ritual template (catalog keys) or message purpose",
+            ["template"], registry=registry,
+        )
         self.attempts = Counter("attune_notifier_delivery_attempts_total", "Delivery attempts by channel kind",
                                 ["channel_kind"], registry=registry)
         self.latency = Histogram(
