@@ -88,6 +88,15 @@ class Occurrence:
         return local_date_of(self.scheduled_for, self.time_zone)
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """What streaks and adherence need of an occurrence (an Occurrence has the same attributes)."""
+
+    local_date: date
+    scheduled_for: datetime
+    deadline: datetime
+
+
 @dataclass(frozen=True)
 class CheckIn:
     checkin_id: UUID
@@ -252,7 +261,7 @@ class Streak:
 
 
 def compute_streak(
-    occurrences: Iterable[tuple[Occurrence, bool]], unit: StreakUnit, now: datetime
+    occurrences: Iterable[tuple[Occurrence | Slot, bool]], unit: StreakUnit, now: datetime
 ) -> Streak:
     """`occurrences` pairs each occurrence with whether anyone marked it done."""
     periods: dict[date, list[bool]] = {}
@@ -280,7 +289,7 @@ def milestones_crossed(before: int, after: int, unit: StreakUnit) -> list[int]:
 
 
 def adherence(
-    occurrences: Iterable[tuple[Occurrence, bool]], *, window_end: date, now: datetime, weeks: int = ADHERENCE_WEEKS
+    occurrences: Iterable[tuple[Occurrence | Slot, bool]], *, window_end: date, now: datetime, weeks: int = ADHERENCE_WEEKS
 ) -> tuple[int, int]:
     """(kept, expected) over the `weeks` * 7 local days ending on `window_end`.
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import and_, delete, exists, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..service import Achievement, CheckIn, Household, Moment, Occurrence
+from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
 from . import tables as t
 
 
@@ -215,20 +215,22 @@ class SqlTx:
             found |= dict(rows)
         return found
 
-    async def ritual_histories(self, ritual_ids: Iterable[UUID], since: date) -> dict[UUID, list[tuple[Occurrence, bool]]]:
-        """Each ritual's occurrences from local date `since`, with whether anyone marked each one done."""
+    async def ritual_histories(self, ritual_ids: Iterable[UUID], since: date) -> dict[UUID, list[tuple[Slot, bool]]]:
+        """Each ritual's occurrences from local date `since` (only what streaks need), with whether anyone
+        marked each one done."""
         done = exists().where(and_(
             t.checkins.c.occurrence_id == t.occurrences.c.occurrence_id, t.checkins.c.status == CheckInStatus.DONE.value,
         ))
-        found: dict[UUID, list[tuple[Occurrence, bool]]] = {}
+        o = t.occurrences.c
+        found: dict[UUID, list[tuple[Slot, bool]]] = {}
         for chunk in _chunks(list(ritual_ids)):
             rows = (await self.conn.execute(
-                select(t.occurrences, done.label("kept"))
-                .where(t.occurrences.c.ritual_id.in_(chunk), t.occurrences.c.local_date >= since)
-                .order_by(t.occurrences.c.scheduled_for)
-            )).mappings().all()
-            for row in rows:
-                found.setdefault(row["ritual_id"], []).append((_occurrence(row), bool(row["kept"])))
+                select(o.ritual_id, o.local_date, o.scheduled_for, o.deadline, done.label("kept"))
+                .where(o.ritual_id.in_(chunk), o.local_date >= since)
+                .order_by(o.scheduled_for)
+            )).all()
+            for ritual_id, local_date, scheduled_for, deadline, kept in rows:
+                found.setdefault(ritual_id, []).append((Slot(local_date, scheduled_for, deadline), bool(kept)))
         return found
 
     async def streaks_many(self, ritual_ids: Iterable[UUID]) -> dict[UUID, tuple[int, int, int | None, int | None]]:
