@@ -10,8 +10,8 @@ import random
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -513,10 +513,3 @@ def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, n
 def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:
     return sensitive or (recipient is not None and recipient.discreet)
 
-
-def with_params(intent: Intent, **params: Any) -> Intent:
-    return replace(intent, params={**intent.params, **params})
-
-
-def today_local(now: datetime, zone: ZoneInfo) -> date:
-    return now.astimezone(zone).date()

@@ -148,14 +148,6 @@ class SqlStore:
             rows = (await conn.execute(select(members).where(members.c.household_id == household_id))).all()
         return {row.member_id: _recipient(row) for row in rows}
 
-    async def members_by_id(self, ids: Iterable[UUID]) -> dict[UUID, Recipient]:
-        ids = list(set(ids))
-        if not ids:
-            return {}
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
-        return {row.member_id: _recipient(row) for row in rows}
-
     async def update_preferences(self, member_id: UUID, changes: dict[str, Any], now: datetime) -> Recipient | None:
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -190,20 +182,6 @@ class SqlStore:
             )).all()
         return [ChannelRef(r.channel_id, ChannelKind(r.kind), r.position) for r in rows]
 
-    async def channels_for(self, member_ids: Iterable[UUID]) -> dict[UUID, list[ChannelRef]]:
-        ids = list(set(member_ids))
-        found: dict[UUID, list[ChannelRef]] = {m: [] for m in ids}
-        if not ids:
-            return found
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position)
-                .where(channels.c.member_id.in_(ids)).order_by(channels.c.position)
-            )).all()
-        for r in rows:
-            found[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
-        return found
-
     async def load_batch(self, member_ids: Iterable[UUID], sent_since: datetime) -> tuple[
         dict[UUID, Recipient], dict[UUID, list[ChannelRef]], dict[UUID, str], dict[UUID, list[datetime]]
     ]:
@@ -231,30 +209,6 @@ class SqlStore:
         for r in times:
             sent[r.member_id].append(r.sent_at)
         return {r.member_id: _recipient(r) for r in people}, refs, urls, sent
-
-    async def channel_urls(self, member_ids: Iterable[UUID]) -> dict[UUID, str]:
-        """Decrypted URLs of every channel of these members, by channel id (for one delivery batch)."""
-        ids = list(set(member_ids))
-        if not ids:
-            return {}
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(channels.c.channel_id, channels.c.secret).where(channels.c.member_id.in_(ids)))).all()
-        return {r.channel_id: self.cipher.decrypt(r.secret) for r in rows}
-
-    async def sent_times_since(self, member_ids: Iterable[UUID], since: datetime) -> dict[UUID, list[datetime]]:
-        ids = list(set(member_ids))
-        found: dict[UUID, list[datetime]] = {m: [] for m in ids}
-        if not ids:
-            return found
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(deliveries.c.member_id, deliveries.c.sent_at)
-                .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent", deliveries.c.sent_at >= since)
-            )).all()
-        for r in rows:
-            found[r.member_id].append(r.sent_at)
-        return found
 
     async def channel_url(self, channel_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
@@ -368,16 +322,6 @@ class SqlStore:
                 select(deliveries).where(deliveries.c.member_id == member_id).order_by(deliveries.c.created_at)
             )).all()
         return [Delivery.of(r) for r in rows]
-
-    async def count_sent_since(self, member_id: UUID, since: datetime) -> int:
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(
-                select(func.count()).select_from(deliveries)
-                .where(deliveries.c.member_id == member_id, deliveries.c.status == "sent",
-                       deliveries.c.sent_at >= since)
-            )).scalar() or 0)
-
-    # ---- questions and erasure ------------------------------------------------------------------
 
     async def pick_question(self, occurrence_id: UUID, household_id: UUID, ritual_id: UUID, bank_size: int,
                             seed: str, now: datetime) -> int:
