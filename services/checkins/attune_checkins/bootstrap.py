@@ -143,7 +143,7 @@ def build(
             accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
             on_invalid=make_invalid_hook(service),
         )
-    signer = LinkSigner(settings.link_key_map(), settings.link_current_kid)
+    signer = LinkSigner(settings.link_key_map(), settings.current_link_kid())
     http = build_http_app(service, signer, settings.token_secret(), metrics)
     return Checkins(settings, service, store, broker, registry, readiness, http, signer, run_timer=run_timer,
                     producer=producer)

@@ -12,6 +12,8 @@ from pydantic_settings import SettingsConfigDict
 # Development only: fixed, well-known keys so `make run` works with zero set-up. Outside development
 # the base class refuses missing or placeholder secrets, so these never reach production.
 _DEV_SEED = "attune-checkins-development-only"
+# The notifier's development default too, so links it mints in development verify here without set-up.
+DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 
 
 class Settings(ServiceSettings):
@@ -32,7 +34,7 @@ class Settings(ServiceSettings):
     link_keys: SecretStr | None = Field(
         default=None, description="one-tap link keys as 'kid:secret,kid2:secret2' (shared with the notifier)"
     )
-    link_current_kid: str = "k1"
+    link_current_kid: str | None = Field(default=None, description="the key id that signs; default: the first one")
 
     weekly_summary_hour: int = Field(default=19, ge=0, le=23, description="Sunday, local hour of the summary")
     weekly_summary_catch_up_hours: int = Field(default=12, ge=0, le=72)
@@ -68,11 +70,19 @@ class Settings(ServiceSettings):
 
     def link_key_map(self) -> dict[str, str]:
         if self.link_keys is None:
-            return {self.link_current_kid: self._dev("link_keys")}
+            self._dev("link_keys")  # refuses outside development
+            raw = DEV_LINK_KEYS
+        else:
+            raw = self.link_keys.get_secret_value()
         keys: dict[str, str] = {}
-        for item in self.link_keys.get_secret_value().split(","):
+        for item in raw.split(","):
+            if not item.strip():
+                continue
             kid, sep, secret = item.strip().partition(":")
             if not sep:
                 raise ValueError("ATTUNE_CHECKINS_LINK_KEYS must look like 'kid:secret,kid2:secret2'")
-            keys[kid] = secret
+            keys[kid.strip()] = secret.strip()
         return keys
+
+    def current_link_kid(self) -> str:
+        return self.link_current_kid or next(iter(self.link_key_map()))

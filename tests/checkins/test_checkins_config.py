@@ -1,0 +1,48 @@
+"""Check-ins settings: secrets refused outside development, link keys parsed, development works out of the box."""
+
+from __future__ import annotations
+
+import pytest
+from attune_checkins.adapters.sql import NoteCipher
+from attune_checkins.config import DEV_LINK_KEYS, Settings
+from cryptography.fernet import Fernet
+from pydantic import SecretStr, ValidationError
+
+pytestmark = [pytest.mark.unit]
+
+
+def test_development_needs_no_secrets_and_matches_the_notifiers_dev_link_key() -> None:
+    settings = Settings(environment="development")
+    assert settings.link_key_map() == dict([DEV_LINK_KEYS.split(":", 1)])
+    assert settings.current_link_kid() == "dev"
+    NoteCipher(settings.fernet_keys())  # a usable Fernet key
+    assert len(settings.token_secret()) >= 16
+
+
+def test_production_refuses_missing_or_placeholder_secrets() -> None:
+    with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_NOTES_KEY"):
+        Settings(environment="production")
+    good = {"notes_key": SecretStr(Fernet.generate_key().decode()),
+            "household_token_secret": SecretStr("a-long-random-household-secret"),
+            "link_keys": SecretStr("2027a:first-long-secret-0123,2027b:second-long-secret-0123")}
+    with pytest.raises(ValidationError, match="HOUSEHOLD_TOKEN_SECRET"):
+        Settings(environment="production", **{**good, "household_token_secret": SecretStr("changeme")})
+    settings = Settings(environment="production", link_current_kid="2027b", **good)
+    assert settings.link_key_map() == {"2027a": "first-long-secret-0123", "2027b": "second-long-secret-0123"}
+    assert settings.current_link_kid() == "2027b"
+    assert Settings(environment="production", **good).current_link_kid() == "2027a"
+
+
+def test_a_bad_notes_key_or_link_keys_say_how_to_fix_them() -> None:
+    with pytest.raises(ValueError, match="Fernet.generate_key"):
+        NoteCipher([b"not-a-fernet-key"])
+    with pytest.raises(ValueError, match="kid:secret"):
+        Settings(link_keys=SecretStr("no-colon-here-at-all")).link_key_map()
+
+
+def test_rotated_notes_key_still_reads_old_notes() -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    sealed = NoteCipher([old]).seal("before the rotation")
+    settings = Settings(notes_key=SecretStr(new.decode()), notes_old_keys=SecretStr(old.decode()))
+    assert NoteCipher(settings.fernet_keys()).open(sealed) == "before the rotation"
+    assert "unreadable" in (NoteCipher([new]).open(sealed) or "")
