@@ -110,3 +110,40 @@ def test_dlq_list_and_replay(kafka_bootstrap: str, unique: str, monkeypatch: pyt
     assert record.value == b"{not json" and record.key == b"hh"
     assert dict(record.headers)["h"] == b"v"
     assert dict(record.headers)["replayed_from_dlq"] == mine[0]["dlq_ref"].encode()
+
+
+@pytest.mark.unit
+def test_configuration_reference_is_current() -> None:
+    from pathlib import Path
+
+    from attune_cli.configdoc import render
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
+    assert page.read_text() == render(), "run: python -m attune_cli.configdoc"
+
+
+@pytest.mark.unit
+def test_commands_that_need_a_household_say_how_to_make_one(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ATTUNE_CLI_STATE", str(tmp_path / "none.json"))
+    monkeypatch.setattr("attune_cli.config.STATE", tmp_path / "none.json")
+    result = runner.invoke(app, ["ritual", "pause", "6f1c1f9e-3a51-4e8e-9f57-1d1fd1a0c001"])
+    assert result.exit_code == 1
+    assert "no household yet" in result.output and "attune household create" in result.output
+
+
+@pytest.mark.unit
+def test_unknown_template_points_to_the_catalog(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("attune_cli.config.STATE", tmp_path / "none.json")
+    result = runner.invoke(app, ["ritual", "add", "moonwalk", "--with", "Ana"])
+    assert result.exit_code == 1
+    assert "unknown template 'moonwalk'" in result.output and "attune catalog" in result.output
+
+
+@pytest.mark.unit
+def test_member_add_refuses_a_bad_channel_before_storing_anything(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("attune_cli.config.STATE", tmp_path / "none.json")
+    result = runner.invoke(app, ["member", "add", "Ana", "--push", "nope://secret-token-123"])
+    assert result.exit_code == 1
+    assert "push channel #1 is not usable" in result.output and "nothing was stored" in result.output
+    assert "secret-token-123" not in result.output
+    assert not (tmp_path / "none.json").exists()

@@ -1,0 +1,84 @@
+"""Writes docs/CONFIGURATION.md from the services' settings classes (python -m attune_cli.configdoc).
+
+The settings classes are the truth; this page is generated from them so it cannot drift.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+
+def _settings_classes() -> list[tuple[str, type]]:
+    from attune_checkins.config import Settings as CheckinsSettings
+    from attune_notifier.config import NotifierSettings
+    from attune_scheduler.config import SchedulerSettings
+
+    return [("scheduler", SchedulerSettings), ("checkins", CheckinsSettings), ("notifier", NotifierSettings)]
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr):
+        return "(development value)"
+    if value is None:
+        return "—"
+    return f"`{getattr(value, 'value', value)}`"
+
+
+FALLBACK = {
+    "http_port": "HTTP port",
+    "database_url": "SQLAlchemy async URL: sqlite+aiosqlite:///path (default) or postgresql+asyncpg://user:pw@host/db",
+}
+
+
+def render() -> str:
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from the settings classes by `python -m attune_cli.configdoc`; a test fails when it is stale.",
+        "Each service reads only its own prefix. Secrets are refused outside development when missing or",
+        "placeholders (`ATTUNE_<SERVICE>_ENVIRONMENT=production`).",
+        "",
+    ]
+    for service, cls in _settings_classes():
+        prefix = cls.model_config.get("env_prefix", "")
+        secrets = set(cls.model_fields["secret_fields"].default or ())
+        lines += [f"## {service}", "", "| variable | default | secret | meaning |", "|---|---|---|---|"]
+        for name, field in cls.model_fields.items():
+            if name == "secret_fields":
+                continue
+            meaning = (field.description or FALLBACK.get(name, "")).replace("|", "\\|")
+            lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {'yes' if name in secrets else ''} | {meaning} |")
+        lines.append("")
+    lines += [
+        "## attune CLI",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+        "| `ATTUNE_KAFKA` | `127.0.0.1:9092` | Kafka bootstrap servers |",
+        "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
+        "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
+        "| `ATTUNE_NOTIFIER_ADMIN_TOKEN` | — | registers channels (`attune member add --push …`) |",
+        "| `ATTUNE_CHECKINS_TOKEN` | — | the household's token for `attune status` |",
+        "| `ATTUNE_CLI_STATE` | `data/cli-state.json` | the CLI's current household and member names |",
+        "| `ATTUNE_CONFIG` | `attune.toml` | optional TOML file with the same keys in lower case (`kafka = ...`) |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/CONFIGURATION.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render())
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
