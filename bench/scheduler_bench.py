@@ -181,6 +181,9 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
         if due is None:
             await asyncio.sleep(run_for)
         else:
+            while time.time() < due.timestamp():
+                await asyncio.sleep(0.05)
+            written_before_due = _count(scheduler.metrics.fired)
             deadline = due.timestamp() + run_for
             while len(lags) < n and time.time() < deadline:
                 await asyncio.sleep(0.05)
@@ -193,6 +196,7 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
     result: dict[str, Any] = {"peak_rss_mb": round(peak_rss_mb()), "resent_by_relay": resent, "loop_errors": errors}
     if due is not None:
         result.update({
+            "written_ahead_before_due": written_before_due,
             "published": len(lags), "all_published_after_s": round(max(acks) - due.timestamp(), 2) if acks else None,
             "lag_p50_s": round(percentile(lags, 50), 3), "lag_p99_s": round(percentile(lags, 99), 3),
             "lag_max_s": round(max(lags), 3) if lags else None,
@@ -200,6 +204,10 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
         if acks:
             result["per_second"] = round(len(lags) / max(1e-9, max(acks) - due.timestamp()))
     return result
+
+
+def _count(counter: Any) -> int:
+    return int(sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")))
 
 
 async def role_apscheduler(n: int, due: datetime) -> dict[str, Any]:

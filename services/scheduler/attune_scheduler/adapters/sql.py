@@ -254,8 +254,10 @@ class SqlStore:
                     report.emitted.append(item)
                     report.templates[item.event_id] = ritual.template
                     spec = spec_of(type(item.payload))
+                    # Written ahead of time, an event still says it occurred at its instant.
+                    occurred = item.publish_at if item.publish_at and item.publish_at > now else now
                     envelope = spec.envelope(
-                        event_id=item.event_id, type=spec.type, version=spec.version, occurred_at=now,
+                        event_id=item.event_id, type=spec.type, version=spec.version, occurred_at=occurred,
                         producer=PRODUCER, correlation_id=str(item.payload.occurrence_id),
                         household_id=ritual.household_id, payload=item.payload,
                     )
