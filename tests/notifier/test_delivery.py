@@ -414,3 +414,29 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     await h.worker.drain()
     asked = [next(q for q in CURIOSITY_QUESTIONS if q in r.json["message"]) for r in http_sink.received]
     assert len(asked) == 5 and len(set(asked)) == 5
+
+
+async def test_a_snoozed_checkin_reminds_again_later_unless_done_first(h: Harness, http_sink: HttpSink) -> None:
+    await h.member(ANA, "Ana")
+    await h.channel(ANA, http_sink.url("json", "ana"))
+    due = ritual_due(at=h.clock.now, members=(ANA,))
+
+    def checkin(status: CheckInStatus, **kw) -> CheckInRecorded:
+        return CheckInRecorded(checkin_id=uuid4(), occurrence_id=due.occurrence_id, ritual_id=due.ritual_id,
+                               template=due.template, member_id=ANA, status=status, scheduled_for=due.scheduled_for,
+                               recorded_at=h.clock.now, source=CheckInSource.LINK, **kw)
+
+    await h.event(due)
+    await h.worker.drain()
+    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now + timedelta(minutes=30)))
+    await h.worker.drain()
+    assert len(http_sink.received) == 1  # nothing more until the snooze ends
+    h.clock.advance(minutes=30)
+    await h.worker.drain()
+    assert [r.json["title"] for r in http_sink.received] == ["Evening attunement"] * 2
+    assert PUBLIC_URL in http_sink.received[1].json["message"]  # a fresh one-tap link
+    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now + timedelta(minutes=30)))
+    await h.event(checkin(CheckInStatus.DONE))  # done before the second snooze ends: no reminder
+    h.clock.advance(minutes=30)
+    await run_until_settled(h)
+    assert len(http_sink.received) == 2

@@ -43,6 +43,7 @@ NOTIFICATION_NAMESPACE = UUID("6f1d7a52-3c39-4b4e-9d0a-7b3f0c2a9e11")
 class Purpose(StrEnum):
     RITUAL_DUE = "ritual_due"
     RITUAL_REMINDER = "ritual_reminder"
+    SNOOZED_REMINDER = "snoozed_reminder"
     PARTNER_CHECKIN = "partner_checkin"
     MISSED_NUDGE = "missed_nudge"
     MILESTONE = "milestone"
@@ -52,7 +53,8 @@ class Purpose(StrEnum):
 
 
 # Purposes a check-in makes pointless while they still wait to be sent.
-OCCURRENCE_PURPOSES = (Purpose.RITUAL_DUE.value, Purpose.RITUAL_REMINDER.value)
+OCCURRENCE_PURPOSES = (Purpose.RITUAL_DUE.value, Purpose.RITUAL_REMINDER.value, Purpose.SNOOZED_REMINDER.value)
+SNOOZE_RELEVANCE = timedelta(hours=2)
 
 DEFAULT_KINDS: dict[str, tuple[ChannelKind, ...]] = {
     Purpose.WEEKLY_SUMMARY.value: (ChannelKind.EMAIL, ChannelKind.PUSH),
@@ -241,6 +243,14 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         result = Plan()
         if p.status in (CheckInStatus.DONE, CheckInStatus.SKIPPED):
             result.suppress_occurrence = p.occurrence_id
+        if p.status is CheckInStatus.SNOOZED and p.snoozed_until is not None:
+            # The member asked to be reminded later: the same words, with a fresh link, at that time.
+            params, sensitive, _ = _ritual_params(p.template, "", False)
+            result.intents = [_intent(
+                env, p.member_id, Purpose.SNOOZED_REMINDER, template="ritual_due", params=params,
+                category=p.template, sensitive=sensitive, not_before=p.snoozed_until,
+                expires_at=p.snoozed_until + SNOOZE_RELEVANCE, occurrence_id=p.occurrence_id, ritual_id=p.ritual_id,
+            )]
         if p.status is CheckInStatus.DONE:
             params, sensitive, _ = _ritual_params(p.template, "", False)
             who = members.get(p.member_id)
