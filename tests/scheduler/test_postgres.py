@@ -73,14 +73,15 @@ def expected_ids(made: list[Ritual], start: datetime, end: datetime) -> set[uuid
     return ids
 
 
+@pytest.mark.parametrize("lookahead", [timedelta(0), timedelta(minutes=20)], ids=["at-instant", "written-ahead"])
 async def test_two_instances_ten_thousand_occurrences_no_duplicate_none_missing(
-    pg_store: SqlStore, second_store: SqlStore
+    pg_store: SqlStore, second_store: SqlStore, lookahead: timedelta
 ) -> None:
     clock = FakeClock(START)
     sink = RecordingSink()
     made = await seed_rituals(pg_store, 1000, rrule="FREQ=DAILY;BYHOUR=0,6,12,18;BYMINUTE=0", at="00:00", now=START)
-    a = make_scheduler(pg_store, clock, sink, fire_batch_size=40)
-    b = make_scheduler(second_store, clock, sink, fire_batch_size=40)
+    a = make_scheduler(pg_store, clock, sink, fire_batch_size=40, fire_workers=2, lookahead=lookahead)
+    b = make_scheduler(second_store, clock, sink, fire_batch_size=40, fire_workers=2, lookahead=lookahead)
     end = START + timedelta(hours=60)
     want = expected_ids(made, START, end)
     assert len(want) == 10_000  # 1,000 rituals x 4 a day x 2.5 days, across DST in five zones
