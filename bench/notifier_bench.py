@@ -118,7 +118,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
     import httpx
     from aiokafka import AIOKafkaProducer
-
     from attune_contracts import Topic, make_envelope
     from attune_contracts.messages import MemberRole, MemberUpserted, NotificationRequested
     from attune_runtime.tansu import Tansu, free_port
@@ -229,9 +228,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
             }
             print("service sustained:", results["service_sustained"], flush=True)
-            duplicates = await admin.fetchval(
-                f'SELECT count(*) FROM (SELECT 1 FROM "{db}".public.notifier_deliveries) x') if False else None
-            del duplicates
     finally:
         await producer.stop()
         for process in services:

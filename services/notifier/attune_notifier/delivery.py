@@ -64,7 +64,7 @@ class DeliveryWorker:
         retry: RetryPlan | None = None,
         concurrency: int = 32,
         batch: int = 200,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = timedelta(minutes=5),
         idle_poll_s: float = 1.0,
         rng: random.Random | None = None,
     ) -> None:
