@@ -130,7 +130,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'CREATE DATABASE "{db}"')
     sink_port = free_port()
-    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])
+    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])  # noqa: ASYNC220
     sink_base = f"http://127.0.0.1:{sink_port}"
     sink_url = f"json://127.0.0.1:{sink_port}/bench"
     services: list[subprocess.Popen[bytes]] = []
@@ -156,8 +156,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                        "ATTUNE_NOTIFIER_CONSUMER_GROUP": group, "ATTUNE_NOTIFIER_LOG_LEVEL": "WARNING",
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
                        "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05"}
-                out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115
-                services.append(subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env,
+                out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115, ASYNC230
+                services.append(subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env,  # noqa: ASYNC220
                                                  stdout=out, stderr=subprocess.STDOUT))
                 if i == 0:
                     await ready(client, port)  # the first one migrates and creates topics
