@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from attune_contracts import Envelope, headers_for, make_envelope, spec_of
 from attune_contracts.types import Contract
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..ports import OutboxRow
@@ -33,7 +34,7 @@ from ..service import (
     WakeResult,
     fact_event_id,
 )
-from .tables import households, members, outbox, processed_commands, rituals
+from .tables import UtcDateTime, households, members, outbox, processed_commands, rituals
 
 PRODUCER = "scheduler"
 _MIGRATION_LOCK = 810_101
@@ -315,9 +316,15 @@ class SqlStore:
                 return []
             await send(rows)
             sent_at = now()
-            await conn.execute(
-                outbox.update().where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=sent_at)
-            )
+            ids = [r.id for r in rows]
+            if self.postgres:  # one array parameter instead of thousands of bound values
+                await conn.execute(
+                    sa.text("UPDATE outbox SET sent_at = :sent_at WHERE id = ANY(:ids)").bindparams(
+                        sa.bindparam("sent_at", type_=UtcDateTime), sa.bindparam("ids", type_=ARRAY(sa.BigInteger))),
+                    {"sent_at": sent_at, "ids": ids},
+                )
+            else:
+                await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=sent_at))
             return rows
 
     async def next_publish_at(self) -> datetime | None:
