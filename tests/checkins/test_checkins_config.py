@@ -46,3 +46,11 @@ def test_rotated_notes_key_still_reads_old_notes() -> None:
     settings = Settings(notes_key=SecretStr(new.decode()), notes_old_keys=SecretStr(old.decode()))
     assert NoteCipher(settings.fernet_keys()).open(sealed) == "before the rotation"
     assert "unreadable" in (NoteCipher([new]).open(sealed) or "")
+
+
+def test_the_app_is_built_outside_an_event_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # main.py builds it at import time, before uvicorn starts the loop: nothing may need a running loop.
+    from attune_checkins.bootstrap import build_app
+
+    app = build_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
+    assert app.checkins.producer is not None  # type: ignore[attr-defined]

@@ -7,10 +7,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from attune_contracts import AttunePublisher, Topic
+from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
@@ -36,6 +35,34 @@ TOPICS = (Topic.CHECKINS_COMMANDS, Topic.RITUAL_OCCURRENCES, Topic.SCHEDULER_EVE
 log = logging.getLogger("attune.checkins")
 
 
+class EventProducer:
+    """Its own aiokafka producer for the events: a batch's events go out together (send + gather, large
+    producer batches), several times faster than one awaited broker.publish each. Created at start-up
+    (aiokafka needs the running loop); idempotence off (Tansu has none, and the design does not need it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self.client = AIOKafkaProducer(
+            **kafka_client_options(self.settings), client_id=f"attune-{SERVICE}-events",
+            enable_idempotence=False, acks="all", linger_ms=5, max_batch_size=512 * 1024,
+        )
+        await self.client.start()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
+            self.client = None
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> None:
+        if self.client is None:
+            raise RuntimeError("the check-ins event producer is not started")
+        await self.client.send_and_wait(topic, value=value, key=key,
+                                        headers=[(k, v.encode()) for k, v in headers.items()])
+
+
 @dataclass
 class Checkins:
     """The running parts, so tests and the benchmark can reach them."""
@@ -50,7 +77,7 @@ class Checkins:
     signer: LinkSigner
     asgi: ServiceAsgi | None = None
     run_timer: bool = True
-    producer: Any = None
+    producer: EventProducer | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _timer: asyncio.Task[None] | None = None
 
@@ -118,12 +145,8 @@ def build(
     )
     producer = None
     if sink is None:
-        # Its own aiokafka producer: events from a batch go out together (send + gather), several times
-        # faster than one awaited broker.publish each; idempotence off (Tansu has none; not needed).
-        producer = AIOKafkaProducer(**kafka_client_options(settings), client_id=f"attune-{SERVICE}-events",
-                                    enable_idempotence=False, acks="all", linger_ms=5,
-                                    max_batch_size=512 * 1024)
-        sink = AttunePublisher(producer, producer=SERVICE)
+        producer = EventProducer(settings)
+        sink = Publisher(producer.send, producer=SERVICE)
     service = CheckinsService(store, sink, clock, metrics, policy)
     retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
                         backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s))
