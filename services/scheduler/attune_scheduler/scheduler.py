@@ -24,6 +24,7 @@ from .service import MIN_CATCH_UP, decide, late_window, skipped_id, too_late, wa
 log = logging.getLogger("attune.scheduler")
 
 _RETRY_AFTER_ERROR_S = 1.0
+_LOCKED_ELSEWHERE_RETRY_S = 0.05
 
 
 class Scheduler:
@@ -127,8 +128,14 @@ class Scheduler:
                 upcoming = self.clock.now() + timedelta(seconds=_RETRY_AFTER_ERROR_S)
             ceiling = self.clock.now() + self.max_sleep
             deadline = ceiling if upcoming is None else min(upcoming - self.lookahead, ceiling)
-            if not self._stopping:
-                await self.clock.wait_until(deadline, self.changed)
+            if self._stopping:
+                break
+            if deadline <= self.clock.now():
+                # Due rows remain that this pass could not claim (another instance holds them): look again
+                # shortly rather than spin.
+                await asyncio.sleep(_LOCKED_ELSEWHERE_RETRY_S)
+                continue
+            await self.clock.wait_until(deadline, self.changed)
 
     # ---- relay ---------------------------------------------------------------------------------
 
