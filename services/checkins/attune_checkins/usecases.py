@@ -40,6 +40,7 @@ from attune_contracts.messages import (
     SubmitCheckIn,
 )
 from attune_contracts.types import Contract
+from sqlalchemy.exc import IntegrityError
 
 from . import service as rules
 from .adapters.sql import SqlStore, SqlTx
@@ -408,12 +409,18 @@ class CheckinsService:
 
     async def submit(self, household_id: UUID, cmd: SubmitCheckIn) -> SubmitResult:
         """A check-in from the HTTP API. Raises Rejected (nothing recorded) with the reason."""
-        request_id = uuid4()
-        outbox = Outbox(request_id, household_id, str(request_id))
-        async with self.store.tx() as tx:
-            result = await self._submit(tx, outbox, household_id, cmd, submitted_at=self.clock.now())
-            await self._flush(outbox)
-        return result
+        for attempt in (1, 2):
+            request_id = uuid4()
+            outbox = Outbox(request_id, household_id, str(request_id))
+            try:
+                async with self.store.tx() as tx:
+                    result = await self._submit(tx, outbox, household_id, cmd, submitted_at=self.clock.now())
+                    await self._flush(outbox)
+                return result
+            except IntegrityError:
+                if attempt == 2:
+                    raise  # the same check-in was being written by another path at the same moment: once more
+        raise AssertionError("unreachable")
 
     async def log_moment(self, household_id: UUID, cmd: LogMoment) -> bool:
         request_id = uuid4()
