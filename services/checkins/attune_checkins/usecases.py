@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
 from attune_contracts.links import LinkAction, LinkClaims
@@ -503,7 +505,7 @@ class CheckinsService:
             "household_id": str(household_id), "time_zone": household.time_zone,
             "exported_at": self.clock.now().isoformat(),
             "members": sorted(str(m) for m in household.members),
-            "checkins": [_checkin_json(c) for c in checkins],
+            "checkins": [checkin_json(c) for c in checkins],
             "moments": [{"moment_id": str(m.moment_id), "member_id": str(m.member_id), "kind": m.kind,
                          "note": m.note, "happened_at": m.happened_at.isoformat()} for m in moments],
             "achievements": [{"achievement_id": str(a.achievement_id), "member_id": str(a.member_id),
@@ -553,11 +555,7 @@ class CheckinsService:
                 await self._refresh_ritual(tx, outbox, occurrence)
             await self._flush(outbox)
 
-    async def _week_data(self, tx: SqlTx, household_id: UUID, week_start: datetime | Any,
-                         until: datetime) -> rules.WeekData:
-        from datetime import time as dtime
-        from zoneinfo import ZoneInfo
-
+    async def _week_data(self, tx: SqlTx, household_id: UUID, week_start: date, until: datetime) -> rules.WeekData:
         household = await tx.household(household_id)
         zone = ZoneInfo(household.time_zone if household else "UTC")
         week_end = week_start + timedelta(days=6)
@@ -606,7 +604,7 @@ class CheckinsService:
                     task.cancel()
 
 
-def _checkin_json(c: CheckIn) -> dict[str, Any]:
+def checkin_json(c: CheckIn) -> dict[str, Any]:
     return {
         "checkin_id": str(c.checkin_id), "occurrence_id": str(c.occurrence_id), "member_id": str(c.member_id),
         "ritual_id": str(c.ritual_id), "template": c.template, "status": c.status.value,
@@ -615,5 +613,3 @@ def _checkin_json(c: CheckIn) -> dict[str, Any]:
         "submitted_at": c.submitted_at.isoformat(), "recorded_at": c.recorded_at.isoformat(),
     }
 
-
-checkin_json = _checkin_json
