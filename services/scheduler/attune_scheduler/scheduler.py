@@ -2,7 +2,10 @@
 
 The firing loop sleeps until the earliest wake time in the store (or until a command changes
 something), claims due rituals in batches, and writes their events to the outbox in the same
-transaction that advances them. The relay publishes the outbox in order and marks rows sent.
+transaction that advances them. With a lookahead it does so ahead of time: each event carries
+`publish_at` (its instant), and a command that changes the ritual first drops it. The relay publishes
+the outbox in order once `publish_at` has come, marks rows sent, and turns an occurrence whose instant
+passed beyond its catch-up window while the service was down into OccurrenceSkipped.
 """
 
 from __future__ import annotations
