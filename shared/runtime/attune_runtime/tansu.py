@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the local Tansu Kafka broker (memory only).")
     parser.add_argument("--port", type=int, default=9092)
     args = parser.parse_args(argv)
+
+    def stop_on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # the broker runs in its own session: stop it, then exit
+
+    signal.signal(signal.SIGTERM, stop_on_term)
     with Tansu(args.port) as broker:
         print(f"Tansu broker ready on {broker.bootstrap} (memory only; Ctrl-C stops it)", flush=True)
         try:
