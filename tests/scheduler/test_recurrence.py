@@ -253,3 +253,11 @@ def test_date_night_reminders_the_day_before_and_on_the_day() -> None:
     ]
     assert rec.next_reminder_after(start, [1440, 240]) == z("2027-01-07T19:00:00Z")
     assert rec.next_reminder_after(z("2027-01-07T19:00:00Z"), [1440, 240]) == z("2027-01-08T15:00:00Z")
+
+
+@pytest.mark.parametrize("rule", ["FREQ=DAILY", "FREQ=YEARLY"])
+def test_a_ritual_can_start_on_29_february(rule: str) -> None:
+    # Found by the property test above: the existence horizon used date.replace(year=...).
+    rec = Recurrence.of(rule, "02:30", date(2028, 2, 29), "America/New_York")
+    first = rec.next_after(datetime(2028, 2, 29, tzinfo=UTC))
+    assert first == datetime(2028, 2, 29, 7, 30, tzinfo=UTC)

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, WEEKLY, rrule, rrulestr
 
 __all__ = [
@@ -187,7 +188,8 @@ def _compiled(rule: str, local_time: str, start_date: date, zone_name: str) -> t
     if parsed._count == 0:
         raise RecurrenceError("invalid RRULE: COUNT must be at least 1")
     # An impossible rule (February 30th) would make dateutil search to the year 9999.
-    horizon = dtstart.replace(year=min(dtstart.year + _EXISTENCE_HORIZON_YEARS, 9999))
+    # relativedelta, not replace(year=...): a ritual starting on 29 February has a horizon on the 28th.
+    horizon = min(dtstart + relativedelta(years=_EXISTENCE_HORIZON_YEARS), datetime(9999, 12, 31))
     probe = parsed.replace(until=min(parsed._until, horizon) if parsed._until else horizon, count=None)
     if probe.after(dtstart, inc=True) is None:
         if parsed._until is not None and parsed._until < horizon:
