@@ -94,9 +94,11 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
 
             async with Collector(kafka_bootstrap, household) as seen, \
                     AttunePublisher.connect(kafka_bootstrap, producer="test") as publisher:
-                # Contract-invalid: an unknown zone never reaches the handler; it is dead-lettered with the reason.
+                # Contract-invalid: an unknown zone never reaches the handler; it is dead-lettered with the
+                # reason, and the sender is answered with a rejection saying the same.
+                invalid_id = uuid.uuid4()
                 raw = json.dumps({
-                    "event_id": str(uuid.uuid4()), "type": "scheduler.register_household", "version": 1,
+                    "event_id": str(invalid_id), "type": "scheduler.register_household", "version": 1,
                     "occurred_at": "2027-03-13T12:00:00Z", "producer": "test", "correlation_id": "c1",
                     "household_id": str(household),
                     "payload": {"name": "Ana & Ben", "time_zone": "Mars/Olympus_Mons", "kind": "couple"},
@@ -126,6 +128,9 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
                 assert "too frequent" in rejected[bad.event_id]
                 assert "at most 4 times a day" in rejected[twice.event_id]
                 assert "unknown IANA time zone 'Mars/Olympus_Mons'" in seen.dead[0].reason
+                assert "unknown IANA time zone 'Mars/Olympus_Mons'" in rejected[invalid_id]
+                answer = next(r for r in seen.of("scheduler.command_rejected") if r.payload.command_event_id == invalid_id)
+                assert answer.correlation_id == "c1" and answer.payload.command_type == "scheduler.register_household"
                 assert len(seen.of("scheduler.ritual_scheduled")) == 1
                 scheduled = seen.of("scheduler.ritual_scheduled")[0]
                 assert scheduled.correlation_id == good.correlation_id

@@ -8,7 +8,7 @@ from typing import Any
 from attune_contracts import Topic
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
-from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
+from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
 
@@ -16,7 +16,7 @@ from .adapters.kafka import KafkaSink
 from .adapters.sql import SqlStore
 from .clock import SystemClock
 from .config import SchedulerSettings
-from .handlers import COMMAND_TYPES, command_handler
+from .handlers import COMMAND_TYPES, command_handler, invalid_command_handler
 from .metrics import SchedulerMetrics
 from .ports import Clock, Sink
 from .scheduler import Scheduler
@@ -62,6 +62,7 @@ def build_app(
         handler=command_handler(scheduler), metrics=ConsumerMetrics(registry), readiness=readiness,
         retry=RetryPolicy(settings.retry_max_attempts, Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
         accept=COMMAND_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
+        on_invalid=invalid_command_handler(broker_publisher(broker, service=SERVICE)),
     )
 
     async def database_reachable() -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any
 
-from attune_contracts import Envelope, Topic, all_specs
-from attune_runtime.consumer import Handler
+from attune_contracts import Envelope, Publisher, Topic, all_specs
+from attune_contracts.messages import SchedulerCommandRejected
+from attune_runtime.consumer import Handler, InvalidHook
 
 from .scheduler import Scheduler
 
@@ -17,3 +20,32 @@ def command_handler(scheduler: Scheduler) -> Handler:
         await scheduler.handle(envelope)
 
     return handle
+
+
+def invalid_command_handler(publisher: Publisher) -> InvalidHook:
+    """Answer a command that failed contract validation (already dead-lettered) with a rejection its sender reads.
+
+    The rejection's id is derived from the command's, so a redelivered invalid command answers with the same
+    event. Bytes that are not even an envelope have nobody to answer.
+    """
+
+    async def on_invalid(record: Any, reason: str) -> None:
+        try:
+            head = json.loads(record.value)
+        except (TypeError, ValueError):
+            return
+        if not isinstance(head, dict) or head.get("type") not in COMMAND_TYPES:
+            return
+        try:
+            command_id, household_id = uuid.UUID(str(head["event_id"])), uuid.UUID(str(head["household_id"]))
+        except (KeyError, ValueError):
+            return
+        await publisher.publish(
+            SchedulerCommandRejected(command_event_id=command_id, command_type=str(head["type"]),
+                                     reason=reason[:2000]),
+            household_id=household_id,
+            correlation_id=str(head.get("correlation_id") or command_id)[:128],
+            event_id=uuid.uuid5(command_id, "rejected"),
+        )
+
+    return on_invalid
