@@ -33,6 +33,26 @@ def _default(field: Any) -> str:
 
 FALLBACK = {
     "http_port": "HTTP port",
+    "group_id": "Kafka consumer group of the command consumer",
+    "consumer_group": "Kafka consumer group",
+    "relay_poll_s": "longest wait of the outbox relay between looks for due rows",
+    "metrics_refresh_s": "how often gauges (active rituals, outbox backlog) are recomputed",
+    "outbox_retention_hours": "sent outbox rows are pruned after this many hours",
+    "weekly_summary_catch_up_hours": "a missed Sunday summary is still published this long after its hour",
+    "ratio_window_days": "positive:negative moments are counted over this many days",
+    "ratio_min_moments": "no RatioDropped below this many moments in the window",
+    "link_snooze_minutes": "how long a one-tap 'snooze' postpones the ritual",
+    "timer_max_sleep_s": "longest sleep of the deadline/summary timer",
+    "admin_token": "bearer token for the channel and preference API",
+    "link_kid": "key id (from LINK_KEYS) that signs new one-tap links",
+    "checkins_public_url": "base URL of the check-ins service as people's phones reach it (one-tap links)",
+    "delivery_concurrency": "Apprise sends in flight at once",
+    "delivery_batch": "due deliveries claimed per round",
+    "delivery_attempts_per_channel": "attempts on one channel before falling back to the next",
+    "delivery_retry_base_s": "first retry delay (doubles, with jitter)",
+    "delivery_retry_max_s": "longest retry delay",
+    "delivery_idle_poll_s": "longest wait between delivery rounds when nothing is due",
+    "send_timeout_s": "one Apprise send gives up after this long",
     "database_url": "SQLAlchemy async URL: sqlite+aiosqlite:///path (default) or postgresql+asyncpg://user:pw@host/db",
 }
 
