@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.types import TypeDecorator
+
+from attune_runtime.sql import UtcDateTime
 
 metadata = sa.MetaData()
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC in, aware UTC out; SQLite keeps naive UTC text, PostgreSQL a timestamptz."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
