@@ -168,6 +168,14 @@ async def run_scenario(stack: Stack, tmp_path: Path, prometheus: Prometheus) -> 
 
     event = await checkin_recorded(stack.broker.bootstrap, household)
     assert event["payload"]["template"] == "evening_attunement"
+    # One reminder can be followed end to end: RitualDue, its deliveries and the check-in share a correlation id.
+    occurrence = event["payload"]["occurrence_id"]
+    assert event["correlation_id"] == occurrence
+    notifier_lines = [json.loads(line) for line in stack.services["notifier"].log.read_text().splitlines()
+                      if line.startswith("{") and occurrence in line]
+    assert {"handled ritual.due"} <= {line["msg"] for line in notifier_lines}, notifier_lines
+    sent = [line for line in notifier_lines if line["msg"].startswith("NotificationSent")]
+    assert sent and all(line["correlation_id"] == occurrence and line["service"] == "notifier" for line in sent)
     assert event["payload"]["source"] == "link" and event["payload"]["closeness"] == 5
 
     # `attune status` shows it.

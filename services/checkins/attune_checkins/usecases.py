@@ -413,7 +413,8 @@ class CheckinsService:
         """A check-in from the HTTP API. Raises Rejected (nothing recorded) with the reason."""
         for attempt in (1, 2):
             request_id = uuid4()
-            outbox = Outbox(request_id, household_id, str(request_id))
+            # Correlated with the occurrence, so one reminder can be followed from scheduler to check-in.
+            outbox = Outbox(request_id, household_id, str(cmd.occurrence_id))
             try:
                 async with self.store.tx() as tx:
                     result = await self._submit(tx, outbox, household_id, cmd, submitted_at=self.clock.now())
@@ -450,7 +451,7 @@ class CheckinsService:
             snoozed_until=now + self.policy.link_snooze if status is CheckInStatus.SNOOZED else None,
             closeness=closeness if status is CheckInStatus.DONE else None, source=CheckInSource.LINK,
         )
-        outbox = Outbox(claims.token_id, claims.household_id, str(claims.token_id))
+        outbox = Outbox(claims.token_id, claims.household_id, str(claims.occurrence_id))
         async with self.store.tx() as tx:
             checkin_id = rules.checkin_id_for(claims.occurrence_id, claims.member_id)
             if not await tx.use_token(claims.token_id, claims.household_id, checkin_id, now, claims.expires_at):
@@ -538,7 +539,7 @@ class CheckinsService:
 
     async def _close_missed(self, occurrence: Occurrence, now: datetime) -> None:
         outbox = Outbox(f"missed:{occurrence.occurrence_id}", occurrence.household_id,
-                        str(rules.derived_id("missed", occurrence.occurrence_id)))
+                        str(occurrence.occurrence_id))
         async with self.store.tx() as tx:
             statuses = await tx.occurrence_statuses(occurrence.occurrence_id)
             missed = rules.is_missed(occurrence, statuses, now)

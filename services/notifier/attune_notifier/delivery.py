@@ -221,6 +221,9 @@ class DeliveryWorker:
         try:
             await self.publisher.publish(payload, household_id=d.household_id,
                                          correlation_id=str(d.cause_event_id))
+            log.info("%s: %s via %s, attempt %d", type(payload).__name__, d.purpose, d.channel_kind or "-",
+                     d.total_attempts, extra={"notification_id": str(d.notification_id),
+                                              "correlation_id": str(d.cause_event_id)})
         except Exception as exc:  # noqa: BLE001
             log.warning("could not publish %s for %s: %s", type(payload).__name__, d.notification_id,
                         type(exc).__name__, extra={"notification_id": str(d.notification_id)})

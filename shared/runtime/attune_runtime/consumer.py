@@ -160,7 +160,7 @@ class ReliableConsumer:
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 await self.handler(envelope)
-                log.debug("handled %s", envelope.type)
+                log.info("handled %s", envelope.type)  # with its ids and correlation id (logs.message_context)
                 return
             except PermanentError as exc:
                 await self._dead_letter(record, f"refused by handler: {exc}", "handler_failed", attempts=attempt)
