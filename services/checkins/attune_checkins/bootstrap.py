@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
+from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
 from attune_runtime.retry import Backoff
@@ -19,7 +20,6 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
-from .adapters.batch import subscribe_batch
 from .adapters.migrate import upgrade
 from .adapters.sql import NoteCipher, SqlStore, make_engine
 from .config import Settings

@@ -1,4 +1,4 @@
-"""A batch subscriber with the same policy as attune_runtime's reliable consumer.
+"""A batch subscriber with the same policy as the reliable consumer (attune_runtime.consumer).
 
 Up to `max_records` messages are decoded; invalid ones are dead-lettered (and `on_invalid` runs); the
 valid ones are handled in ONE transaction (`batch_handler`). If that fails, every message of the batch
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from attune_contracts import ContractError, Envelope, Topic, parse
-from attune_runtime.consumer import Readiness, ReliableConsumer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-log = logging.getLogger("attune.checkins.batch")
+from .consumer import Readiness, ReliableConsumer
+
+log = logging.getLogger("attune.batch")
 
 BatchHandler = Callable[[list[Envelope[Any]]], Awaitable[None]]
 
