@@ -50,7 +50,7 @@ lint: env
 	@$(VENV)/bin/ruff check .
 
 bench: env postgres
-	@$(VENV)/bin/python -m bench.run_all
+	@$(VENV)/bin/python bench/run_all.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .pytest_cache
