@@ -102,3 +102,16 @@ def test_envelope_occurred_at_default_is_now_in_utc() -> None:
     envelope = make_envelope(RegisterHousehold(name="A", time_zone="UTC"), household_id=HOUSEHOLD, producer="t")
     assert abs(envelope.occurred_at - datetime.now(timezone.utc)) < timedelta(seconds=5)
     assert envelope.correlation_id == str(envelope.event_id)
+
+
+def test_peek_reads_who_sent_an_invalid_message_and_nothing_more() -> None:
+    from attune_contracts.registry import peek
+
+    raw = household_bytes(payload__time_zone="Mars/Base", correlation_id="c-9")
+    head = peek(raw)
+    assert head is not None and head.type == "scheduler.register_household"
+    assert head.household_id == HOUSEHOLD and head.correlation_id == "c-9"
+    assert head.payload["time_zone"] == "Mars/Base"
+    assert peek(b"{not json") is None
+    assert peek(household_bytes(household_id="nobody")) is None
+    assert peek(b'["scheduler.register_household"]') is None

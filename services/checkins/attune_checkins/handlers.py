@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
 from attune_contracts import Envelope
+from attune_contracts.registry import peek
 
 from .usecases import CheckinsService
 
@@ -32,20 +32,12 @@ def make_invalid_hook(service: CheckinsService):  # type: ignore[no-untyped-def]
     this also tells its sender why, as a CheckInCommandRejected, when the envelope says who sent it."""
 
     async def on_invalid(record: Any, reason: str) -> None:
-        try:
-            head = json.loads(record.value)
-        except (TypeError, ValueError):
-            return  # not JSON at all: nobody to answer
-        if not isinstance(head, dict) or head.get("type") not in COMMAND_TYPES:
-            return
-        event_id, household_id = _uuid(head.get("event_id")), _uuid(head.get("household_id"))
-        if event_id is None or household_id is None:
-            return
-        payload = head.get("payload") if isinstance(head.get("payload"), dict) else {}
+        head = peek(record.value)
+        if head is None or head.type not in COMMAND_TYPES:
+            return  # not an envelope that says who sent it: nobody to answer
         await service.reject_invalid(
-            event_id=event_id, household_id=household_id, command_type=str(head["type"]), reason=reason,
-            member_id=_uuid(payload.get("member_id")),
-            correlation_id=str(head.get("correlation_id") or event_id)[:128],
+            event_id=head.event_id, household_id=head.household_id, command_type=head.type, reason=reason,
+            member_id=_uuid(head.payload.get("member_id")), correlation_id=head.correlation_id,
         )
 
     return on_invalid

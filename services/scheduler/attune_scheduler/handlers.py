@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from attune_contracts import Envelope, Publisher, Topic, all_specs
 from attune_contracts.messages import SchedulerCommandRejected
+from attune_contracts.registry import peek
 from attune_runtime.consumer import Handler, InvalidHook
 
 from .scheduler import Scheduler
@@ -30,22 +30,14 @@ def invalid_command_handler(publisher: Publisher) -> InvalidHook:
     """
 
     async def on_invalid(record: Any, reason: str) -> None:
-        try:
-            head = json.loads(record.value)
-        except (TypeError, ValueError):
-            return
-        if not isinstance(head, dict) or head.get("type") not in COMMAND_TYPES:
-            return
-        try:
-            command_id, household_id = uuid.UUID(str(head["event_id"])), uuid.UUID(str(head["household_id"]))
-        except (KeyError, ValueError):
+        head = peek(record.value)
+        if head is None or head.type not in COMMAND_TYPES:
             return
         await publisher.publish(
-            SchedulerCommandRejected(command_event_id=command_id, command_type=str(head["type"]),
-                                     reason=reason[:2000]),
-            household_id=household_id,
-            correlation_id=str(head.get("correlation_id") or command_id)[:128],
-            event_id=uuid.uuid5(command_id, "rejected"),
+            SchedulerCommandRejected(command_event_id=head.event_id, command_type=head.type, reason=reason[:2000]),
+            household_id=head.household_id,
+            correlation_id=head.correlation_id,
+            event_id=uuid.uuid5(head.event_id, "rejected"),
         )
 
     return on_invalid

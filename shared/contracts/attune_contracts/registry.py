@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -110,6 +111,34 @@ def parse(raw: bytes | str) -> Envelope[Any]:
         return spec.envelope.model_validate_json(raw)
     except ValidationError as exc:
         raise ContractError(f"invalid {kind} v{version}: {_describe(exc)}") from None
+
+
+@dataclass(frozen=True)
+class Head:
+    """What can be read from a message that failed validation: enough to answer its sender."""
+
+    type: str
+    event_id: UUID
+    household_id: UUID
+    correlation_id: str
+    payload: dict[str, Any]
+
+
+def peek(raw: bytes | str) -> Head | None:
+    """Best-effort envelope fields of an invalid message; None when it does not say who sent what."""
+    try:
+        head = json.loads(raw)
+    except (TypeError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(head, dict) or not isinstance(head.get("type"), str):
+        return None
+    try:
+        event_id, household_id = UUID(str(head["event_id"])), UUID(str(head["household_id"]))
+    except (KeyError, ValueError):
+        return None
+    payload = head.get("payload")
+    return Head(head["type"], event_id, household_id, str(head.get("correlation_id") or event_id)[:128],
+                payload if isinstance(payload, dict) else {})
 
 
 def _load_catalog() -> None:
