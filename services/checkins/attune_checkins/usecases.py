@@ -101,6 +101,16 @@ class CheckinsService:
         self.store, self.sink, self.clock, self.metrics, self.policy = store, sink, clock, metrics, policy
         self.wake = asyncio.Event()
 
+    def _recorded(self, outbox: Outbox, checkin: CheckIn, now: datetime) -> None:
+        """Count a recorded check-in and queue its CheckInRecorded (the batch and single paths share this)."""
+        self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
+        outbox.add(CheckInRecorded(
+            checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
+            template=checkin.template, member_id=checkin.member_id, status=checkin.status,
+            snoozed_until=checkin.snoozed_until, closeness=checkin.closeness, has_note=bool(checkin.note),
+            scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
+        ))
+
     async def _flush(self, outbox: Outbox) -> None:
         for payload, event_id in outbox.events:
             await self.sink.publish(payload, household_id=outbox.household_id,
@@ -237,13 +247,7 @@ class CheckinsService:
                 updates[checkin.checkin_id] = checkin
             current[key] = checkin
             touched[occurrence.ritual_id] = occurrence
-            self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
-            outbox.add(CheckInRecorded(
-                checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
-                template=checkin.template, member_id=checkin.member_id, status=checkin.status,
-                snoozed_until=checkin.snoozed_until, closeness=checkin.closeness, has_note=bool(checkin.note),
-                scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
-            ))
+            self._recorded(outbox, checkin, now)
         await tx.put_checkins(list(inserts.values()), list(updates.values()))
         if touched:
             batch_id = rules.derived_id("batch", *sorted(str(e.event_id) for e in todo))
@@ -310,13 +314,7 @@ class CheckinsService:
             assert existing is not None
             return SubmitResult(outcome, existing)
         await tx.put_checkin(checkin, replace=outcome is Outcome.REPLACED)
-        self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
-        outbox.add(CheckInRecorded(
-            checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
-            template=checkin.template, member_id=checkin.member_id, status=checkin.status,
-            snoozed_until=checkin.snoozed_until, closeness=checkin.closeness, has_note=bool(checkin.note),
-            scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
-        ))
+        self._recorded(outbox, checkin, now)
         await self._refresh_ritual(tx, outbox, occurrence)
         return SubmitResult(outcome, checkin)
 
