@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from attune_contracts import AttunePublisher, ContractError, Envelope, Topic, parse
 from attune_contracts.types import Contract
 
@@ -16,8 +15,10 @@ class CommandRefused(Exception):
     pass
 
 
-async def _end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
-    partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or set())]
+async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
+    """Every partition of `topic` with its current end offset (empty if the topic does not exist)."""
+    await consumer._client.force_metadata_update()
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     return await consumer.end_offsets(partitions) if partitions else {}
 
 
@@ -37,8 +38,7 @@ async def send_and_wait(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        offsets = await _end_offsets(consumer, answer_topic.value)
+        offsets = await end_offsets(consumer, answer_topic.value)
         consumer.assign(list(offsets))
         for partition, offset in offsets.items():
             consumer.seek(partition, offset)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_contracts import Topic
 from attune_contracts.messages import DeadLetter
+
+from .bus import end_offsets
 
 
 async def read_dead_letters(bootstrap: str) -> list[tuple[str, DeadLetter]]:
@@ -15,12 +16,10 @@ async def read_dead_letters(bootstrap: str) -> list[tuple[str, DeadLetter]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(Topic.DEAD_LETTER.value, p)
-                      for p in sorted(consumer.partitions_for_topic(Topic.DEAD_LETTER.value) or ())]
+        ends = await end_offsets(consumer, Topic.DEAD_LETTER.value)
+        partitions = list(ends)
         if not partitions:
             return []
-        ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         found: list[tuple[str, DeadLetter]] = []
