@@ -161,19 +161,24 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
     sent_ids: set[uuid.UUID] = set()
     resent = 0
 
-    async def sink(rows: Any) -> None:
-        nonlocal resent
-        await kafka(rows)
-        acked = datetime.now(UTC)
-        for row in rows:
-            if row.event_id in sent_ids:
-                resent += 1
-            sent_ids.add(row.event_id)
-            if row.event_type == "ritual.due" and row.due_at is not None:
-                lags.append((acked - row.due_at).total_seconds())
-        acks.append(acked.timestamp())
+    class Sink:
+        """The production KafkaSink, noting each RitualDue's acknowledgement time."""
 
-    scheduler = Scheduler(store, SystemClock(), sink, SchedulerMetrics(CollectorRegistry()),
+        prepare = kafka.prepare
+
+        async def __call__(self, rows: Any) -> None:
+            nonlocal resent
+            await kafka(rows)
+            acked = datetime.now(UTC)
+            for row in rows:
+                if row.event_id in sent_ids:
+                    resent += 1
+                sent_ids.add(row.event_id)
+                if row.event_type == "ritual.due" and row.due_at is not None:
+                    lags.append((acked - row.due_at).total_seconds())
+            acks.append(acked.timestamp())
+
+    scheduler = Scheduler(store, SystemClock(), Sink(), SchedulerMetrics(CollectorRegistry()),
                           fire_batch_size=1000, fire_workers=2, relay_batch_size=5000, metrics_refresh_s=5.0,
                           lookahead=timedelta(seconds=LOOKAHEAD_S))
     scheduler.start()

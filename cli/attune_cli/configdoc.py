@@ -37,7 +37,6 @@ FALLBACK = {
     "consumer_group": "Kafka consumer group",
     "relay_poll_s": "longest wait of the outbox relay between looks for due rows",
     "metrics_refresh_s": "how often gauges (active rituals, outbox backlog) are recomputed",
-    "outbox_retention_hours": "sent outbox rows are pruned after this many hours",
     "weekly_summary_catch_up_hours": "a missed Sunday summary is still published this long after its hour",
     "ratio_window_days": "positive:negative moments are counted over this many days",
     "ratio_min_moments": "no RatioDropped below this many moments in the window",

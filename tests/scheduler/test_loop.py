@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import attune_scheduler
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -93,3 +95,47 @@ async def test_migrations_match_the_tables_on_sqlite(tmp_path) -> None:
 @pytest.mark.integration
 async def test_migrations_match_the_tables_on_postgresql(pg_url: str) -> None:
     await _assert_migrations_match(pg_url)
+
+
+async def _upgrade_keeps_only_unsent_rows(url: str) -> None:
+    """0003 drops rows an older version had already published (and kept for a day), never one still to go."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+    from attune_scheduler.adapters.tables import UtcDateTime
+
+    def upgrade_to_0002(sync_conn) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(attune_scheduler.__file__).parent / "migrations"))
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, "0002")
+
+    old_outbox = sa.table(
+        "outbox", sa.column("id", sa.Integer), sa.column("event_id", sa.Uuid), sa.column("household_id", sa.Uuid),
+        sa.column("topic", sa.String), sa.column("event_type", sa.String), sa.column("body", sa.Text),
+        sa.column("headers", sa.JSON), sa.column("created_at", UtcDateTime), sa.column("sent_at", UtcDateTime),
+        sa.column("publish_at", UtcDateTime))
+    at = datetime.fromisoformat("2027-01-04T19:00:00+00:00")
+    store = SqlStore.from_url(url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(upgrade_to_0002)
+            await conn.execute(sa.insert(old_outbox), [
+                {"id": n, "event_id": uuid.uuid4(), "household_id": uuid.uuid4(), "topic": "t",
+                 "event_type": "ritual.due", "body": "{}", "headers": {}, "created_at": at, "sent_at": sent,
+                 "publish_at": at}
+                for n, sent in ((1, at), (2, None))])
+        await store.migrate()
+        async with store.engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT id FROM outbox"))).scalars().all() == [2]
+    finally:
+        await store.close()
+
+
+async def test_upgrade_keeps_only_unsent_outbox_rows_on_sqlite(tmp_path) -> None:
+    await _upgrade_keeps_only_unsent_rows(f"sqlite+aiosqlite:///{tmp_path}/u.db")
+
+
+@pytest.mark.integration
+async def test_upgrade_keeps_only_unsent_outbox_rows_on_postgresql(pg_url: str) -> None:
+    await _upgrade_keeps_only_unsent_rows(pg_url)

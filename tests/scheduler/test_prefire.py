@@ -1,5 +1,8 @@
 """Occurrences written ahead of time (lookahead): published at their instant, dropped when their ritual
-changes first, and skipped with a reason if the service was down when they came due."""
+changes first, and skipped with a reason if the service was down when they came due.
+
+Each test runs twice: with the relay reading rows at their instant, and with the rows already read into
+memory ahead of it (`read_ahead`), where a change to the ritual must still win over the copy in memory."""
 
 from __future__ import annotations
 
@@ -23,15 +26,26 @@ def z(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+@pytest.fixture(params=["read at the instant", "read ahead"])
+def read_ahead(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "read ahead")
+
+
+def scheduler(store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool):
+    return make_scheduler(store, clock, sink, lookahead=AHEAD, read_ahead=AHEAD,
+                          read_ahead_rows=1000 if read_ahead else 0)
+
+
 async def drain(s) -> None:
     await s.fire_due()
+    await s.read_ahead_once()
     while await s.relay_once():
         pass
 
 
-async def setup(store: SqlStore, clock: FakeClock, sink: RecordingSink, **kw):
+async def setup(store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool, **kw):
     clock.set(z("2027-01-04T09:00:00Z"))
-    s = make_scheduler(store, clock, sink, lookahead=AHEAD)
+    s = scheduler(store, clock, sink, read_ahead)
     household, people = await household_with_partners(s, zone="Europe/London")
     ritual = uuid.uuid4()
     await s.handle(command(schedule(ritual, people, at="20:00", **kw), household))
@@ -40,9 +54,9 @@ async def setup(store: SqlStore, clock: FakeClock, sink: RecordingSink, **kw):
 
 
 async def test_written_ahead_published_at_its_instant_not_before(
-    store: SqlStore, clock: FakeClock, sink: RecordingSink
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
 ) -> None:
-    s, _, _, ritual = await setup(store, clock, sink)
+    s, _, _, ritual = await setup(store, clock, sink, read_ahead)
     clock.set(z("2027-01-04T19:56:00Z"))
     await drain(s)
     assert await store.outbox_backlog() == 1  # written, waiting for 20:00
@@ -61,11 +75,12 @@ async def test_written_ahead_published_at_its_instant_not_before(
 
 
 async def test_pause_after_writing_ahead_drops_the_event(
-    store: SqlStore, clock: FakeClock, sink: RecordingSink
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
 ) -> None:
-    s, household, _, ritual = await setup(store, clock, sink)
+    s, household, _, ritual = await setup(store, clock, sink, read_ahead)
     clock.set(z("2027-01-04T19:57:00Z"))
     await drain(s)
+    assert len(s.read_ahead) == (1 if read_ahead else 0)  # the copy in memory, which the pause must beat
     await s.handle(command(PauseRitual(ritual_id=ritual), household))
     clock.set(z("2027-01-04T20:00:00Z"))
     await drain(s)
@@ -78,9 +93,9 @@ async def test_pause_after_writing_ahead_drops_the_event(
 
 
 async def test_update_after_writing_ahead_fires_once_with_the_new_settings(
-    store: SqlStore, clock: FakeClock, sink: RecordingSink
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
 ) -> None:
-    s, household, _, ritual = await setup(store, clock, sink)
+    s, household, _, ritual = await setup(store, clock, sink, read_ahead)
     clock.set(z("2027-01-04T19:57:00Z"))
     await drain(s)
     await s.handle(command(UpdateRitual(ritual_id=ritual, title="Our talk"), household))
@@ -92,9 +107,9 @@ async def test_update_after_writing_ahead_fires_once_with_the_new_settings(
 
 
 async def test_outage_after_writing_ahead_becomes_skipped_with_reason(
-    store: SqlStore, clock: FakeClock, sink: RecordingSink
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
 ) -> None:
-    s, _, _, ritual = await setup(store, clock, sink, catch_up_minutes=60)
+    s, _, _, ritual = await setup(store, clock, sink, read_ahead, catch_up_minutes=60)
     clock.set(z("2027-01-04T19:56:00Z"))
     await drain(s)
     assert await store.outbox_backlog() == 1
@@ -108,8 +123,10 @@ async def test_outage_after_writing_ahead_becomes_skipped_with_reason(
     assert s.metrics.skipped.labels("outside_catch_up")._value.get() == 1
 
 
-async def test_outage_inside_the_window_still_fires(store: SqlStore, clock: FakeClock, sink: RecordingSink) -> None:
-    s, _, _, _ = await setup(store, clock, sink, catch_up_minutes=60)
+async def test_outage_inside_the_window_still_fires(
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
+) -> None:
+    s, _, _, _ = await setup(store, clock, sink, read_ahead, catch_up_minutes=60)
     clock.set(z("2027-01-04T19:56:00Z"))
     await drain(s)
     clock.set(z("2027-01-04T20:45:00Z"))
@@ -119,9 +136,9 @@ async def test_outage_inside_the_window_still_fires(store: SqlStore, clock: Fake
 
 
 async def test_erase_after_writing_ahead_sends_nothing_more(
-    store: SqlStore, clock: FakeClock, sink: RecordingSink
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
 ) -> None:
-    s, household, _, _ = await setup(store, clock, sink)
+    s, household, _, _ = await setup(store, clock, sink, read_ahead)
     clock.set(z("2027-01-04T19:57:00Z"))
     await drain(s)
     await s.handle(command(EraseHousehold(), household))
@@ -131,9 +148,11 @@ async def test_erase_after_writing_ahead_sends_nothing_more(
     assert [e.type for e in sink.envelopes()][-1] == "scheduler.household_erased"
 
 
-async def test_reminders_written_ahead(store: SqlStore, clock: FakeClock, sink: RecordingSink) -> None:
+async def test_reminders_written_ahead(
+    store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead: bool
+) -> None:
     clock.set(z("2027-01-04T09:00:00Z"))
-    s = make_scheduler(store, clock, sink, lookahead=AHEAD)
+    s = scheduler(store, clock, sink, read_ahead)
     household, people = await household_with_partners(s, zone="Europe/London")
     ritual = uuid.uuid4()
     await s.handle(command(schedule(ritual, people, template="date_night", rrule="FREQ=WEEKLY;BYDAY=FR",

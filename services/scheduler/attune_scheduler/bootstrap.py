@@ -31,10 +31,10 @@ def build_scheduler(
         store, clock, sink, SchedulerMetrics(registry),
         fire_batch_size=settings.fire_batch_size, fire_workers=settings.fire_workers,
         lookahead=timedelta(seconds=settings.lookahead_s),
-        relay_batch_size=settings.relay_batch_size,
+        relay_batch_size=settings.relay_batch_size, relay_depth=settings.relay_depth,
+        read_ahead=timedelta(seconds=settings.relay_read_ahead_s), read_ahead_rows=settings.relay_read_ahead_rows,
         max_sleep=timedelta(seconds=settings.max_sleep_s), relay_poll_s=settings.relay_poll_s,
         metrics_refresh_s=settings.metrics_refresh_s,
-        outbox_retention=timedelta(hours=settings.outbox_retention_hours),
     )
 
 

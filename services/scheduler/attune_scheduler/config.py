@@ -20,7 +20,17 @@ class SchedulerSettings(ServiceSettings):
         description="write occurrences this far ahead to the outbox; the relay publishes each at its instant",
     )
     relay_batch_size: int = Field(default=2000, ge=1, le=50_000, description="outbox rows published per batch")
+    relay_depth: int = Field(
+        default=2, ge=1, le=8,
+        description="relay batches in flight at once (PostgreSQL): the next is claimed while the last is acknowledged",
+    )
+    relay_read_ahead_s: float = Field(
+        default=30.0, ge=0, le=3600, description="read outbox rows written ahead into memory this long before their instant",
+    )
+    relay_read_ahead_rows: int = Field(
+        default=100_000, ge=0, le=2_000_000,
+        description="most outbox rows held in memory ahead of their instant (about 1 KB each); 0 turns reading ahead off",
+    )
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)
     metrics_refresh_s: float = Field(default=5.0, gt=0)
-    outbox_retention_hours: float = Field(default=24.0, ge=0)

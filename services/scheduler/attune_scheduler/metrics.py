@@ -24,6 +24,9 @@ class SchedulerMetrics:
             buckets=LAG_BUCKETS, registry=registry)
         self.outbox_backlog = Gauge(
             "attune_scheduler_outbox_backlog", "Outbox rows not yet published", registry=registry)
+        self.read_ahead = Gauge(
+            "attune_scheduler_outbox_read_ahead_rows", "Outbox rows held in memory ahead of their instant",
+            registry=registry)
         self.published = Counter(
             "attune_scheduler_outbox_published_total", "Outbox rows published", registry=registry)
         self.commands = Counter(

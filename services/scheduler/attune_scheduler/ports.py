@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One outgoing message, as the relay reads it from the outbox."""
 
@@ -25,6 +25,7 @@ class OutboxRow:
     due_at: datetime | None
     household_id: uuid.UUID | None = None
     catch_up_minutes: int | None = None
+    publish_at: datetime | None = None
 
 
 class Clock(Protocol):
@@ -34,6 +35,11 @@ class Clock(Protocol):
 
 
 class Sink(Protocol):
-    """Publishes outbox rows in order; when the call returns, every row is acknowledged by the broker."""
+    """Publishes outbox rows in order; when the call returns, every row is acknowledged by the broker.
+
+    The relay overlaps calls (the next batch is handed over while the last is acknowledged): rows of a later
+    call must not overtake an earlier call's. A sink may also offer `async prepare(rows)`, which the relay
+    calls for rows it reads ahead of their instant (the Kafka sink works out their partitions there).
+    """
 
     async def __call__(self, rows: Sequence[OutboxRow]) -> None: ...

@@ -4,17 +4,25 @@ The firing loop sleeps until the earliest wake time in the store (or until a com
 something), claims due rituals in batches, and writes their events to the outbox in the same
 transaction that advances them. With a lookahead it does so ahead of time: each event carries
 `publish_at` (its instant), and a command that changes the ritual first drops it. The relay publishes
-the outbox in order once `publish_at` has come, marks rows sent, and turns an occurrence whose instant
+the outbox in order once `publish_at` has come, deleting each row in the transaction that publishes
+it (the outbox holds only what is still to go), and turns an occurrence whose instant
 passed beyond its catch-up window while the service was down into OccurrenceSkipped.
+
+For a burst (100,000 rituals due in the same minute) the relay does as little as it can at the instant:
+rows written ahead are read into memory shortly before (`read_ahead`), so at the instant a batch costs one
+UPDATE that claims it and the producer's work; the next batch is claimed while the broker acknowledges
+the last one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from attune_contracts import Envelope, headers_for, make_envelope, parse
@@ -27,6 +35,9 @@ from .service import MIN_CATCH_UP, decide, late_window, skipped_id, too_late, wa
 log = logging.getLogger("attune.scheduler")
 
 _RETRY_AFTER_ERROR_S = 1.0
+_READ_AHEAD_BATCH = 5000
+_EVICT_EVERY = timedelta(seconds=30)
+_EVICT_AFTER = timedelta(minutes=5)
 _LOCKED_ELSEWHERE_RETRY_S = 0.05
 
 
@@ -43,18 +54,29 @@ class Scheduler:
         max_sleep: timedelta = timedelta(seconds=30),
         relay_poll_s: float = 1.0,
         metrics_refresh_s: float = 5.0,
-        outbox_retention: timedelta = timedelta(hours=24),
         fire_workers: int = 1,
         lookahead: timedelta = timedelta(0),
+        relay_depth: int = 2,
+        read_ahead: timedelta = timedelta(seconds=30),
+        read_ahead_rows: int = 100_000,
     ) -> None:
         self.store, self.clock, self.sink, self.metrics = store, clock, sink, metrics
         self.fire_batch_size, self.relay_batch_size = fire_batch_size, relay_batch_size
         self.max_sleep, self.relay_poll_s = max_sleep, relay_poll_s
-        self.metrics_refresh_s, self.outbox_retention = metrics_refresh_s, outbox_retention
+        self.metrics_refresh_s = metrics_refresh_s
         self.fire_workers = fire_workers if store.postgres else 1
         # Occurrences up to `lookahead` ahead are written to the outbox early (publish_at = their instant),
         # so a burst of rituals due in the same minute costs only the relay's work when it comes.
         self.lookahead = lookahead
+        # Batches in flight at once (PostgreSQL): the next is claimed while the broker acknowledges the last.
+        self.relay_depth = relay_depth if store.postgres else 1
+        # Rows written ahead are read into memory `read_ahead` before their instant (at most `read_ahead_rows`),
+        # so at the instant the relay only claims them and hands them to the producer.
+        self.read_ahead_window, self.read_ahead_rows = read_ahead, read_ahead_rows
+        self.read_ahead: dict[int, OutboxRow] = {}
+        self._read_ahead_cursor: tuple[datetime, int] | None = None
+        self.written_ahead = asyncio.Event()
+        self._last_evicted = datetime.min.replace(tzinfo=UTC)
         self.changed = asyncio.Event()
         self.outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -100,6 +122,7 @@ class Scheduler:
             written += len(report.emitted)
             if report.emitted:
                 self.outbox_ready.set()
+                self.written_ahead.set()
             if report.claimed < self.fire_batch_size or self._stopping:
                 return written
 
@@ -143,8 +166,42 @@ class Scheduler:
     # ---- relay ---------------------------------------------------------------------------------
 
     async def relay_once(self) -> int:
-        rows = await self.store.relay(self.relay_batch_size, self._publish, self.clock.now)
-        return len(rows)
+        """Publish everything due in the outbox, batch by batch; how many rows went (published or skipped).
+
+        On PostgreSQL batches overlap: while the broker acknowledges one, the next is claimed and handed to the
+        sink, which keeps their order. Each batch is deleted from the outbox by its own transaction once acknowledged.
+        """
+        async with self.store.relay_turn() as mine:
+            if not mine:
+                return 0
+            in_flight: deque[asyncio.Task[None]] = deque()
+            total = 0
+            try:
+                while True:
+                    claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                    in_flight.append(asyncio.create_task(self._relay_batch(claimed)))
+                    count = await claimed
+                    total += count
+                    if count < self.relay_batch_size:
+                        break
+                    while len(in_flight) >= self.relay_depth:
+                        await in_flight.popleft()
+                while in_flight:
+                    await in_flight.popleft()
+            finally:  # a failed batch ends the pass; the others still finish (or roll back) before it returns
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        return total
+
+    async def _relay_batch(self, claimed: asyncio.Future[int]) -> None:
+        try:
+            async with self.store.claim(self.relay_batch_size, self.clock.now(), self.read_ahead) as rows:
+                claimed.set_result(len(rows))
+                if rows:
+                    await self._publish(rows)
+        except BaseException as exc:
+            if not claimed.done():
+                claimed.set_exception(exc)
+            raise
 
     async def _publish(self, rows: Sequence[OutboxRow]) -> None:
         rows = self._late_rows_skipped(rows)
@@ -192,7 +249,7 @@ class Scheduler:
         while True:
             self.outbox_ready.clear()
             try:
-                # Shielded: a shutdown waits for a batch in flight, so it is marked sent, not sent twice.
+                # Shielded: a shutdown waits for a batch in flight, so it is deleted from the outbox, not sent twice.
                 sent = await asyncio.shield(self.relay_once())
             except asyncio.CancelledError:
                 raise
@@ -222,6 +279,49 @@ class Scheduler:
             poll.cancel()
             timed.cancel()
 
+    async def read_ahead_once(self) -> int:
+        """Read the next rows due within the read-ahead window into memory; how many were read."""
+        now = self.clock.now()
+        if now - self._last_evicted > _EVICT_EVERY:
+            self._evict(now)
+        room = min(self.read_ahead_rows - len(self.read_ahead), _READ_AHEAD_BATCH)
+        if room <= 0:
+            return 0
+        rows = await self.store.read_ahead(self._read_ahead_cursor, now + self.read_ahead_window, room)
+        if rows:
+            for row in rows:
+                self.read_ahead.setdefault(row.id, row)
+            last = rows[-1]
+            assert last.publish_at is not None  # the query selects rows by publish_at
+            self._read_ahead_cursor = (last.publish_at, last.id)
+            prepare = getattr(self.sink, "prepare", None)
+            if prepare is not None:
+                await prepare(rows)
+        self.metrics.read_ahead.set(len(self.read_ahead))
+        return len(rows)
+
+    def _evict(self, now: datetime) -> None:
+        """Forget rows read ahead that were never claimed here long after their instant: another instance sent
+        them, or a change to their ritual deleted them. (A row forgotten too early is only read again.)"""
+        self._last_evicted = now
+        stale = [i for i, row in self.read_ahead.items() if row.publish_at is None or now - row.publish_at > _EVICT_AFTER]
+        for i in stale:
+            del self.read_ahead[i]
+
+    async def run_read_ahead(self) -> None:
+        while not self._stopping:
+            self.written_ahead.clear()
+            try:
+                read = await self.read_ahead_once()
+            except Exception:
+                self.metrics.loop_errors.labels("read_ahead").inc()
+                log.exception("reading the outbox ahead failed; retrying")
+                await asyncio.sleep(_RETRY_AFTER_ERROR_S)
+                continue
+            if read < _READ_AHEAD_BATCH:  # caught up: look again when more is written, or as time moves on
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.written_ahead.wait(), timeout=self.relay_poll_s)
+
     # ---- housekeeping --------------------------------------------------------------------------
 
     async def refresh_metrics(self) -> None:
@@ -234,7 +334,6 @@ class Scheduler:
         while not self._stopping:
             try:
                 await self.refresh_metrics()
-                await self.store.prune_sent(self.clock.now() - self.outbox_retention)
             except Exception:
                 self.metrics.loop_errors.labels("housekeeping").inc()
                 log.exception("housekeeping failed")
@@ -249,15 +348,17 @@ class Scheduler:
             asyncio.create_task(self.run_relay(), name="scheduler-relay"),
             asyncio.create_task(self.run_housekeeping(), name="scheduler-housekeeping"),
         ]
+        if self.read_ahead_rows > 0 and self.lookahead > timedelta(0):
+            self._tasks.append(asyncio.create_task(self.run_read_ahead(), name="scheduler-read-ahead"))
 
     async def stop(self, *, drain_timeout: float = 10.0) -> None:
         """Stop firing; let the relay publish what is already in the outbox (bounded), then stop."""
         self._stopping = True
         self.changed.set()
         self.outbox_ready.set()
-        firing, relay, housekeeping = self._tasks or (None, None, None)
-        if housekeeping is not None:
-            housekeeping.cancel()
+        firing, relay, *background = self._tasks or (None, None)
+        for task in background:  # housekeeping, read-ahead
+            task.cancel()
         # The firing pass in progress commits (or not) as a whole; then the relay drains the outbox.
         for task in (firing, relay):
             if task is not None:

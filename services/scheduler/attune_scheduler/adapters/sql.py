@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,11 +34,14 @@ from ..service import (
     WakeResult,
     fact_event_id,
 )
-from .tables import UtcDateTime, households, members, outbox, processed_commands, rituals
+from .tables import BigId, UtcDateTime, households, members, outbox, processed_commands, rituals
 
 PRODUCER = "scheduler"
 _MIGRATION_LOCK = 810_101
 _RELAY_LOCK = 810_102
+_RELAY_COLUMNS = (outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.household_id, outbox.c.body,
+                  outbox.c.headers, outbox.c.event_type, outbox.c.template, outbox.c.due_at,
+                  outbox.c.catch_up_minutes, outbox.c.publish_at)
 
 
 @dataclass
@@ -183,8 +186,7 @@ class SqlStore:
             await conn.execute(members.delete().where(members.c.household_id == household_id))
             await conn.execute(households.delete().where(households.c.id == household_id))
             # Occurrences not yet published for an erased household are not sent at all.
-            await conn.execute(outbox.delete().where(
-                outbox.c.household_id == household_id, outbox.c.sent_at.is_(None)))
+            await conn.execute(outbox.delete().where(outbox.c.household_id == household_id))
             return
         if outcome.household is not None:
             h = outcome.household
@@ -201,7 +203,7 @@ class SqlStore:
         touched = [r.id for r in outcome.rituals] + list(outcome.deleted_rituals)
         if touched:
             await conn.execute(outbox.delete().where(
-                outbox.c.ritual_id.in_(touched), outbox.c.sent_at.is_(None), outbox.c.publish_at > now))
+                outbox.c.ritual_id.in_(touched), outbox.c.publish_at > now))
         for r in outcome.rituals:
             values = _ritual_values(r, now)
             stmt = self._insert(rituals).values(**values)
@@ -286,64 +288,96 @@ class SqlStore:
 
     # ---- outbox relay --------------------------------------------------------------------------
 
-    async def relay(
-        self, limit: int, send: Callable[[Sequence[OutboxRow]], Any], now: Callable[[], datetime]
-    ) -> list[OutboxRow]:
-        """Publish the oldest unsent rows through `send` (all acknowledged when it returns), then mark them sent.
+    @contextlib.asynccontextmanager
+    async def relay_turn(self) -> AsyncIterator[bool]:
+        """One relay pass at a time across instances, so each household's events leave in order.
 
-        On PostgreSQL one relay at a time holds an advisory lock, so each household's events leave in order.
-        A crash between send and commit sends the rows again: at-least-once, with the same event ids.
+        On PostgreSQL a session advisory lock, held on its own connection for the whole pass (outside any
+        transaction); yields False while another instance's relay holds it. SQLite has one process: always True.
+        """
+        if not self.postgres:
+            yield True
+            return
+        async with self.engine.connect() as conn:
+            got = bool((await conn.execute(sa.text(f"SELECT pg_try_advisory_lock({_RELAY_LOCK})"))).scalar())
+            await conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    try:
+                        await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_RELAY_LOCK})"))
+                        await conn.commit()
+                    except BaseException:
+                        await conn.invalidate()  # closing the session releases the lock
+                        raise
+
+    @contextlib.asynccontextmanager
+    async def claim(
+        self, limit: int, now: datetime, read_ahead: MutableMapping[int, OutboxRow]
+    ) -> AsyncIterator[list[OutboxRow]]:
+        """The oldest rows due by `now` (at most `limit`), deleted in a transaction that commits when the block
+        ends: publish inside it. A failure rolls back and the rows go again later (at least once, with the same
+        event ids). Claims overlap safely on PostgreSQL: rows another claim holds are skipped.
+
+        Rows already in `read_ahead` are taken from it (popped); only the others are read here.
         """
         async with self._tx() as conn:
-            if self.postgres:
-                got = (await conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({_RELAY_LOCK})"))).scalar()
-                if not got:
-                    return []
-            result = await conn.execute(
-                sa.select(
-                    outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.household_id, outbox.c.body,
-                    outbox.c.headers, outbox.c.event_type, outbox.c.template, outbox.c.due_at,
-                    outbox.c.catch_up_minutes,
-                ).where(outbox.c.sent_at.is_(None), outbox.c.publish_at <= now())
-                .order_by(outbox.c.id).limit(limit)
-            )
-            rows = [
-                OutboxRow(r.id, r.event_id, r.topic, str(r.household_id).encode(), r.body.encode(), dict(r.headers),
-                          r.event_type, r.template, r.due_at, r.household_id, r.catch_up_minutes)
-                for r in result
-            ]
-            if not rows:
-                return []
-            await send(rows)
-            sent_at = now()
-            ids = [r.id for r in rows]
-            if self.postgres:  # one array parameter instead of thousands of bound values
-                await conn.execute(
-                    sa.text("UPDATE outbox SET sent_at = :sent_at WHERE id = ANY(:ids)").bindparams(
-                        sa.bindparam("sent_at", type_=UtcDateTime), sa.bindparam("ids", type_=ARRAY(sa.BigInteger))),
-                    {"sent_at": sent_at, "ids": ids},
-                )
-            else:
-                await conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(sent_at=sent_at))
-            return rows
+            claimed = [(r.id, r.event_id) for r in await conn.execute(
+                sa.select(outbox.c.id, outbox.c.event_id).where(outbox.c.publish_at <= now)
+                .order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)  # (SQLite: not needed)
+            )]
+            if not claimed:
+                yield []
+                return
+            # A row in memory counts only if it is the same event: SQLite reuses the id of a deleted last row.
+            ready = {i: row for i, event_id in claimed
+                     if (row := read_ahead.pop(i, None)) is not None and row.event_id == event_id}
+            missing = [i for i, _ in claimed if i not in ready]
+            if missing:
+                ready.update((row.id, row) for row in await self._outbox_rows(conn, self._id_in(missing)))
+            await conn.execute(outbox.delete().where(self._id_in([i for i, _ in claimed])))
+            yield [ready[i] for i, _ in claimed]
+
+    async def read_ahead(self, after: tuple[datetime, int] | None, until: datetime, limit: int) -> list[OutboxRow]:
+        """Unsent rows to be published by `until`, in (publish_at, id) order after `after`: what the relay keeps
+        in memory ahead of their instant."""
+        conditions = [outbox.c.publish_at <= until]
+        if after is not None:
+            conditions.append(sa.tuple_(outbox.c.publish_at, outbox.c.id) > sa.tuple_(
+                sa.literal(after[0], UtcDateTime), sa.literal(after[1], BigId)))
+        async with self.engine.connect() as conn:
+            return await self._outbox_rows(conn, *conditions, order_by=(outbox.c.publish_at, outbox.c.id),
+                                           limit=limit)
+
+    def _id_in(self, ids: list[int]) -> Any:
+        if self.postgres:  # one array parameter instead of thousands of bound values
+            return outbox.c.id == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(sa.BigInteger)))
+        return outbox.c.id.in_(ids)
+
+    @staticmethod
+    async def _outbox_rows(
+        conn: AsyncConnection, *where: Any, order_by: Sequence[Any] = (), limit: int | None = None
+    ) -> list[OutboxRow]:
+        query = sa.select(*_RELAY_COLUMNS).where(*where).order_by(*order_by).limit(limit)
+        return [
+            OutboxRow(r.id, r.event_id, r.topic, str(r.household_id).encode(), r.body.encode(), dict(r.headers),
+                      r.event_type, r.template, r.due_at, r.household_id, r.catch_up_minutes, r.publish_at)
+            for r in await conn.execute(query)
+        ]
 
     async def next_publish_at(self) -> datetime | None:
         """When the earliest row written ahead of time becomes due for publishing."""
         async with self.engine.connect() as conn:
             return (await conn.execute(
-                sa.select(sa.func.min(outbox.c.publish_at)).where(outbox.c.sent_at.is_(None))
+                sa.select(sa.func.min(outbox.c.publish_at))
             )).scalar()
 
     async def outbox_backlog(self) -> int:
         async with self.engine.connect() as conn:
             return (await conn.execute(
-                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+                sa.select(sa.func.count()).select_from(outbox)
             )).scalar_one()
-
-    async def prune_sent(self, before: datetime) -> int:
-        async with self._tx() as conn:
-            result = await conn.execute(outbox.delete().where(outbox.c.sent_at < before))
-            return result.rowcount or 0
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -373,6 +407,6 @@ def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | No
         "event_id": envelope.event_id, "household_id": envelope.household_id,
         "topic": spec_of(type(envelope.payload)).topic.value, "event_type": envelope.type,
         "body": envelope.to_bytes().decode(), "headers": headers_for(envelope), "template": template,
-        "due_at": due_at, "created_at": now, "sent_at": None, "ritual_id": ritual_id, "publish_at": publish_at,
+        "due_at": due_at, "created_at": now, "ritual_id": ritual_id, "publish_at": publish_at,
         "catch_up_minutes": catch_up_minutes,
     }

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-
 import sqlalchemy as sa
-
 from attune_runtime.sql import UtcDateTime
 
 metadata = sa.MetaData()
-
-
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -77,15 +73,11 @@ outbox = sa.Table(
     sa.Column("template", sa.String(64), nullable=True),
     sa.Column("due_at", UtcDateTime, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("sent_at", UtcDateTime, nullable=True),
     # Written ahead of time: published at publish_at, not before; dropped if its ritual changes first.
     sa.Column("ritual_id", sa.Uuid, nullable=True),
     sa.Column("publish_at", UtcDateTime, nullable=True),
     sa.Column("catch_up_minutes", sa.Integer, nullable=True),
-    sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
-             sqlite_where=sa.text("sent_at IS NULL")),
-    sa.Index("ix_outbox_unsent_ritual", "ritual_id", "publish_at", postgresql_where=sa.text("sent_at IS NULL"),
-             sqlite_where=sa.text("sent_at IS NULL")),
-    sa.Index("ix_outbox_unsent_publish_at", "publish_at", postgresql_where=sa.text("sent_at IS NULL"),
-             sqlite_where=sa.text("sent_at IS NULL")),
+    # Only rows not yet published: the relay deletes each in the transaction that publishes it.
+    sa.Index("ix_outbox_ritual", "ritual_id", "publish_at"),
+    sa.Index("ix_outbox_publish_at", "publish_at", "id"),
 )
