@@ -29,7 +29,7 @@ class SchedulerSettings(ServiceSettings):
     )
     relay_read_ahead_rows: int = Field(
         default=100_000, ge=0, le=2_000_000,
-        description="most outbox rows held in memory ahead of their instant (about 1 KB each); 0 turns reading ahead off",
+        description="most outbox rows held in memory ahead of their instant (about 2 KB each); 0 turns reading ahead off",
     )
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import sqlalchemy as sa
@@ -360,9 +361,12 @@ class SqlStore:
         conn: AsyncConnection, *where: Any, order_by: Sequence[Any] = (), limit: int | None = None
     ) -> list[OutboxRow]:
         query = sa.select(*_RELAY_COLUMNS).where(*where).order_by(*order_by).limit(limit)
+        # Rows read ahead stay in memory (~1.7 KB each): the strings every row repeats are shared, not copied.
         return [
-            OutboxRow(r.id, r.event_id, r.topic, str(r.household_id).encode(), r.body.encode(), dict(r.headers),
-                      r.event_type, r.template, r.due_at, r.household_id, r.catch_up_minutes, r.publish_at)
+            OutboxRow(r.id, r.event_id, intern(r.topic), str(r.household_id).encode(), r.body.encode(),
+                      {intern(k): v for k, v in r.headers.items()}, intern(r.event_type),
+                      intern(r.template) if r.template else None, r.due_at, r.household_id, r.catch_up_minutes,
+                      r.publish_at)
             for r in await conn.execute(query)
         ]
 
