@@ -264,14 +264,18 @@ class Scheduler:
                 await self._relay_sleep()
 
     async def _relay_sleep(self) -> None:
-        """Until the next row written ahead of time is due, a change, or the poll interval (other instances)."""
+        """Until the next row written ahead of time is due, a change, or the poll interval (other instances).
+
+        Rows already due that this pass did not get are another instance's relay's to send: wait for the poll
+        (or a change here) rather than ask again at once."""
         poll = asyncio.ensure_future(asyncio.sleep(self.relay_poll_s))
         try:
             upcoming = await self.store.next_publish_at()
         except Exception:  # noqa: BLE001 - the poll below retries
             upcoming = None
         timed = asyncio.ensure_future(
-            self.clock.wait_until(upcoming, self.outbox_ready) if upcoming is not None else self.outbox_ready.wait()
+            self.clock.wait_until(upcoming, self.outbox_ready)
+            if upcoming is not None and upcoming > self.clock.now() else self.outbox_ready.wait()
         )
         try:
             await asyncio.wait({poll, timed}, return_when=asyncio.FIRST_COMPLETED)
