@@ -255,6 +255,33 @@ def test_date_night_reminders_the_day_before_and_on_the_day() -> None:
     assert rec.next_reminder_after(z("2027-01-07T19:00:00Z"), [1440, 240]) == z("2027-01-08T15:00:00Z")
 
 
+@pytest.mark.parametrize(("occurrence", "reminder"), [
+    ("2027-03-28T18:00:00Z", "2027-03-27T19:00:00Z"),  # clocks go forward overnight: Sat 19:00 GMT
+    ("2027-10-31T19:00:00Z", "2027-10-30T18:00:00Z"),  # clocks go back overnight: Sat 19:00 BST
+    ("2027-04-04T18:00:00Z", "2027-04-03T18:00:00Z"),  # no change in between
+])
+def test_the_day_before_reminder_keeps_its_local_time_across_a_clock_change(occurrence: str, reminder: str) -> None:
+    rec = Recurrence.of("FREQ=WEEKLY;BYDAY=SU", "19:00", date(2027, 3, 1), "Europe/London")
+    at = z(occurrence)
+    assert rec.to_local(at).strftime("%a %H:%M") == "Sun 19:00"
+    assert rec.remind_at(at, 1440) == z(reminder)
+    assert rec.to_local(z(reminder)).strftime("%a %H:%M") == "Sat 19:00"
+    assert rec.reminders_between(z(reminder) - timedelta(minutes=1), z(reminder), [1440]) == [(at, 1440, z(reminder))]
+    assert rec.next_reminder_after(z(reminder) - timedelta(hours=2), [1440]) == z(reminder)
+
+
+def test_a_reminder_whose_local_time_does_not_exist_comes_at_the_shifted_instant() -> None:
+    rec = Recurrence.of("FREQ=DAILY", "01:30", date(2027, 3, 1), "Europe/London")
+    monday = z("2027-03-29T00:30:00Z")  # 01:30 BST
+    # 01:30 on Sunday 28 March does not exist in London (01:00 GMT -> 02:00 BST): once, at 02:30 BST.
+    assert rec.remind_at(monday, 1440) == z("2027-03-28T01:30:00Z")
+    got = rec.reminders_between(z("2027-03-27T12:00:00Z"), z("2027-03-29T12:00:00Z"), [1440])
+    assert [(utc_iso(o), utc_iso(at)) for o, _, at in got] == [
+        ("2027-03-29T00:30:00Z", "2027-03-28T01:30:00Z"),
+        ("2027-03-30T00:30:00Z", "2027-03-29T00:30:00Z"),
+    ]
+
+
 @pytest.mark.parametrize("rule", ["FREQ=DAILY", "FREQ=YEARLY"])
 def test_a_ritual_can_start_on_29_february(rule: str) -> None:
     # Found by the property test above: the existence horizon used date.replace(year=...).

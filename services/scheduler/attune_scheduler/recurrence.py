@@ -301,15 +301,27 @@ class Recurrence:
         return found
 
     # -- reminders ---------------------------------------------------------------------------------
+    # An offset counts on the household's wall clock: the day-before reminder for a 19:00 date night comes at
+    # 19:00 the evening before, also when the clocks change in between (a fixed 1,440 minutes would land at
+    # 18:00 or 20:00). A reminder time that does not exist moves forward; one that occurs twice comes first.
+
+    def remind_at(self, occurrence: datetime, offset_minutes: int) -> datetime:
+        local = occurrence.astimezone(self._tz).replace(tzinfo=None) - timedelta(minutes=offset_minutes)
+        return self.to_instant(local)
+
+    def _reminders(self, after: datetime, offset_minutes: int) -> Iterator[tuple[datetime, datetime]]:
+        """(occurrence, remind_at) for one offset, in time order, from the first whose reminder can follow `after`."""
+        for occurrence in self.instants(after + timedelta(minutes=offset_minutes) - _ZONE_SHIFT_MARGIN):
+            yield occurrence, self.remind_at(occurrence, offset_minutes)
 
     def next_reminder_after(self, after: datetime, offsets_minutes: list[int] | tuple[int, ...]) -> datetime | None:
         """The first instant strictly after `after` at which some reminder is due."""
         best: datetime | None = None
         for offset in set(offsets_minutes):
-            delta = timedelta(minutes=offset)
-            occurrence = self.next_after(after + delta)
-            if occurrence is not None and (best is None or occurrence - delta < best):
-                best = occurrence - delta
+            for _, at in self._reminders(after, offset):
+                if at > after:
+                    best = at if best is None else min(best, at)
+                    break
         return best
 
     def reminders_between(
@@ -318,11 +330,18 @@ class Recurrence:
         """(occurrence, offset, remind_at) for every reminder with start < remind_at <= end, in time order."""
         found = []
         for offset in set(offsets_minutes):
-            delta = timedelta(minutes=offset)
-            for occurrence in self.between(start + delta, end + delta):
-                found.append((occurrence, offset, occurrence - delta))
+            for occurrence, at in self._reminders(start, offset):
+                if occurrence - timedelta(minutes=offset) > end + _ZONE_SHIFT_MARGIN:
+                    break
+                if start < at <= end:
+                    found.append((occurrence, offset, at))
         found.sort(key=lambda item: (item[2], item[0], item[1]))
         return found
+
+
+# The most a zone's UTC offset changes at once, with room to spare (DST is 30 min to 2 h; zones have jumped
+# a whole day): wall-clock reminders are looked for this far either side of the fixed-offset guess.
+_ZONE_SHIFT_MARGIN = timedelta(hours=26)
 
 
 @lru_cache(maxsize=65_536)

@@ -267,7 +267,8 @@ class RitualDue(OccurrenceFacts):
 
 @message("ritual.reminder", kind="event", topic=Topic.RITUAL_OCCURRENCES)
 class RitualReminder(OccurrenceFacts):
-    """A heads-up `offset_minutes` before an occurrence (e.g. the day before date night)."""
+    """A heads-up `offset_minutes` before an occurrence (e.g. the day before date night), counted on the
+    household's wall clock: the day-before reminder keeps its local time across a clock change."""
 
     reminder_id: UUID = Field(description="uuid5 of occurrence id and offset")
     offset_minutes: int = Field(ge=1, le=7 * 24 * 60)
