@@ -7,7 +7,8 @@
    as it can (send() futures, awaited in chunks); rate = N / elapsed.
 3. Scheduler: seeds N rituals (five IANA zones, FREQ=DAILY, local times chosen so that every one is due at
    the same UTC minute T) straight into the tables, then runs the scheduler's firing loop and outbox relay
-   (the production `Scheduler`, `SqlStore`, `KafkaSink`, real clock) in a child process that starts before T.
+   (the production `Scheduler`, `SqlStore`, `KafkaSink`, real clock, built by `build_scheduler` from the
+   service's default settings but for a 300 s lookahead) in a child process that starts before T.
    Fire lag = broker acknowledgement - scheduled instant, per RitualDue; "all published" = last ack - T.
    The number of records on the topic is checked against N (high watermarks before/after).
 4. APScheduler 3.x: N jobs (DateTrigger at T, misfire_grace_time=None, no-op coroutine) on AsyncIOScheduler
@@ -147,9 +148,9 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
     from attune_runtime.settings import ServiceSettings
     from attune_scheduler.adapters.kafka import KafkaSink
     from attune_scheduler.adapters.sql import SqlStore
+    from attune_scheduler.bootstrap import build_scheduler
     from attune_scheduler.clock import SystemClock
-    from attune_scheduler.metrics import SchedulerMetrics
-    from attune_scheduler.scheduler import Scheduler
+    from attune_scheduler.config import SchedulerSettings
     from prometheus_client import CollectorRegistry
 
     store = SqlStore.from_url(url)
@@ -178,9 +179,9 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
                     lags.append((acked - row.due_at).total_seconds())
             acks.append(acked.timestamp())
 
-    scheduler = Scheduler(store, SystemClock(), Sink(), SchedulerMetrics(CollectorRegistry()),
-                          fire_batch_size=1000, fire_workers=2, relay_batch_size=5000, metrics_refresh_s=5.0,
-                          lookahead=timedelta(seconds=LOOKAHEAD_S))
+    # The service's own defaults (SchedulerSettings), but for a lookahead long enough to write the burst ahead.
+    settings = SchedulerSettings(kafka_bootstrap_servers=bootstrap, database_url=url, lookahead_s=LOOKAHEAD_S)
+    scheduler = build_scheduler(settings, store=store, clock=SystemClock(), sink=Sink(), registry=CollectorRegistry())
     scheduler.start()
     try:
         if due is None:
