@@ -177,3 +177,49 @@ async def test_a_poison_event_in_a_batch_is_dead_lettered_and_the_rest_delivered
     assert len(sleeps) == 2  # the poison event was retried with backoff before it was dead-lettered
     assert sorted(r.json["message"] for r in http_sink.received) == sorted(bodies)
     assert len(h.publisher.events("notification_sent")) == len(bodies)
+
+
+# ---- a delivery round's rows saved together ------------------------------------------------------
+
+
+async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_alone(db_url: str) -> None:
+    from attune_notifier.ports import SendResult
+
+    clock = FakeClock(utc(2026, 11, 26, 9, 0))
+    at = clock.now
+    due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="evening_attunement", title="Evening",
+                    participants=[ANA], scheduled_for=at, local_time=at.isoformat(), time_zone="UTC",
+                    sensitive=False, deadline=at + timedelta(hours=12))
+
+    class CheckInWhileSending:
+        """Ana checks in while her due message is in flight; the round's save must not overwrite that."""
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.harness: Harness | None = None
+
+        async def send(self, url: str, message: Any) -> SendResult:
+            self.sent.append(message.body)
+            if message.body not in {f"m{n}" for n in range(5)}:  # the due message
+                assert self.harness is not None
+                await self.harness.store.suppress_occurrence(due.occurrence_id, ["ritual_due"], clock.now)
+            return SendResult(True)
+
+    sender = CheckInWhileSending()
+    h = await make_harness(db_url, clock, sender=sender)
+    sender.harness = h
+    try:
+        await h.member(ANA, "Ana", daily_cap=100)
+        await h.channel(ANA, "json://127.0.0.1:9/unused")
+        await h.handler.handle_batch([envelope(h, due)] + [envelope(h, request(body=f"m{n}")) for n in range(5)])
+        assert await h.worker.run_once() == 6
+        rows = {d.params.get("body", "due"): d for d in await h.store.deliveries_for(ANA)}
+        assert rows["due"].status == "dropped" and rows["due"].reason == "already_done"
+        assert all(rows[f"m{n}"].status == "sent" and rows[f"m{n}"].claimed_until is None for n in range(5))
+        sent = h.publisher.events("notification_sent")
+        assert sorted(e["payload"]["notification_id"] for e in sent) == sorted(
+            str(rows[f"m{n}"].notification_id) for n in range(5))
+        assert h.metric("attune_notifier_deliveries_total", channel_kind="push", outcome="sent") == 5
+        assert await h.worker.run_once() == 0
+    finally:
+        await h.close()

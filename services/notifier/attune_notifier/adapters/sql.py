@@ -126,6 +126,20 @@ _INSERT_MANY = text(
     "WHERE NOT EXISTS (SELECT 1 FROM notifier_erased_households e WHERE e.household_id = i.household_id) "
     "ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id"
 )
+_SAVED_TYPES = {
+    "status": "text", "reason": "text", "channel_index": "integer", "attempt": "integer",
+    "total_attempts": "integer", "next_attempt_at": "timestamptz", "channel_kind": "text", "last_error": "text",
+    "sent_at": "timestamptz",
+}
+# A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone.
+_SAVE_MANY = text(
+    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = u.{n}' for n in _SAVED_TYPES)} "
+    f"FROM unnest(CAST(:notification_id AS uuid[]), "
+    f"{', '.join(f'CAST(:{n} AS {kind}[])' for n, kind in _SAVED_TYPES.items())}) "
+    f"AS u(notification_id, {', '.join(_SAVED_TYPES)}) "
+    f"WHERE d.notification_id = u.notification_id AND d.status IN ({', '.join(repr(a) for a in ACTIVE)}) "
+    "RETURNING d.notification_id"
+)
 
 
 def _columns_of(intents: Sequence[Intent], now: datetime) -> dict[str, Any]:
@@ -352,21 +366,40 @@ class SqlStore:
                 select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(ACTIVE))
             )).scalar()
 
-    _SAVED = ("status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at", "channel_kind",
-              "last_error", "sent_at")
+    _SAVED = tuple(_SAVED_TYPES)
 
     async def save(self, delivery: Delivery) -> bool:
         """Write back a claimed delivery, unless it was suppressed or erased meanwhile."""
+        return delivery.notification_id in await self.save_many([delivery])
+
+    @property
+    def _save(self) -> Any:
         if self._save_stmt is None:
             self._save_stmt = (
                 update(deliveries)
                 .where(deliveries.c.notification_id == bindparam("b_id"), deliveries.c.status.in_(ACTIVE))
                 .values(claimed_until=None, **{k: bindparam(f"b_{k}", type_=deliveries.c[k].type) for k in self._SAVED})
             )
-        params = {f"b_{k}": getattr(delivery, k) for k in self._SAVED}
+        return self._save_stmt
+
+    async def save_many(self, batch: Sequence[Delivery]) -> set[UUID]:
+        """`save` for a delivery round; returns the ids written (the others were suppressed or erased meanwhile)."""
+        if not batch:
+            return set()
+        if self._postgres:
+            params: dict[str, Any] = {"notification_id": [d.notification_id for d in batch]}
+            for name in self._SAVED:
+                params[name] = [getattr(d, name) for d in batch]
+            async with self.auto.connect() as conn:
+                return {r[0] for r in (await conn.execute(_SAVE_MANY, params)).all()}
         async with self.auto.connect() as conn:
-            result = await conn.execute(self._save_stmt, {"b_id": delivery.notification_id, **params})
-        return result.rowcount > 0
+            saved = set()
+            for d in batch:
+                result = await conn.execute(self._save, {"b_id": d.notification_id,
+                                                         **{f"b_{k}": getattr(d, k) for k in self._SAVED}})
+                if result.rowcount > 0:
+                    saved.add(d.notification_id)
+            return saved
 
     async def get_delivery(self, notification_id: UUID) -> Delivery | None:
         async with self.engine.connect() as conn:
