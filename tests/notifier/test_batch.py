@@ -223,3 +223,25 @@ async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_
         assert await h.worker.run_once() == 0
     finally:
         await h.close()
+
+
+async def test_the_running_loop_delivers_and_publishes_every_outcome_across_rounds(
+    h: Harness, http_sink: HttpSink
+) -> None:
+    from attune_runtime.testing import eventually
+
+    await h.member(ANA, "Ana", daily_cap=100)
+    await h.channel(ANA, http_sink.url("json", "hook"))
+    h.worker.batch = 3  # several rounds
+    h.worker.idle_poll_s = 0.05
+    h.worker.start()
+    try:
+        await h.handler.handle_batch([envelope(h, request(body=f"m{n}")) for n in range(10)])
+        await eventually(lambda: len(http_sink.received) == 10)
+    finally:
+        await h.worker.stop()
+    sent = h.publisher.events("notification_sent")
+    assert len(sent) == 10
+    rows = {d.notification_id: d for d in await h.store.deliveries_for(ANA)}
+    assert all(d.status == "sent" for d in rows.values())
+    assert {e["payload"]["notification_id"] for e in sent} == {str(i) for i in rows}
