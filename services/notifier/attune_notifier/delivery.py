@@ -77,6 +77,7 @@ class DeliveryWorker:
         self._sending = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -261,17 +262,23 @@ class DeliveryWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="notifier-delivery")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the round in progress finish (its messages are sent: their rows must be saved, or they would
+        go out again after the lease); cancel it only if it takes longer than `grace_s`."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+                await asyncio.wait_for(self._task, grace_s)
+            except TimeoutError:
+                log.warning("the delivery round did not finish within %.0fs; its rows are retried after their lease",
+                            grace_s)
+            finally:
+                self._task = None
+                self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 handled = await self.run_once()
@@ -280,7 +287,7 @@ class DeliveryWorker:
             except Exception:
                 log.exception("delivery loop iteration failed")
                 handled = 0
-            if handled:
+            if handled or self._stopping:
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_s)
