@@ -32,6 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TOKEN = "bench-admin-token-0123456789abcdef"
+# The service under cProfile (main thread only). uvicorn re-raises SIGTERM after its graceful shutdown,
+# which would kill the process before the profile is written; a SystemExit lets cProfile.run dump it.
+PROFILED = ("import cProfile, signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+            "from attune_notifier.__main__ import main; cProfile.run('main()', sys.argv[1])")
 
 
 # ---- the sink (runs in its own process) ---------------------------------------------------------
@@ -74,6 +78,31 @@ def run_sink(port: int) -> None:
 
 
 # ---- the measurements ---------------------------------------------------------------------------
+
+def _cpu(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
+    """User + system CPU of the service processes so far: all threads, and the main (event loop) thread
+    alone; the rest is mostly Apprise's send threads (Linux /proc)."""
+    total = loop = 0.0
+    for process in processes:
+        total += _cpu(Path(f"/proc/{process.pid}/stat"))
+        loop += _cpu(Path(f"/proc/{process.pid}/task/{process.pid}/stat"))
+    return total, loop
+
+
+def cpu_ms_per(start: tuple[float, float], processes: list[subprocess.Popen[bytes]], n: int) -> dict[str, float]:
+    total, loop = cpu_seconds(processes)
+    return {"cpu_ms_per_delivery": round(1000 * (total - start[0]) / max(1, n), 2),
+            "event_loop_cpu_ms_per_delivery": round(1000 * (loop - start[1]) / max(1, n), 2)}
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
 
 def pct(values: list[float], q: float) -> float:
     if not values:
@@ -157,7 +186,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
                        "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05"}
                 out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115, ASYNC230
-                services.append(subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env,  # noqa: ASYNC220
+                command = ["-m", "attune_notifier"]
+                if args.profile:
+                    command = ["-c", PROFILED, str(Path(args.profile) / f"notifier-{i}.prof")]
+                services.append(subprocess.Popen([sys.executable, *command], env=env,  # noqa: ASYNC220
                                                  stdout=out, stderr=subprocess.STDOUT))
                 if i == 0:
                     await ready(client, port)  # the first one migrates and creates topics
@@ -191,6 +223,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
             # Burst: everything at once.
             await client.delete(f"{sink_base}/stats")
+            results["load_before"] = load_average()
+            cpu_start = cpu_seconds(services)
             start = time.time()
             for i in range(args.notifications):
                 value, key = request(i)
@@ -198,12 +232,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await producer.flush()
             produced = time.time()
             stats = await wait_for(client, sink_base, args.notifications, timeout=600)
+            cpu_burst = cpu_ms_per(cpu_start, services, len(stats))
             last = max(a for a, _ in stats)
             latencies = [a - p for a, p in stats]
             results["service_burst"] = {
                 "received": len(stats), "produce_seconds": round(produced - start, 2),
                 "seconds": round(last - start, 2), "per_s": round(len(stats) / (last - start), 1),
                 "p50_s": round(pct(latencies, 0.5), 3), "p99_s": round(pct(latencies, 0.99), 3),
+                **cpu_burst,
             }
             print("service burst:", results["service_burst"], flush=True)
 
@@ -211,6 +247,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(1)
             await client.delete(f"{sink_base}/stats")
             total = int(args.rate * args.seconds)
+            cpu_start = cpu_seconds(services)
             t0 = time.monotonic()
             for i in range(total):
                 delay = t0 + i / args.rate - time.monotonic()
@@ -220,13 +257,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await producer.send(Topic.NOTIFICATION_REQUESTS.value, value, key=key)
             await producer.flush()
             stats = await wait_for(client, sink_base, total, timeout=300)
+            cpu_sustained = cpu_ms_per(cpu_start, services, len(stats))
             latencies = [a - p for a, p in stats]
             results["service_sustained"] = {
                 "rate_per_s": args.rate, "seconds": args.seconds, "sent": total, "received": len(stats),
                 "p50_s": round(pct(latencies, 0.5), 3), "p99_s": round(pct(latencies, 0.99), 3),
                 "max_s": round(max(latencies), 3) if latencies else None,
                 "mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+                **cpu_sustained,
             }
+            results["load_after"] = load_average()
             print("service sustained:", results["service_sustained"], flush=True)
     finally:
         await producer.stop()
@@ -267,6 +307,7 @@ if __name__ == "__main__":
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--profile", metavar="DIR", help="run each instance under cProfile, writing DIR/notifier-N.prof")
     options = parser.parse_args()
     if options.sink:
         run_sink(options.sink)

@@ -440,3 +440,21 @@ async def test_a_snoozed_checkin_reminds_again_later_unless_done_first(h: Harnes
     h.clock.advance(minutes=30)
     await run_until_settled(h)
     assert len(http_sink.received) == 2
+
+
+async def test_the_sender_reuses_apprise_objects_one_send_at_a_time_and_keeps_no_channel_in_them(
+    http_sink: HttpSink
+) -> None:
+    from attune_contracts.messages import ChannelKind
+    from attune_notifier.adapters.apprise_sender import AppriseSender
+    from attune_notifier.service import Rendered
+
+    sender = AppriseSender(timeout_s=10)
+    urls = [http_sink.url("json", f"to-{n}") for n in range(3)]
+    results = await asyncio.gather(*(sender.send(urls[n % 3], Rendered(ChannelKind.PUSH, "T", f"m{n}"))
+                                     for n in range(12)))
+    assert all(r.ok for r in results)
+    assert sorted(r.json["message"] for r in http_sink.received) == sorted(f"m{n}" for n in range(12))
+    assert sorted({r.path for r in http_sink.received}) == ["/to-0", "/to-1", "/to-2"]
+    assert 1 <= len(sender._idle) <= 12 and all(len(a) == 0 for a in sender._idle)
+    assert len({id(a) for a in sender._idle}) == len(sender._idle)

@@ -52,8 +52,8 @@ class Running:
         return self.app.notifier.registry.get_sample_value(name, labels) or 0.0
 
 
-@pytest.fixture(scope="module")
-async def service(kafka_bootstrap: str) -> AsyncIterator[Running]:
+@pytest.fixture(scope="module", params=[500, 1], ids=["batches", "one-by-one"])
+async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
     db = f"attune_t_{uuid.uuid4().hex[:12]}"
     await _pg_execute(f'CREATE DATABASE "{db}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -63,6 +63,7 @@ async def service(kafka_bootstrap: str) -> AsyncIterator[Running]:
         admin_token=TOKEN, consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
         kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1, retry_base_delay_s=0.05, retry_max_delay_s=0.2,
         delivery_retry_base_s=0.2, delivery_retry_max_s=0.5, delivery_attempts_per_channel=2,
+        batch_max_records=request.param,
     )
     app = build_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))

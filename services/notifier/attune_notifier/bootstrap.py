@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
-from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.batch import subscribe_batch
+from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
@@ -75,13 +76,19 @@ def build_app(
         idle_poll_s=settings.delivery_idle_poll_s, rng=rng,
     )
     handler = NotifierHandler(store, publisher, worker, metrics, clock=clock)
-    subscribe(
-        broker, *TOPICS, service=SERVICE, group_id=settings.consumer_group, handler=handler,
-        metrics=ConsumerMetrics(registry), readiness=readiness, accept=ACCEPTED_TYPES,
-        retry=RetryPolicy(max_attempts=settings.retry_max_attempts,
-                          backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-    )
+    retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
+                        backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s))
+    if settings.batch_max_records > 1:
+        # A failing batch falls back to this per-message consumer (retries, then the dead-letter topic).
+        reliable = ReliableConsumer(broker, service=SERVICE, group_id=settings.consumer_group, handler=handler,
+                                    metrics=ConsumerMetrics(registry), retry=retry, accept=ACCEPTED_TYPES)
+        subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=handler.handle_batch,
+                        readiness=readiness, max_records=settings.batch_max_records,
+                        session_timeout_ms=settings.kafka_session_timeout_ms)
+    else:
+        subscribe(broker, *TOPICS, service=SERVICE, group_id=settings.consumer_group, handler=handler,
+                  metrics=ConsumerMetrics(registry), readiness=readiness, accept=ACCEPTED_TYPES, retry=retry,
+                  session_timeout_ms=settings.kafka_session_timeout_ms)
 
     async def database_ready() -> bool:
         return await store.ping()

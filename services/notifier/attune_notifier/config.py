@@ -38,6 +38,11 @@ class NotifierSettings(ServiceSettings):
     delivery_idle_poll_s: float = Field(default=1.0, gt=0)
     send_timeout_s: float = Field(default=30.0, gt=0)
     consumer_group: str = "attune-notifier"
+    batch_max_records: int = Field(
+        default=500, ge=1, le=5000,
+        description="events per batch (their intents stored in one statement, offsets committed once); "
+                    "1 = one event at a time (no batch subscriber)",
+    )
 
     secret_fields: tuple[str, ...] = ("admin_token", "channel_key", "link_keys")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -76,6 +77,7 @@ class DeliveryWorker:
         self._sending = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -94,7 +96,21 @@ class DeliveryWorker:
         }
         batch = _Batch(members, channels, urls, sent_today)
         await asyncio.gather(*(self._guarded(d, batch) for d in due))
+        await self._write(batch.writes)
         return len(due)
+
+    async def _write(self, writes: list[Write]) -> None:
+        """Save a round's rows in one statement; then, for the rows really saved (not suppressed or erased
+        meanwhile), count and publish their outcomes together."""
+        if not writes:
+            return
+        try:
+            saved = await self.store.save_many([d for d, _ in writes])
+        except Exception:
+            log.exception("could not save %d deliveries; they will be retried after their lease", len(writes))
+            return
+        announce = [after() for d, after in writes if after is not None and d.notification_id in saved]
+        await asyncio.gather(*announce)
 
     async def drain(self, limit: int = 100) -> int:
         """Run until nothing is due now (tests and benchmarks)."""
@@ -122,41 +138,49 @@ class DeliveryWorker:
                           expires_at=d.expires_at, sent_today=batch.sent_today.get(d.member_id, 0))
         if decision.action is Action.DROP:
             d.status, d.reason, d.next_attempt_at = "dropped", decision.reason, None
-            if await self.store.save(d):
-                self.metrics.dropped.labels(decision.reason).inc()
-                await self._publish(d, NotificationDropped(**self._outcome(d), reason=decision.reason))
+
+            async def dropped(reason: str = decision.reason) -> None:
+                self.metrics.dropped.labels(reason).inc()
+                await self._publish(d, NotificationDropped(**self._outcome(d), reason=reason))
+            batch.writes.append((d, dropped))
             return
         if decision.action is Action.DEFER:
             d.status, d.reason, d.next_attempt_at = "deferred", decision.reason, decision.at
-            if await self.store.save(d):
-                self.metrics.deferred.labels(decision.reason).inc()
+
+            async def deferred(reason: str = decision.reason) -> None:
+                self.metrics.deferred.labels(reason).inc()
+            batch.writes.append((d, deferred))
             return
         if decision.action is Action.RETRY:
-            await self._wait_for_route(d, now, decision.reason)
+            batch.writes.append(self._wait_for_route(d, now, decision.reason))
             return
         assert decision.channel is not None
         # Counted before the first await, so later rows of this batch for the same member see it.
         batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
-        await self._attempt(d, recipient, decision.channel, routes, batch.urls.get(decision.channel.channel_id))
+        batch.writes.append(
+            await self._attempt(d, recipient, decision.channel, routes, batch.urls.get(decision.channel.channel_id)))
 
-    async def _wait_for_route(self, d: Delivery, now: datetime, reason: str) -> None:
+    def _wait_for_route(self, d: Delivery, now: datetime, reason: str) -> Write:
         d.total_attempts += 1
         d.last_error = WAITING_ERRORS.get(reason, reason)
         if d.total_attempts >= self.retry.max_waiting_attempts:
             d.status, d.reason, d.next_attempt_at = "dead", reason, None
-            if await self.store.save(d):
+
+            async def dead() -> None:
                 self.metrics.dead_lettered.labels(reason).inc()
                 self.metrics.deliveries.labels("none", "dead").inc()
                 await self._publish(d, NotificationDeadLettered(**self._outcome(d), reason=d.last_error))
-            return
+            return d, dead
         delay = self.retry.backoff.delay(d.total_attempts, self.rng)
         d.status, d.reason, d.next_attempt_at = "failed", reason, now + timedelta(seconds=delay)
-        if await self.store.save(d):
+
+        async def waiting() -> None:
             await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
                                                       next_attempt_at=d.next_attempt_at))
+        return d, waiting
 
     async def _attempt(self, d: Delivery, recipient: Recipient | None, channel: ChannelRef,
-                       routes: list[ChannelRef], url: str | None) -> None:
+                       routes: list[ChannelRef], url: str | None) -> Write:
         kind = channel.kind
         message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
                          link=self._link(d))
@@ -173,32 +197,36 @@ class DeliveryWorker:
         self.metrics.attempts.labels(kind.value).inc()
         if result_ok:
             d.status, d.reason, d.sent_at, d.next_attempt_at, d.last_error = "sent", None, now, None, None
-            if await self.store.save(d):
+
+            async def sent() -> None:
                 latency = max(0.0, (now - d.occurred_at).total_seconds())
                 self.metrics.deliveries.labels(kind.value, "sent").inc()
                 self.metrics.latency.labels(kind.value).observe(latency)
                 self.metrics.delivered_by_template.labels(template_label(d)).inc()
                 await self._publish(d, NotificationSent(**self._outcome(d), delivered_at=now,
                                                         latency_seconds=latency))
-            return
+            return d, sent
         d.last_error = error[:500] or f"{kind} delivery failed"
         plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
                              policy=self.retry, rng=self.rng)
         if plan.dead:
             d.status, d.reason, d.next_attempt_at = "dead", "attempts_exhausted", None
-            if await self.store.save(d):
+
+            async def dead() -> None:
                 self.metrics.deliveries.labels(kind.value, "dead").inc()
                 self.metrics.dead_lettered.labels("attempts_exhausted").inc()
                 await self._publish(d, NotificationDeadLettered(
                     **self._outcome(d),
                     reason=f"{d.total_attempts} attempts on {len(routes)} channel(s) failed; last: {d.last_error}"))
-            return
+            return d, dead
         d.status, d.reason = "failed", "retrying"
         d.channel_index, d.attempt, d.next_attempt_at = plan.channel_index, plan.attempt, plan.next_attempt_at
-        if await self.store.save(d):
+
+        async def failed() -> None:
             self.metrics.deliveries.labels(kind.value, "failed").inc()
             await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
                                                       next_attempt_at=d.next_attempt_at))
+        return d, failed
 
     def _link(self, d: Delivery) -> str | None:
         if self.signer is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
@@ -234,17 +262,23 @@ class DeliveryWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="notifier-delivery")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Let the round in progress finish (its messages are sent: their rows must be saved, or they would
+        go out again after the lease); cancel it only if it takes longer than `grace_s`."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+                await asyncio.wait_for(self._task, grace_s)
+            except TimeoutError:
+                log.warning("the delivery round did not finish within %.0fs; its rows are retried after their lease",
+                            grace_s)
+            finally:
+                self._task = None
+                self._stopping = False
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 handled = await self.run_once()
@@ -253,7 +287,7 @@ class DeliveryWorker:
             except Exception:
                 log.exception("delivery loop iteration failed")
                 handled = 0
-            if handled:
+            if handled or self._stopping:
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_s)
@@ -273,9 +307,14 @@ def template_label(d: Delivery) -> str:
 PURPOSES = frozenset(p.value for p in Purpose)
 
 
+# A row to save, and what to do (count, publish its outcome) once it is really saved.
+Write = tuple[Delivery, Callable[[], Awaitable[None]] | None]
+
+
 @dataclass
 class _Batch:
     members: dict[UUID, Recipient]
     channels: dict[UUID, list[ChannelRef]]
     urls: dict[UUID, str]
     sent_today: dict[UUID, int]
+    writes: list[Write] = field(default_factory=list)

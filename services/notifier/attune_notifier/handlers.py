@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from uuid import UUID
 
 from attune_contracts import Envelope, Publisher
 from attune_contracts.messages import (
@@ -27,7 +28,7 @@ from .adapters.sql import SqlStore
 from .delivery import DeliveryWorker
 from .metrics import NotifierMetrics
 from .ports import Clock
-from .service import OCCURRENCE_PURPOSES, plan
+from .service import OCCURRENCE_PURPOSES, Intent, Plan, plan
 
 log = logging.getLogger("attune.notifier.handlers")
 
@@ -44,16 +45,32 @@ class NotifierHandler:
         self.store, self.publisher, self.worker, self.metrics, self.clock = store, publisher, worker, metrics, clock
 
     async def __call__(self, env: Envelope[Any]) -> None:
-        extra = {"event_id": str(env.event_id), "event_type": env.type, "correlation_id": env.correlation_id}
+        """One event (the per-message consumer, and the batch consumer's fallback)."""
+        await self.handle_batch([env])
+
+    async def handle_batch(self, batch: list[Envelope[Any]]) -> None:
+        """Events in their Kafka order. The intents of consecutive events are stored together in one
+        statement, flushed before anything that changes stored deliveries (an erasure, a suppression), so
+        the outcome is the same as handling the events one by one. Everything here is idempotent: if the
+        batch fails part-way, the consumer handles its events again one by one."""
+        waiting: list[tuple[Envelope[Any], list[Intent]]] = []
+        for env in batch:
+            if isinstance(env.payload, HouseholdErased):
+                await self._store(waiting)
+                await self._erase(env)
+                continue
+            decided = await self._plan(env)
+            if decided.member is not None:
+                await self.store.upsert_member(env.household_id, decided.member, self.clock())
+            if decided.suppress_occurrence is not None:
+                await self._store(waiting)
+                await self._suppress(env, decided.suppress_occurrence)
+            if decided.intents:
+                waiting.append((env, decided.intents))
+        await self._store(waiting)
+
+    async def _plan(self, env: Envelope[Any]) -> Plan:
         payload = env.payload
-        if isinstance(payload, HouseholdErased):
-            counts = await self.store.erase_household(env.household_id, self.clock())
-            self.metrics.erasures.inc()
-            forget = getattr(self.worker.sender, "forget", None)
-            if callable(forget):
-                forget()  # cached plugins hold decrypted channel URLs
-            log.info("household erased: %s", ", ".join(f"{n} {k}" for k, n in counts.items()), extra=extra)
-            return
         members = await self.store.household_members(env.household_id) if isinstance(payload, NEEDS_HOUSEHOLD) else {}
         question = None
         if isinstance(payload, RitualDue) and payload.template in CURIOSITY_TEMPLATES:
@@ -61,27 +78,50 @@ class NotifierHandler:
             index = await self.store.pick_question(payload.occurrence_id, env.household_id, payload.ritual_id,
                                                    len(bank), str(env.household_id), self.clock())
             question = bank[index % len(bank)]
-        decided = plan(env, members, question=question)
-        now = self.clock()
-        if decided.member is not None:
-            await self.store.upsert_member(env.household_id, decided.member, now)
-        if decided.suppress_occurrence is not None:
-            for d in await self.store.suppress_occurrence(decided.suppress_occurrence, OCCURRENCE_PURPOSES, now):
-                self.metrics.suppressed.labels("already_done").inc()
-                try:
-                    await self.publisher.publish(NotificationDropped(
-                        notification_id=d.notification_id, cause_event_id=d.cause_event_id, cause_type=d.cause_type,
-                        member_id=d.member_id, purpose=d.purpose, attempts=d.total_attempts, reason="already_done",
-                    ), household_id=d.household_id, correlation_id=env.correlation_id)
-                except Exception as exc:  # noqa: BLE001 - the suppression stands; the event is informational
-                    log.warning("could not publish a suppression outcome: %s", type(exc).__name__, extra=extra)
-        if decided.intents:
-            new = await self.store.insert_intents(decided.intents, now)
-            if not new and await self.store.is_erased(env.household_id):
+        return plan(env, members, question=question)
+
+    async def _erase(self, env: Envelope[Any]) -> None:
+        counts = await self.store.erase_household(env.household_id, self.clock())
+        self.metrics.erasures.inc()
+        forget = getattr(self.worker.sender, "forget", None)
+        if callable(forget):
+            forget()  # cached plugins hold decrypted channel URLs
+        log.info("household erased: %s", ", ".join(f"{n} {k}" for k, n in counts.items()), extra=_ids(env))
+
+    async def _suppress(self, env: Envelope[Any], occurrence_id: UUID) -> None:
+        for d in await self.store.suppress_occurrence(occurrence_id, OCCURRENCE_PURPOSES, self.clock()):
+            self.metrics.suppressed.labels("already_done").inc()
+            try:
+                await self.publisher.publish(NotificationDropped(
+                    notification_id=d.notification_id, cause_event_id=d.cause_event_id, cause_type=d.cause_type,
+                    member_id=d.member_id, purpose=d.purpose, attempts=d.total_attempts, reason="already_done",
+                ), household_id=d.household_id, correlation_id=env.correlation_id)
+            except Exception as exc:  # noqa: BLE001 - the suppression stands; the event is informational
+                log.warning("could not publish a suppression outcome: %s", type(exc).__name__, extra=_ids(env))
+
+    async def _store(self, waiting: list[tuple[Envelope[Any], list[Intent]]]) -> None:
+        """Insert the waiting events' intents in one go, count them, wake the delivery loop; empties `waiting`."""
+        if not waiting:
+            return
+        new = await self.store.insert_intents([i for _, intents in waiting for i in intents], self.clock())
+        nothing_new = [not any(i.notification_id in new for i in intents) for _, intents in waiting]
+        erased = await self.store.erased_among(
+            env.household_id for (env, _), none in zip(waiting, nothing_new) if none)
+        counted: set[UUID] = set()
+        for (env, intents), none in zip(waiting, nothing_new):
+            if none and env.household_id in erased:
                 self.metrics.ignored.labels("household_erased").inc()
-                return
-            for intent in decided.intents:
-                counter = self.metrics.planned if intent.notification_id in new else self.metrics.duplicates
+                continue
+            for intent in intents:
+                # The same event twice in one batch: the first copy stored the row, the second is a duplicate.
+                fresh = intent.notification_id in new and intent.notification_id not in counted
+                counted.add(intent.notification_id)
+                counter = self.metrics.planned if fresh else self.metrics.duplicates
                 counter.labels(intent.purpose if intent.template != "request" else "request").inc()
-            if new:
-                self.worker.wake()
+        waiting.clear()
+        if new:
+            self.worker.wake()
+
+
+def _ids(env: Envelope[Any]) -> dict[str, str]:
+    return {"event_id": str(env.event_id), "event_type": env.type, "correlation_id": env.correlation_id}

@@ -116,6 +116,9 @@ class AppriseSender:
     timeout_s: float = 30.0
     cache_size: int = 4096
     _plugins: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)
+    # Idle, empty Apprise objects: making one looks up its locale's translation files on disk (a few stat
+    # calls, each handing the GIL to the send threads), so each is reused by one send at a time.
+    _idle: list[Apprise] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         install_log_guard()
@@ -145,7 +148,7 @@ class AppriseSender:
         plugin = await self._plugin(url)
         if plugin is None:
             return SendResult(False, f"{message.kind} channel could not be loaded")
-        notifier = Apprise(asset=self._asset)
+        notifier = self._idle.pop() if self._idle else Apprise(asset=self._asset)
         notifier.add(plugin)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
         try:
@@ -156,10 +159,12 @@ class AppriseSender:
                 ),
                 self.timeout_s,
             )
-        except TimeoutError:
+        except TimeoutError:  # the abandoned send may still hold this Apprise object: not reused
             return SendResult(False, f"{message.kind} delivery timed out after {self.timeout_s:.0f}s")
         except Exception as exc:  # noqa: BLE001 - Apprise should not raise; if it does, it is a failed attempt
             return SendResult(False, f"{message.kind} delivery raised {type(exc).__name__}")
+        notifier.clear()
+        self._idle.append(notifier)
         if result is None or not result:
             status = getattr(getattr(result, "status", None), "name", "no result")
             return SendResult(False, f"{message.kind} delivery failed ({str(status).lower()})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from uuid import UUID, uuid4
 
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -103,6 +104,61 @@ def _recipient(row: Any) -> Recipient:
         discreet=row.discreet, daily_cap=row.daily_cap,
         categories={k: tuple(ChannelKind(x) for x in v) for k, v in (row.categories or {}).items()},
     )
+
+
+# PostgreSQL: a batch of intents as one INSERT over arrays (one prepared statement whatever the batch size);
+# the NOT EXISTS keeps erased households out and ON CONFLICT keeps a redelivered event from adding a row.
+_ARRAYS = {
+    "notification_id": "uuid", "household_id": "uuid", "member_id": "uuid", "cause_event_id": "uuid",
+    "cause_type": "text", "purpose": "text", "category": "text", "template": "text", "params": "text",
+    "sensitive": "boolean", "occurrence_id": "uuid", "ritual_id": "uuid", "occurred_at": "timestamptz",
+    "expires_at": "timestamptz", "next_attempt_at": "timestamptz",
+}
+_INSERT_MANY = text(
+    "INSERT INTO notifier_deliveries (notification_id, household_id, member_id, cause_event_id, cause_type, "
+    "purpose, category, template, params, sensitive, occurrence_id, ritual_id, occurred_at, created_at, "
+    "expires_at, status, channel_index, attempt, total_attempts, next_attempt_at) "
+    "SELECT i.notification_id, i.household_id, i.member_id, i.cause_event_id, i.cause_type, i.purpose, "
+    "i.category, i.template, CAST(i.params AS json), i.sensitive, i.occurrence_id, i.ritual_id, i.occurred_at, "
+    "CAST(:created_at AS timestamptz), i.expires_at, 'pending', 0, 0, 0, i.next_attempt_at "
+    f"FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _ARRAYS.items())}) "
+    f"AS i({', '.join(_ARRAYS)}) "
+    "WHERE NOT EXISTS (SELECT 1 FROM notifier_erased_households e WHERE e.household_id = i.household_id) "
+    "ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id"
+)
+_SAVED_TYPES = {
+    "status": "text", "reason": "text", "channel_index": "integer", "attempt": "integer",
+    "total_attempts": "integer", "next_attempt_at": "timestamptz", "channel_kind": "text", "last_error": "text",
+    "sent_at": "timestamptz",
+}
+# A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone.
+_SAVE_MANY = text(
+    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = u.{n}' for n in _SAVED_TYPES)} "
+    f"FROM unnest(CAST(:notification_id AS uuid[]), "
+    f"{', '.join(f'CAST(:{n} AS {kind}[])' for n, kind in _SAVED_TYPES.items())}) "
+    f"AS u(notification_id, {', '.join(_SAVED_TYPES)}) "
+    f"WHERE d.notification_id = u.notification_id AND d.status IN ({', '.join(repr(a) for a in ACTIVE)}) "
+    "RETURNING d.notification_id"
+)
+
+
+def _columns_of(intents: Sequence[Intent], now: datetime) -> dict[str, Any]:
+    def aware(value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:  # as the column type does: never guess a zone
+            raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
+        return value
+
+    return {
+        "created_at": aware(now),
+        "notification_id": [i.notification_id for i in intents], "household_id": [i.household_id for i in intents],
+        "member_id": [i.member_id for i in intents], "cause_event_id": [i.cause_event_id for i in intents],
+        "cause_type": [i.cause_type for i in intents], "purpose": [i.purpose for i in intents],
+        "category": [i.category for i in intents], "template": [i.template for i in intents],
+        "params": [json.dumps(i.params) for i in intents], "sensitive": [i.sensitive for i in intents],
+        "occurrence_id": [i.occurrence_id for i in intents], "ritual_id": [i.ritual_id for i in intents],
+        "occurred_at": [aware(i.occurred_at) for i in intents], "expires_at": [aware(i.expires_at) for i in intents],
+        "next_attempt_at": [aware(max(now, i.not_before)) for i in intents],
+    }
 
 
 class SqlStore:
@@ -224,9 +280,17 @@ class SqlStore:
     # ---- deliveries -----------------------------------------------------------------------------
 
     async def insert_intents(self, intents: Sequence[Intent], now: datetime) -> set[UUID]:
-        """Store new notifications; return the ids that were new (a redelivered event adds nothing)."""
+        """Store new notifications; return the ids that were new (a redelivered event adds nothing).
+
+        On PostgreSQL a whole batch is one statement over arrays; each row is still checked against erased
+        households and de-duplicated by notification id inside that statement.
+        """
         if not intents:
             return set()
+        if self._postgres:
+            async with self.auto.connect() as conn:
+                result = await conn.execute(_INSERT_MANY, _columns_of(intents, now))
+                return {r[0] for r in result.all()}
         rows = [{
             "notification_id": i.notification_id, "household_id": i.household_id, "member_id": i.member_id,
             "cause_event_id": i.cause_event_id, "cause_type": i.cause_type, "purpose": i.purpose,
@@ -237,11 +301,11 @@ class SqlStore:
             "next_attempt_at": max(now, i.not_before), "claimed_until": None, "channel_kind": None,
             "last_error": None, "sent_at": None,
         } for i in intents]
+        inserted: set[UUID] = set()
         async with self.auto.connect() as conn:
-            inserted = set()
             for row in rows:
                 inserted.update(r[0] for r in (await conn.execute(self._insert_intent, row)).all())
-            return inserted
+        return inserted
 
     @property
     def _insert_intent(self) -> Any:
@@ -254,6 +318,14 @@ class SqlStore:
                                  .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
                                  .returning(deliveries.c.notification_id))
         return self._insert_stmt
+
+    async def erased_among(self, household_ids: Iterable[UUID]) -> set[UUID]:
+        ids = list(set(household_ids))
+        if not ids:
+            return set()
+        async with self.engine.connect() as conn:
+            return {r[0] for r in (await conn.execute(select(erased_households.c.household_id)
+                                                      .where(erased_households.c.household_id.in_(ids)))).all()}
 
     async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
                                   reason: str = "already_done") -> list[Delivery]:
@@ -294,21 +366,40 @@ class SqlStore:
                 select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status.in_(ACTIVE))
             )).scalar()
 
-    _SAVED = ("status", "reason", "channel_index", "attempt", "total_attempts", "next_attempt_at", "channel_kind",
-              "last_error", "sent_at")
+    _SAVED = tuple(_SAVED_TYPES)
 
     async def save(self, delivery: Delivery) -> bool:
         """Write back a claimed delivery, unless it was suppressed or erased meanwhile."""
+        return delivery.notification_id in await self.save_many([delivery])
+
+    @property
+    def _save(self) -> Any:
         if self._save_stmt is None:
             self._save_stmt = (
                 update(deliveries)
                 .where(deliveries.c.notification_id == bindparam("b_id"), deliveries.c.status.in_(ACTIVE))
                 .values(claimed_until=None, **{k: bindparam(f"b_{k}", type_=deliveries.c[k].type) for k in self._SAVED})
             )
-        params = {f"b_{k}": getattr(delivery, k) for k in self._SAVED}
+        return self._save_stmt
+
+    async def save_many(self, batch: Sequence[Delivery]) -> set[UUID]:
+        """`save` for a delivery round; returns the ids written (the others were suppressed or erased meanwhile)."""
+        if not batch:
+            return set()
+        if self._postgres:
+            params: dict[str, Any] = {"notification_id": [d.notification_id for d in batch]}
+            for name in self._SAVED:
+                params[name] = [getattr(d, name) for d in batch]
+            async with self.auto.connect() as conn:
+                return {r[0] for r in (await conn.execute(_SAVE_MANY, params)).all()}
         async with self.auto.connect() as conn:
-            result = await conn.execute(self._save_stmt, {"b_id": delivery.notification_id, **params})
-        return result.rowcount > 0
+            saved = set()
+            for d in batch:
+                result = await conn.execute(self._save, {"b_id": d.notification_id,
+                                                         **{f"b_{k}": getattr(d, k) for k in self._SAVED}})
+                if result.rowcount > 0:
+                    saved.add(d.notification_id)
+            return saved
 
     async def get_delivery(self, notification_id: UUID) -> Delivery | None:
         async with self.engine.connect() as conn:
