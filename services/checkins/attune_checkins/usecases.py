@@ -47,7 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from . import service as rules
 from .adapters.sql import SqlStore, SqlTx
 from .metrics import Metrics
-from .ports import Clock, EventSink
+from .ports import Clock, EventSink, Outgoing
 from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
 
 log = logging.getLogger("attune.checkins")
@@ -111,10 +111,19 @@ class CheckinsService:
             scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
         ))
 
-    async def _flush(self, outbox: Outbox) -> None:
-        for payload, event_id in outbox.events:
-            await self.sink.publish(payload, household_id=outbox.household_id,
-                                    correlation_id=outbox.correlation_id, event_id=event_id)
+    async def _flush(self, *outboxes: Outbox) -> None:
+        """Publish the outboxes' events in order; return when the broker has acknowledged every one."""
+        events = [Outgoing(payload, o.household_id, o.correlation_id, event_id)
+                  for o in outboxes for payload, event_id in o.events]
+        if not events:
+            return
+        publish_all = getattr(self.sink, "publish_all", None)
+        if publish_all is not None:
+            await publish_all(events)
+            return
+        for e in events:  # one at a time: a household's events keep their order
+            await self.sink.publish(e.payload, household_id=e.household_id, correlation_id=e.correlation_id,
+                                    event_id=e.event_id)
 
     # ---- Kafka messages -------------------------------------------------------------------------
 
@@ -185,11 +194,7 @@ class CheckinsService:
                 outboxes.append(outbox)
             if run:
                 outboxes += await self._submit_many(tx, run)
-            await asyncio.gather(*(
-                self.sink.publish(payload, household_id=o.household_id, correlation_id=o.correlation_id,
-                                  event_id=event_id)
-                for o in outboxes for payload, event_id in o.events
-            ))
+            await self._flush(*outboxes)
 
     async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]]) -> list[Outbox]:
         now = self.clock.now()
