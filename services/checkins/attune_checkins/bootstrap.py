@@ -219,7 +219,7 @@ def build(
         )
         subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=lambda batch: service.handle_batch(batch),
                         readiness=readiness, max_records=settings.batch_max_records,
-                        session_timeout_ms=settings.kafka_session_timeout_ms)
+                        session_timeout_ms=settings.kafka_session_timeout_ms, skip_body_decoding=True)
     else:
         subscribe(
             broker, *TOPICS, service=SERVICE, group_id=group_id, handler=make_handler(service),
