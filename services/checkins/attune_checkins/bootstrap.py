@@ -12,7 +12,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from attune_contracts import Publisher, Topic, make_envelope
+from attune_contracts import Publisher, Topic
+from attune_contracts.envelope import new_event_id, utcnow
 from attune_contracts.links import LinkSigner
 from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
@@ -97,13 +98,18 @@ class EventProducer:
             batch = batches.get((topic, partition))
             if batch is None or batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
                 if batch is not None:  # full: send it and start another
-                    acked.append(await client.send_batch(batch, topic, partition=partition))
+                    acked.append(await self._send_batch(client, batch, topic, partition))
                 batch = batches[(topic, partition)] = client.create_batch()
                 if batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
                     raise ValueError(f"an event of {len(value)} bytes does not fit in a producer batch")
         for (topic, partition), batch in batches.items():
-            acked.append(await client.send_batch(batch, topic, partition=partition))
+            acked.append(await self._send_batch(client, batch, topic, partition))
         await asyncio.gather(*acked)
+
+    @staticmethod
+    async def _send_batch(client: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        batch.close()  # complete: aiokafka sends a closed batch at once instead of lingering
+        return await client.send_batch(batch, topic, partition=partition)
 
 
 class KafkaEventSink(Publisher):
@@ -116,11 +122,17 @@ class KafkaEventSink(Publisher):
 
     async def publish_all(self, events: Sequence[Outgoing]) -> None:
         records = []
+        occurred_at = utcnow()
         for event in events:
-            envelope = make_envelope(event.payload, household_id=event.household_id, producer=self.producer,
-                                     correlation_id=event.correlation_id, event_id=event.event_id)
-            records.append((spec_of(type(event.payload)).topic.value, envelope.key, envelope.to_bytes(),
-                            headers_for(envelope)))
+            spec = spec_of(type(event.payload))
+            event_id = event.event_id or new_event_id()
+            # What make_envelope builds (and validates), without looking up the generic class per event.
+            envelope = spec.envelope(
+                event_id=event_id, type=spec.type, version=spec.version, occurred_at=occurred_at,
+                producer=self.producer, correlation_id=event.correlation_id or str(event_id),
+                household_id=event.household_id, payload=event.payload,
+            )
+            records.append((spec.topic.value, envelope.key, envelope.to_bytes(), headers_for(envelope)))
         await self.events.send_all(records)
 
 
