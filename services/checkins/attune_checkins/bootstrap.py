@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -161,6 +162,11 @@ class Checkins:
             await ensure_topics(self.settings, [*TOPICS, Topic.CHECKINS_EVENTS, Topic.DEAD_LETTER])
         if self.producer is not None:
             await self.producer.start()
+        # What exists now (modules, schemas, validators, table metadata) lives as long as the process: out
+        # of the collector's generations, full collections stop walking it again and again (~20 µs of CPU
+        # per check-in under load, measured with bench/checkins_bench.py).
+        gc.collect()
+        gc.freeze()
 
     async def close(self) -> None:
         if self.producer is not None:
