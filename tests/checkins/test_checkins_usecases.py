@@ -381,3 +381,24 @@ async def test_a_batch_has_the_same_outcome_as_one_by_one(harness: Harness) -> N
     assert len(h.sink.published) == count
     history, total = await h.service.history(h.household, page=1, page_size=10)
     assert total == 2 and {(c.member_id, c.closeness) for c in history} == {(h.ana, 5), (h.ben, None)}
+
+
+async def test_a_batch_tells_a_stranger_from_a_member_who_is_not_a_participant(harness: Harness) -> None:
+    from attune_contracts import make_envelope
+
+    h = harness
+    await h.setup_household()
+    ana_only = h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC), participants=[h.ana])
+    await h.send(ana_only)
+    h.clock.set(ana_only.scheduled_for + timedelta(minutes=50))
+    batch = [make_envelope(SubmitCheckIn(occurrence_id=ana_only.occurrence_id, member_id=member,
+                                         status=CheckInStatus.DONE),
+                           household_id=h.household, producer="test", occurred_at=h.clock.now())
+             for member in (h.ben, uuid4(), h.ana)]
+
+    await h.service.handle_batch(batch)
+
+    reasons = [r.reason for r in h.sink.of(CheckInCommandRejected)]
+    assert len(reasons) == 2
+    assert "not a participant" in reasons[0] and "not in this household" in reasons[1]
+    assert [r.member_id for r in h.sink.of(CheckInRecorded)] == [h.ana]

@@ -212,7 +212,11 @@ class CheckinsService:
         if not todo:
             return []
         occurrences = await tx.occurrences_by_id({e.payload.occurrence_id for e in todo})
-        members = await tx.members_of({e.household_id for e in todo})
+        # The household's members only decide the reason a non-participant is refused with: read them only then.
+        members = await tx.members_of({
+            e.household_id for e in todo
+            if (o := occurrences.get(e.payload.occurrence_id)) is not None and e.payload.member_id not in o.participants
+        })
         current = await tx.checkins_for(
             {(e.payload.occurrence_id, e.payload.member_id) for e in todo})
         inserts: dict[UUID, CheckIn] = {}
@@ -336,9 +340,8 @@ class CheckinsService:
         ids = list(touched)
         since = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values()) - timedelta(
             days=HISTORY_DAYS)
-        rrules = await tx.ritual_rrules(ids)
+        rrules, stored = await tx.ritual_states(ids)
         histories = await tx.ritual_histories(ids, since)
-        stored = await tx.streaks_many(ids)
         rows = []
         for ritual_id, (occurrence, outbox) in touched.items():
             unit = rules.unit_for(rrules.get(ritual_id), occurrence.template)

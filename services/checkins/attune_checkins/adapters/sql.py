@@ -10,7 +10,21 @@ from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
@@ -207,14 +221,6 @@ class SqlTx:
             "submitted_at": ci.submitted_at, "recorded_at": ci.recorded_at,
         }
 
-    async def ritual_rrules(self, ritual_ids: Iterable[UUID]) -> dict[UUID, str | None]:
-        found: dict[UUID, str | None] = {}
-        for chunk in _chunks(list(ritual_ids)):
-            rows = (await self.conn.execute(select(t.rituals.c.ritual_id, t.rituals.c.rrule)
-                                            .where(t.rituals.c.ritual_id.in_(chunk)))).all()
-            found |= dict(rows)
-        return found
-
     async def ritual_histories(self, ritual_ids: Iterable[UUID], since: date) -> dict[UUID, list[tuple[Slot, bool]]]:
         """Each ritual's occurrences from local date `since` (only what streaks need), with whether anyone
         marked each one done."""
@@ -233,15 +239,25 @@ class SqlTx:
                 found.setdefault(ritual_id, []).append((Slot(local_date, scheduled_for, deadline), bool(kept)))
         return found
 
-    async def streaks_many(self, ritual_ids: Iterable[UUID]) -> dict[UUID, tuple[int, int, int | None, int | None]]:
-        found: dict[UUID, tuple[int, int, int | None, int | None]] = {}
+    async def ritual_states(self, ritual_ids: Iterable[UUID]) -> tuple[
+            dict[UUID, str | None], dict[UUID, tuple[int, int, int | None, int | None]]]:
+        """Each ritual's RRULE and stored streak (length, best, adherence kept, expected), in one round trip."""
+        rrules: dict[UUID, str | None] = {}
+        streaks: dict[UUID, tuple[int, int, int | None, int | None]] = {}
+        r, s = t.rituals.c, t.streaks.c
+        no_int = null().cast(Integer)
         for chunk in _chunks(list(ritual_ids)):
-            rows = (await self.conn.execute(select(
-                t.streaks.c.ritual_id, t.streaks.c.length, t.streaks.c.best, t.streaks.c.adherence_kept,
-                t.streaks.c.adherence_expected,
-            ).where(t.streaks.c.ritual_id.in_(chunk)))).all()
-            found |= {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        return found
+            rows = (await self.conn.execute(union_all(
+                select(literal(0), r.ritual_id, r.rrule, no_int, no_int, no_int, no_int).where(r.ritual_id.in_(chunk)),
+                select(literal(1), s.ritual_id, null().cast(String), s.length, s.best, s.adherence_kept,
+                       s.adherence_expected).where(s.ritual_id.in_(chunk)),
+            ))).all()
+            for source, ritual_id, rrule, length, best, kept, expected in rows:
+                if source == 0:
+                    rrules[ritual_id] = rrule
+                else:
+                    streaks[ritual_id] = (length, best, kept, expected)
+        return rrules, streaks
 
     async def put_streaks(self, rows: list[dict[str, Any]]) -> None:
         """Upsert many streak rows in one statement; a row without adherence keeps the stored one."""
