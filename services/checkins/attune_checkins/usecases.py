@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -95,6 +96,42 @@ class Outbox:
         self.events.append((payload, event_id or rules.derived_id("out", self.cause, len(self.events))))
 
 
+class _Publishing:
+    """A batch's outboxes, published in the order they were decided. `start()` sends what is decided so
+    far without waiting (each send waits for the previous one, so the order holds whatever the sink);
+    `finish()` sends the rest and returns once every event is acknowledged; `settle()` waits for sends
+    still running when the batch failed (they may have gone out: ids are derived, a retry republishes
+    the same ones)."""
+
+    def __init__(self, flush: Callable[..., Awaitable[None]]) -> None:
+        self._flush = flush
+        self._pending: list[Outbox] = []
+        self._last: asyncio.Future[None] | None = None
+
+    def add(self, *outboxes: Outbox) -> None:
+        self._pending += outboxes
+
+    def start(self) -> None:
+        if not any(o.events for o in self._pending):
+            return
+        self._last = asyncio.ensure_future(self._after(self._last, self._pending))
+        self._pending = []
+
+    async def _after(self, previous: asyncio.Future[None] | None, outboxes: list[Outbox]) -> None:
+        if previous is not None:
+            await previous
+        await self._flush(*outboxes)
+
+    async def finish(self) -> None:
+        self.start()
+        if self._last is not None:
+            await self._last
+
+    async def settle(self) -> None:
+        if self._last is not None:
+            await asyncio.gather(self._last, return_exceptions=True)
+
+
 class CheckinsService:
     def __init__(self, store: SqlStore, sink: EventSink, clock: Clock, metrics: Metrics,
                  policy: Policy = Policy()) -> None:
@@ -176,27 +213,33 @@ class CheckinsService:
     async def handle_batch(self, envelopes: list[Envelope[Any]]) -> None:
         """Many messages in one transaction, with the same outcome as handling them one by one, except that
         a ritual's StreakUpdated is published once per batch with its final value. Consecutive check-ins
-        are applied in bulk (a few statements for the whole run); anything else goes through `_apply`."""
+        are applied in bulk (a few statements for the whole run); anything else goes through `_apply`.
+
+        Events decided so far start going out while the check-ins are written (see _Publishing); the
+        transaction commits only once the broker has acknowledged all of them."""
         if not envelopes:
             return
-        outboxes: list[Outbox] = []
-        async with self.store.tx() as tx:
-            run: list[Envelope[Any]] = []
-            for envelope in envelopes:
-                if isinstance(envelope.payload, SubmitCheckIn):
-                    run.append(envelope)
-                    continue
+        publishing = _Publishing(self._flush)
+        try:
+            async with self.store.tx() as tx:
+                run: list[Envelope[Any]] = []
+                for envelope in envelopes:
+                    if isinstance(envelope.payload, SubmitCheckIn):
+                        run.append(envelope)
+                        continue
+                    if run:
+                        await self._submit_many(tx, run, publishing)
+                        run = []
+                    outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+                    await self._apply(tx, envelope, outbox)
+                    publishing.add(outbox)
                 if run:
-                    outboxes += await self._submit_many(tx, run)
-                    run = []
-                outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
-                await self._apply(tx, envelope, outbox)
-                outboxes.append(outbox)
-            if run:
-                outboxes += await self._submit_many(tx, run)
-            await self._flush(*outboxes)
+                    await self._submit_many(tx, run, publishing)
+                await publishing.finish()
+        finally:
+            await publishing.settle()
 
-    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]]) -> list[Outbox]:
+    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]], publishing: _Publishing) -> None:
         now = self.clock.now()
         households = {e.household_id for e in envelopes}
         erased = await tx.erased_many(households)
@@ -210,7 +253,7 @@ class CheckinsService:
                 seen.add(e.event_id)
                 todo.append(e)
         if not todo:
-            return []
+            return
         occurrences = await tx.occurrences_by_id({e.payload.occurrence_id for e in todo})
         # The household's members only decide the reason a non-participant is refused with: read them only then.
         members = await tx.members_of({
@@ -257,14 +300,15 @@ class CheckinsService:
             current[key] = checkin
             touched[occurrence.ritual_id] = occurrence
             self._recorded(outbox, checkin, now)
+        publishing.add(*outboxes)
+        publishing.start()  # CheckInRecorded and refusals go out while the database works
         await tx.put_checkins(list(inserts.values()), list(updates.values()))
         if touched:
             batch_id = rules.derived_id("batch", *sorted(str(e.event_id) for e in todo))
             boxes = {ritual_id: Outbox(rules.derived_id(batch_id, ritual_id), occ.household_id, str(batch_id))
                      for ritual_id, occ in touched.items()}
             await self._refresh_rituals(tx, {r: (touched[r], boxes[r]) for r in touched})
-            outboxes += boxes.values()
-        return outboxes
+            publishing.add(*boxes.values())
 
     def _reject(self, outbox: Outbox, envelope: Envelope[Any], reason: str, member_id: UUID | None) -> None:
         self.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
