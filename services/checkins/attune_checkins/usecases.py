@@ -140,7 +140,7 @@ class CheckinsService:
 
     def _recorded(self, outbox: Outbox, checkin: CheckIn, now: datetime) -> None:
         """Count a recorded check-in and queue its CheckInRecorded (the batch and single paths share this)."""
-        self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
+        self.metrics.recorded(checkin.status.value, checkin.template)
         outbox.add(CheckInRecorded(
             checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
             template=checkin.template, member_id=checkin.member_id, status=checkin.status,
