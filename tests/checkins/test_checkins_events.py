@@ -3,6 +3,7 @@ on the payload's topic, keyed by household, with the routing headers, in order."
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -62,3 +63,45 @@ async def test_single_publish_goes_through_the_same_producer() -> None:
     envelope: Any = await sink.publish(streak, household_id=household)
 
     assert [parse(value) for _, _, value, _ in producer.sent] == [envelope]
+
+
+@pytest.mark.integration
+async def test_send_all_delivers_every_record_in_order_across_full_producer_batches(kafka_bootstrap: str,
+                                                                                  unique: str) -> None:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from attune_checkins.bootstrap import EventProducer
+    from attune_checkins.config import Settings
+
+    topic = f"checkins-send-all-{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = EventProducer(Settings(kafka_bootstrap_servers=kafka_bootstrap))
+    await producer.start()
+    households = [str(uuid4()).encode() for _ in range(4)]
+    # ~1.4 MB, 4 keys on 3 partitions: one partition gets two keys (~700 KB), more than one 512 KB batch.
+    records = [(topic, households[i % 4], f"{i:06d}".encode() * 170, {"n": str(i)}) for i in range(1400)]
+    try:
+        await producer.send_all(records)
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{unique}")
+    await consumer.start()
+    seen: dict[bytes, list[int]] = {key: [] for key in households}
+    try:
+        async with asyncio.timeout(30):
+            while sum(map(len, seen.values())) < len(records):
+                for batch in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in batch:
+                        assert int(dict(record.headers)["n"]) == int(record.value[:6])
+                        seen[record.key].append(int(record.value[:6]))
+    finally:
+        await consumer.stop()
+    for i, key in enumerate(households):
+        assert seen[key] == list(range(i, 1400, 4))  # every record once, in the order sent

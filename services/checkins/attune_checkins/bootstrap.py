@@ -85,32 +85,42 @@ class EventProducer:
         partitions: dict[str, list[int]] = {}
         batches: dict[tuple[str, int], Any] = {}
         acked: list[asyncio.Future[Any]] = []
-        for topic, key, value, headers in records:
-            if topic not in partitions:
-                partitions[topic] = sorted(await client.partitions_for(topic))
-            every = partitions[topic]
-            cache_key = (topic, key, len(every))
-            partition = self._partition_of.get(cache_key)
-            if partition is None:
-                if len(self._partition_of) > 100_000:
-                    self._partition_of.clear()
-                partition = self._partition_of[cache_key] = self.partitioner(key, every, every)
-            header_list = [(k, v.encode()) for k, v in headers.items()]
-            batch = batches.get((topic, partition))
-            if batch is None or batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
-                if batch is not None:  # full: send it and start another
-                    acked.append(await self._send_batch(client, batch, topic, partition))
-                batch = batches[(topic, partition)] = client.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
-                    raise ValueError(f"an event of {len(value)} bytes does not fit in a producer batch")
-        for (topic, partition), batch in batches.items():
-            acked.append(await self._send_batch(client, batch, topic, partition))
+        try:
+            for topic, key, value, headers in records:
+                if topic not in partitions:
+                    partitions[topic] = sorted(await client.partitions_for(topic))
+                every = partitions[topic]
+                cache_key = (topic, key, len(every))
+                partition = self._partition_of.get(cache_key)
+                if partition is None:
+                    if len(self._partition_of) > 100_000:
+                        self._partition_of.clear()
+                    partition = self._partition_of[cache_key] = self.partitioner(key, every, every)
+                header_list = [(k, v.encode()) for k, v in headers.items()]
+                batch = batches.get((topic, partition))
+                if batch is None or batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
+                    if batch is not None:  # full: send it and start another
+                        acked.append(await self._send_batch(client, batch, topic, partition))
+                    batch = batches[(topic, partition)] = client.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
+                        raise ValueError(f"an event of {len(value)} bytes does not fit in a producer batch")
+            for (topic, partition), batch in batches.items():
+                acked.append(await self._send_batch(client, batch, topic, partition))
+        except BaseException:
+            for future in acked:  # already handed to the producer; the caller sees this failure instead
+                future.add_done_callback(_outcome_seen)
+            raise
         await asyncio.gather(*acked)
 
     @staticmethod
     async def _send_batch(client: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
         batch.close()  # complete: aiokafka sends a closed batch at once instead of lingering
         return await client.send_batch(batch, topic, partition=partition)
+
+
+def _outcome_seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class KafkaEventSink(Publisher):
