@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import SecretStr
@@ -115,11 +118,67 @@ async def batch_ceiling(bootstrap: str, total: int) -> float:
     return counted / (marks[-1][0] - marks[0][0]) if len(marks) > 1 else float("nan")
 
 
+async def recorded_events(bootstrap: str) -> tuple[int, int]:
+    """(CheckInRecorded events on the events topic, distinct check-in ids among them)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        topic = Topic.CHECKINS_EVENTS.value
+        await consumer.topics()  # fetches the metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        count, ids = 0, set()
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for record in records:
+                    if dict(record.headers).get("event_type") == b"checkins.checkin_recorded":
+                        count += 1
+                        ids.add(json.loads(record.value)["payload"]["checkin_id"])
+        return count, len(ids)
+    finally:
+        await consumer.stop()
+
+
+class make_profiler:  # used like a function
+    """start()/stop() around the service phase, writing PATH when stopped."""
+
+    def __new__(cls, path: str | None) -> Any:
+        return super().__new__(cls) if path else None
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        if path.endswith(".prof"):
+            self.profiler: Any = cProfile.Profile()
+        else:
+            from pyinstrument import Profiler
+
+            self.profiler = Profiler(interval=0.0005, async_mode="disabled")
+
+    def start(self) -> None:
+        if isinstance(self.profiler, cProfile.Profile):
+            self.profiler.enable()
+        else:
+            self.profiler.start()
+
+    def stop(self) -> None:
+        if isinstance(self.profiler, cProfile.Profile):
+            self.profiler.disable()
+            self.profiler.dump_stats(self.path)
+            return
+        self.profiler.stop()
+        html = self.path.endswith(".html")
+        Path(self.path).write_text(self.profiler.output_html() if html else self.profiler.output_text(show_all=False))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkins", type=int, default=20_000)
     parser.add_argument("--per-household", type=int, default=10)
     parser.add_argument("--batch", type=int, default=500, help="the service's batch_max_records")
+    parser.add_argument("--profile", metavar="PATH",
+                        help="profile the service phase: PATH.prof = cProfile stats; PATH.txt or .html = pyinstrument "
+                             "(sampling, less distortion; pip install pyinstrument, not a project dependency)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -143,39 +202,57 @@ async def main() -> None:
         commands = await seed(parts, households, args.per_household, now)
         print(f"seeded {households} households, {len(commands)} commands in {time.perf_counter() - t0:.1f}s")
         produce_rate = await produce(tansu.bootstrap, commands)
-        print(f"produced {len(commands)} commands at {produce_rate:,.0f}/s")
+        total = len(commands)
+        del commands  # the service's process should not carry the benchmark's own heap (the collector walks it)
+        print(f"produced {total} commands at {produce_rate:,.0f}/s")
 
-        ceiling = await batch_ceiling(tansu.bootstrap, len(commands))
+        ceiling = await batch_ceiling(tansu.bootstrap, total)
         print(f"FastStream batch-consume ceiling (parse only): {ceiling:,.0f}/s")
 
         sizes: list[tuple[int, float]] = []
         handle_batch = parts.service.handle_batch
 
+        cpu_marks: list[float] = []
+
         async def timed(envelopes: list[Any]) -> None:
             started = time.perf_counter()
+            cpu_marks.append(time.process_time())
             await handle_batch(envelopes)
             sizes.append((len(envelopes), time.perf_counter() - started))
+            cpu_marks.append(time.process_time())
 
         parts.service.handle_batch = timed  # type: ignore[method-assign]
+        profiler = make_profiler(args.profile)
         await parts.start()
+        if profiler is not None:
+            profiler.start()
         deadline = time.monotonic() + 900
         async with parts.store.engine.connect() as conn:
             while True:
                 count = (await conn.execute(text("SELECT count(*) FROM checkins"))).scalar_one()
-                if count >= len(commands) or time.monotonic() > deadline:
+                if count >= total or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
             first, last, distinct = (await conn.execute(text(
                 "SELECT min(recorded_at), max(recorded_at), count(DISTINCT (occurrence_id, member_id)) FROM checkins"
             ))).one()
+        if profiler is not None:
+            profiler.stop()
         await parts.stop()
         seconds = (last - first).total_seconds()
         rate = count / seconds if seconds > 0 else float("nan")
         print(f"check-ins service: {count} recorded ({distinct} distinct) in {seconds:.1f}s = {rate:,.0f}/s")
+        events, distinct_events = await recorded_events(tansu.bootstrap)
+        print(f"  {events} CheckInRecorded events published ({distinct_events} distinct check-ins)")
         if sizes:
             busy = sum(d for _, d in sizes)
             print(f"  {len(sizes)} batches, mean {sum(n for n, _ in sizes) / len(sizes):.0f} messages, "
                   f"{busy:.1f}s inside handle_batch ({sum(n for n, _ in sizes) / busy:,.0f}/s while busy)")
+            # CPU of this whole process (consumer, parsing, handler, producer) from the first batch's start to
+            # the last batch's end: less sensitive to other load on the machine than the wall-clock rate.
+            cpu = cpu_marks[-1] - cpu_marks[0]
+            print(f"  CPU {cpu:.2f}s = {cpu / sum(n for n, _ in sizes) * 1e6:,.0f} µs per check-in "
+                  f"(process time, first batch start to last batch end); load average {os.getloadavg()}")
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     await admin.close()

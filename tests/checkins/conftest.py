@@ -15,6 +15,7 @@ import pytest
 from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
 from attune_checkins.metrics import Metrics
+from attune_checkins.ports import Outgoing
 from attune_checkins.service import derived_id
 from attune_checkins.usecases import CheckinsService, Policy
 from attune_contracts import Envelope, make_envelope
@@ -68,6 +69,9 @@ class FakeSink:
     async def publish(self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
                       event_id: UUID | None = None) -> None:
         self.published.append(Published(payload, household_id, event_id, correlation_id))
+
+    async def publish_all(self, events: list[Outgoing]) -> None:
+        self.published += [Published(e.payload, e.household_id, e.event_id, e.correlation_id) for e in events]
 
     def of(self, kind: type) -> list[Any]:
         return [p.payload for p in self.published if isinstance(p.payload, kind)]

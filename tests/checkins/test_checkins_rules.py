@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -260,3 +260,11 @@ def test_timer_sleeps_until_the_next_deadline_or_summary() -> None:
     assert rules.seconds_until_next(now, [now + timedelta(seconds=5), now + timedelta(hours=1)], 60) == 5
     assert rules.seconds_until_next(now, [now - timedelta(seconds=5)], 60) == 0
     assert rules.seconds_until_next(now, [None], 60) == 60
+
+
+def test_derived_ids_are_uuid5_of_the_joined_parts_and_never_change() -> None:
+    # Check-in ids and published event ids are stored and deduplicated on: the formula may not drift.
+    occurrence, member = UUID("0b5c1f7e-8f0a-4a59-9d55-6a3c0a0f2a11"), UUID("6d0f3a7c-1e2b-4c3d-8e4f-5a6b7c8d9e0f")
+    assert rules.checkin_id_for(occurrence, member) == uuid5(rules.NAMESPACE, f"checkin:{occurrence}:{member}")
+    assert rules.derived_id("out", occurrence, 0) == uuid5(rules.NAMESPACE, f"out:{occurrence}:0")
+    assert rules.derived_id("weekly", member, date(2027, 3, 1)) == uuid5(rules.NAMESPACE, f"weekly:{member}:2027-03-01")

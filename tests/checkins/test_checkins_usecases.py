@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from attune_checkins.ports import Outgoing
 from attune_contracts.messages import (
     AchievementRecorded,
     CheckInCommandRejected,
@@ -28,7 +29,7 @@ from attune_contracts.messages import (
 )
 from sqlalchemy import text
 
-from .conftest import Harness
+from .conftest import FakeSink, Harness
 
 pytestmark = [pytest.mark.unit]
 
@@ -381,3 +382,84 @@ async def test_a_batch_has_the_same_outcome_as_one_by_one(harness: Harness) -> N
     assert len(h.sink.published) == count
     history, total = await h.service.history(h.household, page=1, page_size=10)
     assert total == 2 and {(c.member_id, c.closeness) for c in history} == {(h.ana, 5), (h.ben, None)}
+
+
+async def test_a_batch_tells_a_stranger_from_a_member_who_is_not_a_participant(harness: Harness) -> None:
+    from attune_contracts import make_envelope
+
+    h = harness
+    await h.setup_household()
+    ana_only = h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC), participants=[h.ana])
+    await h.send(ana_only)
+    h.clock.set(ana_only.scheduled_for + timedelta(minutes=50))
+    batch = [make_envelope(SubmitCheckIn(occurrence_id=ana_only.occurrence_id, member_id=member,
+                                         status=CheckInStatus.DONE),
+                           household_id=h.household, producer="test", occurred_at=h.clock.now())
+             for member in (h.ben, uuid4(), h.ana)]
+
+    await h.service.handle_batch(batch)
+
+    reasons = [r.reason for r in h.sink.of(CheckInCommandRejected)]
+    assert len(reasons) == 2
+    assert "not a participant" in reasons[0] and "not in this household" in reasons[1]
+    assert [r.member_id for r in h.sink.of(CheckInRecorded)] == [h.ana]
+
+
+class _SlowSink(FakeSink):
+    """Acknowledges each publish_all after a pause, so the batch's early sends are still running when the
+    next ones start; fails on demand."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.calls = 0
+
+    async def publish_all(self, events: list[Outgoing]) -> None:
+        self.calls += 1
+        await asyncio.sleep(0.02)
+        if self.fail:
+            raise ConnectionError("broker unavailable")
+        await super().publish_all(events)
+
+
+async def _two_rituals_batch(h: Harness) -> list[object]:
+    from attune_contracts import make_envelope
+
+    await h.setup_household()
+    dues = [h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC)) for _ in range(2)]
+    for due in dues:
+        await h.send(due)
+    h.clock.set(dues[0].scheduled_for + timedelta(minutes=50))
+    return [make_envelope(SubmitCheckIn(occurrence_id=due.occurrence_id, member_id=member, status=CheckInStatus.DONE),
+                          household_id=h.household, producer="test", occurred_at=h.clock.now())
+            for due in dues for member in (h.ana, h.ben)]
+
+
+async def test_a_batch_publishes_in_decided_order_while_writing_and_commits_after(harness: Harness) -> None:
+    h = harness
+    batch = await _two_rituals_batch(h)
+    h.service.sink = sink = _SlowSink()
+
+    await h.service.handle_batch(batch)  # type: ignore[arg-type]
+
+    assert sink.calls == 2  # the check-ins' events early, the streaks' after
+    assert sink.types() == ["CheckInRecorded"] * 4 + ["StreakUpdated"] * 2
+    assert [(r.occurrence_id, r.member_id) for r in sink.of(CheckInRecorded)] == [
+        (e.payload.occurrence_id, e.payload.member_id) for e in batch]  # type: ignore[attr-defined]
+    assert await h.count("checkins") == 4
+
+
+async def test_a_batch_whose_events_cannot_be_published_records_nothing(harness: Harness) -> None:
+    h = harness
+    batch = await _two_rituals_batch(h)
+    h.service.sink = _SlowSink(fail=True)
+
+    with pytest.raises(ConnectionError):
+        await h.service.handle_batch(batch)  # type: ignore[arg-type]
+
+    # Rolled back: the batch consumer falls back to one by one, and nothing is half-recorded meanwhile.
+    assert await h.count("checkins") == 0
+    assert await h.count("streaks") == 0
+    h.service.sink = h.sink
+    await h.service.handle_batch(batch)  # type: ignore[arg-type]
+    assert len(h.sink.of(CheckInRecorded)) == 4 and await h.count("checkins") == 4

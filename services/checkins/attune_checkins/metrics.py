@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter
 
 _MAX_TEMPLATES = 50
@@ -27,6 +29,16 @@ class Metrics:
                                  registry=registry)
         self.moments = Counter("attune_checkins_moments_total", "Moments logged", ["kind"], registry=registry)
         self._templates: set[str] = set()
+        self._recorded: dict[tuple[str, str], Any] = {}
+
+    def recorded(self, status: str, template: str) -> None:
+        """Count a recorded check-in (the labelled child is looked up once per status and template)."""
+        child = self._recorded.get((status, template))
+        if child is None:
+            child = self.checkins.labels(status, self.template(template))
+            if len(self._recorded) < 4 * _MAX_TEMPLATES:
+                self._recorded[(status, template)] = child
+        child.inc()
 
     def template(self, name: str) -> str:
         # Templates come from the scheduler's built-in set; cap anyway so a bug cannot explode the series.

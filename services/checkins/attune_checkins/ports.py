@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from attune_contracts.types import Contract
@@ -25,6 +25,15 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+class Outgoing(NamedTuple):
+    """One event to publish, with what its envelope needs."""
+
+    payload: Contract
+    household_id: UUID
+    correlation_id: str | None
+    event_id: UUID | None
+
+
 class EventSink(Protocol):
     """attune_contracts.Publisher fits; tests pass a fake that records what was published."""
 
@@ -32,3 +41,10 @@ class EventSink(Protocol):
         self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
         event_id: UUID | None = None,
     ) -> Any: ...
+
+
+class BatchEventSink(EventSink, Protocol):
+    """A sink that can also publish many events at once, in order, returning when all are acknowledged
+    (the service uses it when the sink has it; otherwise it publishes them one by one)."""
+
+    async def publish_all(self, events: Sequence[Outgoing]) -> None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -47,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from . import service as rules
 from .adapters.sql import SqlStore, SqlTx
 from .metrics import Metrics
-from .ports import Clock, EventSink
+from .ports import Clock, EventSink, Outgoing
 from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
 
 log = logging.getLogger("attune.checkins")
@@ -95,6 +96,42 @@ class Outbox:
         self.events.append((payload, event_id or rules.derived_id("out", self.cause, len(self.events))))
 
 
+class _Publishing:
+    """A batch's outboxes, published in the order they were decided. `start()` sends what is decided so
+    far without waiting (each send waits for the previous one, so the order holds whatever the sink);
+    `finish()` sends the rest and returns once every event is acknowledged; `settle()` waits for sends
+    still running when the batch failed (they may have gone out: ids are derived, a retry republishes
+    the same ones)."""
+
+    def __init__(self, flush: Callable[..., Awaitable[None]]) -> None:
+        self._flush = flush
+        self._pending: list[Outbox] = []
+        self._last: asyncio.Future[None] | None = None
+
+    def add(self, *outboxes: Outbox) -> None:
+        self._pending += outboxes
+
+    def start(self) -> None:
+        if not any(o.events for o in self._pending):
+            return
+        self._last = asyncio.ensure_future(self._after(self._last, self._pending))
+        self._pending = []
+
+    async def _after(self, previous: asyncio.Future[None] | None, outboxes: list[Outbox]) -> None:
+        if previous is not None:
+            await previous
+        await self._flush(*outboxes)
+
+    async def finish(self) -> None:
+        self.start()
+        if self._last is not None:
+            await self._last
+
+    async def settle(self) -> None:
+        if self._last is not None:
+            await asyncio.gather(self._last, return_exceptions=True)
+
+
 class CheckinsService:
     def __init__(self, store: SqlStore, sink: EventSink, clock: Clock, metrics: Metrics,
                  policy: Policy = Policy()) -> None:
@@ -103,7 +140,7 @@ class CheckinsService:
 
     def _recorded(self, outbox: Outbox, checkin: CheckIn, now: datetime) -> None:
         """Count a recorded check-in and queue its CheckInRecorded (the batch and single paths share this)."""
-        self.metrics.checkins.labels(checkin.status.value, self.metrics.template(checkin.template)).inc()
+        self.metrics.recorded(checkin.status.value, checkin.template)
         outbox.add(CheckInRecorded(
             checkin_id=checkin.checkin_id, occurrence_id=checkin.occurrence_id, ritual_id=checkin.ritual_id,
             template=checkin.template, member_id=checkin.member_id, status=checkin.status,
@@ -111,10 +148,19 @@ class CheckinsService:
             scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
         ))
 
-    async def _flush(self, outbox: Outbox) -> None:
-        for payload, event_id in outbox.events:
-            await self.sink.publish(payload, household_id=outbox.household_id,
-                                    correlation_id=outbox.correlation_id, event_id=event_id)
+    async def _flush(self, *outboxes: Outbox) -> None:
+        """Publish the outboxes' events in order; return when the broker has acknowledged every one."""
+        events = [Outgoing(payload, o.household_id, o.correlation_id, event_id)
+                  for o in outboxes for payload, event_id in o.events]
+        if not events:
+            return
+        publish_all = getattr(self.sink, "publish_all", None)
+        if publish_all is not None:
+            await publish_all(events)
+            return
+        for e in events:  # one at a time: a household's events keep their order
+            await self.sink.publish(e.payload, household_id=e.household_id, correlation_id=e.correlation_id,
+                                    event_id=e.event_id)
 
     # ---- Kafka messages -------------------------------------------------------------------------
 
@@ -167,31 +213,33 @@ class CheckinsService:
     async def handle_batch(self, envelopes: list[Envelope[Any]]) -> None:
         """Many messages in one transaction, with the same outcome as handling them one by one, except that
         a ritual's StreakUpdated is published once per batch with its final value. Consecutive check-ins
-        are applied in bulk (a few statements for the whole run); anything else goes through `_apply`."""
+        are applied in bulk (a few statements for the whole run); anything else goes through `_apply`.
+
+        Events decided so far start going out while the check-ins are written (see _Publishing); the
+        transaction commits only once the broker has acknowledged all of them."""
         if not envelopes:
             return
-        outboxes: list[Outbox] = []
-        async with self.store.tx() as tx:
-            run: list[Envelope[Any]] = []
-            for envelope in envelopes:
-                if isinstance(envelope.payload, SubmitCheckIn):
-                    run.append(envelope)
-                    continue
+        publishing = _Publishing(self._flush)
+        try:
+            async with self.store.tx() as tx:
+                run: list[Envelope[Any]] = []
+                for envelope in envelopes:
+                    if isinstance(envelope.payload, SubmitCheckIn):
+                        run.append(envelope)
+                        continue
+                    if run:
+                        await self._submit_many(tx, run, publishing)
+                        run = []
+                    outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+                    await self._apply(tx, envelope, outbox)
+                    publishing.add(outbox)
                 if run:
-                    outboxes += await self._submit_many(tx, run)
-                    run = []
-                outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
-                await self._apply(tx, envelope, outbox)
-                outboxes.append(outbox)
-            if run:
-                outboxes += await self._submit_many(tx, run)
-            await asyncio.gather(*(
-                self.sink.publish(payload, household_id=o.household_id, correlation_id=o.correlation_id,
-                                  event_id=event_id)
-                for o in outboxes for payload, event_id in o.events
-            ))
+                    await self._submit_many(tx, run, publishing)
+                await publishing.finish()
+        finally:
+            await publishing.settle()
 
-    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]]) -> list[Outbox]:
+    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]], publishing: _Publishing) -> None:
         now = self.clock.now()
         households = {e.household_id for e in envelopes}
         erased = await tx.erased_many(households)
@@ -205,9 +253,13 @@ class CheckinsService:
                 seen.add(e.event_id)
                 todo.append(e)
         if not todo:
-            return []
+            return
         occurrences = await tx.occurrences_by_id({e.payload.occurrence_id for e in todo})
-        members = await tx.members_of({e.household_id for e in todo})
+        # The household's members only decide the reason a non-participant is refused with: read them only then.
+        members = await tx.members_of({
+            e.household_id for e in todo
+            if (o := occurrences.get(e.payload.occurrence_id)) is not None and e.payload.member_id not in o.participants
+        })
         current = await tx.checkins_for(
             {(e.payload.occurrence_id, e.payload.member_id) for e in todo})
         inserts: dict[UUID, CheckIn] = {}
@@ -248,14 +300,15 @@ class CheckinsService:
             current[key] = checkin
             touched[occurrence.ritual_id] = occurrence
             self._recorded(outbox, checkin, now)
+        publishing.add(*outboxes)
+        publishing.start()  # CheckInRecorded and refusals go out while the database works
         await tx.put_checkins(list(inserts.values()), list(updates.values()))
         if touched:
             batch_id = rules.derived_id("batch", *sorted(str(e.event_id) for e in todo))
             boxes = {ritual_id: Outbox(rules.derived_id(batch_id, ritual_id), occ.household_id, str(batch_id))
                      for ritual_id, occ in touched.items()}
             await self._refresh_rituals(tx, {r: (touched[r], boxes[r]) for r in touched})
-            outboxes += boxes.values()
-        return outboxes
+            publishing.add(*boxes.values())
 
     def _reject(self, outbox: Outbox, envelope: Envelope[Any], reason: str, member_id: UUID | None) -> None:
         self.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
@@ -331,9 +384,8 @@ class CheckinsService:
         ids = list(touched)
         since = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values()) - timedelta(
             days=HISTORY_DAYS)
-        rrules = await tx.ritual_rrules(ids)
+        rrules, stored = await tx.ritual_states(ids)
         histories = await tx.ritual_histories(ids, since)
-        stored = await tx.streaks_many(ids)
         rows = []
         for ritual_id, (occurrence, outbox) in touched.items():
             unit = rules.unit_for(rrules.get(ritual_id), occurrence.template)

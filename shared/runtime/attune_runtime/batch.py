@@ -62,6 +62,10 @@ class BatchConsumer:
             await self.reliable(_One(record.value, record))
 
 
+async def _raw_bodies(msg: Any) -> Any:
+    return msg.body
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     *topics: Topic,
@@ -70,9 +74,13 @@ def subscribe_batch(
     readiness: Readiness,
     max_records: int = 500,
     session_timeout_ms: int = 10_000,
+    skip_body_decoding: bool = False,
 ) -> BatchConsumer:
+    """`skip_body_decoding=True` stops FastStream from JSON-decoding every body into a handler argument
+    that nothing reads (the batch handler parses the raw records itself): about 20 µs per message."""
     consumer = BatchConsumer(reliable, batch_handler)
     names = [t.value for t in topics]
+    extra: dict[str, Any] = {"decoder": _raw_bodies} if skip_body_decoding else {}
     subscriber = broker.subscriber(
         *names,
         group_id=reliable.group_id,
@@ -84,6 +92,7 @@ def subscribe_batch(
         listener=readiness.expect_group(f"{reliable.group_id}:{','.join(names)}"),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+        **extra,
     )
 
     async def on_batch(msg: KafkaMessage) -> None:

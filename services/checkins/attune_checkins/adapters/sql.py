@@ -10,7 +10,21 @@ from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
@@ -156,8 +170,8 @@ class SqlTx:
         found: dict[UUID, Occurrence] = {}
         for chunk in _chunks(list(ids)):
             rows = (await self.conn.execute(
-                select(t.occurrences).where(t.occurrences.c.occurrence_id.in_(chunk)))).mappings().all()
-            found |= {r["occurrence_id"]: _occurrence(r) for r in rows}
+                select(*_OCCURRENCE_COLUMNS).where(t.occurrences.c.occurrence_id.in_(chunk)))).all()
+            found |= {r[0]: _occurrence(r) for r in rows}
         return found
 
     async def members_of(self, household_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
@@ -182,16 +196,27 @@ class SqlTx:
 
     async def put_checkins(self, new: list[CheckIn], replaced: list[CheckIn]) -> None:
         if new and self.conn.dialect.name == "postgresql":
-            rows = [self._checkin_row(c) for c in new]
-            columns = list(rows[0])
-            types = {"checkin_id": "uuid", "occurrence_id": "uuid", "member_id": "uuid", "household_id": "uuid",
-                     "ritual_id": "uuid", "template": "text", "scheduled_for": "timestamptz", "status": "text",
-                     "snoozed_until": "timestamptz", "closeness": "int", "note_enc": "bytea", "source": "text",
-                     "submitted_at": "timestamptz", "recorded_at": "timestamptz"}
-            arrays = ", ".join(f"CAST(:{c} AS {types[c]}[])" for c in columns)
+            # One statement with one array parameter per column, whatever the batch size.
+            columns: dict[str, tuple[str, list[Any]]] = {
+                "checkin_id": ("uuid", [c.checkin_id for c in new]),
+                "occurrence_id": ("uuid", [c.occurrence_id for c in new]),
+                "member_id": ("uuid", [c.member_id for c in new]),
+                "household_id": ("uuid", [c.household_id for c in new]),
+                "ritual_id": ("uuid", [c.ritual_id for c in new]),
+                "template": ("text", [c.template for c in new]),
+                "scheduled_for": ("timestamptz", [c.scheduled_for for c in new]),
+                "status": ("text", [c.status.value for c in new]),
+                "snoozed_until": ("timestamptz", [c.snoozed_until for c in new]),
+                "closeness": ("int", [c.closeness for c in new]),
+                "note_enc": ("bytea", [self.cipher.seal(c.note) for c in new]),
+                "source": ("text", [c.source.value for c in new]),
+                "submitted_at": ("timestamptz", [c.submitted_at for c in new]),
+                "recorded_at": ("timestamptz", [c.recorded_at for c in new]),
+            }
+            arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, (kind, _) in columns.items())
             await self.conn.execute(
                 text(f"INSERT INTO checkins ({', '.join(columns)}) SELECT * FROM unnest({arrays})"),
-                {c: [r[c] for r in rows] for c in columns},
+                {name: values for name, (_, values) in columns.items()},
             )
         elif new:
             await self.conn.execute(insert(t.checkins), [self._checkin_row(c) for c in new])
@@ -206,14 +231,6 @@ class SqlTx:
             "closeness": ci.closeness, "note_enc": self.cipher.seal(ci.note), "source": ci.source.value,
             "submitted_at": ci.submitted_at, "recorded_at": ci.recorded_at,
         }
-
-    async def ritual_rrules(self, ritual_ids: Iterable[UUID]) -> dict[UUID, str | None]:
-        found: dict[UUID, str | None] = {}
-        for chunk in _chunks(list(ritual_ids)):
-            rows = (await self.conn.execute(select(t.rituals.c.ritual_id, t.rituals.c.rrule)
-                                            .where(t.rituals.c.ritual_id.in_(chunk)))).all()
-            found |= dict(rows)
-        return found
 
     async def ritual_histories(self, ritual_ids: Iterable[UUID], since: date) -> dict[UUID, list[tuple[Slot, bool]]]:
         """Each ritual's occurrences from local date `since` (only what streaks need), with whether anyone
@@ -233,15 +250,25 @@ class SqlTx:
                 found.setdefault(ritual_id, []).append((Slot(local_date, scheduled_for, deadline), bool(kept)))
         return found
 
-    async def streaks_many(self, ritual_ids: Iterable[UUID]) -> dict[UUID, tuple[int, int, int | None, int | None]]:
-        found: dict[UUID, tuple[int, int, int | None, int | None]] = {}
+    async def ritual_states(self, ritual_ids: Iterable[UUID]) -> tuple[
+            dict[UUID, str | None], dict[UUID, tuple[int, int, int | None, int | None]]]:
+        """Each ritual's RRULE and stored streak (length, best, adherence kept, expected), in one round trip."""
+        rrules: dict[UUID, str | None] = {}
+        streaks: dict[UUID, tuple[int, int, int | None, int | None]] = {}
+        r, s = t.rituals.c, t.streaks.c
+        no_int = null().cast(Integer)
         for chunk in _chunks(list(ritual_ids)):
-            rows = (await self.conn.execute(select(
-                t.streaks.c.ritual_id, t.streaks.c.length, t.streaks.c.best, t.streaks.c.adherence_kept,
-                t.streaks.c.adherence_expected,
-            ).where(t.streaks.c.ritual_id.in_(chunk)))).all()
-            found |= {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
-        return found
+            rows = (await self.conn.execute(union_all(
+                select(literal(0), r.ritual_id, r.rrule, no_int, no_int, no_int, no_int).where(r.ritual_id.in_(chunk)),
+                select(literal(1), s.ritual_id, null().cast(String), s.length, s.best, s.adherence_kept,
+                       s.adherence_expected).where(s.ritual_id.in_(chunk)),
+            ))).all()
+            for source, ritual_id, rrule, length, best, kept, expected in rows:
+                if source == 0:
+                    rrules[ritual_id] = rrule
+                else:
+                    streaks[ritual_id] = (length, best, kept, expected)
+        return rrules, streaks
 
     async def put_streaks(self, rows: list[dict[str, Any]]) -> None:
         """Upsert many streak rows in one statement; a row without adherence keeps the stored one."""
@@ -321,17 +348,17 @@ class SqlTx:
 
     async def occurrence(self, occurrence_id: UUID) -> Occurrence | None:
         row = (await self.conn.execute(
-            select(t.occurrences).where(t.occurrences.c.occurrence_id == occurrence_id)
-        )).mappings().one_or_none()
+            select(*_OCCURRENCE_COLUMNS).where(t.occurrences.c.occurrence_id == occurrence_id)
+        )).one_or_none()
         return _occurrence(row) if row else None
 
     async def household_occurrences(self, household_id: UUID, start: date, end: date) -> list[Occurrence]:
         rows = (await self.conn.execute(
-            select(t.occurrences).where(
+            select(*_OCCURRENCE_COLUMNS).where(
                 t.occurrences.c.household_id == household_id,
                 t.occurrences.c.local_date >= start, t.occurrences.c.local_date <= end,
             ).order_by(t.occurrences.c.scheduled_for)
-        )).mappings().all()
+        )).all()
         return [_occurrence(r) for r in rows]
 
     async def done_by(self, occurrence_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
@@ -355,10 +382,10 @@ class SqlTx:
             t.checkins.c.status.in_([CheckInStatus.DONE.value, CheckInStatus.SKIPPED.value]),
         ))
         rows = (await self.conn.execute(
-            select(t.occurrences).where(
+            select(*_OCCURRENCE_COLUMNS).where(
                 t.occurrences.c.closed_at.is_(None), t.occurrences.c.deadline <= now, ~answered,
             ).order_by(t.occurrences.c.deadline).limit(limit)
-        )).mappings().all()
+        )).all()
         return [_occurrence(r) for r in rows]
 
     async def answered_unclaimed(self, now: datetime, limit: int = 500) -> list[UUID]:
@@ -565,10 +592,16 @@ class SqlTx:
         return int(total)
 
 
+# In the order of Occurrence's fields.
+_OCCURRENCE_COLUMNS = [t.occurrences.c[name] for name in (
+    "occurrence_id", "household_id", "ritual_id", "template", "title", "participants", "scheduled_for", "deadline",
+    "time_zone", "sensitive", "closed_at", "missed",
+)]
+
+
 def _occurrence(row: Any) -> Occurrence:
-    return Occurrence(
-        occurrence_id=row["occurrence_id"], household_id=row["household_id"], ritual_id=row["ritual_id"],
-        template=row["template"], title=row["title"], participants=tuple(UUID(p) for p in row["participants"]),
-        scheduled_for=row["scheduled_for"], deadline=row["deadline"], time_zone=row["time_zone"],
-        sensitive=row["sensitive"], closed_at=row["closed_at"], missed=bool(row["missed"]),
-    )
+    """An Occurrence from a row of _OCCURRENCE_COLUMNS."""
+    (occurrence_id, household_id, ritual_id, template, title, participants, scheduled_for, deadline, time_zone,
+     sensitive, closed_at, missed) = row
+    return Occurrence(occurrence_id, household_id, ritual_id, template, title, tuple(map(UUID, participants)),
+                      scheduled_for, deadline, time_zone, sensitive, closed_at, bool(missed))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -17,10 +17,6 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-
-from attune_runtime.sql import UtcDateTime
-
-
 
 metadata = MetaData()
 
