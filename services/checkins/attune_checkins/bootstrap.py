@@ -9,10 +9,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 from attune_contracts import Publisher, Topic
 from attune_contracts.envelope import new_event_id, utcnow
 from attune_contracts.links import LinkSigner
@@ -22,6 +19,7 @@ from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
+from attune_runtime.producer import BatchProducer
 from attune_runtime.retry import Backoff
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
@@ -42,85 +40,12 @@ TOPICS = (Topic.CHECKINS_COMMANDS, Topic.RITUAL_OCCURRENCES, Topic.SCHEDULER_EVE
 log = logging.getLogger("attune.checkins")
 
 
-class EventProducer:
+class EventProducer(BatchProducer):
     """Its own aiokafka producer for the events: a batch's events go out together in a few large
-    producer batches (one per partition), several times faster than one awaited broker.publish each.
-    Created at start-up (aiokafka needs the running loop); idempotence off (Tansu has none, and the
-    design does not need it)."""
+    producer batches (one per partition), several times faster than one awaited broker.publish each."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.client: AIOKafkaProducer | None = None
-        self.partitioner = DefaultPartitioner()
-        self._partition_of: dict[tuple[str, bytes, int], int] = {}
-
-    async def start(self) -> None:
-        self.client = AIOKafkaProducer(
-            **kafka_client_options(self.settings), client_id=f"attune-{SERVICE}-events",
-            enable_idempotence=False, acks="all", linger_ms=5, max_batch_size=512 * 1024,
-            partitioner=self.partitioner,
-        )
-        await self.client.start()
-
-    async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.stop()
-            self.client = None
-
-    def _started(self) -> AIOKafkaProducer:
-        if self.client is None:
-            raise RuntimeError("the check-ins event producer is not started")
-        return self.client
-
-    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> None:
-        await self._started().send_and_wait(topic, value=value, key=key,
-                                            headers=[(k, v.encode()) for k, v in headers.items()])
-
-    async def send_all(self, records: Sequence[tuple[str, bytes, bytes, dict[str, str]]]) -> None:
-        """Send (topic, key, value, headers) records in order; return when the broker has acknowledged all.
-
-        Records are grouped into one producer batch per partition, chosen by the key with the same
-        partitioner `send` uses (so a household's events stay on one partition, in order)."""
-        client = self._started()
-        partitions: dict[str, list[int]] = {}
-        batches: dict[tuple[str, int], Any] = {}
-        acked: list[asyncio.Future[Any]] = []
-        try:
-            for topic, key, value, headers in records:
-                if topic not in partitions:
-                    partitions[topic] = sorted(await client.partitions_for(topic))
-                every = partitions[topic]
-                cache_key = (topic, key, len(every))
-                partition = self._partition_of.get(cache_key)
-                if partition is None:
-                    if len(self._partition_of) > 100_000:
-                        self._partition_of.clear()
-                    partition = self._partition_of[cache_key] = self.partitioner(key, every, every)
-                header_list = [(k, v.encode()) for k, v in headers.items()]
-                batch = batches.get((topic, partition))
-                if batch is None or batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
-                    if batch is not None:  # full: send it and start another
-                        acked.append(await self._send_batch(client, batch, topic, partition))
-                    batch = batches[(topic, partition)] = client.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None, headers=header_list) is None:
-                        raise ValueError(f"an event of {len(value)} bytes does not fit in a producer batch")
-            for (topic, partition), batch in batches.items():
-                acked.append(await self._send_batch(client, batch, topic, partition))
-        except BaseException:
-            for future in acked:  # already handed to the producer; the caller sees this failure instead
-                future.add_done_callback(_outcome_seen)
-            raise
-        await asyncio.gather(*acked)
-
-    @staticmethod
-    async def _send_batch(client: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
-        batch.close()  # complete: aiokafka sends a closed batch at once instead of lingering
-        return await client.send_batch(batch, topic, partition=partition)
-
-
-def _outcome_seen(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+        super().__init__(kafka_client_options(settings), client_id=f"attune-{SERVICE}-events")
 
 
 class KafkaEventSink(Publisher):
