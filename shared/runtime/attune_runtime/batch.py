@@ -19,7 +19,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from .consumer import Readiness, ReliableConsumer
+from .consumer import Readiness, ReliableConsumer, envelope_context, log_handled
+from .consumer import log as consumer_log
 
 log = logging.getLogger("attune.batch")
 
@@ -54,10 +55,15 @@ class BatchConsumer:
             return
         try:
             await self.batch_handler([envelope for _, envelope in decoded])
-            return
         except Exception as exc:  # noqa: BLE001 - fall back to one by one, with the full retry policy
             log.warning("batch of %d failed (%s: %s); handling its messages one by one", len(decoded),
                         type(exc).__name__, exc)
+        else:
+            if consumer_log.isEnabledFor(logging.INFO):  # as the one-by-one path does, line by line
+                for _, envelope in decoded:
+                    with envelope_context(envelope):
+                        log_handled(envelope)
+            return
         for record, _ in decoded:
             await self.reliable(_One(record.value, record))
 

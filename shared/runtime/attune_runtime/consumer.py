@@ -20,18 +20,18 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
+from attune_contracts import ContractError, Envelope, Topic, parse
+from attune_contracts.messages import DeadLetter
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter
-
-from attune_contracts import ContractError, Envelope, Topic, parse
-from attune_contracts.messages import DeadLetter
 
 from .logs import message_context
 from .retry import Backoff
@@ -113,6 +113,17 @@ def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
 
+def envelope_context(envelope: Envelope[Any]) -> AbstractContextManager[None]:
+    """Log lines inside carry the message's type, ids and correlation id (logs.message_context)."""
+    return message_context(event_type=envelope.type, event_id=envelope.event_id,
+                           correlation_id=envelope.correlation_id, household_id=envelope.household_id)
+
+
+def log_handled(envelope: Envelope[Any]) -> None:
+    """One INFO line per handled message, with its ids: what follows a correlation id across services."""
+    log.info("handled %s", envelope.type)
+
+
 class ReliableConsumer:
     """Wraps a handler of contract envelopes with the policy above."""
 
@@ -145,22 +156,21 @@ class ReliableConsumer:
                 try:
                     # e.g. tell the sender of an invalid command why it was refused
                     await self.on_invalid(record, exc.reason)
-                except Exception:  # noqa: BLE001 - already dead-lettered; a failing hook must not block
+                except Exception:
                     log.exception("on_invalid hook failed for %s[%d]@%d", record.topic, record.partition,
                                   record.offset)
             return
         if self.accept is not None and envelope.type not in self.accept:
             self.metrics.ignored.labels(self.service, record.topic).inc()
             return
-        with message_context(event_type=envelope.type, event_id=envelope.event_id,
-                             correlation_id=envelope.correlation_id, household_id=envelope.household_id):
+        with envelope_context(envelope):
             await self._handle(envelope, record)
 
     async def _handle(self, envelope: Envelope[Any], record: Any) -> None:
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 await self.handler(envelope)
-                log.info("handled %s", envelope.type)  # with its ids and correlation id (logs.message_context)
+                log_handled(envelope)
                 return
             except PermanentError as exc:
                 await self._dead_letter(record, f"refused by handler: {exc}", "handler_failed", attempts=attempt)
