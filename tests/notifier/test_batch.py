@@ -25,7 +25,7 @@ from attune_contracts.messages import (
 from attune_runtime.batch import BatchConsumer
 from attune_runtime.consumer import ConsumerMetrics, ReliableConsumer, RetryPolicy
 from attune_runtime.retry import Backoff
-from attune_runtime.testing import eventually
+from attune_runtime.testing import KafkaRecord, eventually
 from prometheus_client import CollectorRegistry
 
 from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
@@ -113,14 +113,8 @@ async def test_in_a_batch_nothing_is_kept_for_a_household_erased_between_its_eve
 # ---- the batch subscriber's fallback, with the notifier's real handler ------------------------------
 
 
-@dataclass
-class Record:
-    value: bytes
-    offset: int
-    topic: str = "attune.notifications.requests"
-    partition: int = 0
-    key: bytes = str(HOUSEHOLD).encode()
-    headers: tuple[()] = ()
+def Record(value: bytes, offset: int) -> KafkaRecord:
+    return KafkaRecord(value, offset, key=str(HOUSEHOLD).encode())
 
 
 @dataclass

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,20 +15,10 @@ from attune_contracts.messages import NotificationRequested
 from attune_runtime.batch import BatchConsumer
 from attune_runtime.consumer import ConsumerMetrics, ReliableConsumer
 from attune_runtime.logs import JsonFormatter
+from attune_runtime.testing import KafkaRecord as Record
 from prometheus_client import CollectorRegistry
 
 pytestmark = [pytest.mark.unit]
-
-
-@dataclass
-class Record:
-    value: bytes
-    offset: int
-    topic: str = "attune.notifications.requests"
-    partition: int = 0
-    key: bytes | None = None
-    headers: tuple[Any, ...] = ()
-    timestamp: int = 0
 
 
 async def test_each_message_of_a_handled_batch_is_logged_with_its_ids() -> None:

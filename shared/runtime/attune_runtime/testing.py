@@ -9,6 +9,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,16 @@ async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@dataclass
+class KafkaRecord:
+    """What a consumer reads off the broker (aiokafka's ConsumerRecord), for feeding consumers directly."""
+
+    value: bytes
+    offset: int
+    topic: str = "attune.notifications.requests"
+    partition: int = 0
+    key: bytes | None = None
+    headers: tuple[Any, ...] = ()
+    timestamp: int = 0
