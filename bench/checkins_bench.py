@@ -46,6 +46,7 @@ from attune_checkins.service import Occurrence, derived_id
 from attune_contracts import Topic, make_envelope, parse
 from attune_contracts.messages import CheckInStatus, SubmitCheckIn
 from attune_runtime.kafka import ensure_topics
+from attune_runtime.logs import configure_logging
 from attune_runtime.tansu import Tansu
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -179,8 +180,13 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="PATH",
                         help="profile the service phase: PATH.prof = cProfile stats; PATH.txt or .html = pyinstrument "
                              "(sampling, less distortion; pip install pyinstrument, not a project dependency)")
+    parser.add_argument("--service-logs", action="store_true",
+                        help="log as `python -m attune_checkins` does (a JSON line at INFO per check-in), to /dev/null")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.service_logs:
+        configure_logging("checkins")
+        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
 
     db = f"attune_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(PG_ADMIN)
