@@ -186,7 +186,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.service_logs:
         configure_logging("checkins")
-        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115 - for the whole run
+        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115, ASYNC230 - once, for the whole run
 
     db = f"attune_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(PG_ADMIN)
