@@ -463,3 +463,71 @@ async def test_a_batch_whose_events_cannot_be_published_records_nothing(harness:
     h.service.sink = h.sink
     await h.service.handle_batch(batch)  # type: ignore[arg-type]
     assert len(h.sink.of(CheckInRecorded)) == 4 and await h.count("checkins") == 4
+
+
+async def _days_kept(h: Harness, ritual, days: int, *, skip: set[int] = frozenset(), weekly: bool = False,
+                     template: str = "evening_attunement") -> list[int]:
+    """`days` occurrences (daily, or weekly) ending today, kept by Ana except those in `skip`; the streak
+    lengths published after each."""
+    start = datetime(2027, 6, 1, 1, 0, tzinfo=UTC)
+    for i in range(days):
+        scheduled = start + (timedelta(weeks=i) if weekly else timedelta(days=i))
+        due = h.due(ritual, scheduled, template=template, window=timedelta(hours=4))
+        h.clock.set(scheduled)
+        await h.send(due)
+        if i not in skip:
+            await h.check_in(due, h.ana, at=scheduled + timedelta(minutes=20))
+        h.clock.set(scheduled + timedelta(hours=5))
+    return [s.length for s in h.sink.of(StreakUpdated) if s.ritual_id == ritual]
+
+
+async def test_a_run_longer_than_the_first_window_is_counted_whole(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    ritual = uuid4()
+    lengths = await _days_kept(h, ritual, 60)
+    assert lengths == list(range(1, 61))  # past 35 days the history is read further back, and still adds up
+    assert [m.length for m in h.sink.of(MilestoneReached)] == [7, 30]
+
+
+async def test_a_weekly_run_is_counted_whole_past_the_first_window(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    ritual = uuid4()
+    lengths = await _days_kept(h, ritual, 14, weekly=True, template="dreams_checkin")
+    assert lengths == list(range(1, 15))
+    assert [(m.length, m.unit) for m in h.sink.of(MilestoneReached)] == [(4, StreakUnit.WEEKS), (12, StreakUnit.WEEKS)]
+
+
+async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    ritual = uuid4()
+    read_back: list[date] = []
+    store_tx = h.store.tx
+
+    def spying_tx():  # every history read, and how far back it went
+        context = store_tx()
+
+        class Spy:
+            async def __aenter__(self):
+                tx = await context.__aenter__()
+                reads = tx.ritual_histories
+
+                async def ritual_histories(ids, since):
+                    read_back.append(since)
+                    return await reads(ids, since)
+
+                tx.ritual_histories = ritual_histories
+                return tx
+
+            async def __aexit__(self, *exc):
+                return await context.__aexit__(*exc)
+
+        return Spy()
+
+    h.store.tx = spying_tx  # type: ignore[method-assign]
+    lengths = await _days_kept(h, ritual, 70, skip={40})
+    assert lengths[-1] == 29 and max(lengths) == 40
+    last_day = datetime(2027, 6, 1, tzinfo=UTC).date() + timedelta(days=69)
+    assert read_back[-1] >= last_day - timedelta(days=35 + 7)  # one window read: the break is inside it

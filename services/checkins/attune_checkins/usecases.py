@@ -53,7 +53,9 @@ from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
 
 log = logging.getLogger("attune.checkins")
 
-HISTORY_DAYS = 400
+# How far back a streak's history is read: the first window covers the date-night adherence (4 weeks) and
+# most current runs; the next ones only for rituals whose run reaches back that far.
+HISTORY_WINDOWS = (35, 140, 400)
 
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
@@ -375,22 +377,17 @@ class CheckinsService:
         await self._refresh_rituals(tx, {occurrence.ritual_id: (occurrence, outbox)})
 
     async def _refresh_rituals(self, tx: SqlTx, touched: dict[UUID, tuple[Occurrence, Outbox]]) -> None:
-        """Recount streaks (and date-night adherence) of the touched rituals; publish what changed.
-
-        History is read back HISTORY_DAYS local days: enough for every milestone (100 days, 52 weeks);
-        a streak longer than that is reported as at least that long.
-        """
+        """Recount streaks (and date-night adherence) of the touched rituals; publish what changed."""
         now = self.clock.now()
-        ids = list(touched)
-        since = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values()) - timedelta(
-            days=HISTORY_DAYS)
-        rrules, stored = await tx.ritual_states(ids)
-        histories = await tx.ritual_histories(ids, since)
+        rrules, stored = await tx.ritual_states(list(touched))
+        units = {ritual_id: rules.unit_for(rrules.get(ritual_id), occurrence.template)
+                 for ritual_id, (occurrence, _) in touched.items()}
+        today = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values())
+        histories, streaks = await self._current_runs(tx, units, today, now)
         rows = []
         for ritual_id, (occurrence, outbox) in touched.items():
-            unit = rules.unit_for(rrules.get(ritual_id), occurrence.template)
-            history = histories.get(ritual_id, [])
-            streak = rules.compute_streak(history, unit, now)
+            unit = units[ritual_id]
+            history, streak = histories[ritual_id], streaks[ritual_id]
             previous = stored.get(ritual_id)
             prev_len, prev_best, prev_kept, prev_expected = previous or (0, 0, None, None)
             best = max(streak.best, prev_best)
@@ -413,6 +410,35 @@ class CheckinsService:
                          "template": occurrence.template, "unit": unit.value, "length": streak.length,
                          "best": best, "adherence_kept": kept, "adherence_expected": expected})
         await tx.put_streaks(rows)
+
+    async def _current_runs(
+        self, tx: SqlTx, units: dict[UUID, rules.StreakUnit], today: date, now: datetime
+    ) -> tuple[dict[UUID, list[Any]], dict[UUID, rules.Streak]]:
+        """Each ritual's recent history and current streak, reading back only as far as the streak goes.
+
+        A current run is counted from now back to its first break, so the history is read back
+        HISTORY_WINDOWS[0] local days, and further (the next window) only for rituals whose run reaches the
+        start of what was read. HISTORY_WINDOWS[-1] (400 days) is enough for every milestone (100 days,
+        52 weeks); a longer streak is reported as at least that long. The best streak is the stored one's
+        maximum with what is counted here, so it never needs the whole history.
+        """
+        histories: dict[UUID, list[Any]] = {}
+        streaks: dict[UUID, rules.Streak] = {}
+        pending = list(units)
+        for days in HISTORY_WINDOWS:
+            since = rules.week_start_of(today - timedelta(days=days))  # whole weeks, whatever the unit
+            found = await tx.ritual_histories(pending, since)
+            longer = []
+            for ritual_id in pending:
+                history = histories[ritual_id] = found.get(ritual_id, [])
+                unit = units[ritual_id]
+                streak = streaks[ritual_id] = rules.compute_streak(history, unit, now)
+                if streak.run_start is not None and streak.run_start == rules.period_of(history[0][0].local_date, unit):
+                    longer.append(ritual_id)  # unbroken back to the first period read: it may go on before
+            pending = longer
+            if not pending:
+                break
+        return histories, streaks
 
     # ---- moments and achievements ---------------------------------------------------------------
 
