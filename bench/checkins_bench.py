@@ -28,6 +28,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -76,6 +77,40 @@ async def seed(parts: Any, households: int, per_household: int, now: datetime) -
                     envelope = make_envelope(command, household_id=household, producer="bench")
                     commands.append((household, envelope.to_bytes()))
     return commands
+
+
+async def seed_history(url: str, households: int, per_household: int, days: int, now: datetime) -> int:
+    """`days` earlier daily occurrences per household ritual, before the ones checked in during the run, each
+    kept by the first member but every tenth (a break every ten days, as in life): what a streak refresh
+    reads back in production. Copied straight into the tables; returns the occurrences written."""
+    occurrences, checkins = [], []
+    zone = "Europe/Lisbon"
+    for h in range(households):
+        household, ritual = derived_id("bench-household", h), derived_id("bench-ritual", h)
+        members = [str(derived_id("bench-member", h, 0)), str(derived_id("bench-member", h, 1))]
+        for d in range(per_household // 2, per_household // 2 + days):
+            scheduled = now - timedelta(days=d, minutes=30)
+            occurrence = derived_id("bench-history", h, d)
+            occurrences.append((occurrence, household, ritual, "evening_attunement", "Evening attunement",
+                                json.dumps(members), scheduled, scheduled + timedelta(hours=12),
+                                scheduled.astimezone(ZoneInfo(zone)).date(), zone, False,
+                                scheduled + timedelta(hours=12), False))
+            if d % 10:
+                checkins.append((derived_id("bench-history-checkin", h, d), occurrence, uuid.UUID(members[0]),
+                                 household, ritual, "evening_attunement", "done", "event",
+                                 scheduled + timedelta(minutes=20), scheduled + timedelta(minutes=20), scheduled))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.copy_records_to_table("occurrences", records=occurrences, columns=[
+            "occurrence_id", "household_id", "ritual_id", "template", "title", "participants", "scheduled_for",
+            "deadline", "local_date", "time_zone", "sensitive", "closed_at", "missed"])
+        await conn.copy_records_to_table("checkins", records=checkins, columns=[
+            "checkin_id", "occurrence_id", "member_id", "household_id", "ritual_id", "template", "status",
+            "source", "submitted_at", "recorded_at", "scheduled_for"])
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return len(occurrences)
 
 
 async def produce(bootstrap: str, commands: list[tuple[uuid.UUID, bytes]]) -> float:
@@ -180,6 +215,8 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="PATH",
                         help="profile the service phase: PATH.prof = cProfile stats; PATH.txt or .html = pyinstrument "
                              "(sampling, less distortion; pip install pyinstrument, not a project dependency)")
+    parser.add_argument("--history-days", type=int, default=0,
+                        help="also seed this many earlier days of each ritual's history (what streaks read back)")
     parser.add_argument("--service-logs", action="store_true",
                         help="log as `python -m attune_checkins` does (a JSON line at INFO per check-in), to /dev/null")
     args = parser.parse_args()
@@ -207,6 +244,12 @@ async def main() -> None:
         t0 = time.perf_counter()
         commands = await seed(parts, households, args.per_household, now)
         print(f"seeded {households} households, {len(commands)} commands in {time.perf_counter() - t0:.1f}s")
+        if args.history_days:
+            t0 = time.perf_counter()
+            written = await seed_history(f"postgresql://postgres@127.0.0.1:5432/{db}", households,
+                                         args.per_household, args.history_days, now)
+            print(f"seeded {written} earlier occurrences ({args.history_days} days per ritual, a break every "
+                  f"ten) in {time.perf_counter() - t0:.1f}s")
         produce_rate = await produce(tansu.bootstrap, commands)
         total = len(commands)
         del commands  # the service's process should not carry the benchmark's own heap (the collector walks it)
@@ -235,13 +278,15 @@ async def main() -> None:
         deadline = time.monotonic() + 900
         async with parts.store.engine.connect() as conn:
             while True:
-                count = (await conn.execute(text("SELECT count(*) FROM checkins"))).scalar_one()
+                count = (await conn.execute(text("SELECT count(*) FROM checkins WHERE recorded_at >= :now"),
+                                            {"now": now})).scalar_one()
                 if count >= total or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
             first, last, distinct = (await conn.execute(text(
                 "SELECT min(recorded_at), max(recorded_at), count(DISTINCT (occurrence_id, member_id)) FROM checkins"
-            ))).one()
+                " WHERE recorded_at >= :now"
+            ), {"now": now})).one()
         if profiler is not None:
             profiler.stop()
         await parts.stop()
