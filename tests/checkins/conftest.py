@@ -4,6 +4,7 @@ and a sink that records every event published."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from attune_contracts.messages import (
     SubmitCheckIn,
 )
 from attune_contracts.types import Contract
+from attune_runtime.testing import temporary_database
 from prometheus_client import CollectorRegistry
 
 FERNET_KEY = b"dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="  # 32 bytes, urlsafe base64
@@ -148,3 +150,16 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         yield h
     finally:
         await h.store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def any_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    """The harness on SQLite and on the machine's PostgreSQL (for statements that differ by dialect)."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = (f"sqlite+aiosqlite:///{tmp_path}/checkins.db" if request.param == "sqlite"
+               else await stack.enter_async_context(temporary_database()))
+        h = await make_harness(url, datetime(2027, 3, 1, 12, tzinfo=UTC))
+        try:
+            yield h
+        finally:
+            await h.store.close()

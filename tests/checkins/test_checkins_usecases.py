@@ -155,8 +155,8 @@ async def test_timer_loop_sleeps_until_the_deadline_then_reports(harness: Harnes
     assert h.clock.now() >= due.deadline
 
 
-async def test_seven_days_give_one_milestone_across_dst(harness: Harness) -> None:
-    h = harness
+async def test_seven_days_give_one_milestone_across_dst(any_harness: Harness) -> None:
+    h = any_harness
     await h.setup_household()
     ritual = uuid4()
     milestones = []
@@ -481,8 +481,8 @@ async def _days_kept(h: Harness, ritual, days: int, *, skip: set[int] = frozense
     return [s.length for s in h.sink.of(StreakUpdated) if s.ritual_id == ritual]
 
 
-async def test_a_run_longer_than_the_first_window_is_counted_whole(harness: Harness) -> None:
-    h = harness
+async def test_a_run_longer_than_the_first_window_is_counted_whole(any_harness: Harness) -> None:
+    h = any_harness
     await h.setup_household()
     ritual = uuid4()
     lengths = await _days_kept(h, ritual, 60)
@@ -490,8 +490,8 @@ async def test_a_run_longer_than_the_first_window_is_counted_whole(harness: Harn
     assert [m.length for m in h.sink.of(MilestoneReached)] == [7, 30]
 
 
-async def test_a_weekly_run_is_counted_whole_past_the_first_window(harness: Harness) -> None:
-    h = harness
+async def test_a_weekly_run_is_counted_whole_past_the_first_window(any_harness: Harness) -> None:
+    h = any_harness
     await h.setup_household()
     ritual = uuid4()
     lengths = await _days_kept(h, ritual, 14, weekly=True, template="dreams_checkin")

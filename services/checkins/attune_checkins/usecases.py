@@ -385,6 +385,7 @@ class CheckinsService:
         today = min(rules.local_date_of(now, occ.time_zone) for occ, _ in touched.values())
         histories, streaks = await self._current_runs(tx, units, today, now)
         rows = []
+        marks: list[tuple[UUID, UUID, date, int]] = []
         for ritual_id, (occurrence, outbox) in touched.items():
             unit = units[ritual_id]
             history, streak = histories[ritual_id], streaks[ritual_id]
@@ -396,10 +397,7 @@ class CheckinsService:
                                          length=streak.length, unit=unit, best=best))
             for mark in rules.milestones_crossed(prev_len, streak.length, unit):
                 assert streak.run_start is not None
-                if await tx.claim_milestone(ritual_id, occurrence.household_id, streak.run_start, mark, now):
-                    self.metrics.milestones.labels(unit.value, str(mark)).inc()
-                    outbox.add(MilestoneReached(ritual_id=ritual_id, template=occurrence.template,
-                                                length=mark, unit=unit))
+                marks.append((ritual_id, occurrence.household_id, streak.run_start, mark))
             kept, expected = None, None
             if rules.is_date_night(occurrence.template):
                 today = rules.local_date_of(now, occurrence.time_zone)
@@ -409,6 +407,14 @@ class CheckinsService:
             rows.append({"ritual_id": ritual_id, "household_id": occurrence.household_id,
                          "template": occurrence.template, "unit": unit.value, "length": streak.length,
                          "best": best, "adherence_kept": kept, "adherence_expected": expected})
+        # Each milestone once per run, claimed for the whole batch in one statement.
+        new_marks = await tx.claim_milestones(marks, now)
+        for ritual_id, _, run_start, mark in marks:
+            if (ritual_id, run_start, mark) in new_marks:
+                occurrence, outbox = touched[ritual_id]
+                unit = units[ritual_id]
+                self.metrics.milestones.labels(unit.value, str(mark)).inc()
+                outbox.add(MilestoneReached(ritual_id=ritual_id, template=occurrence.template, length=mark, unit=unit))
         await tx.put_streaks(rows)
 
     async def _current_runs(

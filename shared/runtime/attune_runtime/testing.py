@@ -6,6 +6,7 @@ Loaded by tests/conftest.py (`pytest_plugins = ["attune_runtime.testing"]`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +51,13 @@ async def _pg_execute(sql: str) -> None:
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
     """An empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Yields a SQLAlchemy async URL."""
+    async with temporary_database() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def temporary_database() -> AsyncIterator[str]:
+    """What `pg_url` yields, for a fixture that needs PostgreSQL only in some of its parameters."""
     name = f"attune_t_{uuid.uuid4().hex[:12]}"
     try:
         await _pg_execute(f'CREATE DATABASE "{name}"')

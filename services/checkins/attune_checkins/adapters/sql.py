@@ -468,13 +468,16 @@ class SqlTx:
         )).mappings().all()
         return [dict(r) for r in rows]
 
-    async def claim_milestone(self, ritual_id: UUID, household_id: UUID, run_start: date, length: int,
-                              now: datetime) -> bool:
-        result = await self.conn.execute(_insert_ignore(self.conn, t.milestones, {
-            "ritual_id": ritual_id, "run_start": run_start, "length": length, "household_id": household_id,
-            "reached_at": now,
-        }))
-        return result.rowcount == 1
+    async def claim_milestones(self, marks: list[tuple[UUID, UUID, date, int]], now: datetime) -> set[tuple[UUID, date, int]]:
+        """Record (ritual, household, run start, length) milestones; the ones not recorded before, in one statement."""
+        if not marks:
+            return set()
+        m = t.milestones.c
+        rows = [{"ritual_id": ritual_id, "run_start": run_start, "length": length, "household_id": household_id,
+                 "reached_at": now} for ritual_id, household_id, run_start, length in marks]
+        result = await self.conn.execute(
+            _insert_ignore_many(self.conn, t.milestones, rows).returning(m.ritual_id, m.run_start, m.length))
+        return {(r.ritual_id, r.run_start, r.length) for r in result}
 
     # ---- moments and achievements ---------------------------------------------------------------
 
