@@ -499,14 +499,12 @@ async def test_a_weekly_run_is_counted_whole_past_the_first_window(any_harness: 
     assert [(m.length, m.unit) for m in h.sink.of(MilestoneReached)] == [(4, StreakUnit.WEEKS), (12, StreakUnit.WEEKS)]
 
 
-async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness) -> None:
-    h = harness
-    await h.setup_household()
-    ritual = uuid4()
+def spy_on_history_reads(h: Harness) -> list[date]:
+    """How far back each history read went, in order."""
     read_back: list[date] = []
     store_tx = h.store.tx
 
-    def spying_tx():  # every history read, and how far back it went
+    def spying_tx():
         context = store_tx()
 
         class Spy:
@@ -527,7 +525,23 @@ async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness)
         return Spy()
 
     h.store.tx = spying_tx  # type: ignore[method-assign]
-    lengths = await _days_kept(h, ritual, 70, skip={40})
+    return read_back
+
+
+async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    read_back = spy_on_history_reads(h)
+    lengths = await _days_kept(h, uuid4(), 70, skip={40})
     assert lengths[-1] == 29 and max(lengths) == 40
     last_day = datetime(2027, 6, 1, tzinfo=UTC).date() + timedelta(days=69)
     assert read_back[-1] >= last_day - timedelta(days=35 + 7)  # one window read: the break is inside it
+
+
+async def test_a_new_rituals_unbroken_run_is_read_once(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    read_back = spy_on_history_reads(h)
+    lengths = await _days_kept(h, uuid4(), 10)
+    assert lengths == list(range(1, 11))
+    assert len(read_back) == 10  # one read per check-in: nothing before the first window to look for

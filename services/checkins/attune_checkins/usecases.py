@@ -441,6 +441,9 @@ class CheckinsService:
                 streak = streaks[ritual_id] = rules.compute_streak(history, unit, now)
                 if streak.run_start is not None and streak.run_start == rules.period_of(history[0][0].local_date, unit):
                     longer.append(ritual_id)  # unbroken back to the first period read: it may go on before
+            if longer and days != HISTORY_WINDOWS[-1]:  # ... if the ritual has occurrences before `since`
+                first = await tx.first_dates(longer)
+                longer = [ritual_id for ritual_id in longer if first.get(ritual_id, since) < since]
             pending = longer
             if not pending:
                 break

@@ -250,6 +250,16 @@ class SqlTx:
                 found.setdefault(ritual_id, []).append((Slot(local_date, scheduled_for, deadline), bool(kept)))
         return found
 
+    async def first_dates(self, ritual_ids: Iterable[UUID]) -> dict[UUID, date]:
+        """Each ritual's earliest occurrence's local date (the index on ritual and date answers it)."""
+        o = t.occurrences.c
+        found: dict[UUID, date] = {}
+        for chunk in _chunks(list(ritual_ids)):
+            found.update((ritual_id, first) for ritual_id, first in (await self.conn.execute(
+                select(o.ritual_id, func.min(o.local_date)).where(o.ritual_id.in_(chunk)).group_by(o.ritual_id)
+            )).all())
+        return found
+
     async def ritual_states(self, ritual_ids: Iterable[UUID]) -> tuple[
             dict[UUID, str | None], dict[UUID, tuple[int, int, int | None, int | None]]]:
         """Each ritual's RRULE and stored streak (length, best, adherence kept, expected), in one round trip."""
