@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from attune_contracts import ContractError, Envelope, Topic, parse
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from .consumer import Readiness, ReliableConsumer, envelope_context, log_handled
+from .consumer import Readiness, ReliableConsumer, envelope_context, log_handled, reliable_subscriber
 from .consumer import log as consumer_log
 
 log = logging.getLogger("attune.batch")
@@ -85,20 +84,10 @@ def subscribe_batch(
     """`skip_body_decoding=True` stops FastStream from JSON-decoding every body into a handler argument
     that nothing reads (the batch handler parses the raw records itself): about 20 µs per message."""
     consumer = BatchConsumer(reliable, batch_handler)
-    names = [t.value for t in topics]
     extra: dict[str, Any] = {"decoder": _raw_bodies} if skip_body_decoding else {}
-    subscriber = broker.subscriber(
-        *names,
-        group_id=reliable.group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=50,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        listener=readiness.expect_group(f"{reliable.group_id}:{','.join(names)}"),
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(500, session_timeout_ms // 5),
-        **extra,
+    subscriber = reliable_subscriber(
+        broker, [t.value for t in topics], group_id=reliable.group_id, readiness=readiness,
+        session_timeout_ms=session_timeout_ms, batch=True, max_records=max_records, batch_timeout_ms=50, **extra,
     )
 
     async def on_batch(msg: KafkaMessage) -> None:

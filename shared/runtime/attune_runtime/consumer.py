@@ -233,8 +233,24 @@ def subscribe(
         broker, service=service, group_id=group_id, handler=handler, metrics=metrics, retry=retry, accept=accept,
         on_invalid=on_invalid,
     )
-    names = [t.value if isinstance(t, Topic) else t for t in topics]
-    subscriber = broker.subscriber(
+    subscriber = reliable_subscriber(broker, [t.value if isinstance(t, Topic) else t for t in topics],
+                                     group_id=group_id, readiness=readiness, session_timeout_ms=session_timeout_ms)
+
+    async def on_message(msg: KafkaMessage) -> None:
+        await consumer(msg)
+
+    subscriber(on_message)
+    return consumer
+
+
+def reliable_subscriber(
+    broker: KafkaBroker, names: list[str], *, group_id: str, readiness: Readiness, session_timeout_ms: int,
+    **options: Any,
+) -> Any:
+    """The subscription every consumer here shares (one message at a time, or in batches with `options`):
+    offsets committed only after handling (NACK on error), a new group starts at the earliest offset, and
+    readiness waits for the group to join."""
+    return broker.subscriber(
         *names,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -242,10 +258,5 @@ def subscribe(
         listener=readiness.expect_group(f"{group_id}:{','.join(names)}"),
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(500, session_timeout_ms // 5),
+        **options,
     )
-
-    async def on_message(msg: KafkaMessage) -> None:
-        await consumer(msg)
-
-    subscriber(on_message)
-    return consumer
