@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import attune_scheduler
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -100,15 +98,7 @@ async def test_migrations_match_the_tables_on_postgresql(pg_url: str) -> None:
 async def _upgrade_keeps_only_unsent_rows(url: str) -> None:
     """0003 drops rows an older version had already published (and kept for a day), never one still to go."""
     import sqlalchemy as sa
-    from alembic import command
-    from alembic.config import Config
     from attune_scheduler.adapters.tables import UtcDateTime
-
-    def upgrade_to_0002(sync_conn) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(Path(attune_scheduler.__file__).parent / "migrations"))
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "0002")
 
     old_outbox = sa.table(
         "outbox", sa.column("id", sa.Integer), sa.column("event_id", sa.Uuid), sa.column("household_id", sa.Uuid),
@@ -118,8 +108,8 @@ async def _upgrade_keeps_only_unsent_rows(url: str) -> None:
     at = datetime.fromisoformat("2027-01-04T19:00:00+00:00")
     store = SqlStore.from_url(url)
     try:
+        await store.migrate("0002")
         async with store.engine.begin() as conn:
-            await conn.run_sync(upgrade_to_0002)
             await conn.execute(sa.insert(old_outbox), [
                 {"id": n, "event_id": uuid.uuid4(), "household_id": uuid.uuid4(), "topic": "t",
                  "event_type": "ritual.due", "body": "{}", "headers": {}, "created_at": at, "sent_at": sent,

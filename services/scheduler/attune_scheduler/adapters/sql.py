@@ -113,8 +113,9 @@ class SqlStore:
 
     # ---- schema --------------------------------------------------------------------------------
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (safe with several instances starting at once)."""
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the newest Alembic revision, or `revision` (safe with several instances starting
+        at once)."""
         from alembic import command
         from alembic.config import Config
 
@@ -122,7 +123,7 @@ class SqlStore:
             cfg = Config()
             cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
             cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
         async with self._tx() as conn:
             if self.postgres:
