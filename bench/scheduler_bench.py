@@ -145,7 +145,6 @@ async def role_raw(bootstrap: str, n: int) -> dict[str, Any]:
 
 async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None, run_for: float) -> dict[str, Any]:
     from attune_runtime.kafka import kafka_client_options
-    from attune_runtime.settings import ServiceSettings
     from attune_scheduler.adapters.kafka import KafkaSink
     from attune_scheduler.adapters.sql import SqlStore
     from attune_scheduler.bootstrap import build_scheduler
@@ -153,8 +152,10 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
     from attune_scheduler.config import SchedulerSettings
     from prometheus_client import CollectorRegistry
 
+    # The service's own defaults (SchedulerSettings), but for a lookahead long enough to write the burst ahead.
+    settings = SchedulerSettings(kafka_bootstrap_servers=bootstrap, database_url=url, lookahead_s=LOOKAHEAD_S)
     store = SqlStore.from_url(url)
-    kafka = KafkaSink(kafka_client_options(ServiceSettings(kafka_bootstrap_servers=bootstrap)))
+    kafka = KafkaSink(kafka_client_options(settings))
     await kafka.start()
     lags: list[float] = []
     acks: list[float] = []
@@ -179,8 +180,6 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
                     lags.append((acked - row.due_at).total_seconds())
             acks.append(acked.timestamp())
 
-    # The service's own defaults (SchedulerSettings), but for a lookahead long enough to write the burst ahead.
-    settings = SchedulerSettings(kafka_bootstrap_servers=bootstrap, database_url=url, lookahead_s=LOOKAHEAD_S)
     scheduler = build_scheduler(settings, store=store, clock=SystemClock(), sink=Sink(), registry=CollectorRegistry())
     scheduler.start()
     try:
