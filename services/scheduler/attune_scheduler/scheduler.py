@@ -9,9 +9,9 @@ it (the outbox holds only what is still to go), and turns an occurrence whose in
 passed beyond its catch-up window while the service was down into OccurrenceSkipped.
 
 For a burst (100,000 rituals due in the same minute) the relay does as little as it can at the instant:
-rows written ahead are read into memory shortly before (`read_ahead`), so at the instant a batch costs one
-UPDATE that claims it and the producer's work; the next batch is claimed while the broker acknowledges
-the last one.
+rows written ahead are read into memory shortly before (`read_ahead`), so at the instant a batch costs its
+claim (locking and deleting its rows) and the producer's work; the next batch is claimed while the broker
+acknowledges the last one.
 """
 
 from __future__ import annotations
