@@ -41,6 +41,7 @@ FALLBACK = {
     "ratio_window_days": "positive:negative moments are counted over this many days",
     "ratio_min_moments": "no RatioDropped below this many moments in the window",
     "link_snooze_minutes": "how long a one-tap 'snooze' postpones the ritual",
+    "link_occurrence_wait_s": "how long a one-tap link waits for an occurrence this service has not heard of yet",
     "timer_max_sleep_s": "longest sleep of the deadline/summary timer",
     "admin_token": "bearer token for the channel and preference API",
     "link_kid": "key id (from LINK_KEYS) that signs new one-tap links",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", notes_key=SecretStr(FERNET_KEY.decode()),
         household_token_secret=SecretStr("household-token-secret-for-tests"),
         link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
+        link_occurrence_wait_s=1.0,
     )
     clock, sink = FakeClock(datetime(2027, 3, 2, 1, 45, tzinfo=UTC)), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
@@ -94,6 +96,23 @@ async def test_a_valid_link_shows_a_page_then_records_once(api: Api) -> None:
     assert api.failures("replayed") == 2
     history, _ = await api.parts.service.history(api.h.household, page=1, page_size=5)
     assert [(c.status, c.closeness) for c in history] == [(CheckInStatus.DONE, 4)]
+
+
+async def test_a_link_tapped_before_its_ritual_due_arrives_waits_for_it(api: Api) -> None:
+    early = api.h.due(uuid4(), datetime(2027, 3, 2, 1, 40, tzinfo=UTC))
+    token = api.mint(occurrence=early.occurrence_id)
+
+    async def arrives_a_moment_later() -> None:
+        await asyncio.sleep(0.2)
+        await api.h.send(early)
+
+    page, _ = await asyncio.gather(api.client.get(f"/l/{token}"), arrives_a_moment_later())
+    assert page.status_code == 200 and "Evening attunement" in page.text
+    done = await api.client.post(f"/l/{token}", content="closeness=5",
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200 and "Recorded" in done.text
+    assert [r.occurrence_id for r in api.h.sink.of(CheckInRecorded)] == [early.occurrence_id]
+    assert api.failures("unknown_occurrence") == 0
 
 
 async def test_skip_and_snooze_links(api: Api) -> None:

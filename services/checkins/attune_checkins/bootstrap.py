@@ -166,6 +166,7 @@ def build(
         ratio_window=timedelta(days=settings.ratio_window_days),
         ratio_min_moments=settings.ratio_min_moments,
         link_snooze=timedelta(minutes=settings.link_snooze_minutes),
+        link_occurrence_wait_s=settings.link_occurrence_wait_s,
         timer_max_sleep_s=settings.timer_max_sleep_s,
     )
     producer = None

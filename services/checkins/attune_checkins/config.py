@@ -41,6 +41,7 @@ class Settings(ServiceSettings):
     ratio_window_days: int = Field(default=14, ge=1, le=90)
     ratio_min_moments: int = Field(default=6, ge=1, le=1000)
     link_snooze_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    link_occurrence_wait_s: float = Field(default=5.0, ge=0, le=60)
     timer_max_sleep_s: float = Field(default=60.0, gt=0)
     batch_max_records: int = Field(
         default=500, ge=1, le=5000,

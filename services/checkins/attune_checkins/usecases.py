@@ -57,6 +57,8 @@ log = logging.getLogger("attune.checkins")
 # most current runs; the next ones only for rituals whose run reaches back that far.
 HISTORY_WINDOWS = (35, 140, 400)
 
+_LINK_POLL_S = 0.1
+
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
     "ritual.due",
@@ -73,6 +75,9 @@ class Policy:
     ratio_min_moments: int = 6
     link_snooze: timedelta = timedelta(minutes=60)
     timer_max_sleep_s: float = 60.0
+    # A link can be tapped before its RitualDue has reached this service (the notifier is fast; this
+    # consumer may lag): wait this long for the occurrence before saying it is unknown.
+    link_occurrence_wait_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -519,12 +524,20 @@ class CheckinsService:
         return created
 
     async def link_preview(self, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
-        """What a link would record, and when it was used if it already was."""
-        async with self.store.tx() as tx:
-            occurrence = await tx.occurrence(claims.occurrence_id)
-            if occurrence is None or occurrence.household_id != claims.household_id:
+        """What a link would record, and when it was used if it already was.
+
+        An occurrence not known yet is waited for (up to `link_occurrence_wait_s`): a validly signed link
+        names one, and its RitualDue may still be on its way here.
+        """
+        deadline = asyncio.get_running_loop().time() + self.policy.link_occurrence_wait_s
+        while True:
+            async with self.store.tx() as tx:
+                occurrence = await tx.occurrence(claims.occurrence_id)
+                if occurrence is not None and occurrence.household_id == claims.household_id:
+                    return occurrence, await tx.token_used_at(claims.token_id)
+            if occurrence is not None or asyncio.get_running_loop().time() >= deadline:
                 raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
-            return occurrence, await tx.token_used_at(claims.token_id)
+            await asyncio.sleep(_LINK_POLL_S)
 
     async def use_link(self, claims: LinkClaims, closeness: int | None) -> SubmitResult:
         """Record a one-tap link's check-in once; a second use of the same token is refused."""
