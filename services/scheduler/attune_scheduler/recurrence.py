@@ -63,6 +63,7 @@ __all__ = [
     "OCCURRENCE_NAMESPACE",
     "Recurrence",
     "RecurrenceError",
+    "check_rule",
     "check_start_date",
     "occurrence_id",
     "parse_local_time",
@@ -163,6 +164,11 @@ def occurrence_id(ritual_id: uuid.UUID, scheduled_for: datetime) -> uuid.UUID:
 
 def reminder_id(occurrence: uuid.UUID, offset_minutes: int) -> uuid.UUID:
     return uuid.uuid5(OCCURRENCE_NAMESPACE, f"{occurrence}:{offset_minutes}")
+
+
+def check_rule(text: str) -> None:
+    """RecurrenceError if `text` cannot be a valid rule whatever the zone and start date."""
+    _split_rule(text)
 
 
 def _split_rule(text: str) -> dict[str, str]:

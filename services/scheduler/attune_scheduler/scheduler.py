@@ -30,7 +30,7 @@ from attune_contracts import Envelope, headers_for, make_envelope, parse
 from .adapters.sql import FireReport, SqlStore
 from .metrics import SchedulerMetrics
 from .ports import Clock, OutboxRow, Sink
-from .service import MIN_CATCH_UP, decide, late_window, skipped_id, too_late, wake
+from .service import MIN_CATCH_UP, decide, late_window, screen, skipped_id, too_late, wake
 
 log = logging.getLogger("attune.scheduler")
 
@@ -85,8 +85,17 @@ class Scheduler:
     # ---- commands ------------------------------------------------------------------------------
 
     async def handle(self, envelope: Envelope[Any]) -> None:
-        """Handle one scheduler command (a redelivered one changes nothing)."""
-        outcome = await self.store.handle_command(envelope, self.clock.now(), decide)
+        """Handle one scheduler command (a redelivered one changes nothing).
+
+        A command refused on its face (`screen`: a NUL character, a start date far from today, a rule that
+        cannot be valid) is answered with its rejection before the household is even read or locked.
+        """
+        now = self.clock.now()
+        reason = screen(envelope, now)
+        if reason is not None:
+            outcome = await self.store.reject(envelope, reason, now)
+        else:
+            outcome = await self.store.handle_command(envelope, now, decide)
         extra = {"event_id": str(envelope.event_id), "event_type": envelope.type,
                  "correlation_id": envelope.correlation_id}
         if outcome is None:

@@ -3,6 +3,12 @@
 Pure: no Kafka, no SQL, no clock. The store loads a household, `decide` says what changes and which
 facts to publish (or why the command is refused), and `wake` says which occurrences and reminders a
 ritual emits at `now` and where its cursors move. Both run inside one store transaction.
+
+A command that no retry could make acceptable is refused with a reason, never left to fail: `screen`
+finds what can be seen in the command alone (a NUL character, which PostgreSQL cannot store in text; a
+start_date outside `START_DATE_WINDOW`; a rule or local time that cannot be valid), before any row is
+locked; `decide` refuses the rest (a rule that has no occurrence in the household's zone, ...). The cost
+of every recurrence look-up is bounded (recurrence.py), so `decide` and `wake` stay short.
 """
 
 from __future__ import annotations
@@ -45,12 +51,22 @@ from attune_contracts.messages import (
 )
 from attune_contracts.types import Contract
 
-from .recurrence import OCCURRENCE_NAMESPACE, Recurrence, RecurrenceError, occurrence_id, reminder_id
+from .recurrence import (
+    OCCURRENCE_NAMESPACE,
+    Recurrence,
+    RecurrenceError,
+    check_rule,
+    occurrence_id,
+    parse_local_time,
+    reminder_id,
+)
 
 MIN_CATCH_UP = timedelta(minutes=1)
 """Even a catch-up window of 0 tolerates this much lag: firing always takes a moment."""
 MAX_OCCURRENCES_PER_WAKE = 200
 """After a very long outage a ritual is worked through in slices, so one claim stays short."""
+START_DATE_WINDOW = (timedelta(days=366), timedelta(days=5 * 366))
+"""A command's start_date lies at most a year before, and at most five years after, the day it is handled."""
 
 
 class Refused(Exception):
@@ -207,6 +223,16 @@ def _check_time(rrule: str, local_time: str, start_date: date, time_zone: str) -
         raise Refused(exc.reason) from None
 
 
+def _planned(ritual: Ritual, now: datetime, why: str = "") -> Ritual:
+    """`plan`, with a rule that cannot be evaluated (in this zone, from now) refused rather than raised."""
+    try:
+        return plan(ritual, now)
+    except RecurrenceError as exc:
+        raise Refused(f"{why}{exc.reason}") from None
+    except (OverflowError, ValueError) as exc:  # datetime arithmetic out of range: no retry can fix it
+        raise Refused(f"{why}the schedule reaches a date out of range ({exc})") from None
+
+
 def _ritual_fact(cls: type[RitualScheduled | RitualUpdated], r: Ritual) -> Contract:
     return cls(
         ritual_id=r.id, template=r.template, title=r.display_title, participants=list(r.participants),
@@ -230,6 +256,55 @@ def _needs_ritual(view: HouseholdView, ritual_id: uuid.UUID) -> Ritual:
     return found
 
 
+def screen(envelope: Envelope[Any], now: datetime) -> str | None:
+    """Why this command can be refused without looking at any stored state, or None.
+
+    Cheap and pure: the caller runs it before taking any lock, and `decide` runs it again.
+    """
+    text = _text_problem(envelope.correlation_id, "correlation_id") or _text_problem(envelope.producer, "producer")
+    if text:
+        return text
+    cmd = envelope.payload
+    for name in type(cmd).model_fields:
+        if problem := _text_problem(getattr(cmd, name), name):
+            return problem
+    fields = cmd.model_fields_set
+    try:
+        if isinstance(cmd, ScheduleRitual | UpdateRitual):
+            if "start_date" in fields and cmd.start_date is not None:
+                _check_start_window(cmd.start_date, now)
+            if "rrule" in fields and cmd.rrule is not None:
+                check_rule(cmd.rrule)
+            if "local_time" in fields and cmd.local_time is not None:
+                parse_local_time(cmd.local_time)
+    except (RecurrenceError, Refused) as refusal:
+        return refusal.reason
+    return None
+
+
+def _text_problem(value: Any, where: str) -> str | None:
+    """A NUL character cannot be stored in PostgreSQL text; it is refused on every database alike."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where} contains a NUL character (\\x00), which Attune does not store; remove it"
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if problem := _text_problem(item, where):
+                return problem
+    return None
+
+
+def _check_start_window(start_date: date, now: datetime) -> None:
+    # UTC's date: a day either way of the household's, and the window is a year wide on that side.
+    today = now.date()
+    earliest, latest = today - START_DATE_WINDOW[0], today + START_DATE_WINDOW[1]
+    if not earliest <= start_date <= latest:
+        raise Refused(
+            f"start_date {start_date.isoformat()} is too far from today: give a date from "
+            f"{earliest.isoformat()} to {latest.isoformat()}"
+        )
+
+
 def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outcome:
     """Accept (changes + facts) or refuse (a SchedulerCommandRejected saying why) one command.
 
@@ -238,6 +313,8 @@ def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outco
     """
     cmd = envelope.payload
     try:
+        if (reason := screen(envelope, now)) is not None:
+            raise Refused(reason)
         outcome = _decide(view, cmd, now)
     except Refused as refusal:
         return Outcome(
@@ -257,7 +334,8 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
         if view.household is not None and view.household.time_zone != cmd.time_zone:
             # The rituals keep their local wall-clock times; their instants move with the zone.
             for ritual in view.rituals.values():
-                moved = plan(replace(ritual, time_zone=cmd.time_zone), now)
+                moved = _planned(replace(ritual, time_zone=cmd.time_zone), now,
+                                 f"ritual {ritual.id} cannot move to {cmd.time_zone}: ")
                 out.rituals.append(moved)
                 out.facts.append(_ritual_fact(RitualUpdated, moved))
             for member in view.members.values():
@@ -278,7 +356,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
         tpl = _template_for(cmd.template)
         _check_participants(view, list(cmd.participants), tpl)
         _check_time(cmd.rrule, cmd.local_time, cmd.start_date, household.time_zone)
-        ritual = plan(Ritual(
+        ritual = _planned(Ritual(
             id=cmd.ritual_id, household_id=view.id, template=cmd.template, title=cmd.title,
             participants=list(cmd.participants), rrule=cmd.rrule, local_time=cmd.local_time,
             start_date=cmd.start_date, time_zone=household.time_zone,
@@ -306,12 +384,12 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
             _check_participants(view, updated.participants, tpl)
             updated.consents = [m for m in updated.consents if m in updated.participants]
         _check_time(updated.rrule, updated.local_time, updated.start_date, updated.time_zone)
-        updated = plan(updated, now)
+        updated = _planned(updated, now)
         return Outcome(rituals=[updated], facts=[_ritual_fact(RitualUpdated, updated)])
 
     if isinstance(cmd, PauseRitual):
         current = _needs_ritual(view, cmd.ritual_id)
-        paused = plan(replace(current, paused=True), now)
+        paused = _planned(replace(current, paused=True), now)
         return Outcome(rituals=[paused], facts=[RitualPaused(ritual_id=current.id)])
 
     if isinstance(cmd, ResumeRitual):
@@ -322,7 +400,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
                 f"this ritual is sensitive and cannot run until every participant has consented "
                 f"({waiting} still to consent)"
             )
-        resumed = plan(replace(current, paused=False), now)
+        resumed = _planned(replace(current, paused=False), now)
         return Outcome(rituals=[resumed], facts=[RitualResumed(ritual_id=current.id, next_due_at=resumed.next_due_at)])
 
     if isinstance(cmd, DeleteRitual):
@@ -338,7 +416,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
         consents = [m for m in current.consents if m != cmd.member_id]
         if isinstance(cmd, GiveConsent):
             consents.append(cmd.member_id)
-        changed = plan(replace(current, consents=consents), now)
+        changed = _planned(replace(current, consents=consents), now)
         fact_cls = ConsentGiven if isinstance(cmd, GiveConsent) else ConsentWithdrawn
         return Outcome(rituals=[changed], facts=[
             fact_cls(ritual_id=current.id, member_id=cmd.member_id, state=changed.state)])

@@ -22,7 +22,7 @@ def _check_zone(name: str) -> str:
         raise ValueError(f"{name!r} is not an IANA time zone name (for example 'Europe/London')")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, e.g. 'America'
         raise ValueError(f"unknown IANA time zone {name!r} (for example 'America/New_York')") from None
     return name
 

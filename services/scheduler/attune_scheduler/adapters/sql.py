@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from attune_contracts import Envelope, headers_for, make_envelope, spec_of
+from attune_contracts.messages import SchedulerCommandRejected
 from attune_contracts.types import Contract
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -170,17 +171,37 @@ class SqlStore:
             if seen is not None:
                 return None
             view = await self._load_view(conn, envelope.household_id)
-            outcome = decide(view, envelope, now)
+            # Off the event loop: a household's rituals are re-planned here (bounded per ritual, but a zone
+            # change re-plans them all), and the consumer's heartbeat must not wait for it.
+            outcome = await asyncio.to_thread(decide, view, envelope, now)
             await self._apply(conn, envelope.household_id, outcome, now)
-            await self._enqueue(conn, [
-                self._fact_row(fact, envelope, fact_event_id(envelope.event_id, i), now)
-                for i, fact in enumerate(outcome.facts)
-            ])
-            await conn.execute(processed_commands.insert().values(
-                event_id=envelope.event_id, command_type=envelope.type,
-                outcome="rejected" if outcome.rejected else "accepted", processed_at=now,
-            ))
+            await self._record(conn, envelope, outcome, now)
             return outcome
+
+    async def reject(self, envelope: Envelope[Any], reason: str, now: datetime) -> Outcome | None:
+        """Answer a command refused before anything was loaded: its rejection and its id, once, and no lock
+        on the household. None: this event id was handled before."""
+        async with self._tx() as conn:
+            seen = (await conn.execute(
+                sa.select(processed_commands.c.event_id).where(processed_commands.c.event_id == envelope.event_id)
+            )).first()
+            if seen is not None:
+                return None
+            outcome = Outcome(facts=[SchedulerCommandRejected(
+                command_event_id=envelope.event_id, command_type=envelope.type, reason=reason[:2000])],
+                rejected=reason)
+            await self._record(conn, envelope, outcome, now)
+            return outcome
+
+    async def _record(self, conn: AsyncConnection, envelope: Envelope[Any], outcome: Outcome, now: datetime) -> None:
+        await self._enqueue(conn, [
+            self._fact_row(fact, envelope, fact_event_id(envelope.event_id, i), now)
+            for i, fact in enumerate(outcome.facts)
+        ])
+        await conn.execute(processed_commands.insert().values(
+            event_id=envelope.event_id, command_type=envelope.type,
+            outcome="rejected" if outcome.rejected else "accepted", processed_at=now,
+        ))
 
     async def _apply(self, conn: AsyncConnection, household_id: uuid.UUID, outcome: Outcome, now: datetime) -> None:
         if outcome.erase:
@@ -216,8 +237,10 @@ class SqlStore:
 
     @staticmethod
     def _fact_row(fact: Contract, cause: Envelope[Any], event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+        # A command refused for a NUL in its correlation id is answered without it (others store it as text).
         envelope = make_envelope(fact, household_id=cause.household_id, producer=PRODUCER,
-                                 correlation_id=cause.correlation_id, event_id=event_id, occurred_at=now)
+                                 correlation_id=cause.correlation_id.replace("\x00", ""), event_id=event_id,
+                                 occurred_at=now)
         return _outbox_values(envelope, now, template=None, due_at=None, ritual_id=None, publish_at=now,
                               catch_up_minutes=None)
 
@@ -244,35 +267,9 @@ class SqlStore:
             report.claimed = len(rows)
             if not rows:
                 return report
-            updates: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            for row in rows:
-                ritual = _ritual_from_row(row)
-                try:
-                    result = wake(ritual, now, horizon)
-                except Exception:  # noqa: BLE001 - one broken ritual must not stop every other household
-                    report.failed += 1
-                    ritual.next_due_at = ritual.next_reminder_at = None
-                    result = WakeResult()
-                report.stale_reminders += result.stale_reminders
-                for item in result.emitted:
-                    report.emitted.append(item)
-                    report.templates[item.event_id] = ritual.template
-                    spec = spec_of(type(item.payload))
-                    # Written ahead of time, an event still says it occurred at its instant.
-                    occurred = item.publish_at if item.publish_at and item.publish_at > now else now
-                    envelope = spec.envelope(
-                        event_id=item.event_id, type=spec.type, version=spec.version, occurred_at=occurred,
-                        producer=PRODUCER, correlation_id=str(item.payload.occurrence_id),
-                        household_id=ritual.household_id, payload=item.payload,
-                    )
-                    events.append(_outbox_values(
-                        envelope, now, template=ritual.template, due_at=item.at, ritual_id=ritual.id,
-                        publish_at=item.publish_at or now, catch_up_minutes=ritual.catch_up_minutes))
-                updates.append({
-                    "rid": ritual.id, "next_due_at": ritual.next_due_at, "next_reminder_at": ritual.next_reminder_at,
-                    "reminder_cursor": ritual.reminder_cursor, "wake_at": ritual.wake_at, "updated_at": now,
-                })
+            # The claimed rituals are woken in a worker thread: each wake is bounded (recurrence.py), but a
+            # batch of them is CPU work the event loop (and the consumer's heartbeat) must not wait behind.
+            events, updates = await asyncio.to_thread(_wake_batch, rows, wake, now, horizon, report)
             await self._enqueue(conn, events)
             await conn.execute(
                 rituals.update().where(rituals.c.id == sa.bindparam("rid")).values(
@@ -415,3 +412,40 @@ def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | No
         "due_at": due_at, "created_at": now, "ritual_id": ritual_id, "publish_at": publish_at,
         "catch_up_minutes": catch_up_minutes,
     }
+
+
+def _wake_batch(
+    rows: Sequence[Any], wake: Callable[[Ritual, datetime, datetime], WakeResult], now: datetime,
+    horizon: datetime, report: FireReport,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Wake each claimed ritual: its outbox rows and its cursor updates (pure; runs off the event loop)."""
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for row in rows:
+        ritual = _ritual_from_row(row)
+        try:
+            result = wake(ritual, now, horizon)
+        except Exception:  # noqa: BLE001 - one broken ritual must not stop every other household
+            report.failed += 1
+            ritual.next_due_at = ritual.next_reminder_at = None
+            result = WakeResult()
+        report.stale_reminders += result.stale_reminders
+        for item in result.emitted:
+            report.emitted.append(item)
+            report.templates[item.event_id] = ritual.template
+            spec = spec_of(type(item.payload))
+            # Written ahead of time, an event still says it occurred at its instant.
+            occurred = item.publish_at if item.publish_at and item.publish_at > now else now
+            envelope = spec.envelope(
+                event_id=item.event_id, type=spec.type, version=spec.version, occurred_at=occurred,
+                producer=PRODUCER, correlation_id=str(item.payload.occurrence_id),
+                household_id=ritual.household_id, payload=item.payload,
+            )
+            events.append(_outbox_values(
+                envelope, now, template=ritual.template, due_at=item.at, ritual_id=ritual.id,
+                publish_at=item.publish_at or now, catch_up_minutes=ritual.catch_up_minutes))
+        updates.append({
+            "rid": ritual.id, "next_due_at": ritual.next_due_at, "next_reminder_at": ritual.next_reminder_at,
+            "reminder_cursor": ritual.reminder_cursor, "wake_at": ritual.wake_at, "updated_at": now,
+        })
+    return events, updates
