@@ -100,6 +100,14 @@ _FREQS = {"YEARLY", "MONTHLY", "WEEKLY", "DAILY", *_TOO_FREQUENT}
 _ZONE_SHAPE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 _LOCAL_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _WHOLE_NUMBER = re.compile(r"^[0-9]{1,9}$")
+_SIGNED = re.compile(r"^[+-]?[0-9]{1,3}$")
+_WEEKDAY = re.compile(r"^([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+# Magnitudes allowed in each numeric BY* list (RFC 5545 3.3.10); zero only where it is a time of day.
+_NUMBER_RANGES = {
+    "BYMONTHDAY": (1, 31), "BYMONTH": (1, 12), "BYYEARDAY": (1, 366), "BYWEEKNO": (1, 53), "BYSETPOS": (1, 366),
+    "BYHOUR": (0, 23), "BYMINUTE": (0, 59),
+}
+_UNSIGNED = {"BYMONTH", "BYHOUR", "BYMINUTE"}
 _UNTIL_UTC = re.compile(r"^(\d{8})T(\d{6})Z$")
 _UNTIL_LOCAL = re.compile(r"^(\d{8})T(\d{6})$")
 _UNTIL_DATE = re.compile(r"^(\d{8})$")
@@ -110,6 +118,7 @@ _EXISTENCE_HORIZON_YEARS = 5
 # Past the supported start dates plus every window and margin, yet far from datetime.max: no overflow.
 _LAST_LOCAL = datetime(9000, 1, 1)
 _LAST_INSTANT = _LAST_LOCAL.replace(tzinfo=UTC)
+_FIRST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
 # A walk examines at most its window's days plus one period either side (a year, and a week across it).
 _WALK_SLACK_DAYS = 2 * 366 + 7
 # How far before its window a look-up's DTSTART is fast-forwarded to (room for a period straddling it).
@@ -213,6 +222,15 @@ def _split_rule(text: str) -> dict[str, str]:
     for name in _LIST_PARTS & parts.keys():
         if _count_list(parts, name) > MAX_LIST_VALUES:
             raise RecurrenceError(f"invalid RRULE: {name} lists more than {MAX_LIST_VALUES} values")
+    for name, (low, high) in _NUMBER_RANGES.items():
+        for value in parts.get(name, "").split(","):
+            if value and (not _SIGNED.match(value) or not low <= abs(int(value)) <= high
+                          or (value.startswith("-") and name in _UNSIGNED)):
+                raise RecurrenceError(f"invalid RRULE: {name} value {_clip(value)!r} is out of range")
+    for value in parts.get("BYDAY", "").split(","):
+        day = _WEEKDAY.match(value)
+        if value and (not day or (day.group(1) and not 1 <= abs(int(day.group(1))) <= 53)):
+            raise RecurrenceError(f"invalid RRULE: BYDAY value {_clip(value)!r} is not a weekday like MO, 1FR or -1SU")
     if _count_list(parts, "BYSETPOS") > MAX_SETPOS_VALUES:
         raise RecurrenceError(f"invalid RRULE: BYSETPOS lists more than {MAX_SETPOS_VALUES} values")
     per_day = _count_list(parts, "BYHOUR") * _count_list(parts, "BYMINUTE")
@@ -248,7 +266,12 @@ def _local_until(value: str, tz: ZoneInfo) -> str:
     try:
         if m := _UNTIL_UTC.match(value):
             instant = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-            local = instant.astimezone(tz).replace(tzinfo=None) if instant < _LAST_INSTANT else _LAST_LOCAL
+            if instant >= _LAST_INSTANT:
+                local = _LAST_LOCAL
+            elif instant < _FIRST_INSTANT:  # before any start date: the rule ends before it begins
+                local = _FIRST_INSTANT.replace(tzinfo=None)
+            else:
+                local = instant.astimezone(tz).replace(tzinfo=None)
         elif m := _UNTIL_LOCAL.match(value):
             local = datetime.strptime(m.group(1) + m.group(2), "%Y%m%d%H%M%S")
         elif m := _UNTIL_DATE.match(value):
@@ -390,6 +413,8 @@ def _local_matches(walk: _Walk) -> Iterator[datetime]:
             raise RecurrenceError(
                 "this rule needs more work to evaluate than Attune allows; simplify its BY* parts"
             ) from None
+        except (IndexError, ValueError, OverflowError) as exc:  # dateutil choking on a combination of parts
+            raise RecurrenceError(f"this rule cannot be evaluated ({type(exc).__name__}: {_clip(str(exc))})") from None
         if local.date() > walk.stop:
             return
         yield local
