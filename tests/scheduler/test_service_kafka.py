@@ -103,10 +103,14 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
                     "household_id": str(household),
                     "payload": {"name": "Ana & Ben", "time_zone": "Mars/Olympus_Mons", "kind": "couple"},
                 }).encode()
+                folder_id = uuid.uuid4()  # a folder of the zone database, not a zone: an OSError before
+                folder = raw.replace(str(invalid_id).encode(), str(folder_id).encode()).replace(
+                    b"Mars/Olympus_Mons", b"America")
                 producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
                 await producer.start()
                 try:
                     await producer.send_and_wait(Topic.SCHEDULER_COMMANDS.value, raw, key=str(household).encode())
+                    await producer.send_and_wait(Topic.SCHEDULER_COMMANDS.value, folder, key=str(household).encode())
                 finally:
                     await producer.stop()
 
@@ -119,12 +123,26 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
                     schedule(uuid.uuid4(), [ana, ben], rrule="FREQ=SECONDLY"), household_id=household)
                 twice = await publisher.publish(
                     schedule(uuid.uuid4(), [ana, ben], rrule="FREQ=DAILY;BYHOUR=1,2,3,4,5,6"), household_id=household)
+                # Permanent errors: answered at once, never retried nor dead-lettered as handler_failed.
+                nul = await publisher.publish(UpsertMember(member_id=uuid.uuid4(), display_name="Cleo\x00"),
+                                              household_id=household)
+                far = await publisher.publish(schedule(uuid.uuid4(), [ana, ben], start=date(9999, 12, 31)),
+                                              household_id=household)
+                issue = await publisher.publish(schedule(
+                    uuid.uuid4(), [ana, ben], rrule="FREQ=DAILY;BYHOUR=1,2,3,4;COUNT=999999999", start=date(1, 1, 1),
+                    reminder_offsets_minutes=[1, 60, 240, 1440, 10080]), household_id=household)
                 good = await publisher.publish(
                     schedule(ritual, [ana, ben], at="02:30", start=date(2027, 3, 13)), household_id=household)
                 await publisher.publish_envelope(good)  # redelivered: changes nothing
 
-                await eventually(lambda: seen.of("scheduler.ritual_scheduled") and seen.dead, timeout=30)
+                await eventually(lambda: seen.of("scheduler.ritual_scheduled") and len(seen.dead) >= 2
+                                 and len(seen.of("scheduler.command_rejected")) >= 7, timeout=30)
                 rejected = {r.payload.command_event_id: r.payload.reason for r in seen.of("scheduler.command_rejected")}
+                assert "display_name contains a NUL character" in rejected[nul.event_id]
+                assert "start_date 9999-12-31 is too far from today" in rejected[far.event_id]
+                assert "start_date 0001-01-01 is too far from today" in rejected[issue.event_id]
+                assert "unknown IANA time zone 'America'" in rejected[folder_id]
+                assert {d.error_kind for d in seen.dead} == {"invalid"}
                 assert "too frequent" in rejected[bad.event_id]
                 assert "at most 4 times a day" in rejected[twice.event_id]
                 assert "unknown IANA time zone 'Mars/Olympus_Mons'" in seen.dead[0].reason
@@ -153,7 +171,7 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
                 return text if ok else None
 
             text = await eventually(metrics_show_it, timeout=20, interval=0.2)
-            assert 'attune_scheduler_commands_total{outcome="rejected",type="scheduler.schedule_ritual"} 2.0' in text
+            assert 'attune_scheduler_commands_total{outcome="rejected",type="scheduler.schedule_ritual"} 4.0' in text
             assert 'attune_scheduler_commands_total{outcome="duplicate",type="scheduler.schedule_ritual"} 1.0' in text
             assert (await client.get("/readyz")).status_code == 200  # still serving after bad input
     finally:
