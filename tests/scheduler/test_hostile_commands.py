@@ -129,6 +129,9 @@ async def test_a_start_date_far_from_today_is_refused_with_a_reason(
     forever = command(schedule(ritual, people, rrule="FREQ=DAILY;UNTIL=99991231T235959Z"), household)
     for envelope in (far, ancient, forever):
         await scheduler.handle(envelope)
+    rare = command(schedule(uuid.uuid4(), people, rrule="FREQ=MONTHLY;INTERVAL=1000", start=date(2026, 6, 1)),
+                   household)
+    await scheduler.handle(rare)
     moved = command(UpdateRitual(ritual_id=ritual, start_date=date(9999, 12, 31)), household)
     await scheduler.handle(moved)
 
@@ -137,6 +140,7 @@ async def test_a_start_date_far_from_today_is_refused_with_a_reason(
     assert "start_date 0001-01-01 is too far from today" in refused[ancient.event_id]
     assert "start_date 9999-12-31 is too far from today" in refused[moved.event_id]
     assert forever.event_id not in refused  # an UNTIL near the year 9999 means "no end", in any zone
+    assert "no occurrence in the 10 years after today" in refused[rare.event_id]  # next: in the year 2109
     stored = await any_store.ritual(ritual)
     assert stored is not None and stored.start_date == date(2027, 1, 1)
 

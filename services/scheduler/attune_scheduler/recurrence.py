@@ -560,6 +560,11 @@ class Recurrence:
     def _next_after_uncached(self, after: datetime) -> datetime | None:
         return next(self.instants(after), None)
 
+    def has_ended(self, at: datetime) -> bool:
+        """Whether the rule's UNTIL (or its last COUNT occurrence) lies before `at`."""
+        until = self._compiled._until
+        return until is not None and self.to_instant(until) < at
+
     def between(self, start: datetime, end: datetime) -> list[datetime]:
         """Occurrences with start < instant <= end (the work grows with the range asked for)."""
         return list(self.instants(start, until=end))

@@ -52,6 +52,7 @@ from attune_contracts.messages import (
 from attune_contracts.types import Contract
 
 from .recurrence import (
+    LOOKAHEAD,
     OCCURRENCE_NAMESPACE,
     Recurrence,
     RecurrenceError,
@@ -216,9 +217,17 @@ def _check_participants(view: HouseholdView, participants: list[uuid.UUID], tpl:
         raise Refused(f"{tpl.title!r} is sensitive and only for adult partners")
 
 
-def _check_time(rrule: str, local_time: str, start_date: date, time_zone: str) -> Recurrence:
+def _check_time(rrule: str, local_time: str, start_date: date, time_zone: str, now: datetime) -> Recurrence:
     try:
-        return Recurrence.of(rrule, local_time, start_date, time_zone)
+        rec = Recurrence.of(rrule, local_time, start_date, time_zone)
+        # A look-up searches ten years ahead (recurrence.LOOKAHEAD): a rule that has not ended yet but has
+        # nothing in that time would be accepted and never fire.
+        if rec.next_after(now) is None and not rec.has_ended(now):
+            raise Refused(
+                f"this rule has no occurrence in the {LOOKAHEAD.days // 365} years after today; "
+                "a ritual must happen at least that often"
+            )
+        return rec
     except RecurrenceError as exc:
         raise Refused(exc.reason) from None
 
@@ -355,7 +364,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
             raise Refused(f"ritual {cmd.ritual_id} already exists; change it with UpdateRitual")
         tpl = _template_for(cmd.template)
         _check_participants(view, list(cmd.participants), tpl)
-        _check_time(cmd.rrule, cmd.local_time, cmd.start_date, household.time_zone)
+        _check_time(cmd.rrule, cmd.local_time, cmd.start_date, household.time_zone, now)
         ritual = _planned(Ritual(
             id=cmd.ritual_id, household_id=view.id, template=cmd.template, title=cmd.title,
             participants=list(cmd.participants), rrule=cmd.rrule, local_time=cmd.local_time,
@@ -383,7 +392,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
         if "participants" in changes:
             _check_participants(view, updated.participants, tpl)
             updated.consents = [m for m in updated.consents if m in updated.participants]
-        _check_time(updated.rrule, updated.local_time, updated.start_date, updated.time_zone)
+        _check_time(updated.rrule, updated.local_time, updated.start_date, updated.time_zone, now)
         updated = _planned(updated, now)
         return Outcome(rituals=[updated], facts=[_ritual_fact(RitualUpdated, updated)])
 
