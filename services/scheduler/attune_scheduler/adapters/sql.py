@@ -3,6 +3,8 @@
 Every state change and the events it causes are written in one transaction (the outbox); the relay
 publishes outbox rows afterwards. Due rituals are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL,
 so several instances never fire the same occurrence; SQLite (one instance) serialises writers instead.
+The pure work inside a transaction (`decide` for a command, `wake` for a claimed batch) runs in a worker
+thread, so the event loop, and with it the Kafka consumer's heartbeat, never waits for it.
 """
 
 from __future__ import annotations
