@@ -1,5 +1,6 @@
 """Fakes and a harness for the check-ins tests: the real SQL store (SQLite file or PostgreSQL), a fake clock,
-and a sink that records every event published."""
+and a sink that records every event the outbox relay published. The harness publishes right after each commit
+(the relay's pass runs as the service's `on_commit`), so a test reads what a use case announced at once."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import pytest
 from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
 from attune_checkins.metrics import Metrics
-from attune_checkins.ports import Outgoing
+from attune_checkins.ports import Record
+from attune_checkins.relay import OutboxRelay
 from attune_checkins.service import derived_id
 from attune_checkins.usecases import CheckinsService, Policy
-from attune_contracts import Envelope, make_envelope
+from attune_contracts import Envelope, make_envelope, parse, spec_of
 from attune_contracts.messages import (
     CheckInStatus,
     HouseholdKind,
@@ -65,15 +67,25 @@ class Published:
 
 
 class FakeSink:
+    """Stands in for the producer: records what the relay sends, parsed back into envelopes."""
+
     def __init__(self) -> None:
         self.published: list[Published] = []
+        self.records: list[Record] = []
+        self.down = False  # True: every send fails, as with the broker unreachable
 
-    async def publish(self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
-                      event_id: UUID | None = None) -> None:
-        self.published.append(Published(payload, household_id, event_id, correlation_id))
+    async def send_all(self, records: list[Record]) -> None:
+        if self.down:
+            raise ConnectionError("broker unavailable")
+        for topic, key, value, headers in records:
+            envelope = parse(value)
+            assert key == envelope.key and topic == spec_of(type(envelope.payload)).topic.value
+            self.records.append((topic, key, value, headers))
+            self.published.append(Published(envelope.payload, envelope.household_id, envelope.event_id,
+                                            envelope.correlation_id))
 
-    async def publish_all(self, events: list[Outgoing]) -> None:
-        self.published += [Published(e.payload, e.household_id, e.event_id, e.correlation_id) for e in events]
+    def event_ids(self) -> list[UUID]:
+        return [p.event_id for p in self.published if p.event_id is not None]
 
     def of(self, kind: type) -> list[Any]:
         return [p.payload for p in self.published if isinstance(p.payload, kind)]
@@ -83,6 +95,7 @@ class FakeSink:
 
     def clear(self) -> None:
         self.published.clear()
+        self.records.clear()
 
 
 @dataclass
@@ -92,6 +105,7 @@ class Harness:
     sink: FakeSink
     clock: FakeClock
     registry: CollectorRegistry
+    relay: OutboxRelay
     household: UUID = field(default_factory=uuid4)
     ana: UUID = field(default_factory=uuid4)
     ben: UUID = field(default_factory=uuid4)
@@ -134,13 +148,21 @@ class Harness:
             return (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
 
 
+async def publish_now(relay: OutboxRelay) -> None:
+    """The harness's on_commit: publish what was just committed (a sink that is down leaves it waiting)."""
+    with contextlib.suppress(ConnectionError):
+        await relay.relay_once()
+
+
 async def make_harness(url: str, now: datetime, policy: Policy | None = None) -> Harness:
     store = SqlStore(make_engine(url), NoteCipher([FERNET_KEY]))
     await upgrade(store.engine)
     registry = CollectorRegistry()
     clock, sink = FakeClock(now), FakeSink()
-    service = CheckinsService(store, sink, clock, Metrics(registry), policy or Policy())
-    return Harness(service, store, sink, clock, registry)
+    metrics = Metrics(registry)
+    relay = OutboxRelay(store, sink, metrics, clock)
+    service = CheckinsService(store, clock, metrics, policy or Policy(), on_commit=lambda: publish_now(relay))
+    return Harness(service, store, sink, clock, registry, relay)
 
 
 @pytest.fixture

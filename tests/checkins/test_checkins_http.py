@@ -19,7 +19,7 @@ from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import CheckInRecorded, CheckInSource, CheckInStatus, MomentLogged, RitualDue
 from pydantic import SecretStr
 
-from .conftest import FERNET_KEY, FakeClock, FakeSink, Harness
+from .conftest import FERNET_KEY, FakeClock, FakeSink, Harness, publish_now
 
 pytestmark = [pytest.mark.unit]
 
@@ -58,8 +58,9 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     )
     clock, sink = FakeClock(datetime(2027, 3, 2, 1, 45, tzinfo=UTC)), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
+    parts.service.on_commit = lambda: publish_now(parts.relay)  # published at once, as in the harness
     await upgrade(parts.store.engine)
-    h = Harness(parts.service, parts.store, sink, clock, parts.registry)
+    h = Harness(parts.service, parts.store, sink, clock, parts.registry, parts.relay)
     await h.setup_household()
     due = h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC), title="Evening <script>alert(1)</script>")
     await h.send(due)

@@ -9,6 +9,7 @@ rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
 import base64
 import hashlib
 import hmac
+import logging
 from datetime import datetime
 from html import escape
 from typing import Annotated, Any
@@ -21,14 +22,16 @@ from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import DataError
 
 from .metrics import Metrics
 from .service import MAX_NOTE, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
 TOKEN_PREFIX = "hh1_"
+log = logging.getLogger("attune.checkins.http")
 
 
 def household_token(secret: bytes, household_id: UUID) -> str:
@@ -65,12 +68,15 @@ def _describe(errors: Any) -> str:
     return "; ".join(parts)
 
 
-def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics) -> FastAPI:
+def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics, *,
+                   max_body_bytes: int = 64 * 1024) -> FastAPI:
     app = FastAPI(
         title="Attune check-ins",
         version="1.0.0",
         description="Check-ins, moments, streaks and summaries for one household. "
                     "Authenticate with `Authorization: Bearer <household token>`.",
+        # No request here needs more than a few KB; a larger body is refused (413) before it is read whole.
+        max_body_size=max_body_bytes,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -78,8 +84,20 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         return JSONResponse({"error": _describe(exc.errors()), "details": jsonable(exc.errors())}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = _http_message(exc, max_body_bytes)
+        if request.url.path.startswith("/l/"):  # a person on a phone, not a program: a page
+            return page("That didn't work", message, status=exc.status_code)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        # Input validation should have refused it already; never a 500 for a value the database rejects.
+        log.warning("request refused by the database: %s", type(exc.orig).__name__)
+        message = "a value in this request cannot be stored (out of range or not valid text)"
+        if request.url.path.startswith("/l/"):
+            return page("We couldn't record that", message, status=422)
+        return JSONResponse({"error": message}, status_code=422)
 
     async def authorize(
         household_id: Annotated[UUID, Path(description="the household's id")],
@@ -206,6 +224,14 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         return done_page(claims, occurrence, result.checkin.closeness)
 
     return app
+
+
+def _http_message(exc: HTTPException, max_body_bytes: int) -> str:
+    if exc.status_code == 413:
+        return f"the request body is larger than {max_body_bytes} bytes"
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        return "the request body is not valid JSON (or is nested too deeply, or has a number too long)"
+    return str(exc.detail)
 
 
 def jsonable(errors: Any) -> list[dict[str, Any]]:
