@@ -48,6 +48,7 @@ from attune_contracts.messages import (
 from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
+from attune_runtime.consumer import PermanentError
 from sqlalchemy.exc import IntegrityError
 
 from . import service as rules
@@ -185,6 +186,7 @@ class CheckinsService:
                 except Rejected as exc:
                     self._reject(outbox, envelope, exc.reason, payload.member_id)
             case RitualDue():
+                _storable(envelope, template=payload.template, title=payload.title)
                 await self._ritual_due(tx, household_id, payload)
             case HouseholdRegistered():
                 await tx.put_household(household_id, payload.time_zone, now)
@@ -192,6 +194,7 @@ class CheckinsService:
                 await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
                 await tx.add_member(household_id, payload.member_id)
             case RitualScheduled() | RitualUpdated():
+                _storable(envelope, template=payload.template, rrule=payload.rrule)
                 await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
             case RitualDeleted():
                 await tx.delete_ritual(payload.ritual_id)
@@ -446,6 +449,7 @@ class CheckinsService:
     async def _log_moment(self, tx: SqlTx, outbox: Outbox, household_id: UUID, cmd: LogMoment,
                           sent_at: datetime) -> bool:
         now = self.clock.now()
+        rules.nul_free(note=cmd.note)
         await self._member_of(tx, household_id, cmd.member_id)
         happened_at = cmd.happened_at or rules.as_utc(sent_at)
         if happened_at > now + timedelta(minutes=5):
@@ -470,6 +474,7 @@ class CheckinsService:
 
     async def _record_achievement(self, tx: SqlTx, outbox: Outbox, household_id: UUID,
                                   cmd: RecordAchievement) -> None:
+        rules.nul_free(dream=cmd.dream, note=cmd.note)
         await self._member_of(tx, household_id, cmd.member_id)
         achievement = Achievement(cmd.achievement_id, household_id, cmd.member_id, cmd.dream, cmd.note,
                                   self.clock.now())
@@ -686,6 +691,15 @@ class CheckinsService:
             finally:
                 for task in (sleeper, woken, stopped):
                     task.cancel()
+
+
+def _storable(envelope: Envelope[Any], **texts: str | None) -> None:
+    """A fact from another service whose text cannot be stored (NUL) is the message's fault, not ours:
+    refused at once (the consumer dead-letters it with this reason) instead of retried as if transient."""
+    try:
+        rules.nul_free(**texts)
+    except Rejected as exc:
+        raise PermanentError(f"{envelope.type} {envelope.event_id}: {exc.reason}") from None
 
 
 def checkin_json(c: CheckIn) -> dict[str, Any]:
