@@ -54,6 +54,8 @@ class OutboxRelay:
         self._ready = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
+        self.metrics_interval_s = 5.0
         self.failures = 0  # consecutive failed passes
         metrics.outbox_oldest_age.set_function(self._oldest_age)
         self._oldest: datetime | None = None
@@ -110,8 +112,6 @@ class OutboxRelay:
                 delay = self.backoff.delay(self.failures)
                 log.warning("outbox relay pass failed (%s: %s); trying again in %.1fs (attempt %d)",
                             type(exc).__name__, exc, delay, self.failures)
-                with contextlib.suppress(Exception):
-                    await self.refresh_metrics()
                 await asyncio.sleep(delay)
                 continue
             with contextlib.suppress(Exception):
@@ -122,10 +122,21 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._ready.wait(), timeout=self.poll_s)
 
+    async def run_gauges(self) -> None:
+        """The outbox gauges on their own clock: a pass can wait on a broker that is down for ~40 s
+        (the producer's request timeout), and that is exactly when the backlog must be visible."""
+        while True:
+            try:
+                await self.refresh_metrics()
+            except Exception:  # the database may be away too; the next round tries again
+                log.debug("outbox gauges not refreshed", exc_info=True)
+            await asyncio.sleep(self.metrics_interval_s)
+
     def start(self) -> None:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self.run(), name="checkins-outbox-relay")
+            self._gauges = asyncio.create_task(self.run_gauges(), name="checkins-outbox-gauges")
 
     async def stop(self, *, drain_timeout: float = 5.0) -> None:
         """One last pass for what is already committed (bounded: with the broker down the rows simply wait
@@ -133,6 +144,11 @@ class OutboxRelay:
         task, self._task = self._task, None
         if task is None:
             return
+        if self._gauges is not None:
+            self._gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._gauges
+            self._gauges = None
         self._stopping = True
         self._ready.set()
         try:
