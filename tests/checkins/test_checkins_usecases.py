@@ -26,6 +26,7 @@ from attune_contracts.messages import (
     SubmitCheckIn,
     WeeklySummary,
 )
+from attune_runtime.consumer import PermanentError
 from sqlalchemy import text
 
 from .conftest import Harness
@@ -234,6 +235,29 @@ async def test_moment_and_achievement_from_a_stranger_are_rejected(harness: Harn
     [recorded] = h.sink.of(AchievementRecorded)
     assert (recorded.member_id, recorded.dream) == (h.ben, "finish the novel")
     assert await h.count("moments") == 0 and await h.count("achievements") == 1
+
+
+async def test_text_with_nul_is_refused_by_field_and_nothing_is_stored(any_harness: Harness) -> None:
+    """PostgreSQL text refuses U+0000 (a DataError deep in the transaction); SQLite would keep it. Commands
+    are refused with a reason for the sender; a fact from another service is the message's fault
+    (PermanentError: the consumer dead-letters it at once instead of retrying it as if transient)."""
+    h = any_harness
+    await h.setup_household()
+    due = h.due(uuid4(), datetime(2027, 3, 1, 1, 30, tzinfo=UTC))
+    await h.send(due)
+    h.sink.clear()
+    await h.check_in(due, h.ana, note="nul\x00here")
+    await h.send(LogMoment(moment_id=uuid4(), member_id=h.ana, kind=MomentKind.POSITIVE, note="\x00"))
+    await h.send(RecordAchievement(achievement_id=uuid4(), member_id=h.ana, dream="a\x00b"))
+    reasons = [r.reason for r in h.sink.of(CheckInCommandRejected)]
+    assert reasons == ["note must not contain NUL characters (U+0000)"] * 2 + [
+        "dream must not contain NUL characters (U+0000)"]
+
+    bad_due = h.due(uuid4(), datetime(2027, 3, 1, 1, 30, tzinfo=UTC), title="Evening\x00attunement")
+    with pytest.raises(PermanentError, match="title must not contain NUL"):
+        await h.send(bad_due)
+    assert [await h.count(t) for t in ("checkins", "moments", "achievements")] == [0, 0, 0]
+    assert await h.count("occurrences") == 1  # only the good one
 
 
 async def test_weekly_summary_on_sunday_evening_matches_the_hand_computed_week(harness: Harness) -> None:
