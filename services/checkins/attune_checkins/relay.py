@@ -52,6 +52,7 @@ class OutboxRelay:
         self._connect = connect
         self._connected = connect is None
         self._ready = asyncio.Event()
+        self._pass = asyncio.Lock()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
@@ -75,7 +76,8 @@ class OutboxRelay:
             await self._connect()
             self._connected = True
         sent = 0
-        async with self.store.relay_turn() as mine:
+        # One pass at a time in this process too (SQLite has no lock between processes, and needs none).
+        async with self._pass, self.store.relay_turn() as mine:
             if not mine:
                 return 0  # another instance's relay is publishing; it sends these rows too
             while True:
