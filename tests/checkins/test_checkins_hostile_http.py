@@ -4,6 +4,7 @@ API, a page on the one-tap links), nothing is recorded or announced, and the ser
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import DataError, OperationalError
 
 from .conftest import Api
 
@@ -170,3 +171,29 @@ async def test_after_all_that_a_good_check_in_still_works(api: Api) -> None:
     good = await api.client.post(f"{base}/checkins", json=_checkin(api, closeness=4, note="ok"), headers=api.headers)
     assert good.status_code == 201 and good.json()["checkin"]["closeness"] == 4
     assert await api.h.count("checkins") == 1 and len(api.h.sink.published) == 2  # CheckInRecorded, StreakUpdated
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "words"),
+    [
+        (DataError("INSERT ...", {}, Exception("invalid byte sequence for encoding UTF8: 0x00")), 422,
+         "cannot be stored"),
+        (OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused")), 503, "try again"),
+        (ConnectionResetError("the database went away"), 503, "try again"),
+    ],
+)
+async def test_a_database_refusal_is_422_and_an_outage_is_503_never_500(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                                                          error: Exception, status: int,
+                                                                          words: str) -> None:
+    async def fails(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(api.parts.service, "submit", fails)
+    monkeypatch.setattr(api.parts.service, "use_link", fails)
+    response = await api.client.post(f"/v1/households/{api.h.household}/checkins", json=_checkin(api),
+                                     headers=api.headers)
+    assert response.status_code == status and words in response.json()["error"]
+    tap = await api.client.post(f"/l/{api.mint()}", content=b"closeness=4", headers=FORM)
+    assert tap.status_code == status and tap.headers["content-type"].startswith("text/html") and words in tap.text
+    if status == 503:
+        assert response.headers["retry-after"] == tap.headers["retry-after"] == "5"

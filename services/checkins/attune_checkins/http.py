@@ -24,7 +24,8 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .metrics import Metrics
@@ -127,6 +128,21 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         if _is_link(request.url.path):
             return page("We couldn't record that", message, status=422)
         return JSONResponse({"error": message}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SqlPoolTimeout)
+    @app.exception_handler(OSError)
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # Our database is away (restart, failover): not the request's fault, and nothing was recorded.
+        log.warning("request not handled, the database is unavailable: %s", type(exc).__name__)
+        message = "check-ins cannot be stored right now (the database is unavailable); nothing was recorded, try again"
+        if _is_link(request.url.path):
+            response: Response = page("Please try again in a moment", message, status=503)
+        else:
+            response = JSONResponse({"error": message}, status_code=503)
+        response.headers["Retry-After"] = "5"
+        return response
 
     async def authorize(
         household_id: Annotated[UUID, Path(description="the household's id")],
