@@ -1,5 +1,6 @@
 """Fakes and a harness for the check-ins tests: the real SQL store (SQLite file or PostgreSQL), a fake clock,
-and a sink that records every event published."""
+and a sink that records every event the outbox relay published. The harness publishes right after each commit
+(the relay's pass runs as the service's `on_commit`), so a test reads what a use case announced at once."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
 import pytest
 from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
+from attune_checkins.bootstrap import Checkins, build
+from attune_checkins.config import Settings
+from attune_checkins.http import household_token
 from attune_checkins.metrics import Metrics
-from attune_checkins.ports import Outgoing
+from attune_checkins.ports import Record
+from attune_checkins.relay import OutboxRelay
 from attune_checkins.service import derived_id
 from attune_checkins.usecases import CheckinsService, Policy
-from attune_contracts import Envelope, make_envelope
+from attune_contracts import Envelope, make_envelope, parse, spec_of
+from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
     CheckInStatus,
     HouseholdKind,
@@ -32,6 +39,7 @@ from attune_contracts.messages import (
 from attune_contracts.types import Contract
 from attune_runtime.testing import temporary_database
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 FERNET_KEY = b"dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="  # 32 bytes, urlsafe base64
 
@@ -65,15 +73,25 @@ class Published:
 
 
 class FakeSink:
+    """Stands in for the producer: records what the relay sends, parsed back into envelopes."""
+
     def __init__(self) -> None:
         self.published: list[Published] = []
+        self.records: list[Record] = []
+        self.down = False  # True: every send fails, as with the broker unreachable
 
-    async def publish(self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
-                      event_id: UUID | None = None) -> None:
-        self.published.append(Published(payload, household_id, event_id, correlation_id))
+    async def send_all(self, records: list[Record]) -> None:
+        if self.down:
+            raise ConnectionError("broker unavailable")
+        for topic, key, value, headers in records:
+            envelope = parse(value)
+            assert key == envelope.key and topic == spec_of(type(envelope.payload)).topic.value
+            self.records.append((topic, key, value, headers))
+            self.published.append(Published(envelope.payload, envelope.household_id, envelope.event_id,
+                                            envelope.correlation_id))
 
-    async def publish_all(self, events: list[Outgoing]) -> None:
-        self.published += [Published(e.payload, e.household_id, e.event_id, e.correlation_id) for e in events]
+    def event_ids(self) -> list[UUID]:
+        return [p.event_id for p in self.published if p.event_id is not None]
 
     def of(self, kind: type) -> list[Any]:
         return [p.payload for p in self.published if isinstance(p.payload, kind)]
@@ -83,6 +101,7 @@ class FakeSink:
 
     def clear(self) -> None:
         self.published.clear()
+        self.records.clear()
 
 
 @dataclass
@@ -92,6 +111,7 @@ class Harness:
     sink: FakeSink
     clock: FakeClock
     registry: CollectorRegistry
+    relay: OutboxRelay
     household: UUID = field(default_factory=uuid4)
     ana: UUID = field(default_factory=uuid4)
     ben: UUID = field(default_factory=uuid4)
@@ -134,13 +154,21 @@ class Harness:
             return (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
 
 
+async def publish_now(relay: OutboxRelay) -> None:
+    """The harness's on_commit: publish what was just committed (a sink that is down leaves it waiting)."""
+    with contextlib.suppress(ConnectionError):
+        await relay.relay_once()
+
+
 async def make_harness(url: str, now: datetime, policy: Policy | None = None) -> Harness:
     store = SqlStore(make_engine(url), NoteCipher([FERNET_KEY]))
     await upgrade(store.engine)
     registry = CollectorRegistry()
     clock, sink = FakeClock(now), FakeSink()
-    service = CheckinsService(store, sink, clock, Metrics(registry), policy or Policy())
-    return Harness(service, store, sink, clock, registry)
+    metrics = Metrics(registry)
+    relay = OutboxRelay(store, sink, metrics, clock)
+    service = CheckinsService(store, clock, metrics, policy or Policy(), on_commit=lambda: publish_now(relay))
+    return Harness(service, store, sink, clock, registry, relay)
 
 
 @pytest.fixture
@@ -163,3 +191,52 @@ async def any_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
             yield h
         finally:
             await h.store.close()
+
+
+# ---- the HTTP app in process (httpx ASGITransport) over the real store on SQLite -----------------------
+
+KEYS = {"k1": "current-link-secret-0123456789", "k0": "older-link-secret-0123456789"}
+
+
+@dataclass
+class Api:
+    parts: Checkins
+    h: Harness
+    client: httpx.AsyncClient
+    due: RitualDue
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {household_token(self.parts.settings.token_secret(), self.h.household)}"}
+
+    def mint(self, action: LinkAction = LinkAction.DONE, *, member: UUID | None = None, signer: LinkSigner | None = None,
+             occurrence: UUID | None = None, now: datetime | None = None, ttl: timedelta = timedelta(hours=36)) -> str:
+        return (signer or self.parts.signer).mint(
+            household_id=self.h.household, occurrence_id=occurrence or self.due.occurrence_id,
+            member_id=member or self.h.ana, action=action, now=now or self.h.clock.now(), ttl=ttl,
+        )
+
+    def failures(self, reason: str) -> float:
+        return self.parts.registry.get_sample_value("attune_checkins_link_failures_total", {"reason": reason}) or 0
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", notes_key=SecretStr(FERNET_KEY.decode()),
+        household_token_secret=SecretStr("household-token-secret-for-tests"),
+        link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
+        link_occurrence_wait_s=1.0,
+    )
+    clock, sink = FakeClock(datetime(2027, 3, 2, 1, 45, tzinfo=UTC)), FakeSink()
+    parts = build(settings, clock=clock, sink=sink, run_timer=False)
+    parts.service.on_commit = lambda: publish_now(parts.relay)  # published at once, as in the harness
+    await upgrade(parts.store.engine)
+    h = Harness(parts.service, parts.store, sink, clock, parts.registry, parts.relay)
+    await h.setup_household()
+    due = h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC), title="Evening <script>alert(1)</script>")
+    await h.send(due)
+    sink.clear()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=parts.http), base_url="http://checkins") as client:
+        yield Api(parts, h, client, due)
+    await parts.store.close()

@@ -1,68 +1,42 @@
-"""The production event sink: the envelopes it sends for a batch are the ones make_envelope would build,
-on the payload's topic, keyed by household, with the routing headers, in order."""
+"""What the outbox relay sends: the envelopes make_envelope would build, on the payload's topic, keyed by
+household, with the routing headers, in the order they were decided; and the producer underneath."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from attune_checkins.bootstrap import KafkaEventSink
-from attune_checkins.ports import Outgoing
-from attune_contracts import Topic, make_envelope, parse
-from attune_contracts.messages import CheckInRecorded, CheckInSource, CheckInStatus, StreakUnit, StreakUpdated
+from attune_contracts import make_envelope, parse, spec_of
+from attune_contracts.messages import CheckInStatus
 from attune_contracts.publisher import headers_for
+
+from .conftest import Harness
 
 pytestmark = [pytest.mark.unit]
 
 
-class RecordingProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, dict[str, str]]] = []
+async def test_the_relay_sends_what_make_envelope_builds_in_order(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    due = h.due(uuid4(), datetime(2027, 3, 1, 1, 30, tzinfo=UTC))
+    await h.send(due)
+    h.sink.clear()
+    h.clock.set(due.scheduled_for + timedelta(minutes=20))
 
-    async def send(self, topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> None:
-        self.sent.append((topic, key, value, headers))
+    command = await h.check_in(due, h.ana, CheckInStatus.DONE, closeness=4)
 
-    async def send_all(self, records: list[tuple[str, bytes, bytes, dict[str, str]]]) -> None:
-        self.sent += records
-
-
-async def test_publish_all_sends_what_make_envelope_builds_in_order() -> None:
-    producer = RecordingProducer()
-    sink = KafkaEventSink(producer, producer="checkins")  # type: ignore[arg-type]
-    household, ritual, now = uuid4(), uuid4(), datetime(2027, 3, 1, 12, tzinfo=UTC)
-    recorded = CheckInRecorded(
-        checkin_id=uuid4(), occurrence_id=uuid4(), ritual_id=ritual, template="evening_attunement",
-        member_id=uuid4(), status=CheckInStatus.DONE, closeness=4, has_note=True, scheduled_for=now,
-        recorded_at=now, source=CheckInSource.EVENT,
-    )
-    streak = StreakUpdated(ritual_id=ritual, template="evening_attunement", length=3, unit=StreakUnit.DAYS, best=5)
-    events = [Outgoing(recorded, household, "corr-1", uuid4()), Outgoing(streak, household, None, uuid4())]
-
-    await sink.publish_all(events)
-
-    assert len(producer.sent) == 2
-    for (topic, key, value, headers), event in zip(producer.sent, events, strict=True):
+    assert h.sink.types() == ["CheckInRecorded", "StreakUpdated"]
+    for topic, key, value, headers in h.sink.records:
         sent = parse(value)
-        expected = make_envelope(event.payload, household_id=household, producer="checkins",
-                                 correlation_id=event.correlation_id, event_id=event.event_id,
+        expected = make_envelope(sent.payload, household_id=h.household, producer="checkins",
+                                 correlation_id=command.correlation_id, event_id=sent.event_id,
                                  occurred_at=sent.occurred_at)
         assert sent == expected
-        assert (topic, key, headers) == (Topic.CHECKINS_EVENTS.value, str(household).encode(), headers_for(expected))
-    assert parse(producer.sent[1][2]).correlation_id == str(events[1].event_id)
-
-
-async def test_single_publish_goes_through_the_same_producer() -> None:
-    producer = RecordingProducer()
-    sink = KafkaEventSink(producer, producer="checkins")  # type: ignore[arg-type]
-    household, ritual = uuid4(), uuid4()
-    streak = StreakUpdated(ritual_id=ritual, template="evening_attunement", length=1, unit=StreakUnit.DAYS, best=1)
-
-    envelope: Any = await sink.publish(streak, household_id=household)
-
-    assert [parse(value) for _, _, value, _ in producer.sent] == [envelope]
+        assert (topic, key, headers) == (spec_of(type(sent.payload)).topic.value, str(h.household).encode(),
+                                         headers_for(expected))
+    assert await h.count("checkins_outbox") == 0  # deleted once acknowledged
 
 
 @pytest.mark.integration

@@ -3,71 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import httpx
 import pytest
-from attune_checkins.adapters.migrate import upgrade
-from attune_checkins.bootstrap import Checkins, build
 from attune_checkins.config import Settings
 from attune_checkins.http import household_token
 from attune_contracts.links import LinkAction, LinkSigner
-from attune_contracts.messages import CheckInRecorded, CheckInSource, CheckInStatus, MomentLogged, RitualDue
-from pydantic import SecretStr
+from attune_contracts.messages import CheckInRecorded, CheckInSource, CheckInStatus, MomentLogged
 
-from .conftest import FERNET_KEY, FakeClock, FakeSink, Harness
+from .conftest import KEYS, Api, FakeSink
 
 pytestmark = [pytest.mark.unit]
-
-KEYS = {"k1": "current-link-secret-0123456789", "k0": "older-link-secret-0123456789"}
-
-
-@dataclass
-class Api:
-    parts: Checkins
-    h: Harness
-    client: httpx.AsyncClient
-    due: RitualDue
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {household_token(self.parts.settings.token_secret(), self.h.household)}"}
-
-    def mint(self, action: LinkAction = LinkAction.DONE, *, member: UUID | None = None, signer: LinkSigner | None = None,
-             occurrence: UUID | None = None, now: datetime | None = None, ttl: timedelta = timedelta(hours=36)) -> str:
-        return (signer or self.parts.signer).mint(
-            household_id=self.h.household, occurrence_id=occurrence or self.due.occurrence_id,
-            member_id=member or self.h.ana, action=action, now=now or self.h.clock.now(), ttl=ttl,
-        )
-
-    def failures(self, reason: str) -> float:
-        return self.parts.registry.get_sample_value("attune_checkins_link_failures_total", {"reason": reason}) or 0
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", notes_key=SecretStr(FERNET_KEY.decode()),
-        household_token_secret=SecretStr("household-token-secret-for-tests"),
-        link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
-        link_occurrence_wait_s=1.0,
-    )
-    clock, sink = FakeClock(datetime(2027, 3, 2, 1, 45, tzinfo=UTC)), FakeSink()
-    parts = build(settings, clock=clock, sink=sink, run_timer=False)
-    await upgrade(parts.store.engine)
-    h = Harness(parts.service, parts.store, sink, clock, parts.registry)
-    await h.setup_household()
-    due = h.due(uuid4(), datetime(2027, 3, 2, 1, 30, tzinfo=UTC), title="Evening <script>alert(1)</script>")
-    await h.send(due)
-    sink.clear()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=parts.http), base_url="http://checkins") as client:
-        yield Api(parts, h, client, due)
-    await parts.store.close()
-
 
 # ---- one-tap links ------------------------------------------------------------------------------
 

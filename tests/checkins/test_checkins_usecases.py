@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from attune_checkins.ports import Outgoing
 from attune_contracts.messages import (
     AchievementRecorded,
     CheckInCommandRejected,
@@ -27,9 +26,10 @@ from attune_contracts.messages import (
     SubmitCheckIn,
     WeeklySummary,
 )
+from attune_runtime.consumer import PermanentError
 from sqlalchemy import text
 
-from .conftest import FakeSink, Harness
+from .conftest import Harness
 
 pytestmark = [pytest.mark.unit]
 
@@ -237,6 +237,29 @@ async def test_moment_and_achievement_from_a_stranger_are_rejected(harness: Harn
     assert await h.count("moments") == 0 and await h.count("achievements") == 1
 
 
+async def test_text_with_nul_is_refused_by_field_and_nothing_is_stored(any_harness: Harness) -> None:
+    """PostgreSQL text refuses U+0000 (a DataError deep in the transaction); SQLite would keep it. Commands
+    are refused with a reason for the sender; a fact from another service is the message's fault
+    (PermanentError: the consumer dead-letters it at once instead of retrying it as if transient)."""
+    h = any_harness
+    await h.setup_household()
+    due = h.due(uuid4(), datetime(2027, 3, 1, 1, 30, tzinfo=UTC))
+    await h.send(due)
+    h.sink.clear()
+    await h.check_in(due, h.ana, note="nul\x00here")
+    await h.send(LogMoment(moment_id=uuid4(), member_id=h.ana, kind=MomentKind.POSITIVE, note="\x00"))
+    await h.send(RecordAchievement(achievement_id=uuid4(), member_id=h.ana, dream="a\x00b"))
+    reasons = [r.reason for r in h.sink.of(CheckInCommandRejected)]
+    assert reasons == ["note must not contain NUL characters (U+0000)"] * 2 + [
+        "dream must not contain NUL characters (U+0000)"]
+
+    bad_due = h.due(uuid4(), datetime(2027, 3, 1, 1, 30, tzinfo=UTC), title="Evening\x00attunement")
+    with pytest.raises(PermanentError, match="title must not contain NUL"):
+        await h.send(bad_due)
+    assert [await h.count(t) for t in ("checkins", "moments", "achievements")] == [0, 0, 0]
+    assert await h.count("occurrences") == 1  # only the good one
+
+
 async def test_weekly_summary_on_sunday_evening_matches_the_hand_computed_week(harness: Harness) -> None:
     """Week Mon 8 - Sun 14 March 2027 in New York (DST starts on the Sunday).
 
@@ -325,7 +348,7 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     due_envelope = await h.send(due)
     await h.check_in(due, h.ana, note="private")
     await h.send(LogMoment(moment_id=uuid4(), member_id=h.ben, kind=MomentKind.POSITIVE))
-    other = Harness(h.service, h.store, h.sink, h.clock, h.registry)
+    other = Harness(h.service, h.store, h.sink, h.clock, h.registry, h.relay)
     await other.setup_household()
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) > 5
@@ -405,23 +428,6 @@ async def test_a_batch_tells_a_stranger_from_a_member_who_is_not_a_participant(h
     assert [r.member_id for r in h.sink.of(CheckInRecorded)] == [h.ana]
 
 
-class _SlowSink(FakeSink):
-    """Acknowledges each publish_all after a pause, so the batch's early sends are still running when the
-    next ones start; fails on demand."""
-
-    def __init__(self, fail: bool = False) -> None:
-        super().__init__()
-        self.fail = fail
-        self.calls = 0
-
-    async def publish_all(self, events: list[Outgoing]) -> None:
-        self.calls += 1
-        await asyncio.sleep(0.02)
-        if self.fail:
-            raise ConnectionError("broker unavailable")
-        await super().publish_all(events)
-
-
 async def _two_rituals_batch(h: Harness) -> list[object]:
     from attune_contracts import make_envelope
 
@@ -435,34 +441,34 @@ async def _two_rituals_batch(h: Harness) -> list[object]:
             for due in dues for member in (h.ana, h.ben)]
 
 
-async def test_a_batch_publishes_in_decided_order_while_writing_and_commits_after(harness: Harness) -> None:
+async def test_a_batch_publishes_after_its_commit_in_decided_order(harness: Harness) -> None:
     h = harness
     batch = await _two_rituals_batch(h)
-    h.service.sink = sink = _SlowSink()
+    h.sink.clear()
 
     await h.service.handle_batch(batch)  # type: ignore[arg-type]
 
-    assert sink.calls == 2  # the check-ins' events early, the streaks' after
-    assert sink.types() == ["CheckInRecorded"] * 4 + ["StreakUpdated"] * 2
-    assert [(r.occurrence_id, r.member_id) for r in sink.of(CheckInRecorded)] == [
+    assert h.sink.types() == ["CheckInRecorded"] * 4 + ["StreakUpdated"] * 2
+    assert [(r.occurrence_id, r.member_id) for r in h.sink.of(CheckInRecorded)] == [
         (e.payload.occurrence_id, e.payload.member_id) for e in batch]  # type: ignore[attr-defined]
-    assert await h.count("checkins") == 4
+    assert await h.count("checkins") == 4 and await h.count("checkins_outbox") == 0
 
 
-async def test_a_batch_whose_events_cannot_be_published_records_nothing(harness: Harness) -> None:
+async def test_a_batch_is_recorded_with_the_broker_down_and_announced_once_it_is_back(harness: Harness) -> None:
     h = harness
     batch = await _two_rituals_batch(h)
-    h.service.sink = _SlowSink(fail=True)
+    h.sink.clear()
+    h.sink.down = True
 
-    with pytest.raises(ConnectionError):
-        await h.service.handle_batch(batch)  # type: ignore[arg-type]
-
-    # Rolled back: the batch consumer falls back to one by one, and nothing is half-recorded meanwhile.
-    assert await h.count("checkins") == 0
-    assert await h.count("streaks") == 0
-    h.service.sink = h.sink
     await h.service.handle_batch(batch)  # type: ignore[arg-type]
-    assert len(h.sink.of(CheckInRecorded)) == 4 and await h.count("checkins") == 4
+
+    # Kept, with its events waiting in the outbox: the consumer commits its offsets, nothing is retried.
+    assert await h.count("checkins") == 4 and await h.count("checkins_outbox") == 6
+    assert h.sink.published == []
+    h.sink.down = False
+    assert await h.relay.relay_once() == 6
+    assert h.sink.types() == ["CheckInRecorded"] * 4 + ["StreakUpdated"] * 2
+    assert await h.count("checkins_outbox") == 0
 
 
 async def _days_kept(h: Harness, ritual, days: int, *, skip: set[int] = frozenset(), weekly: bool = False,

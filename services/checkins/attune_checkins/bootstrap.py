@@ -6,15 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from attune_contracts import Publisher, Topic
-from attune_contracts.envelope import new_event_id, utcnow
+from attune_contracts import Topic
 from attune_contracts.links import LinkSigner
-from attune_contracts.publisher import headers_for
-from attune_contracts.registry import spec_of
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
@@ -31,7 +27,8 @@ from .config import Settings
 from .handlers import make_handler, make_invalid_hook
 from .http import build_http_app
 from .metrics import Metrics
-from .ports import Clock, EventSink, Outgoing, SystemClock
+from .ports import Clock, RecordSink, SystemClock
+from .relay import OutboxRelay
 from .usecases import HANDLED_TYPES, CheckinsService, Policy
 
 SERVICE = "checkins"
@@ -41,35 +38,11 @@ log = logging.getLogger("attune.checkins")
 
 
 class EventProducer(BatchProducer):
-    """Its own aiokafka producer for the events: a batch's events go out together in a few large
+    """Its own aiokafka producer for the relay: a batch of outbox rows goes out together in a few large
     producer batches (one per partition), several times faster than one awaited broker.publish each."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(kafka_client_options(settings), client_id=f"attune-{SERVICE}-events")
-
-
-class KafkaEventSink(Publisher):
-    """The production sink: the contracts' Publisher (envelope, topic, key, headers) whose `publish_all`
-    sends a whole batch of events through EventProducer.send_all."""
-
-    def __init__(self, events: EventProducer, *, producer: str) -> None:
-        super().__init__(events.send, producer=producer)
-        self.events = events
-
-    async def publish_all(self, events: Sequence[Outgoing]) -> None:
-        records = []
-        occurred_at = utcnow()
-        for event in events:
-            spec = spec_of(type(event.payload))
-            event_id = event.event_id or new_event_id()
-            # What make_envelope builds (and validates), without looking up the generic class per event.
-            envelope = spec.envelope(
-                event_id=event_id, type=spec.type, version=spec.version, occurred_at=occurred_at,
-                producer=self.producer, correlation_id=event.correlation_id or str(event_id),
-                household_id=event.household_id, payload=event.payload,
-            )
-            records.append((spec.topic.value, envelope.key, envelope.to_bytes(), headers_for(envelope)))
-        await self.events.send_all(records)
 
 
 _heap_frozen = False
@@ -99,6 +72,7 @@ class Checkins:
     readiness: Readiness
     http: FastAPI
     signer: LinkSigner
+    relay: OutboxRelay
     asgi: ServiceAsgi | None = None
     run_timer: bool = True
     producer: EventProducer | None = None
@@ -106,12 +80,11 @@ class Checkins:
     _timer: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        """Before the broker starts: schema up to date, topics present, the event producer connected."""
+        """Before the broker starts: schema up to date, topics present. (The relay connects its producer
+        itself, and keeps trying: check-ins are accepted while the broker is away.)"""
         await upgrade(self.store.engine)
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings, [*TOPICS, Topic.CHECKINS_EVENTS, Topic.DEAD_LETTER])
-        if self.producer is not None:
-            await self.producer.start()
         _freeze_startup_heap()
 
     async def close(self) -> None:
@@ -120,6 +93,8 @@ class Checkins:
         await self.store.close()
 
     async def start_timer(self) -> None:
+        """The background tasks: the outbox relay, and the timer (missed occurrences, weekly summaries)."""
+        self.relay.start()
         if self.run_timer and self._timer is None:
             self._stop.clear()
             self._timer = asyncio.create_task(self.service.run_timer(self._stop), name="checkins-timer")
@@ -131,6 +106,7 @@ class Checkins:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._timer
             self._timer = None
+        await self.relay.stop(drain_timeout=self.settings.outbox_drain_timeout_s)
 
     async def start(self) -> None:
         """The whole service without uvicorn (tests, benchmark)."""
@@ -148,7 +124,7 @@ def build(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    sink: EventSink | None = None,
+    sink: RecordSink | None = None,
     registry: CollectorRegistry | None = None,
     run_timer: bool = True,
     group_id: str = GROUP_ID,
@@ -171,9 +147,12 @@ def build(
     )
     producer = None
     if sink is None:
-        producer = EventProducer(settings)
-        sink = KafkaEventSink(producer, producer=SERVICE)
-    service = CheckinsService(store, sink, clock, metrics, policy)
+        sink = producer = EventProducer(settings)
+    relay = OutboxRelay(
+        store, sink, metrics, clock, batch_size=settings.outbox_batch_size, poll_s=settings.outbox_poll_s,
+        backoff=Backoff(0.2, settings.outbox_max_backoff_s), connect=producer.start if producer else None,
+    )
+    service = CheckinsService(store, clock, metrics, policy, on_commit=relay.wake, producer=SERVICE)
     retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
                         backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s))
     if settings.batch_max_records > 1:
@@ -193,12 +172,12 @@ def build(
             on_invalid=make_invalid_hook(service),
         )
     signer = LinkSigner(settings.link_key_map(), settings.current_link_kid())
-    http = build_http_app(service, signer, settings.token_secret(), metrics)
-    return Checkins(settings, service, store, broker, registry, readiness, http, signer, run_timer=run_timer,
+    http = build_http_app(service, signer, settings.token_secret(), metrics, max_body_bytes=settings.http_max_body_bytes)
+    return Checkins(settings, service, store, broker, registry, readiness, http, signer, relay, run_timer=run_timer,
                     producer=producer)
 
 
-def build_app(settings: Settings, *, clock: Clock | None = None, sink: EventSink | None = None,
+def build_app(settings: Settings, *, clock: Clock | None = None, sink: RecordSink | None = None,
               registry: CollectorRegistry | None = None) -> ServiceAsgi:
     parts = build(settings, clock=clock, sink=sink, registry=registry)
     build_info(parts.registry, SERVICE, "1.0.0")

@@ -48,6 +48,18 @@ class Settings(ServiceSettings):
         description="messages handled per transaction; 1 = one message per transaction (no batch subscriber)",
     )
 
+    outbox_batch_size: int = Field(default=500, ge=1, le=5000, description="events the relay publishes at once")
+    outbox_poll_s: float = Field(
+        default=1.0, gt=0, le=60,
+        description="how often the relay looks at the outbox when not woken (rows written by other instances)",
+    )
+    outbox_max_backoff_s: float = Field(default=5.0, gt=0, le=300,
+                                        description="longest wait between relay attempts while the broker is down")
+    outbox_drain_timeout_s: float = Field(default=5.0, ge=0, le=60,
+                                          description="how long a stop waits for the relay to publish what is left")
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                     description="larger request bodies are refused with 413")
+
     secret_fields: tuple[str, ...] = ("notes_key", "household_token_secret", "link_keys")
 
     def _dev(self, what: str) -> str:

@@ -9,7 +9,8 @@ rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
 import base64
 import hashlib
 import hmac
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from html import escape
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -21,19 +22,50 @@ from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .metrics import Metrics
 from .service import MAX_NOTE, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
 TOKEN_PREFIX = "hh1_"
+log = logging.getLogger("attune.checkins.http")
 
 
 def household_token(secret: bytes, household_id: UUID) -> str:
     digest = hmac.new(secret, f"attune.checkins.household:{household_id}".encode(), hashlib.sha256).digest()
     return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+# Instants a person can mean; anything else (year 9999 minus an offset overflows when turned into UTC)
+# is refused here with a reason rather than failing deeper down.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MAX_TOKEN = 1000  # a link token is ~200 characters
+
+
+def _instant(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return utc
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (U+0000)")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
+NoteText = Annotated[str, Field(max_length=MAX_NOTE), AfterValidator(_text)]
 
 
 class CheckInRequest(BaseModel):
@@ -42,9 +74,9 @@ class CheckInRequest(BaseModel):
     occurrence_id: UUID
     member_id: UUID
     status: CheckInStatus
-    snoozed_until: AwareDatetime | None = None
+    snoozed_until: Instant | None = None
     closeness: int | None = Field(default=None, ge=1, le=5, description="how close you felt, 1-5")
-    note: str | None = Field(default=None, max_length=MAX_NOTE)
+    note: NoteText | None = None
 
 
 class MomentRequest(BaseModel):
@@ -52,8 +84,8 @@ class MomentRequest(BaseModel):
 
     member_id: UUID
     kind: MomentKind
-    note: str | None = Field(default=None, max_length=MAX_NOTE)
-    happened_at: AwareDatetime | None = None
+    note: NoteText | None = None
+    happened_at: Instant | None = None
     moment_id: UUID | None = Field(default=None, description="send your own id to make retries safe")
 
 
@@ -65,21 +97,52 @@ def _describe(errors: Any) -> str:
     return "; ".join(parts)
 
 
-def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics) -> FastAPI:
+def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics, *,
+                   max_body_bytes: int = 64 * 1024) -> FastAPI:
     app = FastAPI(
         title="Attune check-ins",
         version="1.0.0",
         description="Check-ins, moments, streaks and summaries for one household. "
                     "Authenticate with `Authorization: Bearer <household token>`.",
     )
+    # No request here needs more than a few KB: a larger body is refused (413) before it is read whole.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": _describe(exc.errors()), "details": jsonable(exc.errors())}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    # Starlette's class: also the router's own 404 and 405, and FastAPI's "error parsing the body".
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = _http_message(exc, max_body_bytes)
+        if _is_link(request.url.path):  # a person on a phone, not a program: a page
+            return page("That didn't work", message, status=exc.status_code)
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        # Input validation should have refused it already; never a 500 for a value the database rejects.
+        log.warning("request refused by the database: %s", type(exc.orig).__name__)
+        message = "a value in this request cannot be stored (out of range or not valid text)"
+        if _is_link(request.url.path):
+            return page("We couldn't record that", message, status=422)
+        return JSONResponse({"error": message}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SqlPoolTimeout)
+    @app.exception_handler(OSError)
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # Our database is away (restart, failover): not the request's fault, and nothing was recorded.
+        log.warning("request not handled, the database is unavailable: %s", type(exc).__name__)
+        message = "check-ins cannot be stored right now (the database is unavailable); nothing was recorded, try again"
+        if _is_link(request.url.path):
+            response: Response = page("Please try again in a moment", message, status=503)
+        else:
+            response = JSONResponse({"error": message}, status_code=503)
+        response.headers["Retry-After"] = "5"
+        return response
 
     async def authorize(
         household_id: Annotated[UUID, Path(description="the household's id")],
@@ -157,6 +220,10 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
     # ---- one-tap links ----------------------------------------------------------------------------
 
     async def _verify(token: str) -> tuple[LinkClaims, Occurrence, datetime | None] | HTMLResponse:
+        if len(token) > MAX_TOKEN:
+            metrics.link_failures.labels("malformed").inc()
+            return page("This link can't be used", "This link is damaged. Open the reminder again and tap "
+                        "its button, or check in from the app.", status=400)
         try:
             claims = signer.verify(token, now=service.clock.now())
         except LinkError as exc:
@@ -206,6 +273,68 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         return done_page(claims, occurrence, result.checkin.closeness)
 
     return app
+
+
+def _is_link(path: str) -> bool:
+    """A one-tap link's path: answered with a page for a person on a phone, not JSON for a program."""
+    return path == "/l" or path.startswith("/l/")
+
+
+def _too_large(path: str, max_bytes: int) -> Response:
+    message = f"the request body is larger than {max_bytes} bytes"
+    if _is_link(path):
+        return page("That didn't work", message + ". Open the link again from the reminder.", status=413)
+    return JSONResponse({"error": message}, status_code=413)
+
+
+class BodyLimit:
+    """Reads at most `max_bytes` of a request body before the app sees it: a larger one (by its
+    Content-Length, or by what actually arrives) is answered 413 with a reason, and the app never runs."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if not declared.isdigit():
+            await JSONResponse({"error": "the Content-Length header is not a number"}, status_code=400)(
+                scope, receive, send)
+            return
+        if int(declared) > self.max_bytes:
+            await _too_large(scope["path"], self.max_bytes)(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _too_large(scope["path"], self.max_bytes)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _http_message(exc: StarletteHTTPException, max_body_bytes: int) -> str:
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        return "the request body is not valid JSON (or is nested too deeply, or has a number too long)"
+    return str(exc.detail)
 
 
 def jsonable(errors: Any) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 _MAX_TEMPLATES = 50
 
@@ -28,6 +28,17 @@ class Metrics:
         self.summaries = Counter("attune_checkins_weekly_summaries_total", "Weekly summaries published",
                                  registry=registry)
         self.moments = Counter("attune_checkins_moments_total", "Moments logged", ["kind"], registry=registry)
+        self.outbox_pending = Gauge("attune_checkins_outbox_pending",
+                                    "Events committed to the outbox, not yet acknowledged by the broker",
+                                    registry=registry)
+        self.outbox_oldest_age = Gauge("attune_checkins_outbox_oldest_age_seconds",
+                                       "Age of the oldest event waiting in the outbox (0 when empty)",
+                                       registry=registry)
+        self.outbox_published = Counter("attune_checkins_outbox_published_total",
+                                        "Events the relay published from the outbox", registry=registry)
+        self.outbox_relay_failures = Counter("attune_checkins_outbox_relay_failures_total",
+                                             "Relay passes that failed (broker or database unavailable)",
+                                             registry=registry)
         self._templates: set[str] = set()
         self._recorded: dict[tuple[str, str], Any] = {}
 

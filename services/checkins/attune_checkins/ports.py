@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 from uuid import UUID
-
-from attune_contracts.types import Contract
 
 
 class Clock(Protocol):
@@ -25,26 +23,22 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
-class Outgoing(NamedTuple):
-    """One event to publish, with what its envelope needs."""
+class OutboxRow(NamedTuple):
+    """An event waiting in the outbox: its envelope already serialised, as it will be sent."""
 
-    payload: Contract
+    id: int
+    event_id: UUID
     household_id: UUID
-    correlation_id: str | None
-    event_id: UUID | None
+    topic: str
+    value: bytes
+    headers: dict[str, str]
 
 
-class EventSink(Protocol):
-    """attune_contracts.Publisher fits; tests pass a fake that records what was published."""
-
-    async def publish(
-        self, payload: Contract, *, household_id: UUID, correlation_id: str | None = None,
-        event_id: UUID | None = None,
-    ) -> Any: ...
+Record = tuple[str, bytes, bytes, Mapping[str, str]]
+"""(topic, key, value, headers), as attune_runtime.producer.BatchProducer.send_all takes them"""
 
 
-class BatchEventSink(EventSink, Protocol):
-    """A sink that can also publish many events at once, in order, returning when all are acknowledged
-    (the service uses it when the sink has it; otherwise it publishes them one by one)."""
+class RecordSink(Protocol):
+    """Where the relay publishes: the BatchProducer in production; tests pass a fake that records."""
 
-    async def publish_all(self, events: Sequence[Outgoing]) -> None: ...
+    async def send_all(self, records: Sequence[Record]) -> None: ...

@@ -166,6 +166,14 @@ class Rejected(Exception):
 # ---- check-ins ----------------------------------------------------------------------------------
 
 
+def nul_free(**texts: str | None) -> None:
+    """PostgreSQL text cannot hold U+0000 and no person means one: refuse it, by field name, before it is
+    stored (on PostgreSQL it would be a DataError deep in a transaction; on SQLite it would be kept)."""
+    for name, value in texts.items():
+        if value is not None and "\x00" in value:
+            raise Rejected(f"{name} must not contain NUL characters (U+0000)")
+
+
 def validate_checkin(
     *,
     household_id: UUID,
@@ -182,6 +190,7 @@ def validate_checkin(
         raise Rejected(f"closeness must be between 1 and 5, got {closeness}")
     if note is not None and len(note) > MAX_NOTE:
         raise Rejected(f"note is {len(note)} characters; the limit is {MAX_NOTE}")
+    nul_free(note=note)
     if occurrence is None or occurrence.household_id != household_id:
         raise Rejected(
             f"unknown occurrence {occurrence_id}: no RitualDue for it in this household (wrong id, or not due yet)"

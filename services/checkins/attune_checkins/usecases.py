@@ -1,8 +1,11 @@
-"""The check-ins use cases: one transaction each, the rules from service.py, events published before commit.
+"""The check-ins use cases: one transaction each, the rules from service.py, events kept in the outbox.
 
-Events are published inside the transaction, with ids derived from their cause: if the commit then
-fails, the message is retried and the same events go out again with the same ids (consumers dedupe
-on event id), and nothing is lost. Kafka messages, HTTP requests and one-tap links all end up here.
+Every use case writes the events it decides to the outbox table in the same transaction as the change that
+caused them (`_stage`), and only after the commit wakes the relay (`on_commit`), which publishes them. So
+nothing waits on the broker (an HTTP answer, a one-tap link, a consumed batch), and an event is announced
+only if its change was kept: a failed commit leaves no row behind. Event ids are derived from their cause,
+so a redelivered message or a relay restart republishes the same ids (consumers dedupe on event id).
+Kafka messages, HTTP requests and one-tap links all end up here.
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ from attune_contracts.messages import (
     StreakUpdated,
     SubmitCheckIn,
 )
+from attune_contracts.publisher import headers_for
+from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
+from attune_runtime.consumer import PermanentError
 from sqlalchemy.exc import IntegrityError
 
 from . import service as rules
 from .adapters.sql import SqlStore, SqlTx
 from .metrics import Metrics
-from .ports import Clock, EventSink, Outgoing
+from .ports import Clock
 from .service import Achievement, CheckIn, Moment, Occurrence, Outcome, Rejected
 
 log = logging.getLogger("attune.checkins")
@@ -58,6 +64,7 @@ log = logging.getLogger("attune.checkins")
 HISTORY_WINDOWS = (35, 140, 400)
 
 _LINK_POLL_S = 0.1
+PRODUCER = "checkins"
 
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
@@ -103,46 +110,13 @@ class Outbox:
         self.events.append((payload, event_id or rules.derived_id("out", self.cause, len(self.events))))
 
 
-class _Publishing:
-    """A batch's outboxes, published in the order they were decided. `start()` sends what is decided so
-    far without waiting (each send waits for the previous one, so the order holds whatever the sink);
-    `finish()` sends the rest and returns once every event is acknowledged; `settle()` waits for sends
-    still running when the batch failed (they may have gone out: ids are derived, a retry republishes
-    the same ones)."""
-
-    def __init__(self, flush: Callable[..., Awaitable[None]]) -> None:
-        self._flush = flush
-        self._pending: list[Outbox] = []
-        self._last: asyncio.Future[None] | None = None
-
-    def add(self, *outboxes: Outbox) -> None:
-        self._pending += outboxes
-
-    def start(self) -> None:
-        if not any(o.events for o in self._pending):
-            return
-        self._last = asyncio.ensure_future(self._after(self._last, self._pending))
-        self._pending = []
-
-    async def _after(self, previous: asyncio.Future[None] | None, outboxes: list[Outbox]) -> None:
-        if previous is not None:
-            await previous
-        await self._flush(*outboxes)
-
-    async def finish(self) -> None:
-        self.start()
-        if self._last is not None:
-            await self._last
-
-    async def settle(self) -> None:
-        if self._last is not None:
-            await asyncio.gather(self._last, return_exceptions=True)
-
-
 class CheckinsService:
-    def __init__(self, store: SqlStore, sink: EventSink, clock: Clock, metrics: Metrics,
-                 policy: Policy = Policy()) -> None:
-        self.store, self.sink, self.clock, self.metrics, self.policy = store, sink, clock, metrics, policy
+    def __init__(self, store: SqlStore, clock: Clock, metrics: Metrics, policy: Policy = Policy(), *,
+                 on_commit: Callable[[], Awaitable[None]] | None = None, producer: str = PRODUCER) -> None:
+        self.store, self.clock, self.metrics, self.policy = store, clock, metrics, policy
+        # Called after each commit that wrote events (the relay's wake-up); a test may publish there and then.
+        self.on_commit = on_commit
+        self.producer = producer
         self.wake = asyncio.Event()
 
     def _recorded(self, outbox: Outbox, checkin: CheckIn, now: datetime) -> None:
@@ -155,19 +129,28 @@ class CheckinsService:
             scheduled_for=checkin.scheduled_for, recorded_at=now, source=checkin.source,
         ))
 
-    async def _flush(self, *outboxes: Outbox) -> None:
-        """Publish the outboxes' events in order; return when the broker has acknowledged every one."""
-        events = [Outgoing(payload, o.household_id, o.correlation_id, event_id)
-                  for o in outboxes for payload, event_id in o.events]
-        if not events:
-            return
-        publish_all = getattr(self.sink, "publish_all", None)
-        if publish_all is not None:
-            await publish_all(events)
-            return
-        for e in events:  # one at a time: a household's events keep their order
-            await self.sink.publish(e.payload, household_id=e.household_id, correlation_id=e.correlation_id,
-                                    event_id=e.event_id)
+    async def _stage(self, tx: SqlTx, *outboxes: Outbox) -> bool:
+        """Write the outboxes' events, in order, to the outbox table of this transaction; True if any."""
+        now = self.clock.now()
+        rows = []
+        for o in outboxes:
+            for payload, event_id in o.events:
+                spec = spec_of(type(payload))
+                # What make_envelope builds (and validates), without looking up the generic class per event.
+                envelope = spec.envelope(
+                    event_id=event_id, type=spec.type, version=spec.version, occurred_at=now,
+                    producer=self.producer, correlation_id=o.correlation_id or str(event_id),
+                    household_id=o.household_id, payload=payload,
+                )
+                rows.append({"event_id": event_id, "household_id": o.household_id, "topic": spec.topic.value,
+                             "event_type": spec.type, "body": envelope.to_bytes().decode(),
+                             "headers": headers_for(envelope), "created_at": now})
+        await tx.enqueue(rows)
+        return bool(rows)
+
+    async def _committed(self, staged: bool) -> None:
+        if staged and self.on_commit is not None:
+            await self.on_commit()
 
     # ---- Kafka messages -------------------------------------------------------------------------
 
@@ -175,7 +158,8 @@ class CheckinsService:
         outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
         async with self.store.tx() as tx:
             await self._apply(tx, envelope, outbox)
-            await self._flush(outbox)
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
 
     async def _apply(self, tx: SqlTx, envelope: Envelope[Any], outbox: Outbox) -> None:
         payload, household_id = envelope.payload, envelope.household_id
@@ -202,6 +186,7 @@ class CheckinsService:
                 except Rejected as exc:
                     self._reject(outbox, envelope, exc.reason, payload.member_id)
             case RitualDue():
+                _storable(envelope, template=payload.template, title=payload.title)
                 await self._ritual_due(tx, household_id, payload)
             case HouseholdRegistered():
                 await tx.put_household(household_id, payload.time_zone, now)
@@ -209,6 +194,7 @@ class CheckinsService:
                 await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
                 await tx.add_member(household_id, payload.member_id)
             case RitualScheduled() | RitualUpdated():
+                _storable(envelope, template=payload.template, rrule=payload.rrule)
                 await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
             case RitualDeleted():
                 await tx.delete_ritual(payload.ritual_id)
@@ -221,32 +207,28 @@ class CheckinsService:
         """Many messages in one transaction, with the same outcome as handling them one by one, except that
         a ritual's StreakUpdated is published once per batch with its final value. Consecutive check-ins
         are applied in bulk (a few statements for the whole run); anything else goes through `_apply`.
-
-        Events decided so far start going out while the check-ins are written (see _Publishing); the
-        transaction commits only once the broker has acknowledged all of them."""
+        The batch's events are written to the outbox, in the order they were decided, just before the commit."""
         if not envelopes:
             return
-        publishing = _Publishing(self._flush)
-        try:
-            async with self.store.tx() as tx:
-                run: list[Envelope[Any]] = []
-                for envelope in envelopes:
-                    if isinstance(envelope.payload, SubmitCheckIn):
-                        run.append(envelope)
-                        continue
-                    if run:
-                        await self._submit_many(tx, run, publishing)
-                        run = []
-                    outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
-                    await self._apply(tx, envelope, outbox)
-                    publishing.add(outbox)
+        staged: list[Outbox] = []
+        async with self.store.tx() as tx:
+            run: list[Envelope[Any]] = []
+            for envelope in envelopes:
+                if isinstance(envelope.payload, SubmitCheckIn):
+                    run.append(envelope)
+                    continue
                 if run:
-                    await self._submit_many(tx, run, publishing)
-                await publishing.finish()
-        finally:
-            await publishing.settle()
+                    await self._submit_many(tx, run, staged)
+                    run = []
+                outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
+                await self._apply(tx, envelope, outbox)
+                staged.append(outbox)
+            if run:
+                await self._submit_many(tx, run, staged)
+            any_staged = await self._stage(tx, *staged)
+        await self._committed(any_staged)
 
-    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]], publishing: _Publishing) -> None:
+    async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]], staged: list[Outbox]) -> None:
         now = self.clock.now()
         households = {e.household_id for e in envelopes}
         erased = await tx.erased_many(households)
@@ -307,15 +289,14 @@ class CheckinsService:
             current[key] = checkin
             touched[occurrence.ritual_id] = occurrence
             self._recorded(outbox, checkin, now)
-        publishing.add(*outboxes)
-        publishing.start()  # CheckInRecorded and refusals go out while the database works
+        staged += outboxes
         await tx.put_checkins(list(inserts.values()), list(updates.values()))
         if touched:
             batch_id = rules.derived_id("batch", *sorted(str(e.event_id) for e in todo))
             boxes = {ritual_id: Outbox(rules.derived_id(batch_id, ritual_id), occ.household_id, str(batch_id))
                      for ritual_id, occ in touched.items()}
             await self._refresh_rituals(tx, {r: (touched[r], boxes[r]) for r in touched})
-            publishing.add(*boxes.values())
+            staged += boxes.values()
 
     def _reject(self, outbox: Outbox, envelope: Envelope[Any], reason: str, member_id: UUID | None) -> None:
         self.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
@@ -334,7 +315,9 @@ class CheckinsService:
         outbox.add(CheckInCommandRejected(command_event_id=event_id, command_type=command_type[:100],
                                           reason=reason[:2000], member_id=member_id),
                    event_id=rules.derived_id("invalid", event_id))
-        await self._flush(outbox)
+        async with self.store.tx() as tx:
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
 
     async def _ritual_due(self, tx: SqlTx, household_id: UUID, due: RitualDue) -> None:
         now = self.clock.now()
@@ -466,6 +449,7 @@ class CheckinsService:
     async def _log_moment(self, tx: SqlTx, outbox: Outbox, household_id: UUID, cmd: LogMoment,
                           sent_at: datetime) -> bool:
         now = self.clock.now()
+        rules.nul_free(note=cmd.note)
         await self._member_of(tx, household_id, cmd.member_id)
         happened_at = cmd.happened_at or rules.as_utc(sent_at)
         if happened_at > now + timedelta(minutes=5):
@@ -490,6 +474,7 @@ class CheckinsService:
 
     async def _record_achievement(self, tx: SqlTx, outbox: Outbox, household_id: UUID,
                                   cmd: RecordAchievement) -> None:
+        rules.nul_free(dream=cmd.dream, note=cmd.note)
         await self._member_of(tx, household_id, cmd.member_id)
         achievement = Achievement(cmd.achievement_id, household_id, cmd.member_id, cmd.dream, cmd.note,
                                   self.clock.now())
@@ -508,7 +493,8 @@ class CheckinsService:
             try:
                 async with self.store.tx() as tx:
                     result = await self._submit(tx, outbox, household_id, cmd, submitted_at=self.clock.now())
-                    await self._flush(outbox)
+                    staged = await self._stage(tx, outbox)
+                await self._committed(staged)
                 return result
             except IntegrityError:
                 if attempt == 2:
@@ -520,7 +506,8 @@ class CheckinsService:
         outbox = Outbox(request_id, household_id, str(request_id))
         async with self.store.tx() as tx:
             created = await self._log_moment(tx, outbox, household_id, cmd, self.clock.now())
-            await self._flush(outbox)
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
         return created
 
     async def link_preview(self, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
@@ -555,7 +542,8 @@ class CheckinsService:
             if not await tx.use_token(claims.token_id, claims.household_id, checkin_id, now, claims.expires_at):
                 raise LinkRefused("replayed", "This link has already been used; your answer was recorded then.")
             result = await self._submit(tx, outbox, claims.household_id, cmd, submitted_at=now)
-            await self._flush(outbox)
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
         return result
 
     # ---- reading --------------------------------------------------------------------------------
@@ -652,7 +640,8 @@ class CheckinsService:
                     sensitive=occurrence.sensitive,
                 ), event_id=rules.derived_id("missed", occurrence.occurrence_id))
                 await self._refresh_ritual(tx, outbox, occurrence)
-            await self._flush(outbox)
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
 
     async def _week_data(self, tx: SqlTx, household_id: UUID, week_start: date, until: datetime) -> rules.WeekData:
         household = await tx.household(household_id)
@@ -682,7 +671,8 @@ class CheckinsService:
                 return
             self.metrics.summaries.inc()
             outbox.add(rules.weekly_summary(week_start, data, slot), event_id=event_id)
-            await self._flush(outbox)
+            staged = await self._stage(tx, outbox)
+        await self._committed(staged)
 
     async def run_timer(self, stop: asyncio.Event) -> None:
         """Sleep until the next deadline or summary (or until a new RitualDue wakes it), then handle it."""
@@ -701,6 +691,15 @@ class CheckinsService:
             finally:
                 for task in (sleeper, woken, stopped):
                     task.cancel()
+
+
+def _storable(envelope: Envelope[Any], **texts: str | None) -> None:
+    """A fact from another service whose text cannot be stored (NUL) is the message's fault, not ours:
+    refused at once (the consumer dead-letters it with this reason) instead of retried as if transient."""
+    try:
+        rules.nul_free(**texts)
+    except Rejected as exc:
+        raise PermanentError(f"{envelope.type} {envelope.event_id}: {exc.reason}") from None
 
 
 def checkin_json(c: CheckIn) -> dict[str, Any]:

@@ -1,7 +1,22 @@
-"""The check-ins store on SQLAlchemy 2 async (SQLite by default, PostgreSQL in production and tests)."""
+"""The check-ins store on SQLAlchemy 2 async (SQLite by default, PostgreSQL in production and tests).
+
+The outbox: every transaction that decides events writes them to `checkins_outbox` before it commits
+(`SqlTx.enqueue`); the relay reads the oldest rows, publishes them and then deletes them. The relay's order
+is the rows' id order, and two things make that the order of the commits, per household:
+- on PostgreSQL the writer takes a transaction-scoped advisory lock on the household's shard (one of
+  `OUTBOX_SHARDS`, in ascending order, once per transaction, just before inserting) and holds it until it
+  commits, so a later transaction of the same household gets larger ids and commits after it; the relay
+  can never see a household's row while an earlier one of that household is still uncommitted. SQLite has
+  one writer at a time, so ids follow commits anyway.
+- only one relay publishes at a time: on PostgreSQL it holds a session advisory lock (`_RELAY_LOCK`) for its
+  whole pass (other instances' relays skip their turn); SQLite has one process.
+The relay holds no transaction while it waits for the broker, so a broker outage blocks nobody.
+"""
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -27,8 +42,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from ..ports import OutboxRow
 from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
 from . import tables as t
+
+OUTBOX_SHARDS = 64
+_OUTBOX_LOCK_SPACE = 4172  # (space, shard) two-key advisory locks: apart from the one-key locks below
+_RELAY_LOCK = 4172002
 
 
 class NoteCipher:
@@ -90,6 +110,61 @@ class SqlStore:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    # ---- the outbox relay -------------------------------------------------------------------------
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def relay_turn(self) -> AsyncIterator[bool]:
+        """One relay at a time across instances, so each household's events leave in order. On PostgreSQL a
+        session advisory lock on its own connection, outside any transaction, for the whole pass; False while
+        another instance's relay holds it (a crashed holder's session ends and frees it). SQLite: always True."""
+        if not self.postgres:
+            yield True
+            return
+        async with self.engine.connect() as conn:
+            got = bool((await conn.execute(text(f"SELECT pg_try_advisory_lock({_RELAY_LOCK})"))).scalar())
+            await conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    try:
+                        await conn.execute(text(f"SELECT pg_advisory_unlock({_RELAY_LOCK})"))
+                        await conn.commit()
+                    except BaseException:
+                        await conn.invalidate()  # closing the session releases the lock
+                        raise
+
+    async def outbox_rows(self, limit: int) -> list[OutboxRow]:
+        """The oldest unpublished events, in the order they must leave."""
+        o = t.outbox.c
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(o.id, o.event_id, o.household_id, o.topic, o.body, o.headers).order_by(o.id).limit(limit)
+            )).all()
+        return [OutboxRow(r.id, r.event_id, r.household_id, r.topic, r.body.encode(), dict(r.headers)) for r in rows]
+
+    async def delete_outbox(self, ids: Sequence[int]) -> None:
+        """Forget rows the broker has acknowledged."""
+        async with self.engine.begin() as conn:
+            if self.postgres:  # one array parameter instead of hundreds of bound values
+                await conn.execute(text("DELETE FROM checkins_outbox WHERE id = ANY(CAST(:ids AS bigint[]))"),
+                                   {"ids": list(ids)})
+                return
+            for chunk in _chunks(list(ids)):
+                await conn.execute(delete(t.outbox).where(t.outbox.c.id.in_(chunk)))
+
+    async def outbox_stats(self) -> tuple[int, datetime | None]:
+        """How many events wait to be published, and when the oldest of them was written."""
+        async with self.engine.connect() as conn:
+            count, oldest = (await conn.execute(
+                select(func.count(), func.min(t.outbox.c.created_at)).select_from(t.outbox)
+            )).one()
+        return int(count), oldest
+
 
 def _dialect_insert(conn: AsyncConnection, table: t.Table) -> Any:
     if conn.dialect.name == "postgresql":
@@ -120,6 +195,38 @@ class SqlTx:
     def __init__(self, conn: AsyncConnection, cipher: NoteCipher) -> None:
         self.conn = conn
         self.cipher = cipher
+
+    # ---- the outbox -----------------------------------------------------------------------------
+
+    async def enqueue(self, rows: list[dict[str, Any]]) -> None:
+        """Write events to the outbox, to be published once this transaction has committed. Call once per
+        transaction, at its end: on PostgreSQL it locks the households' shards (ascending, so two writers
+        never wait for each other in a cycle) until the commit, which keeps each household's ids in commit
+        order. An event id already waiting is not written twice."""
+        if not rows:
+            return
+        if self.conn.dialect.name == "postgresql":
+            shards = sorted({zlib.crc32(r["household_id"].bytes) % OUTBOX_SHARDS for r in rows})
+            await self.conn.execute(text(
+                f"SELECT pg_advisory_xact_lock({_OUTBOX_LOCK_SPACE}, s) FROM unnest(CAST(:shards AS int[])) AS s"
+            ), {"shards": shards})
+            # One statement with one array parameter per column, whatever the batch size.
+            await self.conn.execute(text(
+                "INSERT INTO checkins_outbox (event_id, household_id, topic, event_type, body, headers, created_at) "
+                "SELECT * FROM unnest(CAST(:event_id AS uuid[]), CAST(:household_id AS uuid[]), "
+                "CAST(:topic AS text[]), CAST(:event_type AS text[]), CAST(:body AS text[]), "
+                "CAST(:headers AS text[])::json[], CAST(:created_at AS timestamptz[])) "
+                "ON CONFLICT (event_id) DO NOTHING"
+            ), {
+                "event_id": [r["event_id"] for r in rows], "household_id": [r["household_id"] for r in rows],
+                "topic": [r["topic"] for r in rows], "event_type": [r["event_type"] for r in rows],
+                "body": [r["body"] for r in rows], "headers": [json.dumps(r["headers"]) for r in rows],
+                "created_at": [r["created_at"] for r in rows],
+            })
+            return
+        for chunk in _chunks(rows, 500):
+            await self.conn.execute(
+                _dialect_insert(self.conn, t.outbox).on_conflict_do_nothing(index_elements=["event_id"]), chunk)
 
     # ---- idempotency ----------------------------------------------------------------------------
 

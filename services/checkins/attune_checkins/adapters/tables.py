@@ -5,6 +5,7 @@ from __future__ import annotations
 from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -162,7 +164,23 @@ erased_households = Table(
     Column("erased_at", UtcDateTime, nullable=False),
 )
 
+# Events decided by a transaction, written in it, published by the relay after it commits (then deleted):
+# only what is still to go. `id` gives the order: per household it is the commit order (see SqlTx.enqueue).
+# AUTOINCREMENT on SQLite so a deleted id is never reused while the relay still holds it in memory.
+outbox = Table(
+    "checkins_outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("topic", String(100), nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
 HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
-    ratio_state, weekly_summaries, processed_events, used_link_tokens,
+    ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox,
 )
