@@ -33,6 +33,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter
 
+from .faults import PermanentError
 from .logs import message_context
 from .retry import Backoff
 
@@ -40,10 +41,6 @@ log = logging.getLogger("attune.consumer")
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
 InvalidHook = Callable[[Any, str], Awaitable[None]]
-
-
-class PermanentError(Exception):
-    """Raised by a handler when retrying cannot help (the message is wrong, not the world)."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +66,13 @@ class ConsumerMetrics:
 
 
 class Readiness:
-    """Ready once every consumer group has joined, and every extra check passes."""
+    """Ready once every consumer group has joined, every extra check passes, and nothing is waiting for a
+    dependency (a consumer waiting out a database outage says so with `waiting_for`)."""
 
     def __init__(self) -> None:
         self._joined: dict[str, bool] = {}
         self._checks: list[Callable[[], Awaitable[bool]]] = []
+        self._waiting: dict[str, str] = {}
 
     def expect_group(self, name: str) -> _JoinListener:
         self._joined[name] = False
@@ -85,6 +84,17 @@ class Readiness:
     def mark(self, name: str, joined: bool) -> None:
         self._joined[name] = joined
 
+    def waiting_for(self, who: str, dependency: str) -> None:
+        """`who` (a consumer, a worker) cannot work until `dependency` ("database", "kafka", "disk") is back."""
+        self._waiting[who] = dependency
+
+    def recovered(self, who: str) -> None:
+        self._waiting.pop(who, None)
+
+    @property
+    def waiting(self) -> dict[str, str]:
+        return dict(self._waiting)
+
     async def status(self) -> dict[str, Any]:
         waiting = sorted(name for name, ok in self._joined.items() if not ok)
         failed = []
@@ -94,7 +104,9 @@ class Readiness:
                     failed.append(getattr(check, "__name__", "check"))
             except Exception as exc:  # noqa: BLE001 - a failing check means "not ready", with why
                 failed.append(f"{getattr(check, '__name__', 'check')}: {type(exc).__name__}")
-        return {"ready": not waiting and not failed, "waiting_for_groups": waiting, "failed_checks": failed}
+        blocked = dict(sorted(self._waiting.items()))
+        return {"ready": not waiting and not failed and not blocked, "waiting_for_groups": waiting,
+                "failed_checks": failed, "waiting_for": blocked}
 
 
 class _JoinListener(ConsumerRebalanceListener):
