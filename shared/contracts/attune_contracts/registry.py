@@ -104,7 +104,7 @@ def _text(raw: object) -> str:
         try:
             return bytes(raw).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ContractError(f"not UTF-8 text: {exc}") from None
+            raise ContractError(f"not JSON: not UTF-8 text ({exc})") from None
     raise ContractError(f"expected bytes or text, got {type(raw).__name__}")
 
 
