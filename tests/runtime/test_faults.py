@@ -14,7 +14,6 @@ from aiokafka import errors as kafka_errors
 from asyncpg import exceptions as pg
 from attune_contracts.messages import RegisterHousehold
 from attune_runtime.faults import Fault, InfrastructureError, PermanentError, classify, describe
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 pytestmark = [pytest.mark.unit]
@@ -120,6 +119,7 @@ def test_reasons_name_the_drivers_error_and_never_the_statements_parameters() ->
     assert nul == 'CharacterNotInRepertoireError: invalid byte sequence for encoding "UTF8": 0x00'
     assert "secret" not in describe(PERMANENT["SQLAlchemy IntegrityError"])
     assert describe(PermanentError("start date 9999-12-31 is too far")) == "start date 9999-12-31 is too far"
+    assert describe(PERMANENT["pydantic"]).startswith("ValidationError: name: String should have at least 1")
 
 
 @pytest.mark.integration
@@ -163,10 +163,10 @@ async def test_real_postgresql_errors(pg_url: str) -> None:
     finally:
         await refused.dispose()
 
-    assert verdicts["NUL byte"] == (Fault.PERMANENT, 'CharacterNotInRepertoireError: invalid byte sequence for '
-                                                     'encoding "UTF8": 0x00')
-    assert verdicts["out of int32"] == (Fault.PERMANENT, "DataError: invalid input for query argument $1 "
-                                                         "(value out of int32 range)")
+    nul_reason = 'CharacterNotInRepertoireError: invalid byte sequence for encoding "UTF8": 0x00'
+    assert verdicts["NUL byte"] == (Fault.PERMANENT, nul_reason)
+    int32_reason = "DataError: invalid input for query argument $1 (value out of int32 range)"
+    assert verdicts["out of int32"] == (Fault.PERMANENT, int32_reason)
     assert verdicts["duplicate"][0] is Fault.PERMANENT
     assert verdicts["pool timeout"] == (Fault.INFRASTRUCTURE, "database")
     assert verdicts["terminated"] == (Fault.INFRASTRUCTURE, "database")

@@ -221,6 +221,9 @@ def describe(exc: BaseException, limit: int = 500) -> str:
     text = str(shown).strip()
     if isinstance(shown, PermanentError):
         return (text.splitlines()[0] if text else "refused by the handler")[:limit]
+    if "pydantic_core._pydantic_core.ValidationError" in _names(shown):
+        errors = shown.errors(include_input=False, include_url=False)  # type: ignore[attr-defined]
+        text = "; ".join(f"{'.'.join(str(p)[:60] for p in e['loc']) or '(value)'}: {e['msg']}" for e in errors[:3])
     match = _ASYNCPG_ARGUMENT.match(text)
     if match:
         text = f"{match.group(1)} ({match.group(2)})"
