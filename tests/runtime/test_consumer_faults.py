@@ -402,3 +402,27 @@ async def test_a_batch_of_bugs_never_outlives_the_poll_interval(kafka_bootstrap:
     finally:
         await running.broker.stop()
 
+
+
+async def test_a_consumer_stopped_mid_outage_leaves_the_message_to_the_next_one(kafka_bootstrap: str, unique: str) -> None:
+    """A deploy or a kill during the outage: the message waited for was never committed, so it comes again."""
+    topic, group = f"faults-stop-{unique}", f"g-{unique}"
+    await make_topic(kafka_bootstrap, topic)
+    value = moment()
+    await produce(kafka_bootstrap, topic, [(value, [])])
+    down = Recorder(fail=lambda _eid: database_down())
+    running = await start(kafka_bootstrap, topic, group, handler=down)
+    try:
+        await eventually(lambda: len(down.calls) >= 2, timeout=30)
+    finally:
+        async with asyncio.timeout(15):  # a stop does not wait for the outage to end
+            await running.broker.stop()
+
+    healthy = Recorder()
+    running = await start(kafka_bootstrap, topic, group, handler=healthy)
+    try:
+        await eventually(lambda: healthy.handled, timeout=30)
+        assert healthy.handled == [event_id(value)]
+        assert await letters_for(kafka_bootstrap, topic, want=0, settle=1) == []
+    finally:
+        await running.broker.stop()
