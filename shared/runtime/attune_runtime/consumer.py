@@ -338,7 +338,11 @@ class _Outage:
     def resume_later(self, consumer: Any, delay: float, partitions: set[TopicPartition]) -> None:
         def resume() -> None:
             self.resume(consumer)
-            if self.active and _can_pause(consumer) and not partitions & set(consumer.assignment()):
+            try:
+                still_ours = bool(partitions & set(consumer.assignment()))
+            except Exception:  # noqa: BLE001 - a stopped consumer has nothing left to wait for
+                still_ours = False
+            if self.active and not still_ours:
                 self.end(consumer)  # the partitions went to another member: nothing left here to wait for
 
         asyncio.get_running_loop().call_later(delay, resume)
