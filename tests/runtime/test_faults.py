@@ -86,6 +86,10 @@ BUGS = {
     "RuntimeError": RuntimeError("unexpected state"),
     "a ValueError that is not about a range": ValueError("too many values to unpack"),
     "sqlite: no such table": wrapped(sa_exc.OperationalError, sqlite3.OperationalError("no such table: rituals")),
+    "sqlite: a column whose name sounds like an outage": wrapped(
+        sa_exc.OperationalError, sqlite3.OperationalError("no such column: closed_at")),
+    "sqlite: a table whose name sounds like an outage": wrapped(
+        sa_exc.OperationalError, sqlite3.OperationalError("no such table: connection")),
     "SQL syntax": wrapped(sa_exc.ProgrammingError, pg.PostgresSyntaxError('syntax error at or near ":"')),
     "kafka: not retriable": kafka_errors.InvalidTopicError(),
 }
