@@ -1,0 +1,128 @@
+"""Hostile records on every topic the check-ins service consumes, against the real broker and PostgreSQL.
+
+Per topic: hypothesis-generated hostile records (and two near the 1 MiB limit) interleaved with valid probes.
+Every record the contracts refuse is dead-lettered with a reason; every valid record (probe or hostile but
+valid) is handled (its event id is in `processed_events`), rejected with a CheckInCommandRejected, or
+dead-lettered with a reason; the last probes show no partition stalled; the service is still ready and its
+memory grew by a bounded amount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from attune_checkins.bootstrap import TOPICS, Checkins, build
+from attune_checkins.config import Settings
+from attune_checkins.usecases import HANDLED_TYPES
+from attune_contracts import Envelope, Topic, make_envelope
+from attune_contracts.messages import (
+    HouseholdKind,
+    HouseholdRegistered,
+    LogMoment,
+    MemberRole,
+    MemberUpserted,
+    MomentKind,
+    RitualDue,
+)
+from attune_runtime.testing import eventually, temporary_database
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from .kafka import MIB, Fuzz, Sent, Watch, report, rss
+from .strategies import draw_many, hostile_records, near_size_limit
+
+pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
+
+FERNET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
+EXAMPLES = 60
+RSS_BOUND = 300 * MIB  # generous: the point is "bounded", not "small" (the bug grew past 500 MB and on)
+
+
+@pytest.fixture(scope="module")
+async def checkins(fuzz_kafka: str) -> AsyncIterator[Checkins]:
+    async with temporary_database() as url:
+        settings = Settings(
+            kafka_bootstrap_servers=fuzz_kafka, database_url=url, kafka_session_timeout_ms=6000,
+            notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+        )
+        parts = build(settings, group_id="attune-checkins-fuzz", run_timer=False)
+        await parts.start()
+        try:
+            await eventually(lambda: _ready(parts), timeout=30)
+            yield parts
+        finally:
+            await parts.stop()
+
+
+async def _ready(parts: Checkins) -> bool:
+    return bool((await parts.readiness.status())["ready"])
+
+
+def env(payload: Any, household: UUID) -> Envelope[Any]:
+    return make_envelope(payload, household_id=household, producer="fuzz")
+
+
+async def processed(parts: Checkins, ids: list[Any]) -> set[UUID]:
+    if not ids:
+        return set()
+    async with parts.store.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT event_id FROM processed_events WHERE event_id = ANY(:ids)"),
+                                  {"ids": list(ids)})
+        return set(rows.scalars().all())
+
+
+@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.value)
+async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
+    topic: Topic, checkins: Checkins, fuzz_kafka: str,
+) -> None:
+    household, ana = uuid4(), uuid4()
+    now = datetime.now(UTC)
+
+    def make_probe() -> tuple[Envelope[Any], Any]:
+        if topic is Topic.SCHEDULER_EVENTS:
+            e = env(HouseholdRegistered(name="Probe", time_zone="Europe/Lisbon", kind=HouseholdKind.COUPLE), uuid4())
+        elif topic is Topic.RITUAL_OCCURRENCES:
+            e = env(RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="evening_attunement",
+                              title="Evening attunement", participants=[ana], scheduled_for=now,
+                              local_time="20:30", time_zone="Europe/Lisbon", sensitive=False,
+                              deadline=now + timedelta(hours=12)), household)
+        else:
+            e = env(LogMoment(moment_id=uuid4(), member_id=ana, kind=MomentKind.POSITIVE), household)
+        return e, e.event_id
+
+    def valid_proof(envelope: Envelope[Any]) -> Any:
+        return envelope.event_id if envelope.type in HANDLED_TYPES else None
+
+    async with Watch(fuzz_kafka, Topic.CHECKINS_EVENTS) as watch, \
+            Fuzz(fuzz_kafka, watch, valid_proof=valid_proof) as fuzz:
+        zone = "Europe/Lisbon"
+        for fact in (HouseholdRegistered(name="Ana", time_zone=zone, kind=HouseholdKind.COUPLE),
+                     MemberUpserted(member_id=ana, display_name="Ana", role=MemberRole.PARTNER, time_zone=zone)):
+            e = env(fact, household)
+            await fuzz.probe(Topic.SCHEDULER_EVENTS, e, e.event_id, partition=0, label="set-up probe")
+        await eventually(lambda: _all_done(checkins, watch, fuzz.sent), timeout=30)
+        fuzz.sent.clear()
+
+        records = draw_many(hostile_records(topic), EXAMPLES) + near_size_limit(topic, uuid4())
+        before = rss()
+        await fuzz.send_interleaved(topic, records, make_probe)
+
+        async def handled(probes: list[Sent]) -> set[int]:
+            done = await processed(checkins, [p.probe for p in probes])
+            rejected = {getattr(e.payload, "command_event_id", None) for e in watch.events}
+            return {i for i, p in enumerate(probes) if p.probe in done or p.probe in rejected}
+
+        missing = await fuzz.account(handled, timeout=60)
+        assert not missing, report(f"check-ins on {topic.value}", missing)
+        assert not watch.broken_letters, f"dead letters that are not DeadLetter records: {watch.broken_letters[:3]}"
+        grown = rss() - before
+        assert grown < RSS_BOUND, f"RSS grew by {grown / MIB:.0f} MiB"
+        assert await _ready(checkins), await checkins.readiness.status()
+
+
+async def _all_done(parts: Checkins, watch: Watch, sent: list[Sent]) -> bool:
+    return len(await processed(parts, [s.probe for s in sent])) == len(sent)
