@@ -57,7 +57,7 @@ async def test_health_ready_metrics_and_api(kafka_bootstrap: str, unique: str) -
                     break
             assert ready.status_code == 200, ready.text
             assert ready.json() == {"service": "demo", "ready": True, "waiting_for_groups": [], "failed_checks": [],
-                                    "broker_connected": True}
+                                    "waiting_for": {}, "broker_connected": True}
             assert (await client.get("/healthz")).json() == {"status": "ok", "service": "demo"}
             assert (await client.get("/hello")).json() == {"hello": "world"}
             metrics = (await client.get("/metrics")).text

@@ -79,23 +79,55 @@ class ContractError(ValueError):
         self.reason = reason
 
 
+def _clip(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _describe(error: ValidationError, limit: int = 5) -> str:
     parts = []
-    for item in error.errors()[:limit]:
-        where = ".".join(str(p) for p in item["loc"]) or "(message)"
-        parts.append(f"{where}: {item['msg']}")
-    more = len(error.errors()) - limit
+    for item in error.errors(include_input=False, include_url=False)[:limit]:
+        where = ".".join(_clip(str(p), 60) for p in item["loc"]) or "(message)"
+        parts.append(f"{where}: {_clip(item['msg'], 300)}")
+    more = error.error_count() - limit
     if more > 0:
         parts.append(f"... and {more} more")
     return "; ".join(parts)
 
 
-def parse(raw: bytes | str) -> Envelope[Any]:
-    """Decode and validate one message; raise ContractError with a readable reason otherwise."""
+def _text(raw: object) -> str:
+    """The message as text, or ContractError: a record's value may be None (a tombstone) or any bytes."""
+    if raw is None:
+        raise ContractError("no value: the record is a tombstone (null value), not an Attune message")
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractError(f"not JSON: not UTF-8 text ({exc})") from None
+    raise ContractError(f"expected bytes or text, got {type(raw).__name__}")
+
+
+def _load_json(text: str) -> Any:
     try:
-        head = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(text)
+    except RecursionError:
+        raise ContractError("not acceptable JSON: nested too deeply") from None
+    except json.JSONDecodeError as exc:
         raise ContractError(f"not JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise ContractError(f"not acceptable JSON: {_clip(str(exc), 200)}") from None
+
+
+def parse(raw: bytes | str | None) -> Envelope[Any]:
+    """Decode and validate one message; raise ContractError with a readable reason otherwise.
+
+    Whatever `raw` is - None, any bytes, JSON nested 100,000 deep, numbers of 5,000 digits, values a
+    validator chokes on - the only exception that leaves is ContractError: a consumer can always tell
+    "this message is bad" from "something is wrong with us".
+    """
+    text = _text(raw)
+    head = _load_json(text)
     if not isinstance(head, dict):
         raise ContractError(f"expected a JSON object (the envelope), got {type(head).__name__}")
     kind, version = head.get("type"), head.get("version")
@@ -105,12 +137,15 @@ def parse(raw: bytes | str) -> Envelope[Any]:
     if spec is None:
         known = sorted(v for (t, v) in _BY_KEY if t == kind)
         if known:
-            raise ContractError(f"unknown version {version} of {kind!r}; this consumer knows versions {known}")
-        raise ContractError(f"unknown message type {kind!r}")
+            raise ContractError(f"unknown version {_clip(str(version), 20)} of {_clip(kind)!r}; "
+                                f"this consumer knows versions {known}")
+        raise ContractError(f"unknown message type {_clip(kind)!r}")
     try:
-        return spec.envelope.model_validate_json(raw)
+        return spec.envelope.model_validate_json(text)
     except ValidationError as exc:
         raise ContractError(f"invalid {kind} v{version}: {_describe(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. OverflowError from a validator: still the message's fault
+        raise ContractError(f"invalid {kind} v{version}: {type(exc).__name__}: {_clip(str(exc), 300)}") from None
 
 
 @dataclass(frozen=True)
@@ -124,21 +159,22 @@ class Head:
     payload: dict[str, Any]
 
 
-def peek(raw: bytes | str) -> Head | None:
-    """Best-effort envelope fields of an invalid message; None when it does not say who sent what."""
+def peek(raw: bytes | str | None) -> Head | None:
+    """Best-effort envelope fields of an invalid message; None when it does not say who sent what.
+
+    Never raises, whatever `raw` is (the same hostile inputs as `parse`)."""
     try:
-        head = json.loads(raw)
-    except (TypeError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(head, dict) or not isinstance(head.get("type"), str):
-        return None
-    try:
+        head = _load_json(_text(raw))
+        if not isinstance(head, dict) or not isinstance(head.get("type"), str) or len(head["type"]) > 100:
+            return None
         event_id, household_id = UUID(str(head["event_id"])), UUID(str(head["household_id"]))
-    except (KeyError, ValueError):
+        payload = head.get("payload")
+        correlation = head.get("correlation_id")
+        correlation = correlation if isinstance(correlation, str) and correlation else str(event_id)
+        return Head(head["type"], event_id, household_id, correlation[:128],
+                    payload if isinstance(payload, dict) else {})
+    except Exception:  # noqa: BLE001 - best effort by definition: anything odd means "nobody to answer"
         return None
-    payload = head.get("payload")
-    return Head(head["type"], event_id, household_id, str(head.get("correlation_id") or event_id)[:128],
-                payload if isinstance(payload, dict) else {})
 
 
 def _load_catalog() -> None:

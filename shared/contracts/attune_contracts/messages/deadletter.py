@@ -22,7 +22,10 @@ class DeadLetter(BaseModel):
 
     version: int = DEAD_LETTER_VERSION
     reason: Reason
-    error_kind: Annotated[str, StringConstraints(pattern=r"^(invalid|handler_failed)$")]
+    error_kind: Annotated[str, StringConstraints(pattern=r"^(invalid|rejected|handler_failed)$")] = Field(
+        description="invalid: could not be decoded or validated; rejected: valid, but no retry can make it "
+        "acceptable (a value out of range, a constraint it violates); handler_failed: a handler bug, retried"
+    )
     consumer: Text = Field(description="service and consumer group that gave up")
     source_topic: Text
     partition: int = Field(ge=0)
@@ -34,6 +37,14 @@ class DeadLetter(BaseModel):
     )
     attempts: int = Field(ge=1)
     failed_at: UtcDatetime
+    # Added within v1 (optional): a dead letter must fit under the producer's max_request_size, so a record
+    # near Kafka's size limit keeps only its first bytes here; these say what the original was.
+    value_length: int | None = Field(default=None, ge=0, description="length of the original value in bytes; "
+                                     "None for a tombstone (null value) or a letter written before this field")
+    value_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                     description="sha256 (hex) of the original value")
+    truncated: bool = Field(default=False, description="value_b64, key_b64 or headers hold only part of the "
+                            "original (too large to dead-letter whole); value_length/value_sha256 describe it")
 
     @property
     def value(self) -> bytes:
