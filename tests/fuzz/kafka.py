@@ -201,6 +201,20 @@ class Fuzz:
             await asyncio.sleep(0.2)
 
 
+    def summary(self) -> str:
+        """What was sent and what became of it, for the log (pytest -s) and the notes."""
+        refused = [s for s in self.sent if s.refused is not None]
+        kinds: dict[str, int] = {}
+        for s in self.sent:
+            letter = self.watch.dead.get(s.where)
+            if letter is not None:
+                kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
+        probes = sum(1 for s in self.sent if s.record.label.endswith("probe") or "probe with" in s.record.label)
+        valid = len(self.sent) - len(refused) - probes
+        return (f"{len(self.sent)} records: {len(refused)} refused by the contracts, {valid} hostile but valid, "
+                f"{probes} probes; dead letters by kind {kinds}")
+
+
 def rss() -> int:
     return psutil.Process().memory_info().rss
 

@@ -117,6 +117,7 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
             return {i for i, p in enumerate(probes) if p.probe in done or p.probe in rejected}
 
         missing = await fuzz.account(handled, timeout=60)
+        print(f"check-ins on {topic.value}: {fuzz.summary()}")
         assert not missing, report(f"check-ins on {topic.value}", missing)
         assert not watch.broken_letters, f"dead letters that are not DeadLetter records: {watch.broken_letters[:3]}"
         grown = rss() - before

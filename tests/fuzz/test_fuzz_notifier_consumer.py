@@ -121,6 +121,7 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         await fuzz.send_interleaved(topic, records, make_probe)
 
         missing = await fuzz.account(handled, timeout=60)
+        print(f"notifier on {topic.value}: {fuzz.summary()}")
         assert not missing, report(f"notifier on {topic.value}", missing)
         assert not watch.broken_letters, f"dead letters that are not DeadLetter records: {watch.broken_letters[:3]}"
         grown = rss() - before
