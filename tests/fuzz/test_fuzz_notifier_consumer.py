@@ -35,11 +35,11 @@ from sqlalchemy import text
 
 from .apps import serving
 from .kafka import MIB, Fuzz, Sent, Watch, report, rss
-from .strategies import draw_many, hostile_records, near_size_limit
+from .strategies import boundary_records, draw_many, hostile_records, near_size_limit
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
-EXAMPLES = 60
+EXAMPLES = 45
 RSS_BOUND = 300 * MIB
 TOKEN = "fuzz-admin-token-0123456789abcdef"
 
@@ -116,7 +116,8 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         assert not missing, report("notifier set-up", missing)
         fuzz.sent.clear()
 
-        records = draw_many(hostile_records(topic), EXAMPLES) + near_size_limit(topic, uuid4())
+        records = (draw_many(hostile_records(topic), EXAMPLES) + draw_many(boundary_records(topic), EXAMPLES // 2)
+                   + near_size_limit(topic, uuid4()))
         before = rss()
         await fuzz.send_interleaved(topic, records, make_probe)
 

@@ -33,6 +33,7 @@ from .samples import example_envelope
 from .strategies import (
     HOSTILE_ZONES,
     Record,
+    boundary_records,
     draw_many,
     dumps,
     hostile_records,
@@ -42,7 +43,7 @@ from .strategies import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
-EXAMPLES = 60
+EXAMPLES = 45
 RSS_BOUND = 300 * MIB
 
 
@@ -134,7 +135,7 @@ async def test_hostile_commands_are_dead_lettered_or_rejected_and_commands_still
         assert not missing, report("scheduler set-up", missing)
         fuzz.sent.clear()
 
-        records = (draw_many(hostile_records(topic), EXAMPLES)
+        records = (draw_many(hostile_records(topic), EXAMPLES) + draw_many(boundary_records(topic), EXAMPLES // 2)
                    + draw_many(hostile_schedules(household, [ana, ben], ritual), EXAMPLES // 2)
                    + the_issues_rules(household, [ana, ben])
                    + near_size_limit(topic, uuid.uuid4()))
