@@ -66,13 +66,11 @@ def env(payload: Any, household: UUID) -> Envelope[Any]:
     return make_envelope(payload, household_id=household, producer="fuzz")
 
 
-async def processed(parts: Checkins, ids: list[Any]) -> set[UUID]:
+async def _ids(parts: Checkins, sql: str, ids: list[Any]) -> set[UUID]:
     if not ids:
         return set()
     async with parts.store.engine.connect() as conn:
-        rows = await conn.execute(text("SELECT event_id FROM processed_events WHERE event_id = ANY(:ids)"),
-                                  {"ids": list(ids)})
-        return set(rows.scalars().all())
+        return set((await conn.execute(text(sql), {"ids": ids})).scalars().all())
 
 
 @pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.value)
@@ -92,10 +90,13 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
                               deadline=now + timedelta(hours=12)), household)
         else:
             e = env(LogMoment(moment_id=uuid4(), member_id=ana, kind=MomentKind.POSITIVE), household)
-        return e, e.event_id
+        return e, ("event", e.event_id)
 
     def valid_proof(envelope: Envelope[Any]) -> Any:
-        return envelope.event_id if envelope.type in HANDLED_TYPES else None
+        if envelope.type == "scheduler.household_erased":
+            # An erasure deletes the household's processed_events too, its own id included.
+            return ("erased", envelope.household_id)
+        return ("event", envelope.event_id) if envelope.type in HANDLED_TYPES else None
 
     async with Watch(fuzz_kafka, Topic.CHECKINS_EVENTS) as watch, \
             Fuzz(fuzz_kafka, watch, valid_proof=valid_proof) as fuzz:
@@ -103,19 +104,24 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         for fact in (HouseholdRegistered(name="Ana", time_zone=zone, kind=HouseholdKind.COUPLE),
                      MemberUpserted(member_id=ana, display_name="Ana", role=MemberRole.PARTNER, time_zone=zone)):
             e = env(fact, household)
-            await fuzz.probe(Topic.SCHEDULER_EVENTS, e, e.event_id, partition=0, label="set-up probe")
-        await eventually(lambda: _all_done(checkins, watch, fuzz.sent), timeout=30)
+            await fuzz.probe(Topic.SCHEDULER_EVENTS, e, ("event", e.event_id), partition=0, label="set-up probe")
+
+        async def handled(probes: list[Sent]) -> set[int]:
+            events = await _ids(checkins, "SELECT event_id FROM processed_events WHERE event_id = ANY(:ids)",
+                                [p.probe[1] for p in probes if p.probe[0] == "event"])
+            erased = await _ids(checkins, "SELECT household_id FROM erased_households WHERE household_id = ANY(:ids)",
+                                [p.probe[1] for p in probes if p.probe[0] == "erased"])
+            rejected = {getattr(e.payload, "command_event_id", None) for e in watch.events}
+            return {i for i, p in enumerate(probes) if p.probe[1] in events | erased | rejected}
+
+        missing = await fuzz.account(handled, timeout=30)
+        assert not missing, report("check-ins set-up", missing)
         fuzz.sent.clear()
 
         records = (draw_many(hostile_records(topic), EXAMPLES) + draw_many(boundary_records(topic), EXAMPLES // 2)
                    + near_size_limit(topic, uuid4()))
         before = rss()
         await fuzz.send_interleaved(topic, records, make_probe)
-
-        async def handled(probes: list[Sent]) -> set[int]:
-            done = await processed(checkins, [p.probe for p in probes])
-            rejected = {getattr(e.payload, "command_event_id", None) for e in watch.events}
-            return {i for i, p in enumerate(probes) if p.probe in done or p.probe in rejected}
 
         missing = await fuzz.account(handled, timeout=60)
         print(f"check-ins on {topic.value}: {fuzz.summary()}")
@@ -125,6 +131,3 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         assert grown < RSS_BOUND, f"RSS grew by {grown / MIB:.0f} MiB"
         assert await _ready(checkins), await checkins.readiness.status()
 
-
-async def _all_done(parts: Checkins, watch: Watch, sent: list[Sent]) -> bool:
-    return len(await processed(parts, [s.probe for s in sent])) == len(sent)
