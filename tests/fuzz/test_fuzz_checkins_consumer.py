@@ -128,6 +128,7 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         assert not missing, report(f"check-ins on {topic.value}", missing)
         assert not watch.broken_letters, f"dead letters that are not DeadLetter records: {watch.broken_letters[:3]}"
         grown = rss() - before
+        print(f"  RSS grew by {grown / MIB:.0f} MiB")
         assert grown < RSS_BOUND, f"RSS grew by {grown / MIB:.0f} MiB"
         assert await _ready(checkins), await checkins.readiness.status()
 

@@ -149,6 +149,7 @@ async def test_hostile_commands_are_dead_lettered_or_rejected_and_commands_still
         assert len(reached) >= 5, "too few hostile rules got past the contracts to reach the recurrence code"
         assert not watch.broken_letters, f"dead letters that are not DeadLetter records: {watch.broken_letters[:3]}"
         grown = rss() - before
+        print(f"  RSS grew by {grown / MIB:.0f} MiB")
         assert grown < RSS_BOUND, f"RSS grew by {grown / MIB:.0f} MiB"
         async with httpx.AsyncClient(base_url=scheduler) as client:
             ready = await client.get("/readyz")
