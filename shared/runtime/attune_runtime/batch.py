@@ -126,7 +126,7 @@ class BatchConsumer:
                 # Bugs retried message after message have spent the hold: the rest comes in the next poll.
                 raise GiveBack(0.0)
             with envelope_context(envelope):
-                await self.reliable._handle(envelope, record, consumer, deadline)  # noqa: SLF001 - same policy
+                await self.reliable.handle(envelope, record, consumer, deadline)
             done.add(_key(record))
 
 

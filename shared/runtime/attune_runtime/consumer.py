@@ -391,9 +391,10 @@ class ReliableConsumer:
             self.metrics.ignored.labels(self.service, record.topic).inc()
             return
         with envelope_context(envelope):
-            await self._handle(envelope, record, consumer, deadline)
+            await self.handle(envelope, record, consumer, deadline)
 
-    async def _handle(self, envelope: Envelope[Any], record: Any, consumer: Any, deadline: float) -> None:
+    async def handle(self, envelope: Envelope[Any], record: Any, consumer: Any, deadline: float) -> None:
+        """Run the handler on a valid message until it is finished (see the module docstring), or GiveBack."""
         bugs = 0
         while True:
             try:

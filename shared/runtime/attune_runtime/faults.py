@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -128,6 +129,15 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _raised_in(exc: BaseException) -> Iterator[str]:
+    """The modules the exception passed through: a bare ConnectionRefusedError raised inside asyncpg's
+    connect is the database's, one raised inside aiokafka the broker's."""
+    tb = exc.__traceback__
+    while tb is not None:
+        yield str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+
+
 def _dependency(exc: BaseException) -> str:
     for link in _chain(exc):
         names = _names(link)
@@ -138,6 +148,7 @@ def _dependency(exc: BaseException) -> str:
                 or any(n.endswith("DiskFullError") for n in names):
             return "disk"
     modules = {n.split(".")[0] for link in _chain(exc) for n in _names(link)}
+    modules |= {m.split(".")[0] for link in _chain(exc) for m in _raised_in(link)}
     if modules & {"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite"}:
         return "database"
     if modules & {"aiokafka", "kafka", "faststream"}:
@@ -191,15 +202,30 @@ def classify(exc: BaseException) -> Verdict:
     return Verdict(Fault.BUG)
 
 
+_DRIVERS = ("asyncpg", "sqlite3", "aiosqlite", "psycopg")
+# asyncpg quotes the refused value ("invalid input for query argument $1: 'json://secret@...' (why)"):
+# keep the argument and the why, never the value, which may be a secret or personal data.
+_ASYNCPG_ARGUMENT = re.compile(r"^(invalid input for query argument \$\d+): .*\((.*)\)\s*$", re.DOTALL)
+
+
 def describe(exc: BaseException, limit: int = 500) -> str:
-    """A one-line reason a person can read. For database errors this is the driver's own message (e.g.
-    'invalid byte sequence for encoding "UTF8": 0x00'), never SQLAlchemy's text with the statement and
-    its parameters, which may hold personal data."""
+    """A one-line reason a person can read, without the values involved.
+
+    For database errors this is the driver's own message (e.g. 'invalid byte sequence for encoding "UTF8":
+    0x00'), never SQLAlchemy's text, which carries the statement and its parameters."""
     shown = exc
     if any(n.startswith("sqlalchemy.") for n in _names(exc)):
-        *_, shown = _chain(exc)  # the root cause: the driver's exception
+        links = list(_chain(exc))
+        drivers = [link for link in links if any(n.startswith(_DRIVERS) for n in _names(link))]
+        shown = drivers[-1] if drivers else links[-1]
     text = str(shown).strip()
-    text = text.splitlines()[0] if text else ""
     if isinstance(shown, PermanentError):
-        return text[:limit] or "refused by the handler"
+        return (text.splitlines()[0] if text else "refused by the handler")[:limit]
+    if "pydantic_core._pydantic_core.ValidationError" in _names(shown):
+        errors = shown.errors(include_input=False, include_url=False)  # type: ignore[attr-defined]
+        text = "; ".join(f"{'.'.join(str(p)[:60] for p in e['loc']) or '(value)'}: {e['msg']}" for e in errors[:3])
+    match = _ASYNCPG_ARGUMENT.match(text)
+    if match:
+        text = f"{match.group(1)} ({match.group(2)})"
+    text = text.splitlines()[0] if text else ""
     return f"{type(shown).__name__}: {text}"[:limit] if text else type(shown).__name__
