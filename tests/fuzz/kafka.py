@@ -56,7 +56,7 @@ class Watch:
     """Everything on the dead-letter topic and the given event topics, read from the start, in the background."""
 
     def __init__(self, bootstrap: str, *event_topics: Topic) -> None:
-        self.dead: dict[tuple[str, int, int], DeadLetter] = {}
+        self.dead: dict[tuple[str, int, int], list[DeadLetter]] = {}
         self.broken_letters: list[bytes] = []
         self.events: list[Envelope[Any]] = []
         self.consumer = AIOKafkaConsumer(
@@ -87,7 +87,7 @@ class Watch:
                         except Exception:  # noqa: BLE001 - a dead letter that is not one is a finding
                             self.broken_letters.append(record.value[:300])
                             continue
-                        self.dead[(letter.source_topic, letter.partition, letter.offset)] = letter
+                        self.dead.setdefault((letter.source_topic, letter.partition, letter.offset), []).append(letter)
                     else:
                         with contextlib.suppress(Exception):
                             self.events.append(parse(record.value))
@@ -105,6 +105,8 @@ class Fuzz:
     bootstrap: str
     watch: Watch
     partitions: int = 3
+    # Whose dead letters count: "service/group" as DeadLetter.consumer says (None: anyone's).
+    consumer: str | None = None
     # For a hostile record the contracts accept: what proves it was handled (None: nothing to prove).
     valid_proof: Callable[[Envelope[Any]], Any] | None = None
     sent: list[Sent] = field(default_factory=list)
@@ -163,6 +165,12 @@ class Fuzz:
             envelope, proof = make_probe()
             await self.probe(topic, envelope, proof, partition=p, label="last probe")
 
+    def letter(self, sent: Sent) -> DeadLetter | None:
+        for letter in self.watch.dead.get(sent.where, ()):
+            if self.consumer is None or letter.consumer == self.consumer:
+                return letter
+        return None
+
     async def account(
         self,
         handled: Callable[[list[Sent]], Awaitable[set[int]]],
@@ -179,7 +187,7 @@ class Fuzz:
         while True:
             missing = []
             for s in self.sent:
-                letter = self.watch.dead.get(s.where)
+                letter = self.letter(s)
                 if s.refused is not None:
                     if letter is None:
                         missing.append(f"not dead-lettered (contracts say {s.refused}): {s.where} {s.record!r}")
@@ -189,7 +197,7 @@ class Fuzz:
             for i, s in enumerate(probes):
                 if i in done:
                     continue
-                letter = self.watch.dead.get(s.where)
+                letter = self.letter(s)
                 # A valid but hostile record may be refused by the handler; a probe with hostile headers may
                 # be dead-lettered for them. Clean probes must be handled.
                 if letter is not None and (s.record.headers or not s.record.label.endswith("probe")):
@@ -206,7 +214,7 @@ class Fuzz:
         refused = [s for s in self.sent if s.refused is not None]
         kinds: dict[str, int] = {}
         for s in self.sent:
-            letter = self.watch.dead.get(s.where)
+            letter = self.letter(s)
             if letter is not None:
                 kinds[letter.error_kind] = kinds.get(letter.error_kind, 0) + 1
         probes = sum(1 for s in self.sent if s.record.label.endswith("probe") or "probe with" in s.record.label)

@@ -43,13 +43,16 @@ RSS_BOUND = 300 * MIB  # generous: the point is "bounded", not "small" (the bug 
 
 
 @pytest.fixture(scope="module")
-async def checkins(fuzz_kafka: str) -> AsyncIterator[Checkins]:
+async def checkins(fuzz_kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[Checkins]:
+    """The service in batches (production's default) or one message at a time (`batch_max_records=1`)."""
+    batch = request.param
     async with temporary_database() as url:
         settings = Settings(
             kafka_bootstrap_servers=fuzz_kafka, database_url=url, kafka_session_timeout_ms=6000,
             notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+            batch_max_records=batch,
         )
-        parts = build(settings, group_id="attune-checkins-fuzz", run_timer=False)
+        parts = build(settings, group_id=f"attune-checkins-fuzz-{batch}", run_timer=False)
         await parts.start()
         try:
             await eventually(lambda: _ready(parts), timeout=30)
@@ -73,7 +76,11 @@ async def _ids(parts: Checkins, sql: str, ids: list[Any]) -> set[UUID]:
         return set((await conn.execute(text(sql), {"ids": ids})).scalars().all())
 
 
-@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.value)
+# Every topic in batches; one topic one message at a time (the path the scheduler also runs, and the
+# batch path's fallback), to keep the folder within two minutes.
+@pytest.mark.parametrize(("checkins", "topic"), [*((500, t) for t in TOPICS), (1, Topic.CHECKINS_COMMANDS)],
+                         ids=[*(f"batch-{t.value}" for t in TOPICS), "one-by-one-attune.checkins.commands"],
+                         indirect=["checkins"])
 async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
     topic: Topic, checkins: Checkins, fuzz_kafka: str,
 ) -> None:
@@ -99,7 +106,8 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
         return ("event", envelope.event_id) if envelope.type in HANDLED_TYPES else None
 
     async with Watch(fuzz_kafka, Topic.CHECKINS_EVENTS) as watch, \
-            Fuzz(fuzz_kafka, watch, valid_proof=valid_proof) as fuzz:
+            Fuzz(fuzz_kafka, watch, valid_proof=valid_proof,
+                 consumer=f"checkins/attune-checkins-fuzz-{checkins.settings.batch_max_records}") as fuzz:
         zone = "Europe/Lisbon"
         for fact in (HouseholdRegistered(name="Ana", time_zone=zone, kind=HouseholdKind.COUPLE),
                      MemberUpserted(member_id=ana, display_name="Ana", role=MemberRole.PARTNER, time_zone=zone)):

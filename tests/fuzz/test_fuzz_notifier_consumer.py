@@ -45,14 +45,15 @@ TOKEN = "fuzz-admin-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-async def notifier(fuzz_kafka: str) -> AsyncIterator[tuple[str, Any]]:
-    """The running notifier: its base URL and its app."""
+async def notifier(fuzz_kafka: str, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Any]]:
+    """The running notifier (in batches, or one event at a time): its base URL and its app."""
+    batch = request.param
     async with temporary_database() as url:
         port = free_port()
         settings = NotifierSettings(
             kafka_bootstrap_servers=fuzz_kafka, database_url=url, http_port=port, admin_token=SecretStr(TOKEN),
-            consumer_group="attune-notifier-fuzz", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.2,
-            retry_base_delay_s=0.05, retry_max_delay_s=0.2,
+            consumer_group=f"attune-notifier-fuzz-{batch}", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.2,
+            retry_base_delay_s=0.05, retry_max_delay_s=0.2, batch_max_records=batch,
         )
         app = build_app(settings)
         async with serving(app, port) as base:
@@ -70,7 +71,9 @@ async def _ids(app: Any, sql: str, ids: list[Any]) -> set[UUID]:
         return set((await conn.execute(text(sql), {"ids": ids})).scalars().all())
 
 
-@pytest.mark.parametrize("topic", TOPICS, ids=lambda t: t.value)
+@pytest.mark.parametrize(("notifier", "topic"), [*((500, t) for t in TOPICS), (1, Topic.RITUAL_OCCURRENCES)],
+                         ids=[*(f"batch-{t.value}" for t in TOPICS), "one-by-one-attune.rituals.occurrences"],
+                         indirect=["notifier"])
 async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
     topic: Topic, notifier: tuple[str, Any], fuzz_kafka: str,
 ) -> None:
@@ -100,7 +103,8 @@ async def test_hostile_records_are_dead_lettered_and_valid_ones_still_flow(
                     household)
         return e, ("cause", e.event_id)
 
-    async with Watch(fuzz_kafka) as watch, Fuzz(fuzz_kafka, watch) as fuzz:
+    group = app.notifier.settings.consumer_group
+    async with Watch(fuzz_kafka) as watch, Fuzz(fuzz_kafka, watch, consumer=f"notifier/{group}") as fuzz:
 
         async def handled(probes: list[Sent]) -> set[int]:
             members = await _ids(app, "SELECT member_id FROM notifier_members WHERE member_id = ANY(:ids)",

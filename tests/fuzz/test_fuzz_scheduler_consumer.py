@@ -117,7 +117,7 @@ async def test_hostile_commands_are_dead_lettered_or_rejected_and_commands_still
         return (envelope.event_id, envelope.correlation_id) if envelope.type in COMMAND_TYPES else None
 
     async with Watch(fuzz_kafka, Topic.SCHEDULER_EVENTS) as watch, \
-            Fuzz(fuzz_kafka, watch, valid_proof=valid_proof) as fuzz:
+            Fuzz(fuzz_kafka, watch, valid_proof=valid_proof, consumer="scheduler/attune-scheduler-fuzz") as fuzz:
 
         async def handled(probes: list[Sent]) -> set[int]:
             return {i for i, p in enumerate(probes) if watch.answered(*p.probe)}
