@@ -37,7 +37,9 @@ async def read_dead_letters(bootstrap: str) -> list[tuple[str, DeadLetter]]:
 async def replay(bootstrap: str, which: list[str] | None) -> list[str]:
     letters = await read_dead_letters(bootstrap)
     wanted = None if which is None else {w if ":" in w else f"0:{w}" for w in which}
-    chosen = [(ref, letter) for ref, letter in letters if wanted is None or ref in wanted]
+    # A truncated letter holds only the first bytes of its record: replaying them would publish something else.
+    chosen = [(ref, letter) for ref, letter in letters
+              if (wanted is None or ref in wanted) and not letter.truncated]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
