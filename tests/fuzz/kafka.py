@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ class Fuzz:
                         missing.append(f"not dead-lettered (contracts say {s.refused}): {s.where} {s.record!r}")
                     elif not letter.reason.strip():
                         missing.append(f"dead-lettered without a reason: {s.where} {s.record!r}")
+                    elif (wrong := _unfaithful(letter, s.record.value)) is not None:
+                        missing.append(f"dead letter {wrong}: {s.where} {s.record!r}")
             done = await handled(probes)
             for i, s in enumerate(probes):
                 if i in done:
@@ -221,6 +224,19 @@ class Fuzz:
         valid = len(self.sent) - len(refused) - probes
         return (f"{len(self.sent)} records: {len(refused)} refused by the contracts, {valid} hostile but valid, "
                 f"{probes} probes; dead letters by kind {kinds}")
+
+
+def _unfaithful(letter: DeadLetter, value: bytes | None) -> str | None:
+    """What is wrong with a dead letter's copy of the record (None: it is the bytes, or their head with the
+    length and hash of the whole, when the whole would not fit under the producer's limit)."""
+    if value is None:
+        return None if not letter.value_b64 and letter.value_length is None else "invents a value for a tombstone"
+    if letter.value_length != len(value) or letter.value_sha256 != hashlib.sha256(value).hexdigest():
+        return f"has length {letter.value_length} / hash {letter.value_sha256} for {len(value)} bytes"
+    kept = letter.value
+    if letter.truncated:
+        return None if value.startswith(kept) and len(kept) < len(value) else "is cut but not the record's head"
+    return None if kept == value else "holds other bytes than the record"
 
 
 def rss() -> int:
