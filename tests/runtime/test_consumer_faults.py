@@ -402,3 +402,125 @@ async def test_a_batch_of_bugs_never_outlives_the_poll_interval(kafka_bootstrap:
     finally:
         await running.broker.stop()
 
+
+
+async def test_a_consumer_stopped_mid_outage_leaves_the_message_to_the_next_one(kafka_bootstrap: str, unique: str) -> None:
+    """A deploy or a kill during the outage: the message waited for was never committed, so it comes again."""
+    topic, group = f"faults-stop-{unique}", f"g-{unique}"
+    await make_topic(kafka_bootstrap, topic)
+    value = moment()
+    await produce(kafka_bootstrap, topic, [(value, [])])
+    down = Recorder(fail=lambda _eid: database_down())
+    running = await start(kafka_bootstrap, topic, group, handler=down)
+    try:
+        await eventually(lambda: len(down.calls) >= 2, timeout=30)
+    finally:
+        async with asyncio.timeout(15):  # a stop does not wait for the outage to end
+            await running.broker.stop()
+
+    healthy = Recorder()
+    running = await start(kafka_bootstrap, topic, group, handler=healthy)
+    try:
+        await eventually(lambda: healthy.handled, timeout=30)
+        assert healthy.handled == [event_id(value)]
+        assert await letters_for(kafka_bootstrap, topic, want=0, settle=1) == []
+    finally:
+        await running.broker.stop()
+
+
+class TcpCut:
+    """A TCP proxy in front of PostgreSQL that the test can cut (every connection reset, new ones refused)
+    and restore: the database "restarts" for this test only, never for the machine's other users."""
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+
+@pytest.mark.slow
+async def test_a_real_database_cut_is_waited_out_and_every_message_stored_once(
+    kafka_bootstrap: str, unique: str, pg_url: str
+) -> None:
+    """The handler writes to PostgreSQL through a proxy that is cut for a few seconds, as a restart or failover
+    would: real asyncpg/SQLAlchemy errors (reset, refused, closed connection in the pool), no fakes."""
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    proxy = TcpCut()
+    await proxy.open()
+    engine = create_async_engine(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), pool_size=2)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("CREATE TABLE handled (n serial PRIMARY KEY, event_id uuid UNIQUE)"))
+    topic = f"faults-pg-{unique}"
+    await make_topic(kafka_bootstrap, topic)
+    values = [moment() for _ in range(3)]
+    await produce(kafka_bootstrap, topic, [(v, []) for v in values])
+    attempts: list[str] = []
+
+    async def store(envelope: Any) -> None:
+        attempts.append(type(envelope).__name__)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO handled (event_id) VALUES (:e)"), {"e": envelope.event_id})
+
+    await proxy.cut()  # pooled connections die too: the first attempt meets a closed connection
+    running = await start(kafka_bootstrap, topic, f"g-{unique}", handler=store)
+    try:
+        await eventually(lambda: len(attempts) >= 3, timeout=30)
+        status = await running.readiness.status()
+        assert status["ready"] is False and list(status["waiting_for"].values()) == ["database"]
+        await proxy.open()  # the database is back, on the same port
+
+        async def stored() -> list[str]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(sa.text("SELECT event_id FROM handled ORDER BY n"))
+                return [str(row[0]) for row in rows]
+
+        await eventually(lambda: _count(stored, 3), timeout=30)
+        assert await stored() == [event_id(v) for v in values]  # each once, in order
+        assert await letters_for(kafka_bootstrap, topic, want=0, settle=1) == []
+        assert (await running.readiness.status())["ready"] is True
+    finally:
+        await running.broker.stop()
+        await engine.dispose()
+        await proxy.cut()
+
+
+async def _count(query: Callable[[], Awaitable[list[str]]], want: int) -> bool:
+    try:
+        return len(await query()) == want
+    except Exception:  # noqa: BLE001 - the pool may still hold a connection from before the cut
+        return False

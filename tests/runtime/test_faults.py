@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import json
 import sqlite3
 
 import pytest
@@ -85,6 +86,10 @@ BUGS = {
     "RuntimeError": RuntimeError("unexpected state"),
     "a ValueError that is not about a range": ValueError("too many values to unpack"),
     "sqlite: no such table": wrapped(sa_exc.OperationalError, sqlite3.OperationalError("no such table: rituals")),
+    "sqlite: a column whose name sounds like an outage": wrapped(
+        sa_exc.OperationalError, sqlite3.OperationalError("no such column: closed_at")),
+    "sqlite: a table whose name sounds like an outage": wrapped(
+        sa_exc.OperationalError, sqlite3.OperationalError("no such table: connection")),
     "SQL syntax": wrapped(sa_exc.ProgrammingError, pg.PostgresSyntaxError('syntax error at or near ":"')),
     "kafka: not retriable": kafka_errors.InvalidTopicError(),
 }
@@ -179,3 +184,29 @@ def test_an_asyncio_timeout_is_infrastructure() -> None:
             await asyncio.sleep(1)
 
     assert classify(raised(lambda: asyncio.run(slow()))).fault is Fault.INFRASTRUCTURE
+
+
+async def test_readyz_turns_red_with_what_it_waits_for_and_green_after() -> None:
+    from types import SimpleNamespace
+
+    from attune_runtime.app import ready_app
+    from attune_runtime.consumer import Readiness
+
+    readiness = Readiness()
+    app = ready_app("demo", SimpleNamespace(running=True), readiness)  # type: ignore[arg-type]
+
+    async def get() -> tuple[int, dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "path": "/readyz"}, None, send)
+        return sent[0]["status"], json.loads(sent[1]["body"])
+
+    readiness.waiting_for("consumer demo/g", "database")
+    status, body = await get()
+    assert status == 503 and body["waiting_for"] == {"consumer demo/g": "database"}
+    readiness.recovered("consumer demo/g")
+    status, body = await get()
+    assert status == 200 and body["waiting_for"] == {}

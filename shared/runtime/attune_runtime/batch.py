@@ -163,6 +163,7 @@ def subscribe_batch(
         await consumer(msg.raw_message, getattr(msg, "consumer", None))
 
     subscriber(on_batch)
+    reliable.subscriber = subscriber
     return consumer
 
 

@@ -25,7 +25,9 @@ handler here outlives half of `max_poll_interval_ms` (the "hold", 150 s by defau
 spent, the consumer seeks each partition back to its first unfinished record, returns to the poll loop
 (the commit that follows commits exactly the finished prefix), and, if it was waiting for infrastructure,
 keeps the partitions paused until the next retry is due. The member stays in the group (polling a
-paused partition is still polling), and the unfinished records come again, in order.
+paused partition is still polling), and the unfinished records come again, in order. A stop during an
+outage hands the message back at once (within one backoff step) instead of holding the stop's grace
+period: it was never committed, so the restarted process or another member takes it up.
 
 A crash before the commit means Kafka redelivers; handlers are idempotent (keys derived from ids),
 so a redelivery changes nothing.
@@ -336,7 +338,11 @@ class _Outage:
     def resume_later(self, consumer: Any, delay: float, partitions: set[TopicPartition]) -> None:
         def resume() -> None:
             self.resume(consumer)
-            if self.active and _can_pause(consumer) and not partitions & set(consumer.assignment()):
+            try:
+                still_ours = bool(partitions & set(consumer.assignment()))
+            except Exception:  # noqa: BLE001 - a stopped consumer has nothing left to wait for
+                still_ours = False
+            if self.active and not still_ours:
                 self.end(consumer)  # the partitions went to another member: nothing left here to wait for
 
         asyncio.get_running_loop().call_later(delay, resume)
@@ -368,6 +374,11 @@ class ReliableConsumer:
         self.hold_s = max_poll_interval_ms / 1000 / 2
         self._sleep = sleep
         self.outage = _Outage(self)
+        self.subscriber: Any = None  # FastStream's, once subscribed: a stop ends an outage wait early
+
+    @property
+    def stopping(self) -> bool:
+        return self.subscriber is not None and not getattr(self.subscriber, "running", True)
 
     def deadline(self) -> float:
         return time.monotonic() + self.hold_s
@@ -432,9 +443,13 @@ class ReliableConsumer:
         """After an infrastructure failure: pause, say so, sleep the backoff - or GiveBack if the hold is spent."""
         self.outage.begin(verdict, exc, topic, consumer)
         delay = self.outage.next_delay()
+        if self.stopping:
+            raise GiveBack(0.0)  # shutting down: hand it back now rather than hold the stop's grace period
         if time.monotonic() + delay > deadline:
             raise GiveBack(delay)
         await self._sleep(delay)
+        if self.stopping:
+            raise GiveBack(0.0)
 
     async def _with_infrastructure_waits(self, what: Callable[[], Awaitable[None]], topic: str, consumer: Any,
                                          deadline: float) -> None:
@@ -568,6 +583,7 @@ def subscribe(
         await consumer(msg)
 
     subscriber(on_message)
+    consumer.subscriber = subscriber
     return consumer
 
 

@@ -94,10 +94,13 @@ _DEFER_NAMES = {
     "sqlalchemy.exc.InternalError", "sqlite3.OperationalError", "sqlite3.InterfaceError",
 }
 # Text of an OperationalError/InterfaceError that means "the connection or the disk", not "the query".
+# Whole phrases, so that "no such column: closed_at" or a table named "connection" is not mistaken for one.
 _INFRA_TEXT = (
     "database is locked", "database or disk is full", "disk i/o error", "unable to open database file",
-    "connection", "connect", "closed", "terminat", "timeout", "timed out", "server", "shutdown",
-    "too many clients", "no space left",
+    "connection is closed", "connection was closed", "connection refused", "connection reset", "connection lost",
+    "lost connection", "could not connect", "server closed the connection", "terminating connection",
+    "connection timed out", "timeout expired", "timed out", "too many clients", "the database system is",
+    "no space left", "broken pipe",
 )
 _DISK_TEXT = ("database or disk is full", "disk i/o error", "no space left", "disk full")
 
