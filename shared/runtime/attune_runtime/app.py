@@ -45,6 +45,30 @@ def ready_app(service: str, broker: KafkaBroker, readiness: Readiness) -> ASGIAp
     return app
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def metrics_app(registry: CollectorRegistry) -> ASGIApp:
+    """prometheus_client's ASGI app, minus its one crash: it decodes the Accept header and the query string as
+    UTF-8 and raises on anything else (a 500 for a scraper's stray byte). Bytes that are not UTF-8 cannot
+    name a format or a metric, so they are dropped and the default answer is given."""
+    inner = make_asgi_app(registry)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            query = scope.get("query_string", b"")
+            scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers", ()) if _is_utf8(k) and _is_utf8(v)],
+                     "query_string": query if _is_utf8(query) else b""}
+        await inner(scope, receive, send)
+
+    return app
+
+
 def build_info(registry: CollectorRegistry, service: str, version: str) -> None:
     Gauge("attune_build_info", "Build information (always 1)", ["service", "version"], registry=registry).labels(
         service, version
@@ -104,7 +128,7 @@ def service_app(
         asgi_routes=[
             ("/healthz", health_app(service)),
             ("/readyz", ready_app(service, broker, readiness)),
-            ("/metrics", make_asgi_app(registry)),
+            ("/metrics", metrics_app(registry)),
             *routes,
         ],
         on_startup=[_awaiting(h) for h in on_startup],
