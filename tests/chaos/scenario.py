@@ -1,0 +1,547 @@
+"""The chaos run: a population with rituals due in the same minute, faults injected while their reminders
+go out and people check in, then a count of what arrived.
+
+1. Set-up (before any fault): households, members and their push channels (json:// to the slow sink),
+   through the same doors the CLI uses (commands on Kafka, the notifier's HTTP API); then one ritual per
+   household, due at the next whole minute with enough lead (one minute per wave).
+2. Chaos, from then until some time after the last wave's minute: every few seconds a random instance
+   is kill -9'd and started again a moment later; every ten-odd seconds the broker proxy cuts every
+   connection and refuses new ones for a few seconds; once, when the first wave's reminders are
+   arriving, PostgreSQL stops abruptly and comes back several seconds later. Every random choice
+   comes from a seeded generator, so a run's schedule of faults can be replayed.
+3. Meanwhile some members check in, through the check-ins JSON API or the one-tap link in their
+   reminder, as soon as both partners have their reminder; a client retries until it is answered.
+4. Afterwards, with every instance up: wait until everything expected has arrived and nothing is left
+   in flight (or the settle time is up), then a quiet spell that lets late duplicates show, then count:
+   each (member, occurrence) at the sink once, each check-in recorded and announced once (and so its
+   partner told once), nothing valid on the dead-letter topic, nothing still pending in the notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from attune_checkins.http import household_token
+from attune_contracts import AttunePublisher, ContractError, Topic, parse
+from attune_contracts.links import LinkError, LinkSigner
+from attune_contracts.messages import DeadLetter, RegisterHousehold, ScheduleRitual, UpsertMember
+from attune_scheduler.recurrence import occurrence_id
+
+from .cluster import Cluster
+from .sink import Arrival
+
+TEMPLATE = "evening_attunement"
+LATE = timedelta(minutes=2)
+ACTIVE = {"pending", "deferred", "failed"}
+_LINK = re.compile(r"(https?://\S+/l/(\S+))")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    households_per_wave: int
+    waves: int
+    kill_every_s: tuple[float, float]
+    restart_after_s: tuple[float, float]
+    cut_every_s: tuple[float, float]
+    cut_for_s: tuple[float, float]
+    pg_outage_s: float
+    lead_s: float  # at least this long between the rituals being scheduled and the first wave's minute
+    chaos_after_last_due_s: float
+    settle_s: float
+    quiet_s: float
+    min_kills: int
+    seed: int = 11
+
+
+# CI (`make test`): 200 members due in one minute; about a minute of chaos around it.
+BOUNDED = Profile("bounded", households_per_wave=100, waves=1, kill_every_s=(3, 6), restart_after_s=(0.5, 2.0),
+                  cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=25, chaos_after_last_due_s=40,
+                  settle_s=90, quiet_s=10, min_kills=8)
+# `make chaos`: three waves of 240 members in consecutive minutes; four-odd minutes of chaos, 40-odd kills.
+# It settles for up to seven minutes, longer than any lease a lost outcome could hide behind.
+LONG = Profile("long", households_per_wave=120, waves=3, kill_every_s=(3, 6), restart_after_s=(0.5, 3.0),
+               cut_every_s=(10, 20), cut_for_s=(2, 5), pg_outage_s=10, lead_s=25, chaos_after_last_due_s=60,
+               settle_s=420, quiet_s=30, min_kills=20)
+
+
+@dataclass
+class Household:
+    index: int
+    wave: int
+    household_id: UUID = field(default_factory=uuid.uuid4)
+    members: tuple[UUID, UUID] = field(default_factory=lambda: (uuid.uuid4(), uuid.uuid4()))
+    ritual_id: UUID = field(default_factory=uuid.uuid4)
+    due: datetime | None = None
+
+    @property
+    def checkin_via(self) -> str | None:
+        """Two households in five check in: one through the JSON API, one through the one-tap link."""
+        return {0: "api", 1: "link"}.get(self.index % 5)
+
+    @property
+    def occurrence(self) -> UUID:
+        assert self.due is not None
+        return occurrence_id(self.ritual_id, self.due)
+
+
+@dataclass
+class Submission:
+    household: Household
+    member: UUID
+    via: str
+    accepted: bool = False
+    attempts: int = 0
+    answers: list[str] = field(default_factory=list)
+
+
+class Timeline:
+    def __init__(self, path: Path) -> None:
+        self.path, self.t0 = path, time.monotonic()
+        self.path.write_text("")
+
+    def note(self, what: str) -> None:
+        with self.path.open("a") as out:
+            out.write(f"{time.monotonic() - self.t0:8.1f}s {datetime.now(UTC):%H:%M:%S} {what}\n")
+
+
+# ---- what the sink saw ------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """The sink's arrivals, sorted: reminders by (member, occurrence), partner news by member, the rest."""
+
+    signer: LinkSigner
+    reminders: dict[tuple[UUID, UUID], list[Arrival]] = field(default_factory=lambda: defaultdict(list))
+    links: dict[tuple[UUID, UUID], str] = field(default_factory=dict)
+    partner_news: dict[UUID, list[Arrival]] = field(default_factory=lambda: defaultdict(list))
+    other: list[Arrival] = field(default_factory=list)
+    read: int = 0
+
+    def update(self, arrivals: list[Arrival]) -> None:
+        for arrival in arrivals[self.read:]:
+            self._sort(arrival)
+        self.read = len(arrivals)
+
+    def _sort(self, arrival: Arrival) -> None:
+        path_member = _member_in(arrival.path)
+        message = str(arrival.body.get("message", ""))
+        found = _LINK.search(message)
+        if found and path_member is not None:
+            try:
+                claims = self.signer.verify(found.group(2))
+            except LinkError:
+                self.other.append(arrival)
+                return
+            if claims.member_id != path_member:
+                self.other.append(arrival)
+                return
+            key = (claims.member_id, claims.occurrence_id)
+            self.reminders[key].append(arrival)
+            self.links.setdefault(key, found.group(1))
+            return
+        if path_member is not None and " kept " in str(arrival.body.get("title", "")):
+            self.partner_news[path_member].append(arrival)
+            return
+        self.other.append(arrival)
+
+
+def _member_in(path: str) -> UUID | None:
+    try:
+        return UUID(path.rstrip("/").rsplit("/", 1)[-1])
+    except ValueError:
+        return None
+
+
+# ---- the run ----------------------------------------------------------------------------------------
+
+
+class ChaosRun:
+    def __init__(self, cluster: Cluster, profile: Profile, workdir: Path) -> None:
+        self.cluster, self.profile = cluster, profile
+        self.timeline = Timeline(workdir / "chaos-timeline.txt")
+        kid, secret = cluster.link_keys.split(":", 1)
+        self.ledger = Ledger(LinkSigner({kid: secret}, kid))
+        self.households = [Household(i, wave) for wave in range(profile.waves)
+                           for i in range(wave * profile.households_per_wave, (wave + 1) * profile.households_per_wave)]
+        self.submissions: dict[UUID, Submission] = {}
+        self.kills = self.cuts = self.pg_restarts = 0
+        self.http = httpx.AsyncClient(timeout=30)
+        self.admin = {"Authorization": f"Bearer {cluster.admin_token}"}
+
+    @property
+    def members(self) -> list[tuple[Household, UUID]]:
+        return [(h, m) for h in self.households for m in h.members]
+
+    # ---- set-up -------------------------------------------------------------------------------
+
+    async def set_up(self) -> None:
+        async with AttunePublisher.connect(self.cluster.bootstrap, producer="attune-chaos", linger_ms=5) as publisher:
+            await asyncio.gather(*(self._register(publisher, h) for h in self.households))
+            notifier = self.cluster.url("notifier")
+            await _bounded(16, [self._wait_member_known(notifier, m) for _, m in self.members])
+            first = _next_minute(datetime.now(UTC) + timedelta(seconds=self.profile.lead_s))
+            for h in self.households:
+                h.due = first + timedelta(minutes=h.wave)
+            await asyncio.gather(*(publisher.publish(ScheduleRitual(
+                ritual_id=h.ritual_id, template=TEMPLATE, participants=list(h.members), rrule="FREQ=DAILY",
+                local_time=h.due.strftime("%H:%M"), start_date=h.due.date(), reminder_offsets_minutes=[],
+                catch_up_minutes=60), household_id=h.household_id) for h in self.households if h.due))
+        await _bounded(16, [self._add_channel(notifier, m) for _, m in self.members])
+        await self._confirm_scheduled()
+        self.timeline.note(f"set up {len(self.households)} households, first minute {first:%H:%M} UTC")
+
+    async def _register(self, publisher: AttunePublisher, h: Household) -> None:
+        await publisher.publish(RegisterHousehold(name=f"Chaos {h.index}", time_zone="UTC"),
+                                household_id=h.household_id)
+        for n, member in enumerate(h.members):
+            await publisher.publish(UpsertMember(member_id=member, display_name=f"{'AB'[n]}{h.index}"),
+                                    household_id=h.household_id)
+
+    async def _wait_member_known(self, notifier: str, member: UUID) -> None:
+        deadline = time.monotonic() + 90
+        while True:
+            answer = await self.http.get(f"{notifier}/v1/members/{member}/preferences", headers=self.admin)
+            if answer.status_code == 200:
+                return
+            assert time.monotonic() < deadline, f"the notifier never learnt member {member}: {answer.status_code}"
+            await asyncio.sleep(0.5)
+
+    async def _add_channel(self, notifier: str, member: UUID) -> None:
+        answer = await self.http.post(f"{notifier}/v1/members/{member}/channels", headers=self.admin,
+                                      json={"url": self.cluster.sink.url(f"m/{member}"), "kind": "push", "position": 0})
+        assert answer.status_code == 201, answer.text
+
+    async def _confirm_scheduled(self) -> None:
+        wanted = {h.ritual_id: h for h in self.households}
+        seen: dict[UUID, Any] = {}
+        deadline = time.monotonic() + 90
+        while set(wanted) - set(seen):
+            assert time.monotonic() < deadline, f"{len(set(wanted) - set(seen))} rituals never scheduled"
+            for record in await read_topic(self.cluster.bootstrap, Topic.SCHEDULER_EVENTS.value, idle_s=1.5):
+                event = _parse(record.value)
+                if event is not None and event.type == "scheduler.ritual_scheduled":
+                    seen[event.payload.ritual_id] = event.payload
+                if event is not None and event.type == "scheduler.command_rejected":
+                    raise AssertionError(f"the scheduler refused a set-up command: {event.payload.reason}")
+        for ritual, fact in seen.items():
+            if ritual in wanted:
+                assert fact.state == "active" and fact.next_due_at == wanted[ritual].due, fact
+
+    # ---- chaos --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        last_due = max(h.due for h in self.households if h.due)
+        first_due = min(h.due for h in self.households if h.due)
+        chaos_ends = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + \
+            self.profile.chaos_after_last_due_s
+        settle_by = chaos_ends + self.profile.settle_s
+        self.timeline.note("chaos begins")
+        watcher = asyncio.ensure_future(self._watch(settle_by))
+        await asyncio.gather(self._killer(chaos_ends), self._cutter(chaos_ends), self._pg_restart(first_due, chaos_ends))
+        self.timeline.note(f"chaos ends: {self.kills} kills, {self.cuts} cuts, {self.pg_restarts} PostgreSQL restarts")
+        await self.cluster.all_ready(timeout=180)
+        self.timeline.note("every instance ready again")
+        await self._settle(settle_by)
+        await asyncio.sleep(self.profile.quiet_s)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        self.ledger.update(self.cluster.sink.arrivals)
+        self.timeline.note("settled")
+
+    async def _killer(self, until: float) -> None:
+        rng = random.Random(f"{self.profile.seed}:kills")
+        names = sorted(self.cluster.instances)
+        while True:
+            await asyncio.sleep(rng.uniform(*self.profile.kill_every_s))
+            victim, down_for = rng.choice(names), rng.uniform(*self.profile.restart_after_s)
+            if time.monotonic() >= until:
+                return
+            instance = self.cluster.instances[victim]
+            if not instance.alive:
+                self.timeline.note(f"kill {victim}: already down, skipped")
+                continue
+            await instance.kill(down_for)
+            self.kills += 1
+            self.timeline.note(f"kill -9 {victim} (start #{instance.starts}); back in {down_for:.1f}s")
+
+    async def _cutter(self, until: float) -> None:
+        rng = random.Random(f"{self.profile.seed}:cuts")
+        while True:
+            await asyncio.sleep(rng.uniform(*self.profile.cut_every_s))
+            length = rng.uniform(*self.profile.cut_for_s)
+            if time.monotonic() >= until:
+                return
+            self.cuts += 1
+            self.timeline.note(f"cut the broker connections for {length:.1f}s")
+            await self.cluster.proxy.cut(length)
+            self.timeline.note("broker reachable again")
+
+    async def _pg_restart(self, first_due: datetime, until: float) -> None:
+        """Once, mid-burst: when a quarter of the first wave's reminders are in, or 20 s after its minute."""
+        first_wave = {(m, h.occurrence) for h, m in self.members if h.wave == 0}
+        latest = first_due + timedelta(seconds=20)
+        while datetime.now(UTC) < latest and time.monotonic() < until:
+            self.ledger.update(self.cluster.sink.arrivals)
+            if len(first_wave & set(self.ledger.reminders)) >= len(first_wave) / 4:
+                break
+            await asyncio.sleep(0.2)
+        arrived = len(first_wave & set(self.ledger.reminders))
+        self.timeline.note(f"PostgreSQL stops abruptly ({arrived}/{len(first_wave)} of wave 1 arrived); "
+                           f"back in {self.profile.pg_outage_s}s")
+        self.pg_restarts += 1
+        await self.cluster.postgres.restart(self.profile.pg_outage_s)
+        self.timeline.note("PostgreSQL is back")
+
+    # ---- check-ins ----------------------------------------------------------------------------
+
+    async def _watch(self, deadline: float) -> None:
+        """Start each chosen household's check-in once both partners have their reminder."""
+        tasks = []
+        waiting = [h for h in self.households if h.checkin_via]
+        try:
+            while waiting:
+                self.ledger.update(self.cluster.sink.arrivals)
+                for h in list(waiting):
+                    if all((m, h.occurrence) in self.ledger.reminders for m in h.members):
+                        waiting.remove(h)
+                        submission = Submission(h, h.members[0], h.checkin_via or "api")
+                        self.submissions[h.household_id] = submission
+                        tasks.append(asyncio.ensure_future(self._check_in(submission, deadline)))
+                await asyncio.sleep(0.3)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _check_in(self, s: Submission, deadline: float) -> None:
+        h = s.household
+        checkins = self.cluster.url("checkins")
+        token = household_token(self.cluster.token_secret.encode(), h.household_id)
+        link = self.ledger.links[(s.member, h.occurrence)]
+        unsure = False  # an earlier try may have been recorded without our hearing the answer
+        while time.monotonic() < deadline:
+            s.attempts += 1
+            try:
+                if s.via == "api":
+                    answer = await self.http.post(
+                        f"{checkins}/v1/households/{h.household_id}/checkins",
+                        headers={"Authorization": f"Bearer {token}"},
+                        json={"occurrence_id": str(h.occurrence), "member_id": str(s.member), "status": "done",
+                              "closeness": 5})
+                    ok = answer.status_code in (200, 201)
+                else:
+                    answer = await self.http.post(link, data={"closeness": "4"})
+                    # "Already recorded" is the right answer to a retry whose first try got through.
+                    ok = answer.status_code == 200 or (answer.status_code == 409 and unsure)
+                s.answers.append(str(answer.status_code))
+                if ok:
+                    s.accepted = True
+                    return
+            except httpx.HTTPError as exc:
+                unsure = True
+                s.answers.append(type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+    # ---- settling and counting ----------------------------------------------------------------
+
+    async def _settle(self, deadline: float) -> None:
+        expected = {(m, h.occurrence) for h, m in self.members}
+        while time.monotonic() < deadline:
+            self.ledger.update(self.cluster.sink.arrivals)
+            submitted = list(self.submissions.values())
+            done = (expected <= set(self.ledger.reminders)
+                    and len(submitted) == sum(1 for h in self.households if h.checkin_via)
+                    and all(s.accepted for s in submitted)
+                    and all(self.ledger.partner_news.get(_partner(s)) for s in submitted))
+            if done and not await self.unsettled():
+                self.timeline.note("everything expected has arrived and nothing is in flight")
+                return
+            await asyncio.sleep(5)
+        self.timeline.note("settle time is up")
+
+    async def unsettled(self) -> list[dict[str, Any]]:
+        """Deliveries of reminders and partner news the notifier still means to send (a duplicate or a late one)."""
+        notifier = self.cluster.url("notifier")
+
+        async def of(member: UUID) -> list[dict[str, Any]]:
+            answer = await self.http.get(f"{notifier}/v1/members/{member}/export", headers=self.admin)
+            if answer.status_code != 200:
+                return [{"member": str(member), "status": f"export HTTP {answer.status_code}"}]
+            return [d | {"member": str(member)} for d in answer.json()["deliveries"] if d["status"] in ACTIVE]
+
+        found = await _bounded(16, [of(m) for _, m in self.members])
+        return [d for batch in found for d in batch]
+
+    async def figures(self) -> dict[str, Any]:
+        expected = {(m, h.occurrence): h for h, m in self.members}
+        counts = {key: len(arrivals) for key, arrivals in self.ledger.reminders.items()}
+        lost = [key for key in expected if key not in counts]
+        duplicated = sum(c - 1 for key, c in counts.items() if key in expected and c > 1)
+        unexpected = sum(c for key, c in counts.items() if key not in expected)
+        late = [key for key, h in expected.items() if key in counts and h.due is not None
+                and datetime.fromtimestamp(self.ledger.reminders[key][0].at, UTC) - h.due > LATE]
+        delays = sorted(self.ledger.reminders[key][0].at - h.due.timestamp()
+                        for key, h in expected.items() if key in counts and h.due is not None)
+
+        submitted = list(self.submissions.values())
+        accepted = [s for s in submitted if s.accepted]
+        recorded = await self._recorded(accepted)
+        announced = await self._announced()
+        partner_expected = {_partner(s) for s in accepted}
+        partner_counts = Counter({m: len(a) for m, a in self.ledger.partner_news.items()})
+        letters, valid_letters = await self._dead_letters()
+        unsettled = await self.unsettled()
+        instances = self.cluster.instances.values()
+        return {
+            "profile": self.profile.name,
+            "seed": self.profile.seed,
+            "households": len(self.households),
+            "reminders": len(expected),
+            "arrived": sum(1 for key in expected if key in counts),
+            "lost": len(lost),
+            "duplicated": duplicated,
+            "unexpected_reminders": unexpected,
+            "late_over_2min": len(late),
+            "delay_p50_s": round(delays[len(delays) // 2], 1) if delays else None,
+            "delay_max_s": round(delays[-1], 1) if delays else None,
+            "kills": self.kills,
+            "exits_on_their_own": sum(i.exits for i in instances),
+            "cuts": self.cuts,
+            "postgres_restarts": self.pg_restarts,
+            "checkins_submitted": len(submitted),
+            "checkins_accepted": len(accepted),
+            "checkins_not_recorded": sum(1 for s in accepted if recorded.get((s.household.occurrence, s.member), 0) == 0),
+            "checkins_recorded_twice": sum(1 for c in recorded.values() if c > 1),
+            "checkins_unknown_recorded": sum(1 for key in recorded
+                                             if key not in {(s.household.occurrence, s.member) for s in accepted}),
+            "checkins_announced_not_once": sum(1 for s in accepted
+                                               if len(announced.get((s.household.occurrence, s.member), ())) != 1),
+            "partner_news_lost": sum(1 for m in partner_expected if partner_counts[m] == 0),
+            "partner_news_duplicated": sum(c - 1 for m, c in partner_counts.items() if m in partner_expected and c > 1),
+            "partner_news_unexpected": sum(c for m, c in partner_counts.items() if m not in partner_expected),
+            "other_messages": len(self.ledger.other),
+            "dead_letters": letters,
+            "dead_letters_valid": valid_letters,
+            "unsettled_deliveries": len(unsettled),
+            "lost_sample": [f"member {m} occurrence {o}" for m, o in lost[:5]],
+            "checkin_failures": [f"{s.via} {s.household.household_id}: {' '.join(s.answers[-6:])}"
+                                 for s in submitted if not s.accepted][:5],
+            "unsettled_sample": unsettled[:5],
+        }
+
+    async def _recorded(self, accepted: list[Submission]) -> dict[tuple[UUID, UUID], int]:
+        """(occurrence, member) -> rows in each household's check-in history that names it."""
+        checkins = self.cluster.url("checkins")
+        found: Counter[tuple[UUID, UUID]] = Counter()
+
+        async def history(h: Household) -> None:
+            token = household_token(self.cluster.token_secret.encode(), h.household_id)
+            answer = await self.http.get(f"{checkins}/v1/households/{h.household_id}/checkins",
+                                         params={"page_size": 200}, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+            for item in answer.json()["items"]:
+                found[(UUID(item["occurrence_id"]), UUID(item["member_id"]))] += 1
+
+        await _bounded(16, [history(h) for h in {s.household.household_id: s.household for s in accepted}.values()])
+        return found
+
+    async def _announced(self) -> dict[tuple[UUID, UUID], set[UUID]]:
+        """(occurrence, member) -> the distinct CheckInRecorded events that announced it."""
+        announced: dict[tuple[UUID, UUID], set[UUID]] = defaultdict(set)
+        for record in await read_topic(self.cluster.bootstrap, Topic.CHECKINS_EVENTS.value):
+            event = _parse(record.value)
+            if event is not None and event.type == "checkins.checkin_recorded":
+                announced[(event.payload.occurrence_id, event.payload.member_id)].add(event.event_id)
+        return announced
+
+    async def _dead_letters(self) -> tuple[int, int]:
+        """How many dead letters, and how many of them hold a message that parses and validates."""
+        records = await read_topic(self.cluster.bootstrap, Topic.DEAD_LETTER.value)
+        valid = 0
+        for record in records:
+            try:
+                letter = DeadLetter.model_validate_json(record.value)
+            except ValueError:
+                continue
+            if _parse(letter.value) is not None:
+                valid += 1
+        return len(records), valid
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _partner(s: Submission) -> UUID:
+    return next(m for m in s.household.members if m != s.member)
+
+
+def _parse(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except (ContractError, ValueError, RecursionError):
+        return None
+
+
+def _next_minute(after: datetime) -> datetime:
+    return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+async def _bounded(limit: int, coroutines: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Any) -> Any:
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 3.0, timeout: float = 120) -> list[Any]:
+    """Every record of `topic`, from the beginning until nothing new came for `idle_s` (Tansu's end offsets
+    can stop short, so the end is found by waiting, not by arithmetic)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        quiet_since = time.monotonic()
+        async with asyncio.timeout(timeout):
+            while time.monotonic() - quiet_since < idle_s:
+                batch = await consumer.getmany(timeout_ms=300)
+                for part in batch.values():
+                    records.extend(part)
+                if any(batch.values()):
+                    quiet_since = time.monotonic()
+        return records
+    finally:
+        await consumer.stop()
+
+
+def render(figures: dict[str, Any]) -> str:
+    lines = [f"chaos run ({figures['profile']}, seed {figures['seed']}):"]
+    for key, value in figures.items():
+        if key not in ("profile", "seed"):
+            lines.append(f"  {key.replace('_', ' ')}: {json.dumps(value, default=str)}")
+    return "\n".join(lines)
