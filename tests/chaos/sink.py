@@ -3,8 +3,11 @@
 Each member's push channel is `json://127.0.0.1:<port>/m/<member id>`, so the path says who a message was
 for; Apprise's JSON body carries the title and the message (with the one-tap link that names the
 occurrence). A message counts as arrived when its request has been read, before the answer: a sender
-killed while waiting for the answer has still reached the phone. Plain asyncio streams, in the test's
-own event loop, so nothing else has to run beside the suite.
+killed while waiting for the answer has still reached the phone. The sink also notes whether the
+sender was still there to hear the answer: a sender that went away first (killed mid-send) cannot know
+its message arrived, so a re-send of that one message is the duplicate window the design allows; a
+re-send of a message whose answer was heard is not. Plain asyncio streams, in the test's own event
+loop, so nothing else has to run beside the suite.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import time
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass
 class Arrival:
     path: str
     body: dict
     at: float  # wall clock (time.time())
+    abandoned: bool = False  # the sender had gone before the answer was written
 
 
 @dataclass
@@ -32,7 +36,6 @@ class SlowSink:
     arrivals: list[Arrival] = field(default_factory=list)
     _server: asyncio.AbstractServer | None = None
     _rng: random.Random = field(init=False)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -63,9 +66,11 @@ class SlowSink:
                         parsed = json.loads(body)
                     except ValueError:
                         parsed = {"unparsed": body.decode("utf-8", "replace")}
-                    self.arrivals.append(Arrival(path, parsed, time.time()))
-                    self.changed.set()
+                    arrival = Arrival(path, parsed, time.time())
+                    self.arrivals.append(arrival)
                     await asyncio.sleep(self._rng.uniform(*self.delay_s))
+                    # The transport keeps reading while we wait: a killed sender's socket shows up as EOF or reset.
+                    arrival.abandoned = reader.at_eof() or reader.exception() is not None or writer.is_closing()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":

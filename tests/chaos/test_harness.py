@@ -108,7 +108,24 @@ async def test_the_sink_records_each_post_with_its_path_and_answers_after_a_dela
             took = time.monotonic() - started
         assert answer.status_code == 200
         assert took >= 0.2
-        assert [(a.path, a.body) for a in sink.arrivals] == [("/m/abc", {"title": "t", "message": "m"})]
+        assert [(a.path, a.body, a.abandoned) for a in sink.arrivals] == [
+            ("/m/abc", {"title": "t", "message": "m"}, False)]
+    finally:
+        await sink.stop()
+
+
+async def test_the_sink_notes_a_sender_that_died_before_its_answer() -> None:
+    sink = await SlowSink(delay_s=(0.3, 0.3)).start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", sink.port)
+        body = b'{"title": "t", "message": "m"}'
+        writer.write(b"POST /m/x HTTP/1.1\r\nHost: sink\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.transport.abort()  # as a process killed mid-send: the kernel closes its socket
+        await asyncio.sleep(0.4)
+        assert [(a.path, a.abandoned) for a in sink.arrivals] == [("/m/x", True)]
     finally:
         await sink.stop()
 
