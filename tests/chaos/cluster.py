@@ -43,6 +43,7 @@ class Instance:
     exits: int = 0  # ended without being killed by the suite
     restart_at: float | None = None
     killed: bool = False
+    ready_once: bool = False  # /readyz said 200 since the last start
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class Instance:
 
     async def start(self) -> None:
         self.starts += 1
-        self.killed, self.restart_at = False, None
+        self.killed, self.restart_at, self.ready_once = False, None, False
         with open(self.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
             out.write(f"\n===== chaos: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = await asyncio.create_subprocess_exec(
@@ -196,6 +197,7 @@ class Cluster:
                     raise AssertionError(f"{instance.name} exited:\n{instance.tail()}")
                 try:
                     if (await client.get(f"{instance.url}/readyz", timeout=3)).status_code == 200:
+                        instance.ready_once = True
                         return
                 except httpx.HTTPError:
                     pass
@@ -206,17 +208,27 @@ class Cluster:
         await asyncio.gather(*(self.wait_ready(i, timeout) for i in self.instances.values()))
 
     async def _supervise(self) -> None:
-        while True:
-            now = time.monotonic()
-            for instance in self.instances.values():
-                if instance.alive:
-                    continue
-                if instance.restart_at is None:  # it ended by itself: an orchestrator restarts it after a second
-                    instance.exits += 1
-                    instance.restart_at = now + 1.0
-                if now >= instance.restart_at:
-                    await instance.start()
-            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient() as client:
+            while True:
+                await self._supervise_once(client)
+                await asyncio.sleep(0.25)
+
+    async def _supervise_once(self, client: httpx.AsyncClient) -> None:
+        now = time.monotonic()
+        for instance in self.instances.values():
+            if instance.alive:
+                if not instance.ready_once:
+                    try:
+                        answer = await client.get(f"{instance.url}/readyz", timeout=1)
+                        instance.ready_once = answer.status_code == 200
+                    except httpx.HTTPError:
+                        pass
+                continue
+            if instance.restart_at is None:  # it ended by itself: an orchestrator restarts it after a second
+                instance.exits += 1
+                instance.restart_at = now + 1.0
+            if now >= instance.restart_at:
+                await instance.start()
 
     async def stop(self) -> None:
         if self._supervisor is not None:

@@ -61,6 +61,7 @@ class Profile:
     pg_outage_s: float
     lead_s: float  # at least this long between the rituals being scheduled and the first wave's minute
     chaos_after_last_due_s: float
+    chaos_extra_s: float  # at most this much longer while the last burst is still coming in
     settle_s: float
     quiet_s: float
     min_kills: int
@@ -69,13 +70,13 @@ class Profile:
 
 # CI (`make test`): 200 members due in one minute; about a minute of chaos around it.
 BOUNDED = Profile("bounded", households_per_wave=100, waves=1, kill_every_s=(3, 6), restart_after_s=(0.5, 2.0),
-                  cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=25, chaos_after_last_due_s=40,
-                  settle_s=90, quiet_s=10, min_kills=8)
+                  cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=25, chaos_after_last_due_s=30,
+                  chaos_extra_s=60, settle_s=90, quiet_s=5, min_kills=5)
 # `make chaos`: three waves of 240 members in consecutive minutes; four-odd minutes of chaos, 40-odd kills.
 # It settles for up to seven minutes, longer than any lease a lost outcome could hide behind.
 LONG = Profile("long", households_per_wave=120, waves=3, kill_every_s=(3, 6), restart_after_s=(0.5, 3.0),
                cut_every_s=(10, 20), cut_for_s=(2, 5), pg_outage_s=10, lead_s=25, chaos_after_last_due_s=60,
-               settle_s=420, quiet_s=30, min_kills=20)
+               chaos_extra_s=120, settle_s=420, quiet_s=30, min_kills=20)
 
 
 @dataclass
@@ -179,6 +180,9 @@ class ChaosRun:
         self.households = [Household(i, wave) for wave in range(profile.waves)
                            for i in range(wave * profile.households_per_wave, (wave + 1) * profile.households_per_wave)]
         self.submissions: dict[UUID, Submission] = {}
+        self.expected: dict[tuple[UUID, UUID], Household] = {}  # (member, occurrence), once rituals are due
+        self._burst_done: float | None = None
+        self._chaos_min_end = self._chaos_cap = 0.0
         self.kills = self.cuts = self.pg_restarts = 0
         self.http = httpx.AsyncClient(timeout=30)
         self.admin = {"Authorization": f"Bearer {cluster.admin_token}"}
@@ -203,6 +207,7 @@ class ChaosRun:
                 catch_up_minutes=60), household_id=h.household_id) for h in self.households if h.due))
         await _bounded(16, [self._add_channel(notifier, m) for _, m in self.members])
         await self._confirm_scheduled()
+        self.expected = {(m, h.occurrence): h for h, m in self.members}
         self.timeline.note(f"set up {len(self.households)} households, first minute {first:%H:%M} UTC")
 
     async def _register(self, publisher: AttunePublisher, h: Household) -> None:
@@ -247,12 +252,13 @@ class ChaosRun:
     async def run(self) -> None:
         last_due = max(h.due for h in self.households if h.due)
         first_due = min(h.due for h in self.households if h.due)
-        chaos_ends = time.monotonic() + (last_due - datetime.now(UTC)).total_seconds() + \
-            self.profile.chaos_after_last_due_s
-        settle_by = chaos_ends + self.profile.settle_s
+        now = time.monotonic()
+        self._chaos_min_end = now + (last_due - datetime.now(UTC)).total_seconds() + self.profile.chaos_after_last_due_s
+        self._chaos_cap = self._chaos_min_end + self.profile.chaos_extra_s
         self.timeline.note("chaos begins")
-        watcher = asyncio.ensure_future(self._watch(settle_by))
-        await asyncio.gather(self._killer(chaos_ends), self._cutter(chaos_ends), self._pg_restart(first_due, chaos_ends))
+        watcher = asyncio.ensure_future(self._watch(self._chaos_cap + self.profile.settle_s))
+        await asyncio.gather(self._killer(), self._cutter(), self._pg_restart(first_due))
+        settle_by = time.monotonic() + self.profile.settle_s
         self.timeline.note(f"chaos ends: {self.kills} kills, {self.cuts} cuts, {self.pg_restarts} PostgreSQL restarts")
         await self.cluster.all_ready(timeout=180)
         self.timeline.note("every instance ready again")
@@ -263,39 +269,67 @@ class ChaosRun:
         self.ledger.update(self.cluster.sink.arrivals)
         self.timeline.note("settled")
 
-    async def _killer(self, until: float) -> None:
+    def _chaos_over(self) -> bool:
+        """Faults go on for a while after the last wave's minute and, on a slow machine, until its burst is
+        nearly through (95 % arrived, plus a few seconds), so that they hit the burst, not the quiet after it;
+        never past the cap."""
+        now = time.monotonic()
+        if now >= self._chaos_cap:
+            return True
+        if now < self._chaos_min_end:
+            return False
+        self.ledger.update(self.cluster.sink.arrivals)
+        arrived = len(self.expected.keys() & self.ledger.reminders.keys())
+        if arrived >= 0.95 * len(self.expected) and self._burst_done is None:
+            self._burst_done = now
+        return self._burst_done is not None and now >= self._burst_done + 5
+
+    def _victim(self, order: list[str]) -> str | None:
+        """The first instance in `order` that is up while every other instance of its service is up too (so
+        faults roll through the cluster rather than hold a whole service down), preferring instances that
+        have been ready since their last start: a slow machine takes many seconds to start one."""
+        def up(name: str, ready: bool) -> bool:
+            instance = self.cluster.instances[name]
+            return instance.alive and (instance.ready_once or not ready) and all(
+                other.alive for other in self.cluster.of(instance.service))
+
+        return next((n for n in order if up(n, True)), None) or next((n for n in order if up(n, False)), None)
+
+    async def _killer(self) -> None:
         rng = random.Random(f"{self.profile.seed}:kills")
         names = sorted(self.cluster.instances)
         while True:
             await asyncio.sleep(rng.uniform(*self.profile.kill_every_s))
-            victim, down_for = rng.choice(names), rng.uniform(*self.profile.restart_after_s)
-            if time.monotonic() >= until:
+            order, down_for = rng.sample(names, len(names)), rng.uniform(*self.profile.restart_after_s)
+            if self._chaos_over():
                 return
-            instance = self.cluster.instances[victim]
-            if not instance.alive:
-                self.timeline.note(f"kill {victim}: already down, skipped")
+            victim = self._victim(order)
+            if victim is None:
+                self.timeline.note("no instance to kill: every service has one down")
                 continue
+            instance = self.cluster.instances[victim]
             await instance.kill(down_for)
             self.kills += 1
             self.timeline.note(f"kill -9 {victim} (start #{instance.starts}); back in {down_for:.1f}s")
 
-    async def _cutter(self, until: float) -> None:
+    async def _cutter(self) -> None:
         rng = random.Random(f"{self.profile.seed}:cuts")
         while True:
             await asyncio.sleep(rng.uniform(*self.profile.cut_every_s))
             length = rng.uniform(*self.profile.cut_for_s)
-            if time.monotonic() >= until:
+            if self._chaos_over():
                 return
             self.cuts += 1
             self.timeline.note(f"cut the broker connections for {length:.1f}s")
             await self.cluster.proxy.cut(length)
             self.timeline.note("broker reachable again")
 
-    async def _pg_restart(self, first_due: datetime, until: float) -> None:
-        """Once, mid-burst: when a quarter of the first wave's reminders are in, or 20 s after its minute."""
+    async def _pg_restart(self, first_due: datetime) -> None:
+        """Once, mid-burst: when a quarter of the first wave's reminders are in (or, if none come, 90 s
+        after its minute)."""
         first_wave = {(m, h.occurrence) for h, m in self.members if h.wave == 0}
-        latest = first_due + timedelta(seconds=20)
-        while datetime.now(UTC) < latest and time.monotonic() < until:
+        latest = first_due + timedelta(seconds=90)
+        while datetime.now(UTC) < latest and not self._chaos_over():
             self.ledger.update(self.cluster.sink.arrivals)
             if len(first_wave & set(self.ledger.reminders)) >= len(first_wave) / 4:
                 break
@@ -359,7 +393,7 @@ class ChaosRun:
     # ---- settling and counting ----------------------------------------------------------------
 
     async def _settle(self, deadline: float) -> None:
-        expected = {(m, h.occurrence) for h, m in self.members}
+        expected = set(self.expected)
         while time.monotonic() < deadline:
             self.ledger.update(self.cluster.sink.arrivals)
             submitted = list(self.submissions.values())
@@ -387,7 +421,7 @@ class ChaosRun:
         return [d for batch in found for d in batch]
 
     async def figures(self) -> dict[str, Any]:
-        expected = {(m, h.occurrence): h for h, m in self.members}
+        expected = self.expected
         counts = {key: len(arrivals) for key, arrivals in self.ledger.reminders.items()}
         lost = [key for key in expected if key not in counts]
         duplicated = sum(c - 1 for key, c in counts.items() if key in expected and c > 1)
