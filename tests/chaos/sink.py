@@ -4,10 +4,8 @@ Each member's push channel is `json://127.0.0.1:<port>/m/<member id>`, so the pa
 for; Apprise's JSON body carries the title and the message (with the one-tap link that names the
 occurrence). A message counts as arrived when its request has been read, before the answer: a sender
 killed while waiting for the answer has still reached the phone. The sink also notes whether the
-sender was still there to hear the answer: a sender that went away first (killed mid-send) cannot know
-its message arrived, so a re-send of that one message is the duplicate window the design allows; a
-re-send of a message whose answer was heard is not. Plain asyncio streams, in the test's own event
-loop, so nothing else has to run beside the suite.
+sender was still there to hear the answer (a figure: sends abandoned by a killed sender). Plain asyncio
+streams, in the test's own event loop, so nothing else has to run beside the suite.
 """
 
 from __future__ import annotations

@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import uuid
 
 import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from attune_contracts.links import LinkAction, LinkSigner
 from attune_runtime.tansu import _answers, binary, free_port
 
 from .postgres import PostgresUnavailable, PrivatePostgres
 from .proxy import TcpProxy
-from .sink import SlowSink
+from .scenario import Ledger, _resent_after_a_kill
+from .sink import Arrival, SlowSink
 
 pytestmark = [pytest.mark.chaos]
 
@@ -76,9 +79,9 @@ async def test_kafka_clients_find_their_way_back_through_the_proxy_after_a_cut()
         producer = AIOKafkaProducer(bootstrap_servers=proxy.address, enable_idempotence=False)
         await producer.start()
         try:
-            await producer.send_and_wait("chaos-harness", b"before")
+            await producer.send_and_wait("chaos-harness", b"before", key=b"one partition")
             await proxy.cut(1.5)
-            await asyncio.wait_for(producer.send_and_wait("chaos-harness", b"after"), 30)
+            await asyncio.wait_for(producer.send_and_wait("chaos-harness", b"after", key=b"one partition"), 30)
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer("chaos-harness", bootstrap_servers=proxy.address, auto_offset_reset="earliest")
@@ -153,3 +156,27 @@ async def test_the_private_postgres_goes_away_and_comes_back() -> None:
         await conn.close()
     finally:
         await postgres.destroy()
+
+
+def test_a_second_copy_is_excused_only_when_the_first_was_in_flight_at_a_notifier_kill() -> None:
+    first, again = Arrival("/m/a", {}, at=100.0), Arrival("/m/a", {}, at=400.0)
+    assert _resent_after_a_kill([again, first], kills=[101.0], window=2.5) == 1  # killed mid-send: excused
+    assert _resent_after_a_kill([first, again], kills=[110.0], window=2.5) == 0  # sent long before the kill
+    assert _resent_after_a_kill([first, again], kills=[99.0], window=2.5) == 0  # the kill came before the send
+    assert _resent_after_a_kill([first], kills=[101.0], window=2.5) == 0
+
+
+def test_the_ledger_sorts_reminders_by_member_and_occurrence_and_tells_partner_news_apart() -> None:
+    signer = LinkSigner({"k": "a-link-key-of-some-length"}, "k")
+    member, occurrence, household = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    token = signer.mint(household_id=household, occurrence_id=occurrence, member_id=member, action=LinkAction.DONE)
+    link = f"http://127.0.0.1:1/l/{token}"
+    ledger = Ledger(signer)
+    ledger.update([
+        Arrival(f"/m/{member}", {"title": "Evening attunement", "message": f"Listen.\nDone? Tap: {link}"}, at=1.0),
+        Arrival(f"/m/{member}", {"title": "B1 kept Evening attunement", "message": "B1 just checked in."}, at=2.0),
+        Arrival(f"/m/{uuid.uuid4()}", {"title": "Evening attunement", "message": f"Done? Tap: {link}"}, at=3.0),
+    ])
+    assert list(ledger.reminders) == [(member, occurrence)] and ledger.links[(member, occurrence)] == link
+    assert list(ledger.partner_news) == [member]
+    assert len(ledger.other) == 1  # someone else's link at this member's address
