@@ -43,7 +43,7 @@ class Instance:
     exits: int = 0  # ended without being killed by the suite
     restart_at: float | None = None
     killed: bool = False
-    ready_once: bool = False  # /readyz said 200 since the last start
+    ready_since: float | None = None  # when /readyz first said 200 after the last start (monotonic)
 
     @property
     def url(self) -> str:
@@ -55,7 +55,7 @@ class Instance:
 
     async def start(self) -> None:
         self.starts += 1
-        self.killed, self.restart_at, self.ready_once = False, None, False
+        self.killed, self.restart_at, self.ready_since = False, None, None
         with open(self.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
             out.write(f"\n===== chaos: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = await asyncio.create_subprocess_exec(
@@ -68,7 +68,7 @@ class Instance:
             return
         assert self.process is not None
         self.kills += 1
-        self.killed = True
+        self.killed, self.ready_since = True, None
         os.kill(self.process.pid, signal.SIGKILL)
         await self.process.wait()
         self.restart_at = time.monotonic() + restart_after_s
@@ -197,7 +197,7 @@ class Cluster:
                     raise AssertionError(f"{instance.name} exited:\n{instance.tail()}")
                 try:
                     if (await client.get(f"{instance.url}/readyz", timeout=3)).status_code == 200:
-                        instance.ready_once = True
+                        instance.ready_since = instance.ready_since or time.monotonic()
                         return
                 except httpx.HTTPError:
                     pass
@@ -217,10 +217,10 @@ class Cluster:
         now = time.monotonic()
         for instance in self.instances.values():
             if instance.alive:
-                if not instance.ready_once:
+                if instance.ready_since is None:
                     try:
-                        answer = await client.get(f"{instance.url}/readyz", timeout=1)
-                        instance.ready_once = answer.status_code == 200
+                        if (await client.get(f"{instance.url}/readyz", timeout=1)).status_code == 200:
+                            instance.ready_since = time.monotonic()
                     except httpx.HTTPError:
                         pass
                 continue

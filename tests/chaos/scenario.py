@@ -59,6 +59,7 @@ class Profile:
     households_per_wave: int
     waves: int
     kill_every_s: tuple[float, float]
+    min_up_s: float  # an instance is killed only after it has been ready this long
     restart_after_s: tuple[float, float]
     cut_every_s: tuple[float, float]
     cut_for_s: tuple[float, float]
@@ -73,12 +74,14 @@ class Profile:
 
 
 # CI (`make test`): 200 members due in one minute; about a minute of chaos around it.
-BOUNDED = Profile("bounded", households_per_wave=100, waves=1, kill_every_s=(3, 6), restart_after_s=(0.5, 2.0),
+BOUNDED = Profile("bounded", households_per_wave=100, waves=1, kill_every_s=(3, 6), min_up_s=4,
+                  restart_after_s=(0.5, 2.0),
                   cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=25, chaos_after_last_due_s=30,
                   chaos_extra_s=60, settle_s=90, quiet_s=5, min_kills=5)
 # `make chaos`: three waves of 240 members in consecutive minutes; four-odd minutes of chaos, 40-odd kills.
 # It settles for up to seven minutes, longer than any lease a lost outcome could hide behind.
-LONG = Profile("long", households_per_wave=120, waves=3, kill_every_s=(3, 6), restart_after_s=(0.5, 3.0),
+LONG = Profile("long", households_per_wave=120, waves=3, kill_every_s=(3, 6), min_up_s=4,
+               restart_after_s=(0.5, 3.0),
                cut_every_s=(10, 20), cut_for_s=(2, 5), pg_outage_s=10, lead_s=25, chaos_after_last_due_s=60,
                chaos_extra_s=120, settle_s=420, quiet_s=30, min_kills=20)
 
@@ -290,15 +293,19 @@ class ChaosRun:
         return self._burst_done is not None and now >= self._burst_done + 5
 
     def _victim(self, order: list[str]) -> str | None:
-        """The first instance in `order` that is up while every other instance of its service is up too (so
-        faults roll through the cluster rather than hold a whole service down), preferring instances that
-        have been ready since their last start: a slow machine takes many seconds to start one."""
-        def up(name: str, ready: bool) -> bool:
-            instance = self.cluster.instances[name]
-            return instance.alive and (instance.ready_once or not ready) and all(
-                other.alive for other in self.cluster.of(instance.service))
+        """The first instance in `order` that has been ready for `min_up_s` while every other instance of its
+        service is ready too. Faults roll through the cluster: one instance of a service down at a time, and
+        each one up long enough to take work (on a loaded machine a start takes 10-20 s), so kills land on
+        instances in the middle of their work, not on ones still importing their code."""
+        now = time.monotonic()
 
-        return next((n for n in order if up(n, True)), None) or next((n for n in order if up(n, False)), None)
+        def eligible(name: str) -> bool:
+            instance = self.cluster.instances[name]
+            return (instance.alive and instance.ready_since is not None
+                    and now - instance.ready_since >= self.profile.min_up_s
+                    and all(other.alive and other.ready_since is not None for other in self.cluster.of(instance.service)))
+
+        return next((name for name in order if eligible(name)), None)
 
     async def _killer(self) -> None:
         rng = random.Random(f"{self.profile.seed}:kills")
@@ -310,7 +317,7 @@ class ChaosRun:
                 return
             victim = self._victim(order)
             if victim is None:
-                self.timeline.note("no instance to kill: every service has one down")
+                self.timeline.note("no instance to kill now: each service has one starting, or just started")
                 continue
             instance = self.cluster.instances[victim]
             await instance.kill(down_for)
