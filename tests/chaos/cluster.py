@@ -2,8 +2,10 @@
 the services as separate processes (two schedulers, one check-ins, two notifiers), started with the
 commands docker-compose.yml gives them, in production mode, each service on its own database.
 
-A supervisor plays the orchestrator's `restart: unless-stopped`: an instance that is down (killed by the
-suite, or exited on its own) is started again, with the same port, environment and log file.
+A supervisor plays the orchestrator: an instance that is down (killed by the suite, or exited on its own)
+is started again, with the same port, environment and log file (`restart: unless-stopped`); one that runs
+but has not been ready for `STUCK_AFTER_S` since its start is counted as stuck, then killed and started
+again, as a liveness probe would (the suite fails on any stuck instance, but goes on to count the rest).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from .postgres import PrivatePostgres
 from .proxy import TcpProxy
 from .sink import SlowSink
 
+# A start takes 10-30 s on a loaded machine, and the longest outage the suite causes is about 10 s.
+STUCK_AFTER_S = 120.0
+
 INSTANCES = (("scheduler-1", "scheduler"), ("scheduler-2", "scheduler"), ("checkins", "checkins"),
              ("notifier-1", "notifier"), ("notifier-2", "notifier"))
 
@@ -41,6 +46,8 @@ class Instance:
     starts: int = 0
     kills: int = 0
     exits: int = 0  # ended without being killed by the suite
+    stuck: int = 0  # ran without ever being ready for STUCK_AFTER_S, then killed by the supervisor
+    started_at: float = 0.0
     restart_at: float | None = None
     killed: bool = False
     ready_since: float | None = None  # when /readyz first said 200 after the last start (monotonic)
@@ -56,18 +63,19 @@ class Instance:
     async def start(self) -> None:
         self.starts += 1
         self.killed, self.restart_at, self.ready_since = False, None, None
+        self.started_at = time.monotonic()
         with open(self.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
             out.write(f"\n===== chaos: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = await asyncio.create_subprocess_exec(
                 *compose_command(self.service), env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.log.parent, start_new_session=True)
 
-    async def kill(self, restart_after_s: float) -> None:
+    async def kill(self, restart_after_s: float, *, count: bool = True) -> None:
         """kill -9, then let the supervisor start it again after `restart_after_s`."""
         if not self.alive:
             return
         assert self.process is not None
-        self.kills += 1
+        self.kills += count
         self.killed, self.ready_since = True, None
         os.kill(self.process.pid, signal.SIGKILL)
         await self.process.wait()
@@ -204,8 +212,12 @@ class Cluster:
                 await asyncio.sleep(0.3)
         raise AssertionError(f"{instance.name} not ready within {timeout:.0f}s:\n{instance.tail()}")
 
-    async def all_ready(self, timeout: float = 180) -> None:
-        await asyncio.gather(*(self.wait_ready(i, timeout) for i in self.instances.values()))
+    async def all_ready(self, timeout: float = 180) -> list[str]:
+        """Wait for every instance to be ready; return the names of those that were not in time."""
+        answers = await asyncio.gather(*(self.wait_ready(i, timeout) for i in self.instances.values()),
+                                       return_exceptions=True)
+        return [i.name for i, answer in zip(self.instances.values(), answers, strict=True)
+                if isinstance(answer, Exception)]
 
     async def _supervise(self) -> None:
         async with httpx.AsyncClient() as client:
@@ -223,6 +235,11 @@ class Cluster:
                             instance.ready_since = time.monotonic()
                     except httpx.HTTPError:
                         pass
+                if instance.ready_since is None and now - instance.started_at > STUCK_AFTER_S:
+                    instance.stuck += 1
+                    with open(instance.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
+                        out.write(f"\n===== chaos: stuck, never ready in {STUCK_AFTER_S:.0f}s: killed =====\n".encode())
+                    await instance.kill(1.0, count=False)
                 continue
             if instance.restart_at is None:  # it ended by itself: an orchestrator restarts it after a second
                 instance.exits += 1

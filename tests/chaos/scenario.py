@@ -26,6 +26,7 @@ import re
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -189,7 +190,10 @@ class ChaosRun:
         self.submissions: dict[UUID, Submission] = {}
         self.expected: dict[tuple[UUID, UUID], Household] = {}  # (member, occurrence), once rituals are due
         self._burst_done: float | None = None
+        self.not_ready_after_chaos: list[str] = []
+        self.unreadable_histories = 0
         self.notifier_kills: list[float] = []  # wall-clock times, to compare with the sink's arrivals
+        self.pg_outages: list[tuple[float, float]] = []  # (down, up), wall clock
         self._chaos_min_end = self._chaos_cap = 0.0
         self.kills = self.cuts = self.pg_restarts = 0
         self.http = httpx.AsyncClient(timeout=30)
@@ -268,8 +272,9 @@ class ChaosRun:
         await asyncio.gather(self._killer(), self._cutter(), self._pg_restart(first_due))
         settle_by = time.monotonic() + self.profile.settle_s
         self.timeline.note(f"chaos ends: {self.kills} kills, {self.cuts} cuts, {self.pg_restarts} PostgreSQL restarts")
-        await self.cluster.all_ready(timeout=180)
-        self.timeline.note("every instance ready again")
+        self.not_ready_after_chaos = await self.cluster.all_ready(timeout=180 + 120)
+        self.timeline.note(f"every instance ready again, but {self.not_ready_after_chaos}"
+                           if self.not_ready_after_chaos else "every instance ready again")
         await self._settle(settle_by)
         await asyncio.sleep(self.profile.quiet_s)
         watcher.cancel()
@@ -352,7 +357,9 @@ class ChaosRun:
         self.timeline.note(f"PostgreSQL stops abruptly ({arrived}/{len(first_wave)} of wave 1 arrived); "
                            f"back in {self.profile.pg_outage_s}s")
         self.pg_restarts += 1
+        down = time.time()
         await self.cluster.postgres.restart(self.profile.pg_outage_s)
+        self.pg_outages.append((down, time.time()))
         self.timeline.note("PostgreSQL is back")
 
     # ---- check-ins ----------------------------------------------------------------------------
@@ -426,7 +433,10 @@ class ChaosRun:
         notifier = self.cluster.url("notifier")
 
         async def of(member: UUID) -> list[dict[str, Any]]:
-            answer = await self.http.get(f"{notifier}/v1/members/{member}/export", headers=self.admin)
+            try:
+                answer = await self.http.get(f"{notifier}/v1/members/{member}/export", headers=self.admin)
+            except httpx.HTTPError as exc:
+                return [{"member": str(member), "status": f"export failed: {type(exc).__name__}"}]
             if answer.status_code != 200:
                 return [{"member": str(member), "status": f"export HTTP {answer.status_code}"}]
             return [d | {"member": str(member)} for d in answer.json()["deliveries"] if d["status"] in ACTIVE]
@@ -440,7 +450,7 @@ class ChaosRun:
         lost = [key for key in expected if key not in counts]
         duplicated = sum(c - 1 for key, c in counts.items() if key in expected and c > 1)
         window = self.cluster.sink.delay_s[1] + KILL_WINDOW_SLACK_S
-        in_window = sum(_resent_after_a_kill(arrivals, self.notifier_kills, window)
+        in_window = sum(_resent_after_a_kill(arrivals, self.notifier_kills, window, self.pg_outages)
                         for key, arrivals in self.ledger.reminders.items() if key in expected)
         unexpected = sum(c for key, c in counts.items() if key not in expected)
         late = [key for key, h in expected.items() if key in counts and h.due is not None
@@ -465,9 +475,9 @@ class ChaosRun:
             "arrived": sum(1 for key in expected if key in counts),
             "lost": len(lost),
             "duplicated": duplicated,
-            # Of those, second copies of a send that was in flight when its notifier was kill -9'd (the previous
-            # copy reached the gateway at most `window` before a kill): the one-send duplicate window the
-            # design allows. Every other duplicate is a defect.
+            # Of those, second copies of a send that was in flight when a notifier was kill -9'd (the previous
+            # copy reached the gateway at most `window` before the kill, or during a database outage the kill
+            # fell in): the duplicate windows the design allows. Every other duplicate is a defect.
             "duplicated_in_a_kill_window": in_window,
             "sends_abandoned_by_a_killed_sender": sum(a.abandoned for a in self.cluster.sink.arrivals),
             # Notifier kills that struck while messages were reaching the gateway (one arrived in the second before).
@@ -480,6 +490,9 @@ class ChaosRun:
             "kills": self.kills,
             "kills_by_instance": {i.name: i.kills for i in instances},
             "exits_on_their_own": sum(i.exits for i in instances),
+            # Up without ever becoming ready (e.g. its broker start failed after start-up was reported complete).
+            "stuck_instances": {i.name: i.stuck for i in instances if i.stuck},
+            "never_ready_again": self.not_ready_after_chaos,
             "cuts": self.cuts,
             "postgres_restarts": self.pg_restarts,
             "checkins_submitted": len(submitted),
@@ -488,12 +501,13 @@ class ChaosRun:
             "checkins_recorded_twice": sum(1 for c in recorded.values() if c > 1),
             "checkins_unknown_recorded": sum(1 for key in recorded
                                              if key not in {(s.household.occurrence, s.member) for s in accepted}),
+            "checkin_histories_unreadable": self.unreadable_histories,
             "checkins_announced_not_once": sum(1 for s in accepted
                                                if len(announced.get((s.household.occurrence, s.member), ())) != 1),
             "partner_news_lost": sum(1 for m in partner_expected if partner_counts[m] == 0),
             "partner_news_duplicated": sum(c - 1 for m, c in partner_counts.items() if m in partner_expected and c > 1),
             "partner_news_duplicated_in_a_kill_window": sum(
-                _resent_after_a_kill(a, self.notifier_kills, window)
+                _resent_after_a_kill(a, self.notifier_kills, window, self.pg_outages)
                 for m, a in self.ledger.partner_news.items() if m in partner_expected),
             "partner_news_unexpected": sum(c for m, c in partner_counts.items() if m not in partner_expected),
             "other_messages": len(self.ledger.other),
@@ -513,9 +527,15 @@ class ChaosRun:
 
         async def history(h: Household) -> None:
             token = household_token(self.cluster.token_secret.encode(), h.household_id)
-            answer = await self.http.get(f"{checkins}/v1/households/{h.household_id}/checkins",
-                                         params={"page_size": 200}, headers={"Authorization": f"Bearer {token}"})
-            assert answer.status_code == 200, answer.text
+            try:
+                answer = await self.http.get(f"{checkins}/v1/households/{h.household_id}/checkins",
+                                             params={"page_size": 200}, headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError:
+                self.unreadable_histories += 1
+                return
+            if answer.status_code != 200:
+                self.unreadable_histories += 1
+                return
             for item in answer.json()["items"]:
                 found[(UUID(item["occurrence_id"]), UUID(item["member_id"]))] += 1
 
@@ -548,11 +568,17 @@ class ChaosRun:
         await self.http.aclose()
 
 
-def _resent_after_a_kill(copies: list[Arrival], kills: list[float], window: float) -> int:
-    """Copies after the first whose previous copy reached the gateway at most `window` seconds before a
-    notifier was killed: that send was in flight (or its outcome not yet written) when its sender died."""
+def _resent_after_a_kill(copies: list[Arrival], kills: list[float], window: float,
+                         outages: Sequence[tuple[float, float]] = ()) -> int:
+    """Copies after the first whose previous copy was in flight when a notifier was killed: it reached the
+    gateway at most `window` seconds before the kill, or the kill came while the database was down and the
+    copy had arrived since shortly before the outage began (its outcome could not be written meanwhile)."""
+    def in_flight(at: float) -> bool:
+        return any(0 <= kill - at <= window or any(down <= kill <= up and down - window <= at <= kill
+                                                   for down, up in outages) for kill in kills)
+
     ordered = sorted(copies, key=lambda a: a.at)
-    return sum(1 for previous in ordered[:-1] if any(0 <= kill - previous.at <= window for kill in kills))
+    return sum(1 for previous in ordered[:-1] if in_flight(previous.at))
 
 
 def _partner(s: Submission) -> UUID:

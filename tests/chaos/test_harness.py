@@ -164,6 +164,9 @@ def test_a_second_copy_is_excused_only_when_the_first_was_in_flight_at_a_notifie
     assert _resent_after_a_kill([first, again], kills=[110.0], window=2.5) == 0  # sent long before the kill
     assert _resent_after_a_kill([first, again], kills=[99.0], window=2.5) == 0  # the kill came before the send
     assert _resent_after_a_kill([first], kills=[101.0], window=2.5) == 0
+    # Killed while the database was down (99-109): outcomes since just before the outage could not be saved.
+    assert _resent_after_a_kill([first, again], kills=[108.0], window=2.5, outages=[(99.0, 109.0)]) == 1
+    assert _resent_after_a_kill([first, again], kills=[108.0], window=2.5, outages=[(104.0, 109.0)]) == 0
 
 
 def test_the_ledger_sorts_reminders_by_member_and_occurrence_and_tells_partner_news_apart() -> None:
