@@ -281,6 +281,18 @@ class ChaosRun:
         await asyncio.gather(watcher, return_exceptions=True)
         self.ledger.update(self.cluster.sink.arrivals)
         self.timeline.note("settled")
+        self._dump_arrivals()
+
+    def _dump_arrivals(self) -> None:
+        """What the sink saw, one JSON line per message, for reading a failed run afterwards."""
+        occurrence_of = {(m, o): str(o) for m, o in self.ledger.reminders}
+        with (self.timeline.path.parent / "sink-arrivals.jsonl").open("w") as out:
+            for arrival in self.cluster.sink.arrivals:
+                member = _member_in(arrival.path)
+                occurrences = [o for (m, o) in occurrence_of if m == member] if member else []
+                out.write(json.dumps({"at": datetime.fromtimestamp(arrival.at, UTC).isoformat(), "path": arrival.path,
+                                      "title": arrival.body.get("title"), "abandoned": arrival.abandoned,
+                                      "member_occurrences": [str(o) for o in occurrences]}) + "\n")
 
     def _chaos_over(self) -> bool:
         """Faults go on for a while after the last wave's minute and, on a slow machine, until its burst is
