@@ -285,14 +285,17 @@ class ChaosRun:
 
     def _dump_arrivals(self) -> None:
         """What the sink saw, one JSON line per message, for reading a failed run afterwards."""
-        occurrence_of = {(m, o): str(o) for m, o in self.ledger.reminders}
+        sorted_as: dict[int, dict[str, str]] = {}
+        for (member, occurrence), copies in self.ledger.reminders.items():
+            sorted_as |= {id(a): {"kind": "reminder", "member": str(member), "occurrence": str(occurrence)}
+                          for a in copies}
+        for member, copies in self.ledger.partner_news.items():
+            sorted_as |= {id(a): {"kind": "partner_news", "member": str(member)} for a in copies}
         with (self.timeline.path.parent / "sink-arrivals.jsonl").open("w") as out:
-            for arrival in self.cluster.sink.arrivals:
-                member = _member_in(arrival.path)
-                occurrences = [o for (m, o) in occurrence_of if m == member] if member else []
-                out.write(json.dumps({"at": datetime.fromtimestamp(arrival.at, UTC).isoformat(), "path": arrival.path,
-                                      "title": arrival.body.get("title"), "abandoned": arrival.abandoned,
-                                      "member_occurrences": [str(o) for o in occurrences]}) + "\n")
+            for a in self.cluster.sink.arrivals:
+                line = {"at": datetime.fromtimestamp(a.at, UTC).isoformat(), "abandoned": a.abandoned,
+                        "title": a.body.get("title"), **sorted_as.get(id(a), {"kind": "other", "path": a.path})}
+                out.write(json.dumps(line) + "\n")
 
     def _chaos_over(self) -> bool:
         """Faults go on for a while after the last wave's minute and, on a slow machine, until its burst is
