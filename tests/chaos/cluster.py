@@ -228,6 +228,8 @@ class Cluster:
     async def _supervise_once(self, client: httpx.AsyncClient) -> None:
         now = time.monotonic()
         for instance in self.instances.values():
+            if instance.alive and instance.killed:
+                continue  # being killed: the kill -9 is on its way, the process not reaped yet
             if instance.alive:
                 if instance.ready_since is None:
                     try:

@@ -77,7 +77,7 @@ class Profile:
 # CI (`make test`): 200 members due in one minute; about a minute of chaos around it.
 BOUNDED = Profile("bounded", households_per_wave=100, waves=1, kill_every_s=(3, 6), min_up_s=4,
                   restart_after_s=(0.5, 2.0),
-                  cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=25, chaos_after_last_due_s=30,
+                  cut_every_s=(10, 18), cut_for_s=(2, 4), pg_outage_s=8, lead_s=15, chaos_after_last_due_s=20,
                   chaos_extra_s=60, settle_s=90, quiet_s=5, min_kills=5)
 # `make chaos`: three waves of 240 members in consecutive minutes; four-odd minutes of chaos, 40-odd kills.
 # It settles for up to seven minutes, longer than any lease a lost outcome could hide behind.
