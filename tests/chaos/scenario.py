@@ -495,9 +495,12 @@ class ChaosRun:
             # fell in): the duplicate windows the design allows. Every other duplicate is a defect.
             "duplicated_in_a_kill_window": in_window,
             "sends_abandoned_by_a_killed_sender": sum(a.abandoned for a in self.cluster.sink.arrivals),
-            # Notifier kills that struck while messages were reaching the gateway (one arrived in the second before).
+            # Notifier kills that struck while messages were reaching the gateway (one arrived within the window).
             "notifier_kills_mid_burst": sum(1 for kill in self.notifier_kills
-                                            if any(0 <= kill - a.at <= 1.0 for a in self.cluster.sink.arrivals)),
+                                            if any(0 <= kill - a.at <= window for a in self.cluster.sink.arrivals)),
+            # How long before a kill the earliest excused copy had reached the gateway: the real width of the
+            # window in which a delivered message's outcome is not yet saved.
+            "excused_copy_max_lead_s": _max_lead(self.ledger.reminders.values(), self.notifier_kills, window),
             "unexpected_reminders": unexpected,
             "late_over_2min": len(late),
             "delay_p50_s": round(delays[len(delays) // 2], 1) if delays else None,
@@ -594,6 +597,13 @@ def _resent_after_a_kill(copies: list[Arrival], kills: list[float], window: floa
 
     ordered = sorted(copies, key=lambda a: a.at)
     return sum(1 for previous in ordered[:-1] if in_flight(previous.at))
+
+
+def _max_lead(groups: Any, kills: list[float], window: float) -> float | None:
+    """The longest time from an excused copy's arrival to the kill right after it (outages aside)."""
+    leads = [kill - copy.at for copies in groups for copy in sorted(copies, key=lambda a: a.at)[:-1]
+             for kill in kills if 0 <= kill - copy.at <= window]
+    return round(max(leads), 2) if leads else None
 
 
 def _partner(s: Submission) -> UUID:
