@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 UV_VERSION := 0.13.9
 
-.PHONY: run test env broker contracts lint bench clean postgres system-deps
+.PHONY: run test chaos env broker contracts lint bench clean postgres system-deps
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/ (first run only)"
@@ -42,6 +42,10 @@ system-deps:
 
 test: env postgres system-deps
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The long chaos run (20+ kill -9s, broker cuts, a PostgreSQL restart; ~10 min). `make test` runs a bounded one.
+chaos: env
+	@ATTUNE_CHAOS=long $(VENV)/bin/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 contracts: env
 	@$(VENV)/bin/python -m attune_contracts.export shared/contracts
