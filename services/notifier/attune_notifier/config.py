@@ -30,8 +30,11 @@ class NotifierSettings(ServiceSettings):
     link_kid: str = "dev"
     checkins_public_url: str = "http://127.0.0.1:8102"
 
-    delivery_concurrency: int = Field(default=64, ge=1, le=1000)
-    delivery_batch: int = Field(default=200, ge=1, le=5000)
+    delivery_concurrency: int = Field(default=64, ge=1, le=1000,
+                                      description="sends in flight at once (Apprise's send pool is sized to match)")
+    delivery_batch: int = Field(default=200, ge=1, le=5000,
+                                description="due deliveries claimed per round, at most DELIVERY_CONCURRENCY (each "
+                                            "claimed row starts its send at once)")
     delivery_attempts_per_channel: int = Field(default=8, ge=1, le=20)
     delivery_retry_base_s: float = Field(default=20.0, gt=0)
     delivery_retry_max_s: float = Field(default=900.0, gt=0)
