@@ -247,7 +247,7 @@ async def test_a_stop_waits_no_longer_than_the_send_timeout_and_saves_the_hung_s
         await h.handler.handle_batch([envelope(h, request(f"m{n}")) for n in range(2)])
         h.worker.start()
         await eventually(lambda: len(sender.started) == 2, timeout=5)
-        await asyncio.wait_for(h.worker.stop(), 3)
+        await asyncio.wait_for(h.worker.stop(), 6)
         rows = await rows_by_body(h)
         assert {(r.status, r.reason, r.unknown_sends) for r in rows.values()} == {("failed", "outcome_unknown", 1)}
         assert all(r.next_attempt_at == clock.now + timedelta(minutes=2) for r in rows.values())

@@ -11,7 +11,7 @@ Duplicates, and how narrow their window is kept:
   after a crash, and it must outlive a send in flight, or another instance would claim and send the row
   again while the first send is still going. So: a round claims no more rows than it can send at once
   (min(batch, concurrency)), every claimed row starts its send right away, each send is cut off at
-  `send_timeout_s`, and the lease must be at least the send timeout plus LEASE_MARGIN_S (reading the
+  `send_timeout_s` (by the sender; by the loop CUTOFF_GRACE_S later if the sender does not), and the lease must be at least the send timeout plus LEASE_MARGIN_S (reading the
   round's members before the sends, saving after, clock skew between instances). A row whose lease no
   longer covers a whole send when its turn comes is given back unsent, never sent late.
 - A send that times out may still arrive: it is recorded as outcome *unknown* and follows its own retry
@@ -74,7 +74,9 @@ WAITING_ERRORS = {
 # Beyond the send timeout, what a claimed row's lease must also cover: reading the round's members before
 # the sends, saving the outcome after, and clock skew between instances.
 LEASE_MARGIN_S = 10.0
-# What a send must have left of its lease when it starts: the send timeout plus saving its outcome.
+# The sender gives up at the send timeout itself; the loop cuts a send off this much later in case it does not.
+CUTOFF_GRACE_S = 2.0
+# What a send must have left of its lease when it starts, beyond its cut-off: saving its outcome.
 SAVE_MARGIN_S = 3.0
 # How long `stop` waits for the outcomes in memory to be saved, after the sends in flight are done.
 STOP_FLUSH_S = 5.0
@@ -215,15 +217,17 @@ class DeliveryWorker:
         """A send may start only if the row stays ours until the send has surely ended and been saved."""
         if d.claimed_until is None:
             return True  # not claimed through the store (a caller handing rows in directly)
-        needed = timedelta(seconds=self.send_timeout_s + SAVE_MARGIN_S)
+        needed = timedelta(seconds=self.send_timeout_s + CUTOFF_GRACE_S + SAVE_MARGIN_S)
         return self.clock() + needed <= d.claimed_until
 
     async def _send(self, url: str, message: Any, kind: ChannelKind) -> SendResult:
-        """The sender, cut off at the send timeout whatever it does: a stop and the lease rely on that bound."""
+        """The sender, cut off shortly after the send timeout whatever it does: a stop and the lease rely on
+        that bound. (The sender's own timeout covers the network part only, and says so first.)"""
+        cutoff = self.send_timeout_s + CUTOFF_GRACE_S
         try:
-            return await asyncio.wait_for(self.sender.send(url, message), self.send_timeout_s)
+            return await asyncio.wait_for(self.sender.send(url, message), cutoff)
         except TimeoutError:
-            return SendResult(False, f"{kind} delivery timed out after {self.send_timeout_s:g}s; it may still arrive",
+            return SendResult(False, f"{kind} delivery timed out after {cutoff:g}s; it may still arrive",
                               unknown=True)
 
     def _wait_for_route(self, d: Delivery, now: datetime, reason: str, error: str | None = None) -> Write:
@@ -380,7 +384,7 @@ class DeliveryWorker:
         waited for (each is cut off at the send timeout, so by default the wait is that plus a margin) and
         their outcomes saved. Only a round still running after `grace_s` is cancelled: its sends' rows
         then come back after their lease."""
-        grace = self.send_timeout_s + SAVE_MARGIN_S if grace_s is None else grace_s
+        grace = self.send_timeout_s + CUTOFF_GRACE_S + SAVE_MARGIN_S if grace_s is None else grace_s
         self._stopping = True
         self._wake.set()
         try:

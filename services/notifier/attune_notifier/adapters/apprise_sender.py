@@ -174,6 +174,11 @@ class AppriseSender:
     def __post_init__(self) -> None:
         install_log_guard()
         self._asset = AppriseAsset(secure_logging=True)
+        # Apprise imports its ~130 plugin modules on first use (4 s on a busy two-core machine): done here, at
+        # start-up, so it is not charged to the first round's sends (whose timeout would call them unknown).
+        from apprise.manager_plugins import NotificationManager
+
+        _ = "json" in NotificationManager()
         if self.max_in_flight is not None:
             size_apprise_pool(self.max_in_flight)
 
