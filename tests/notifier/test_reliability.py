@@ -415,3 +415,27 @@ async def test_sends_in_flight_reach_the_configured_concurrency_against_a_slow_g
         assert len(h.publisher.events("notification_sent")) == 64
     finally:
         await h.close()
+
+
+# ---- 6. hostile values from other services -----------------------------------------------------
+
+
+async def test_a_member_name_with_a_nul_byte_is_stored_without_it_on_postgresql(
+    pg_url: str, clock: FakeClock, http_sink: HttpSink
+) -> None:
+    """PostgreSQL text cannot hold NUL: the fact used to fail with a DataError (rejected), leaving the member
+    unknown and every reminder to them undelivered. A name is only shown, so it is stored without it."""
+    from attune_contracts.messages import MemberRole, MemberUpserted
+
+    h = await make_harness(pg_url, clock)
+    try:
+        await h.event(MemberUpserted(member_id=ANA, display_name="Ana\x00\x07", role=MemberRole.PARTNER,
+                                     time_zone="UTC"))
+        member = await h.store.get_member(ANA)
+        assert member is not None and member.display_name == "Ana"
+        await h.channel(ANA, http_sink.url("json", "ana"))
+        await h.event(request("hello"))
+        await h.worker.drain()
+        assert [r.json["message"] for r in http_sink.received] == ["hello"]
+    finally:
+        await h.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -197,7 +198,11 @@ class SqlStore:
     # ---- members --------------------------------------------------------------------------------
 
     async def upsert_member(self, household_id: UUID, fact: MemberUpserted, now: datetime) -> None:
-        values = {"household_id": household_id, "display_name": fact.display_name, "role": fact.role.value,
+        """Store what the scheduler says about a member. The name is only ever shown in messages, so control
+        characters (a NUL, which PostgreSQL text cannot hold) are dropped from it rather than refusing the
+        fact, which would leave the member unreachable."""
+        name = "".join(ch for ch in fact.display_name if unicodedata.category(ch) != "Cc").strip() or "Someone"
+        values = {"household_id": household_id, "display_name": name, "role": fact.role.value,
                   "time_zone": fact.time_zone, "updated_at": now}
         stmt = self._insert(members).values(
             member_id=fact.member_id, discreet=False, daily_cap=12, categories={}, **values,
