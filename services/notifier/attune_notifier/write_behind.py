@@ -61,6 +61,7 @@ class OutcomeWriter:
 
     async def flush(self) -> None:
         """Return once every row queued before the call is saved and its outcome published."""
+        self._full.set()  # someone waits: no point waiting for more rows
         while self._task is not None and not self._task.done():
             # Shielded: a caller that is cancelled (a round cut short) must not cancel the saving.
             await asyncio.shield(self._task)
