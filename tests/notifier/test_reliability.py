@@ -439,3 +439,36 @@ async def test_a_member_name_with_a_nul_byte_is_stored_without_it_on_postgresql(
         assert [r.json["message"] for r in http_sink.received] == ["hello"]
     finally:
         await h.close()
+
+
+async def test_a_message_that_cannot_be_rendered_fails_alone_on_a_schedule_not_every_lease(
+    sqlite_url_fixture: str, clock: FakeClock, http_sink: HttpSink
+) -> None:
+    from attune_notifier.service import Intent, notification_id
+
+    h = await make_harness(sqlite_url_fixture, clock)
+    try:
+        await h.member(ANA, "Ana")
+        await h.member(BEN, "Ben")
+        await h.channel(ANA, http_sink.url("json", "ana"))
+        await h.channel(BEN, http_sink.url("json", "ben"))
+        broken = Intent(notification_id=notification_id("x", ANA, "p"), household_id=HOUSEHOLD, member_id=ANA,
+                        cause_event_id=UUID(int=5), cause_type="test", purpose="p", category="general",
+                        template="no_such_template", params={}, sensitive=False, occurred_at=clock.now,
+                        not_before=clock.now, expires_at=None)
+        await h.store.insert_intents([broken], clock.now)
+        await h.event(request("to ben", member=BEN))
+        assert await h.worker.run_once() == 2
+        assert [r.path for r in http_sink.received] == ["/ben"]
+        [failed] = h.publisher.events("notification_failed")
+        assert failed["payload"]["member_id"] == str(ANA)
+        assert failed["payload"]["error"] == "the notifier could not prepare this message (KeyError)"
+        row = await h.store.get_delivery(broken.notification_id)
+        assert row is not None and row.status == "failed" and row.claimed_until is None
+        for _ in range(20):  # given up in the end, not retried for ever
+            clock.advance(hours=1)
+            await h.worker.drain()
+        row = await h.store.get_delivery(broken.notification_id)
+        assert row is not None and row.status == "dead"
+    finally:
+        await h.close()

@@ -170,9 +170,18 @@ class DeliveryWorker:
     async def _guarded(self, delivery: Delivery, batch: _Batch) -> None:
         try:
             await self._process(delivery, batch)
-        except Exception:
-            log.exception("delivery %s failed unexpectedly; it is retried after its lease",
-                          delivery.notification_id, extra={"notification_id": str(delivery.notification_id)})
+        except Exception as exc:
+            ids = {"notification_id": str(delivery.notification_id)}
+            if delivery.notification_id in batch.sending:  # it may have gone out: leave it to its lease
+                log.exception("delivery %s failed after its send; it is retried after its lease",
+                              delivery.notification_id, extra=ids)
+                return
+            # Failed before anything was sent (a message that cannot be rendered, say): a waiting failure, so
+            # it is retried on a schedule and given up in the end, not re-tried every lease for ever.
+            log.exception("delivery %s could not be prepared", delivery.notification_id, extra=ids)
+            self._record(self._wait_for_route(
+                delivery, self.clock(), "internal_error",
+                f"the notifier could not prepare this message ({type(exc).__name__})"))
 
     async def _process(self, d: Delivery, batch: _Batch) -> None:
         now = self.clock()
@@ -211,7 +220,8 @@ class DeliveryWorker:
         # Counted before the first await, so later rows of this round for the same member see it.
         batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
         broken = ctx.broken_channels.get(channel.channel_id)
-        self._record(await self._attempt(d, recipient, channel, routes, ctx.urls.get(channel.channel_id), broken))
+        self._record(await self._attempt(d, recipient, channel, routes, ctx.urls.get(channel.channel_id), broken,
+                                         batch.sending))
 
     def _lease_covers_a_send(self, d: Delivery) -> bool:
         """A send may start only if the row stays ours until the send has surely ended and been saved."""
@@ -250,7 +260,8 @@ class DeliveryWorker:
         return d, waiting
 
     async def _attempt(self, d: Delivery, recipient: Recipient | None, channel: ChannelRef,
-                       routes: list[ChannelRef], url: str | None, broken: str | None) -> Write:
+                       routes: list[ChannelRef], url: str | None, broken: str | None,
+                       sending: set[UUID]) -> Write:
         kind = channel.kind
         if broken is not None:  # e.g. undecryptable with the current keys: nothing is sent
             result = SendResult(False, broken, broken=True)
@@ -259,6 +270,7 @@ class DeliveryWorker:
         else:
             message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
                              link=self._link(d))
+            sending.add(d.notification_id)
             async with self._sending:
                 result = await self._send(url, message, kind)
             self.metrics.attempts.labels(kind.value).inc()
@@ -437,3 +449,4 @@ class _Batch:
     ctx: RoundContext
     sent_today: dict[UUID, int]
     released: list[Delivery] = field(default_factory=list)
+    sending: set[UUID] = field(default_factory=set)  # sends started: their rows are never re-recorded
