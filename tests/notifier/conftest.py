@@ -82,6 +82,56 @@ async def http_sink() -> AsyncIterator[HttpSink]:
         await task
 
 
+@dataclass
+class SlowSink:
+    """An HTTP sink that answers every request after `delay_s`, counting how many it holds at once."""
+
+    port: int = 0
+    delay_s: float = 0.3
+    in_flight: int = 0
+    most_in_flight: int = 0
+    received: int = 0
+
+    def url(self, scheme: str, path: str = "") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/{path}"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        while (await receive()).get("more_body"):
+            pass
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
+        self.received += 1
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+@pytest.fixture
+async def slow_sink() -> AsyncIterator[SlowSink]:
+    sink = SlowSink(port=free_port())
+    server = uvicorn.Server(uvicorn.Config(sink, host="127.0.0.1", port=sink.port, log_level="warning",
+                                           access_log=False, log_config=None, timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield sink
+    finally:
+        server.should_exit = True
+        await task
+
+
 class MailBox:
     def __init__(self) -> None:
         self.messages: list[bytes] = []

@@ -62,7 +62,8 @@ class Harness:
 
 
 async def make_harness(db_url: str, clock: FakeClock, *, key: str | None = None, sender: Any = None,
-                       retry: RetryPlan | None = None, seed: int = 1) -> Harness:
+                       retry: RetryPlan | None = None, seed: int = 1, concurrency: int = 8,
+                       **worker_options: Any) -> Harness:
     engine = make_engine(db_url)
     await migrate(engine)
     store = SqlStore(engine, ChannelCipher(key or Fernet.generate_key().decode()))
@@ -72,7 +73,7 @@ async def make_harness(db_url: str, clock: FakeClock, *, key: str | None = None,
     signer = LinkSigner(LINK_KEYS, "k1")
     worker = DeliveryWorker(store, sender or AppriseSender(timeout_s=10), publisher, metrics, clock=clock,
                             signer=signer, public_url=PUBLIC_URL, retry=retry or RetryPlan(),
-                            rng=random.Random(seed), concurrency=8)
+                            rng=random.Random(seed), concurrency=concurrency, **worker_options)
     handler = NotifierHandler(store, publisher, worker, metrics, clock=clock)
     return Harness(store, worker, handler, publisher, clock, metrics, registry, signer)
 

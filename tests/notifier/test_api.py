@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
 from attune_notifier.adapters.tables import channels
 from attune_notifier.api import build_http_app
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -117,3 +120,84 @@ async def test_export_has_preferences_history_and_channels_by_kind_only(
     channel_id = (await client.get(f"/v1/members/{ANA}/channels", headers=AUTH)).json()[0]["channel_id"]
     assert (await client.delete(f"/v1/members/{ANA}/channels/{channel_id}", headers=AUTH)).status_code == 204
     assert (await client.delete(f"/v1/members/{ANA}/channels/{uuid4()}", headers=AUTH)).status_code == 404
+
+
+# ---- hostile input: always a 4xx that says what is wrong, never a 5xx, never an echo ---------------
+
+HOSTILE_URLS = [
+    ("json://127.0.0.1/secret-token-abc\x00", "control character"),
+    ("ntfy://127.0.0.1/secret-token-abc\x1b[2J", "control character"),
+    ("json://127.0.0.1/secret-token-abc\x7f", "control character"),
+    ("json://127.0.0.1/secret-token-abc\u200b", "invalid or invisible"),
+    ("json://127.0.0.1/secret-token-abc\ue000", "invalid or invisible"),
+    ("\x00json://127.0.0.1/secret-token-abc", "control character"),
+]
+
+
+@pytest.mark.parametrize("url,why", HOSTILE_URLS)
+async def test_a_channel_url_with_nul_or_control_characters_is_a_422_that_says_so(
+    client: httpx.AsyncClient, h: Harness, url: str, why: str
+) -> None:
+    response = await client.post(f"/v1/members/{ANA}/channels", json={"url": url}, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert why in response.text and "secret-token-abc" not in response.text
+    assert await h.store.list_channels(ANA) == []
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b'{"url": "json://127.0.0.1/secret-token-abc\\ud800"}', "invalid or invisible"),  # a lone surrogate
+    (b'{"url": "json://127.0.0.1/x", "position": 1e309}', "position"),
+    (b'{"url": "json://127.0.0.1/x", "position": 99999999999999999999999}', "position"),
+    (b'{"url": "json://127.0.0.1/x", "kind": "pigeon"}', "kind"),
+    (b'{"url": 12}', "url"),
+    (b'{"url": null}', "url"),
+    (b'{"url": ["json://127.0.0.1/x"]}', "url"),
+    (b'["json://127.0.0.1/x"]', "dict"),
+    (b'{"url": "json://127.0.0.1/x", "extra": 1}', "extra"),
+    (b'{"url": "json://127.0.0.1/x"', "json"),
+    (b'\xff\xfe', "json"),
+    (b'[' * 100_000, "json"),
+    (b'', "body"),
+])
+async def test_a_hostile_channel_body_is_a_4xx_that_says_what_is_wrong(
+    client: httpx.AsyncClient, h: Harness, raw: bytes, why: str
+) -> None:
+    response = await client.post(f"/v1/members/{ANA}/channels", content=raw,
+                                 headers={**AUTH, "content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert why in response.text.lower(), response.text
+    assert "secret-token-abc" not in response.text
+    assert await h.store.list_channels(ANA) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"time_zone": "Europe/London\x00"}, {"time_zone": "../../etc/passwd"}, {"time_zone": "x" * 5000},
+    {"quiet_hours": {"start": "22:00\x00", "end": "07:00"}}, {"categories": {"date\x00night": ["push"]}},
+    {"categories": {"*": ["pigeon"]}}, {"categories": {f"c{n}": ["push"] for n in range(100)}},
+    {"daily_cap": 10**30}, {"daily_cap": -1}, {"discreet": "maybe"}, {"unknown": 1},
+])
+async def test_hostile_preferences_are_a_422(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    response = await client.put(f"/v1/members/{ANA}/preferences", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/members/not-a-uuid/preferences", "/v1/members/%00/channels",
+                                  f"/v1/members/{ANA}/channels/not-a-uuid"])
+async def test_hostile_ids_in_the_path_are_a_4xx(client: httpx.AsyncClient, path: str) -> None:
+    for method in ("GET", "DELETE", "POST", "PUT"):
+        response = await client.request(method, path, headers=AUTH, json={})
+        assert 400 <= response.status_code < 500, (method, response.status_code, response.text)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["url", "kind", "position", "time_zone", "quiet_hours", "start", "end", "discreet",
+                         "daily_cap", "categories", "*"]) | st.text(max_size=8), inner, max_size=5),
+    max_leaves=12))
+async def test_fuzzed_bodies_never_get_a_5xx(client: httpx.AsyncClient, body: Any) -> None:
+    for method, path in (("POST", f"/v1/members/{ANA}/channels"), ("PUT", f"/v1/members/{ANA}/preferences")):
+        response = await client.request(method, path, json=body, headers=AUTH)
+        assert response.status_code < 500, (method, body, response.text)

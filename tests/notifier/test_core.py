@@ -285,3 +285,29 @@ def test_household_news_goes_to_the_adults_only() -> None:
     env = make_envelope(AchievementRecorded(achievement_id=uuid4(), member_id=ANA, dream="Learn the cello"),
                         household_id=HOUSEHOLD, producer="checkins")
     assert [i.member_id for i in plan(env, members).intents] == [BEN]
+
+
+def test_an_unknown_outcome_is_retried_once_after_a_delay_on_the_next_channel_else_the_same() -> None:
+    from attune_notifier.service import after_unknown
+
+    now = datetime(2026, 11, 26, 9, tzinfo=ZoneInfo("UTC"))
+    policy = RetryPlan()
+    first = after_unknown(now=now, unknown_sends=1, channel_index=0, attempt=1, channels=2, policy=policy)
+    assert (first.dead, first.channel_index, first.attempt) == (False, 1, 0)
+    assert first.next_attempt_at == now + timedelta(minutes=2)
+    alone = after_unknown(now=now, unknown_sends=1, channel_index=0, attempt=1, channels=1, policy=policy)
+    assert (alone.dead, alone.channel_index, alone.attempt, alone.next_attempt_at) == (
+        False, 0, 1, now + timedelta(minutes=2))
+    second = after_unknown(now=now, unknown_sends=2, channel_index=1, attempt=1, channels=2, policy=policy)
+    assert second.dead and second.next_attempt_at is None
+    never = RetryPlan(unknown_retries=0)
+    assert after_unknown(now=now, unknown_sends=1, channel_index=0, attempt=1, channels=2, policy=never).dead
+
+
+def test_a_broken_channel_moves_to_the_next_at_once_or_ends_the_delivery() -> None:
+    from attune_notifier.service import after_broken
+
+    now = datetime(2026, 11, 26, 9, tzinfo=ZoneInfo("UTC"))
+    moved = after_broken(now=now, channel_index=0, attempt=1, channels=2)
+    assert (moved.dead, moved.channel_index, moved.attempt, moved.next_attempt_at) == (False, 1, 0, now)
+    assert after_broken(now=now, channel_index=1, attempt=1, channels=2).dead

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .adapters.apprise_sender import MAX_URL_LENGTH, ChannelRejected, validate_channel_url
 from .adapters.sql import SqlStore
@@ -81,6 +82,14 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's words when json.loads fails with something other than a syntax error.
+            detail = "the request body is not valid JSON (nested too deeply, or not UTF-8)"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     async def member_or_404(member_id: UUID) -> Recipient:
         member = await store.get_member(member_id)

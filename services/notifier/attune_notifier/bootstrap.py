@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
@@ -68,11 +68,14 @@ def build_app(
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
     worker = DeliveryWorker(
-        store, sender or AppriseSender(timeout_s=settings.send_timeout_s), publisher, metrics,
-        clock=clock, signer=signer, public_url=settings.checkins_public_url,
+        store, sender or AppriseSender(timeout_s=settings.send_timeout_s,
+                                       max_in_flight=settings.delivery_concurrency),
+        publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
-                        backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s)),
+                        backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
+                        unknown_retry_delay=timedelta(seconds=settings.delivery_unknown_retry_s)),
         concurrency=settings.delivery_concurrency, batch=settings.delivery_batch,
+        send_timeout_s=settings.send_timeout_s, lease=timedelta(seconds=settings.delivery_lease_s),
         idle_poll_s=settings.delivery_idle_poll_s, rng=rng,
     )
     handler = NotifierHandler(store, publisher, worker, metrics, clock=clock)

@@ -30,13 +30,27 @@ class NotifierSettings(ServiceSettings):
     link_kid: str = "dev"
     checkins_public_url: str = "http://127.0.0.1:8102"
 
-    delivery_concurrency: int = Field(default=64, ge=1, le=1000)
-    delivery_batch: int = Field(default=200, ge=1, le=5000)
+    delivery_concurrency: int = Field(default=64, ge=1, le=1000,
+                                      description="sends in flight at once (Apprise's send pool is sized to match)")
+    delivery_batch: int = Field(default=200, ge=1, le=5000,
+                                description="due deliveries claimed per round, at most DELIVERY_CONCURRENCY (each "
+                                            "claimed row starts its send at once)")
     delivery_attempts_per_channel: int = Field(default=8, ge=1, le=20)
     delivery_retry_base_s: float = Field(default=20.0, gt=0)
     delivery_retry_max_s: float = Field(default=900.0, gt=0)
     delivery_idle_poll_s: float = Field(default=1.0, gt=0)
-    send_timeout_s: float = Field(default=30.0, gt=0)
+    send_timeout_s: float = Field(default=15.0, gt=0, le=300,
+                                  description="a send still going after this is cut off; its outcome is unknown")
+    delivery_lease_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="how long a claimed delivery stays claimed: how late a reminder can be after a crash; "
+                    "must outlive a send in flight (at least SEND_TIMEOUT_S + 10)",
+    )
+    delivery_unknown_retry_s: float = Field(
+        default=120.0, ge=0, le=86400,
+        description="a send that timed out (outcome unknown) is tried once more after this, on the next channel "
+                    "if any (see service.after_unknown)",
+    )
     consumer_group: str = "attune-notifier"
     batch_max_records: int = Field(
         default=500, ge=1, le=5000,
@@ -60,6 +74,17 @@ class NotifierSettings(ServiceSettings):
                                  "make one with: python -c 'from cryptography.fernet import Fernet; "
                                  "print(Fernet.generate_key().decode())'") from None
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> NotifierSettings:
+        from .delivery import LEASE_MARGIN_S
+
+        if self.delivery_lease_s < self.send_timeout_s + LEASE_MARGIN_S:
+            raise ValueError(
+                f"ATTUNE_NOTIFIER_DELIVERY_LEASE_S ({self.delivery_lease_s:g}) must be at least "
+                f"ATTUNE_NOTIFIER_SEND_TIMEOUT_S ({self.send_timeout_s:g}) + {LEASE_MARGIN_S:g}: a lease that ends "
+                f"while a send is in flight lets another instance send the same message again")
+        return self
 
     @model_validator(mode="after")
     def _no_development_secrets_elsewhere(self) -> NotifierSettings:

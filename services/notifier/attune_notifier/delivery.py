@@ -2,6 +2,25 @@
 
 Every state lives in the deliveries table (status, channel index, attempt, next_attempt_at), so a
 restart picks up a retry schedule where it was. Rows are leased while in flight.
+
+Duplicates, and how narrow their window is kept:
+- Each row's outcome is queued for saving the moment its send returns (`write_behind.OutcomeWriter`,
+  flushed within ~5 ms), and its outcome event is published only after the row is saved. A crash
+  re-sends at most the sends that returned in those last milliseconds, not the round.
+- The lease (`lease`, setting DELIVERY_LEASE_S, default 30 s) is how late a claimed reminder can be
+  after a crash, and it must outlive a send in flight, or another instance would claim and send the row
+  again while the first send is still going. So: a round claims no more rows than it can send at once
+  (min(batch, concurrency)), every claimed row starts its send right away, each send is cut off at
+  `send_timeout_s` (by the sender; by the loop CUTOFF_GRACE_S later if the sender does not), and the lease must be at least the send timeout plus LEASE_MARGIN_S (reading the
+  round's members before the sends, saving after, clock skew between instances). A row whose lease no
+  longer covers a whole send when its turn comes is given back unsent, never sent late.
+- A send that times out may still arrive: it is recorded as outcome *unknown* and follows its own retry
+  policy (`service.after_unknown`: once, after 2 minutes, on the next channel if any), never the
+  ordinary failure schedule.
+- `stop()` stops claiming at once, gives back rows not yet sent, waits for the sends in flight (each
+  bounded by the send timeout) and saves their outcomes.
+- One member's unreadable channel or preferences fail that member's deliveries only, with the reason in
+  NotificationFailed / NotificationDeadLettered (never the URL or the key).
 """
 
 from __future__ import annotations
@@ -9,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,9 +43,9 @@ from attune_contracts.messages import (
     NotificationSent,
 )
 
-from .adapters.sql import Delivery, SqlStore
+from .adapters.sql import Delivery, RoundContext, SqlStore
 from .metrics import NotifierMetrics
-from .ports import Clock, Sender
+from .ports import Clock, Sender, SendResult
 from .service import (
     OCCURRENCE_PURPOSES,
     Action,
@@ -35,13 +53,16 @@ from .service import (
     Purpose,
     Recipient,
     RetryPlan,
+    after_broken,
     after_failure,
+    after_unknown,
     decide,
     is_neutral,
     local_day_start,
     render,
     route,
 )
+from .write_behind import OutcomeWriter, Write
 
 log = logging.getLogger("attune.notifier.delivery")
 
@@ -49,6 +70,16 @@ WAITING_ERRORS = {
     "unknown_member": "the member is not known to the notifier (no MemberUpserted yet, or erased)",
     "no_channel": "the member has no channel for this kind of message",
 }
+
+# Beyond the send timeout, what a claimed row's lease must also cover: reading the round's members before
+# the sends, saving the outcome after, and clock skew between instances.
+LEASE_MARGIN_S = 10.0
+# The sender gives up at the send timeout itself; the loop cuts a send off this much later in case it does not.
+CUTOFF_GRACE_S = 2.0
+# What a send must have left of its lease when it starts, beyond its cut-off: saving its outcome.
+SAVE_MARGIN_S = 3.0
+# How long `stop` waits for the outcomes in memory to be saved, after the sends in flight are done.
+STOP_FLUSH_S = 5.0
 
 
 class DeliveryWorker:
@@ -65,15 +96,22 @@ class DeliveryWorker:
         retry: RetryPlan | None = None,
         concurrency: int = 32,
         batch: int = 200,
-        lease: timedelta = timedelta(minutes=5),
+        send_timeout_s: float = 15.0,
+        lease: timedelta = timedelta(seconds=30),
         idle_poll_s: float = 1.0,
         rng: random.Random | None = None,
+        writer: OutcomeWriter | None = None,
     ) -> None:
+        if lease.total_seconds() < send_timeout_s + LEASE_MARGIN_S:
+            raise ValueError(f"the delivery lease ({lease.total_seconds():.0f}s) must outlive a send in flight: "
+                             f"at least the send timeout ({send_timeout_s:.0f}s) plus {LEASE_MARGIN_S:.0f}s")
         self.store, self.sender, self.publisher, self.metrics = store, sender, publisher, metrics
         self.clock, self.signer, self.public_url = clock, signer, public_url.rstrip("/")
         self.retry = retry or RetryPlan()
         self.batch, self.lease, self.idle_poll_s = batch, lease, idle_poll_s
+        self.concurrency, self.send_timeout_s = concurrency, send_timeout_s
         self.rng = rng or random.Random()
+        self.writer = writer or OutcomeWriter(store.save_many)
         self._sending = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -83,34 +121,41 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run_once(self) -> int:
-        """Handle every delivery due now (one batch); return how many were handled."""
+        """Handle one round of deliveries due now; return how many were claimed.
+
+        Returns once every outcome of the round is saved and published (so the next round, and a test,
+        sees them)."""
+        if self._stopping:
+            return 0
         now = self.clock()
-        due = await self.store.claim_due(now, self.batch, self.lease)
+        # No more rows than can be sent at once: each starts its send right away, so the lease only has
+        # to outlive one send, not a queue of them.
+        due = await self.store.claim_due(now, min(self.batch, self.concurrency), self.lease)
         if not due:
             return 0
-        members, channels, urls, sent = await self.store.load_batch(
-            {d.member_id for d in due}, now - timedelta(hours=27))
-        # Sends today per member, counted here once and then kept up to date within the batch.
+        ctx = await self.store.load_batch({d.member_id for d in due}, now - timedelta(hours=27))
+        # Sends today per member, counted here once and then kept up to date within the round.
         sent_today = {
-            m: sum(t >= local_day_start(now, r.zone) for t in sent.get(m, [])) for m, r in members.items()
+            m: sum(t >= local_day_start(now, r.zone) for t in ctx.sent.get(m, [])) for m, r in ctx.members.items()
         }
-        batch = _Batch(members, channels, urls, sent_today)
-        await asyncio.gather(*(self._guarded(d, batch) for d in due))
-        await self._write(batch.writes)
+        batch = _Batch(ctx, sent_today)
+        try:
+            await asyncio.gather(*(self._guarded(d, batch) for d in due))
+        finally:
+            if batch.released:
+                await self._release(batch.released)
+        await self.writer.flush()
         return len(due)
 
-    async def _write(self, writes: list[Write]) -> None:
-        """Save a round's rows in one statement; then, for the rows really saved (not suppressed or erased
-        meanwhile), count and publish their outcomes together."""
-        if not writes:
-            return
+    async def _release(self, rows: list[Delivery]) -> None:
         try:
-            saved = await self.store.save_many([d for d, _ in writes])
-        except Exception:
-            log.exception("could not save %d deliveries; they will be retried after their lease", len(writes))
-            return
-        announce = [after() for d, after in writes if after is not None and d.notification_id in saved]
-        await asyncio.gather(*announce)
+            await self.store.release(rows)
+        except Exception as exc:  # noqa: BLE001 - they come back after their lease instead
+            log.warning("could not give back %d unsent deliveries (%s); they are retried after their lease",
+                        len(rows), type(exc).__name__)
+
+    def _record(self, write: Write) -> None:
+        self.writer.put(write)
 
     async def drain(self, limit: int = 100) -> int:
         """Run until nothing is due now (tests and benchmarks)."""
@@ -125,14 +170,27 @@ class DeliveryWorker:
     async def _guarded(self, delivery: Delivery, batch: _Batch) -> None:
         try:
             await self._process(delivery, batch)
-        except Exception:
-            log.exception("delivery %s failed unexpectedly; it will be retried after its lease",
-                          delivery.notification_id, extra={"notification_id": str(delivery.notification_id)})
+        except Exception as exc:
+            ids = {"notification_id": str(delivery.notification_id)}
+            if delivery.notification_id in batch.sending:  # it may have gone out: leave it to its lease
+                log.exception("delivery %s failed after its send; it is retried after its lease",
+                              delivery.notification_id, extra=ids)
+                return
+            # Failed before anything was sent (a message that cannot be rendered, say): a waiting failure, so
+            # it is retried on a schedule and given up in the end, not re-tried every lease for ever.
+            log.exception("delivery %s could not be prepared", delivery.notification_id, extra=ids)
+            self._record(self._wait_for_route(
+                delivery, self.clock(), "internal_error",
+                f"the notifier could not prepare this message ({type(exc).__name__})"))
 
     async def _process(self, d: Delivery, batch: _Batch) -> None:
         now = self.clock()
-        recipient = batch.members.get(d.member_id)
-        channels = batch.channels.get(d.member_id, [])
+        ctx = batch.ctx
+        if d.member_id in ctx.broken_members:
+            self._record(self._wait_for_route(d, now, "member_unreadable", ctx.broken_members[d.member_id]))
+            return
+        recipient = ctx.members.get(d.member_id)
+        channels = ctx.channels.get(d.member_id, [])
         routes = route(recipient, channels, category=d.category, purpose=d.purpose) if recipient else []
         decision = decide(now=now, recipient=recipient, routes=routes, channel_index=d.channel_index,
                           expires_at=d.expires_at, sent_today=batch.sent_today.get(d.member_id, 0))
@@ -142,27 +200,49 @@ class DeliveryWorker:
             async def dropped(reason: str = decision.reason) -> None:
                 self.metrics.dropped.labels(reason).inc()
                 await self._publish(d, NotificationDropped(**self._outcome(d), reason=reason))
-            batch.writes.append((d, dropped))
+            self._record((d, dropped))
             return
         if decision.action is Action.DEFER:
             d.status, d.reason, d.next_attempt_at = "deferred", decision.reason, decision.at
 
             async def deferred(reason: str = decision.reason) -> None:
                 self.metrics.deferred.labels(reason).inc()
-            batch.writes.append((d, deferred))
+            self._record((d, deferred))
             return
         if decision.action is Action.RETRY:
-            batch.writes.append(self._wait_for_route(d, now, decision.reason))
+            self._record(self._wait_for_route(d, now, decision.reason))
             return
         assert decision.channel is not None
-        # Counted before the first await, so later rows of this batch for the same member see it.
+        channel = decision.channel
+        if self._stopping or not self._lease_covers_a_send(d):
+            batch.released.append(d)  # not sent: back to the store for whoever runs next
+            return
+        # Counted before the first await, so later rows of this round for the same member see it.
         batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
-        batch.writes.append(
-            await self._attempt(d, recipient, decision.channel, routes, batch.urls.get(decision.channel.channel_id)))
+        broken = ctx.broken_channels.get(channel.channel_id)
+        self._record(await self._attempt(d, recipient, channel, routes, ctx.urls.get(channel.channel_id), broken,
+                                         batch.sending))
 
-    def _wait_for_route(self, d: Delivery, now: datetime, reason: str) -> Write:
+    def _lease_covers_a_send(self, d: Delivery) -> bool:
+        """A send may start only if the row stays ours until the send has surely ended and been saved."""
+        if d.claimed_until is None:
+            return True  # not claimed through the store (a caller handing rows in directly)
+        needed = timedelta(seconds=self.send_timeout_s + CUTOFF_GRACE_S + SAVE_MARGIN_S)
+        return self.clock() + needed <= d.claimed_until
+
+    async def _send(self, url: str, message: Any, kind: ChannelKind) -> SendResult:
+        """The sender, cut off shortly after the send timeout whatever it does: a stop and the lease rely on
+        that bound. (The sender's own timeout covers the network part only, and says so first.)"""
+        cutoff = self.send_timeout_s + CUTOFF_GRACE_S
+        try:
+            return await asyncio.wait_for(self.sender.send(url, message), cutoff)
+        except TimeoutError:
+            return SendResult(False, f"{kind} delivery timed out after {cutoff:g}s; it may still arrive",
+                              unknown=True)
+
+    def _wait_for_route(self, d: Delivery, now: datetime, reason: str, error: str | None = None) -> Write:
         d.total_attempts += 1
-        d.last_error = WAITING_ERRORS.get(reason, reason)
+        d.last_error = error or WAITING_ERRORS.get(reason, reason)
         if d.total_attempts >= self.retry.max_waiting_attempts:
             d.status, d.reason, d.next_attempt_at = "dead", reason, None
 
@@ -180,22 +260,25 @@ class DeliveryWorker:
         return d, waiting
 
     async def _attempt(self, d: Delivery, recipient: Recipient | None, channel: ChannelRef,
-                       routes: list[ChannelRef], url: str | None) -> Write:
+                       routes: list[ChannelRef], url: str | None, broken: str | None,
+                       sending: set[UUID]) -> Write:
         kind = channel.kind
-        message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
-                         link=self._link(d))
-        if url is None:  # deleted between claim and send
-            result_ok, error = False, f"{kind} channel was removed"
+        if broken is not None:  # e.g. undecryptable with the current keys: nothing is sent
+            result = SendResult(False, broken, broken=True)
+        elif url is None:  # deleted between claim and send
+            result = SendResult(False, f"{kind} channel was removed")
         else:
+            message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
+                             link=self._link(d))
+            sending.add(d.notification_id)
             async with self._sending:
-                result = await self.sender.send(url, message)
-            result_ok, error = result.ok, result.error
+                result = await self._send(url, message, kind)
+            self.metrics.attempts.labels(kind.value).inc()
         now = self.clock()
         d.attempt += 1
         d.total_attempts += 1
         d.channel_kind = kind.value
-        self.metrics.attempts.labels(kind.value).inc()
-        if result_ok:
+        if result.ok:
             d.status, d.reason, d.sent_at, d.next_attempt_at, d.last_error = "sent", None, now, None, None
 
             async def sent() -> None:
@@ -206,7 +289,11 @@ class DeliveryWorker:
                 await self._publish(d, NotificationSent(**self._outcome(d), delivered_at=now,
                                                         latency_seconds=latency))
             return d, sent
-        d.last_error = error[:500] or f"{kind} delivery failed"
+        d.last_error = result.error[:500] or f"{kind} delivery failed"
+        if result.unknown:
+            return self._unknown(d, kind, now, routes)
+        if result.broken:
+            return self._broken(d, kind, now, routes)
         plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
                              policy=self.retry, rng=self.rng)
         if plan.dead:
@@ -227,6 +314,48 @@ class DeliveryWorker:
             await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
                                                       next_attempt_at=d.next_attempt_at))
         return d, failed
+
+    def _unknown(self, d: Delivery, kind: ChannelKind, now: datetime, routes: list[ChannelRef]) -> Write:
+        d.unknown_sends += 1
+        self.metrics.deliveries.labels(kind.value, "unknown").inc()
+        plan = after_unknown(now=now, unknown_sends=d.unknown_sends, channel_index=d.channel_index,
+                             attempt=d.attempt, channels=len(routes), policy=self.retry)
+        if plan.dead:
+            d.status, d.reason, d.next_attempt_at = "unknown", "outcome_unknown", None
+
+            async def given_up() -> None:
+                self.metrics.dead_lettered.labels("outcome_unknown").inc()
+                await self._publish(d, NotificationDeadLettered(
+                    **self._outcome(d),
+                    reason=f"outcome unknown: {d.unknown_sends} send(s) timed out and may have arrived; not tried "
+                           f"again. Last: {d.last_error}"[:500]))
+            return d, given_up
+        d.status, d.reason = "failed", "outcome_unknown"
+        d.channel_index, d.attempt, d.next_attempt_at = plan.channel_index, plan.attempt, plan.next_attempt_at
+
+        async def retry_later() -> None:
+            await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
+                                                      next_attempt_at=d.next_attempt_at))
+        return d, retry_later
+
+    def _broken(self, d: Delivery, kind: ChannelKind, now: datetime, routes: list[ChannelRef]) -> Write:
+        self.metrics.deliveries.labels(kind.value, "broken").inc()
+        plan = after_broken(now=now, channel_index=d.channel_index, attempt=d.attempt, channels=len(routes))
+        if plan.dead:
+            d.status, d.reason, d.next_attempt_at = "dead", "channel_broken", None
+
+            async def dead() -> None:
+                self.metrics.dead_lettered.labels("channel_broken").inc()
+                await self._publish(d, NotificationDeadLettered(
+                    **self._outcome(d), reason=f"{d.last_error}; no other channel to try"[:500]))
+            return d, dead
+        d.status, d.reason = "failed", "channel_broken"
+        d.channel_index, d.attempt, d.next_attempt_at = plan.channel_index, plan.attempt, plan.next_attempt_at
+
+        async def next_channel() -> None:
+            await self._publish(d, NotificationFailed(**self._outcome(d), error=d.last_error,
+                                                      next_attempt_at=d.next_attempt_at))
+        return d, next_channel
 
     def _link(self, d: Delivery) -> str | None:
         if self.signer is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
@@ -262,20 +391,28 @@ class DeliveryWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="notifier-delivery")
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Let the round in progress finish (its messages are sent: their rows must be saved, or they would
-        go out again after the lease); cancel it only if it takes longer than `grace_s`."""
-        if self._task is not None:
-            self._stopping = True
-            self._wake.set()
-            try:
-                await asyncio.wait_for(self._task, grace_s)
-            except TimeoutError:
-                log.warning("the delivery round did not finish within %.0fs; its rows are retried after their lease",
-                            grace_s)
-            finally:
-                self._task = None
-                self._stopping = False
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming at once; rows claimed but not yet sent are given back; the sends in flight are
+        waited for (each is cut off at the send timeout, so by default the wait is that plus a margin) and
+        their outcomes saved. Only a round still running after `grace_s` is cancelled: its sends' rows
+        then come back after their lease."""
+        grace = self.send_timeout_s + CUTOFF_GRACE_S + SAVE_MARGIN_S if grace_s is None else grace_s
+        self._stopping = True
+        self._wake.set()
+        try:
+            if self._task is not None:
+                try:
+                    await asyncio.wait_for(self._task, grace)
+                except TimeoutError:
+                    log.warning("the delivery round did not finish within %.0fs; its unsaved rows are retried "
+                                "after their lease", grace)
+            lost = await self.writer.close(STOP_FLUSH_S)
+            if lost:
+                log.error("%d delivery outcomes could not be saved before stopping; those messages go out "
+                          "again after their lease", lost)
+        finally:
+            self._task = None
+            self._stopping = False
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -307,14 +444,9 @@ def template_label(d: Delivery) -> str:
 PURPOSES = frozenset(p.value for p in Purpose)
 
 
-# A row to save, and what to do (count, publish its outcome) once it is really saved.
-Write = tuple[Delivery, Callable[[], Awaitable[None]] | None]
-
-
 @dataclass
 class _Batch:
-    members: dict[UUID, Recipient]
-    channels: dict[UUID, list[ChannelRef]]
-    urls: dict[UUID, str]
+    ctx: RoundContext
     sent_today: dict[UUID, int]
-    writes: list[Write] = field(default_factory=list)
+    released: list[Delivery] = field(default_factory=list)
+    sending: set[UUID] = field(default_factory=set)  # sends started: their rows are never re-recorded

@@ -14,8 +14,18 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class SendResult:
+    """What one send did. `error` is short, human, and never contains the channel URL.
+
+    - ok: the gateway accepted the message.
+    - unknown: the send timed out after the request may have left; the message may still arrive.
+    - broken: this channel cannot work as stored (its URL no longer loads); retrying it cannot help.
+    - otherwise: a definite failure (refused, connection not made, gateway error); retried per plan.
+    """
+
     ok: bool
-    error: str = ""  # short, human, never containing the channel URL
+    error: str = ""
+    unknown: bool = False
+    broken: bool = False
 
 
 class Sender(Protocol):

@@ -414,6 +414,8 @@ class RetryPlan:
     attempts_per_channel: int = 8
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=20.0, max_s=900.0))
     max_waiting_attempts: int = 12  # unknown member / no channel yet: keep trying for a while, then give up
+    unknown_retry_delay: timedelta = timedelta(minutes=2)  # see `after_unknown`
+    unknown_retries: int = 1  # see `after_unknown`
 
 
 @dataclass(frozen=True)
@@ -430,6 +432,45 @@ def after_failure(*, now: datetime, attempt: int, channel_index: int, channels: 
     if attempt < policy.attempts_per_channel:
         delay = policy.backoff.delay(attempt, rng)
         return AfterFailure(False, channel_index, attempt, now + timedelta(seconds=delay))
+    if channel_index + 1 < channels:
+        return AfterFailure(False, channel_index + 1, 0, now)
+    return AfterFailure(True, channel_index, attempt, None)
+
+
+def after_unknown(*, now: datetime, unknown_sends: int, channel_index: int, attempt: int, channels: int,
+                  policy: RetryPlan) -> AfterFailure:
+    """What follows a send whose outcome is unknown (it timed out after the request may have left).
+
+    The policy, and why:
+    - Never retried on the ordinary failure schedule (20 s later, up to 8 times): a gateway that is
+      slow, not dead, delivers most of those messages late, and each retry would be one more copy on
+      the person's phone. That is what doubled reminders.
+    - Not given up at once either: a timeout can also mean the message never left, and a reminder
+      that never arrives breaks the promise as surely as one that arrives twice.
+    - So an unknown outcome is retried `policy.unknown_retries` times (default once) per delivery,
+      after `policy.unknown_retry_delay` (default 2 minutes): long enough for a late push to land and
+      for the person to act on it (a check-in made meanwhile suppresses the retry, as for any pending
+      reminder), short enough to still be on time for a ritual.
+    - The retry goes to the member's next channel if there is one (another medium: a copy by email
+      after a push that did arrive is less intrusive than the same push twice, and it avoids the gateway
+      that just hung), else to the same channel.
+    - One unknown outcome too many (`unknown_sends` counts this one) ends the delivery with status
+      `unknown`: no more tries, published as NotificationDeadLettered with a reason saying so.
+    So a delivery reaches a person at most `1 + unknown_retries` times, and only when a gateway
+    timed out yet delivered.
+    """
+    if unknown_sends > policy.unknown_retries:
+        return AfterFailure(True, channel_index, attempt, None)
+    at = now + policy.unknown_retry_delay
+    if channel_index + 1 < channels:
+        return AfterFailure(False, channel_index + 1, 0, at)
+    return AfterFailure(False, channel_index, attempt, at)
+
+
+def after_broken(*, now: datetime, channel_index: int, attempt: int, channels: int) -> AfterFailure:
+    """A channel that cannot work as stored (undecryptable with the current keys, a URL that no longer
+    loads): no retry can fix it, so the next channel is tried at once; with none left, the delivery is
+    dead. Only this member's delivery is affected; the operator sees why in the outcome's reason."""
     if channel_index + 1 < channels:
         return AfterFailure(False, channel_index + 1, 0, now)
     return AfterFailure(True, channel_index, attempt, None)

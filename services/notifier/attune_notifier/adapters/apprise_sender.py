@@ -5,19 +5,34 @@ payloads (Vonage's includes the API secret) and plugin errors quoting tokens; ur
 paths, where some services put tokens. So below WARNING those records are dropped, and at WARNING
 and above their text is replaced by where they came from. The guard sits on the emitting loggers,
 so it holds whatever handlers the process (or a test) installs.
+
+Sends in flight: Apprise 2.3.0 runs every send, `async_notify` included, on one module-level thread pool
+(`apprise.apprise.get_shared_executor`), created on first use with Python's default size (CPUs + 4: six
+threads on two cores) and no setting. Whatever DELIVERY_CONCURRENCY says, no more than six sends were
+then in flight; the rest queued inside Apprise, eating their send timeout. `size_apprise_pool` replaces
+that pool once, at start-up, with one sized to the delivery concurrency (see its docstring).
+
+Timeouts and unknown outcomes: a send cut off by our timeout may still arrive (the request may have
+left), so it is reported as unknown, never as a plain failure. Each plugin's socket read timeout (four
+seconds by default, reported by Apprise as an ordinary failure) is raised above our send timeout, so
+a gateway that is slow to answer trips our timeout (unknown) rather than a plugin's (failure, retried at
+once). A connection that cannot be made (refused, connect timeout) is still a plain failure: nothing left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import copy
 import logging
 import re
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from apprise import Apprise, AppriseAsset, NotifyFormat
+from apprise.result import AppriseResultStatus
 from attune_contracts.messages import ChannelKind
 
 from ..ports import SendResult
@@ -58,6 +73,35 @@ def install_log_guard() -> None:
             logger.addFilter(_GUARD)
 
 
+# How far a plugin's socket read timeout is set beyond our send timeout (see the module docstring).
+READ_TIMEOUT_HEADROOM_S = 5.0
+
+
+def size_apprise_pool(max_in_flight: int) -> int:
+    """Give Apprise's shared send pool at least 2 x `max_in_flight` threads; return its size.
+
+    Twice the concurrency because a send we stopped waiting for (timed out) keeps its thread until the
+    plugin's read timeout, a few seconds later, while the delivery loop already runs the next send in its
+    place. Threads are started only when needed, so a large bound costs nothing at rest. Apprise has no
+    setting for this: the module global behind `get_shared_executor()` is replaced under Apprise's own lock,
+    once, and only if the existing pool is smaller; sends already on the old pool finish on its threads
+    (it is shut down without waiting). Apprise looks the pool up on every send, so every later send uses
+    the new one.
+    """
+    import apprise.apprise as core
+
+    workers = 2 * max_in_flight
+    with core._shared_executor_lock:
+        old = core._shared_executor
+        size = getattr(old, "_max_workers", 0)
+        if old is not None and size >= workers:
+            return size
+        core._shared_executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apprise-send")
+    if old is not None:
+        old.shutdown(wait=False)
+    return workers
+
+
 class ChannelRejected(ValueError):
     """Why a channel URL was refused; the message never contains the URL or any part of it but its scheme."""
 
@@ -81,6 +125,12 @@ def validate_channel_url(url: str) -> ChannelKind:
         raise ChannelRejected(f"the channel URL is longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() for ch in url.strip()) or url != url.strip():
         raise ChannelRejected("the channel URL contains spaces or line breaks")
+    if any(unicodedata.category(ch) == "Cc" for ch in url):
+        raise ChannelRejected("the channel URL contains a control character (such as NUL); percent-encode it "
+                              "if the service really needs it")
+    if any(unicodedata.category(ch) in ("Cs", "Cn", "Co", "Cf") for ch in url):
+        raise ChannelRejected("the channel URL contains characters that are invalid or invisible "
+                              "(lone surrogates, unassigned, private-use or formatting characters)")
     match = _SCHEMA.match(url)
     if not match:
         raise ChannelRejected("not an Apprise URL: it must start with a service scheme such as ntfy://, "
@@ -113,7 +163,8 @@ class AppriseSender:
     daily cap pace deliveries, and Apprise's per-instance throttle would otherwise park a worker thread.
     """
 
-    timeout_s: float = 30.0
+    timeout_s: float = 15.0
+    max_in_flight: int | None = None  # the delivery concurrency: sizes Apprise's send pool (size_apprise_pool)
     cache_size: int = 4096
     _plugins: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)
     # Idle, empty Apprise objects: making one looks up its locale's translation files on disk (a few stat
@@ -123,6 +174,13 @@ class AppriseSender:
     def __post_init__(self) -> None:
         install_log_guard()
         self._asset = AppriseAsset(secure_logging=True)
+        # Apprise imports its ~130 plugin modules on first use (4 s on a busy two-core machine): done here, at
+        # start-up, so it is not charged to the first round's sends (whose timeout would call them unknown).
+        from apprise.manager_plugins import NotificationManager
+
+        _ = "json" in NotificationManager()
+        if self.max_in_flight is not None:
+            size_apprise_pool(self.max_in_flight)
 
     async def _plugin(self, url: str) -> Any | None:
         plugin = self._plugins.get(url)
@@ -131,6 +189,8 @@ class AppriseSender:
             plugin = await asyncio.to_thread(Apprise.instantiate, url, asset=self._asset)
             if plugin is None:
                 return None
+            if hasattr(plugin, "socket_read_timeout"):
+                plugin.socket_read_timeout = self.timeout_s + READ_TIMEOUT_HEADROOM_S
             self._plugins[url] = plugin
             if len(self._plugins) > self.cache_size:
                 self._plugins.popitem(last=False)
@@ -146,8 +206,8 @@ class AppriseSender:
 
     async def send(self, url: str, message: Rendered) -> SendResult:
         plugin = await self._plugin(url)
-        if plugin is None:
-            return SendResult(False, f"{message.kind} channel could not be loaded")
+        if plugin is None:  # stored before Apprise stopped accepting it, say: retrying it cannot help
+            return SendResult(False, f"{message.kind} channel could not be loaded by Apprise", broken=True)
         notifier = self._idle.pop() if self._idle else Apprise(asset=self._asset)
         notifier.add(plugin)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
@@ -160,12 +220,17 @@ class AppriseSender:
                 self.timeout_s,
             )
         except TimeoutError:  # the abandoned send may still hold this Apprise object: not reused
-            return SendResult(False, f"{message.kind} delivery timed out after {self.timeout_s:.0f}s")
+            return SendResult(False, f"{message.kind} delivery timed out after {self.timeout_s:g}s; it may still "
+                                     f"arrive", unknown=True)
         except Exception as exc:  # noqa: BLE001 - Apprise should not raise; if it does, it is a failed attempt
             return SendResult(False, f"{message.kind} delivery raised {type(exc).__name__}")
         notifier.clear()
         self._idle.append(notifier)
         if result is None or not result:
-            status = getattr(getattr(result, "status", None), "name", "no result")
-            return SendResult(False, f"{message.kind} delivery failed ({str(status).lower()})")
+            status = getattr(result, "status", None)
+            if status == AppriseResultStatus.TIMEOUT:  # Apprise stopped waiting; the send may still land
+                return SendResult(False, f"{message.kind} delivery timed out in Apprise; it may still arrive",
+                                  unknown=True)
+            name = getattr(status, "name", "no result")
+            return SendResult(False, f"{message.kind} delivery failed ({str(name).lower()})")
         return SendResult(True)

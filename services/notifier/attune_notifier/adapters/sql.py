@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -60,8 +61,21 @@ class ChannelCipher:
     def decrypt(self, token: bytes) -> str:
         try:
             return self._fernet.decrypt(token).decode()
-        except InvalidToken:
-            raise ValueError("a channel could not be decrypted with the configured keys") from None
+        except (InvalidToken, UnicodeDecodeError):
+            raise ValueError("its stored URL could not be decrypted with the configured channel keys "
+                             "(was the key that encrypted it retired?)") from None
+
+
+@dataclass
+class RoundContext:
+    """What a delivery round knows about its members: preferences, channels (decrypted), recent sends."""
+
+    members: dict[UUID, Recipient]
+    channels: dict[UUID, list[ChannelRef]]
+    urls: dict[UUID, str]
+    sent: dict[UUID, list[datetime]]
+    broken_members: dict[UUID, str] = field(default_factory=dict)  # why, never a secret
+    broken_channels: dict[UUID, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +105,7 @@ class Delivery:
     channel_kind: str | None
     last_error: str | None
     sent_at: datetime | None
+    unknown_sends: int = 0
 
     @classmethod
     def of(cls, row: Any) -> Delivery:
@@ -129,7 +144,7 @@ _INSERT_MANY = text(
 _SAVED_TYPES = {
     "status": "text", "reason": "text", "channel_index": "integer", "attempt": "integer",
     "total_attempts": "integer", "next_attempt_at": "timestamptz", "channel_kind": "text", "last_error": "text",
-    "sent_at": "timestamptz",
+    "sent_at": "timestamptz", "unknown_sends": "integer",
 }
 # A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone.
 _SAVE_MANY = text(
@@ -183,7 +198,11 @@ class SqlStore:
     # ---- members --------------------------------------------------------------------------------
 
     async def upsert_member(self, household_id: UUID, fact: MemberUpserted, now: datetime) -> None:
-        values = {"household_id": household_id, "display_name": fact.display_name, "role": fact.role.value,
+        """Store what the scheduler says about a member. The name is only ever shown in messages, so control
+        characters (a NUL, which PostgreSQL text cannot hold) are dropped from it rather than refusing the
+        fact, which would leave the member unreachable."""
+        name = "".join(ch for ch in fact.display_name if unicodedata.category(ch) != "Cc").strip() or "Someone"
+        values = {"household_id": household_id, "display_name": name, "role": fact.role.value,
                   "time_zone": fact.time_zone, "updated_at": now}
         stmt = self._insert(members).values(
             member_id=fact.member_id, discreet=False, daily_cap=12, categories={}, **values,
@@ -238,16 +257,17 @@ class SqlStore:
             )).all()
         return [ChannelRef(r.channel_id, ChannelKind(r.kind), r.position) for r in rows]
 
-    async def load_batch(self, member_ids: Iterable[UUID], sent_since: datetime) -> tuple[
-        dict[UUID, Recipient], dict[UUID, list[ChannelRef]], dict[UUID, str], dict[UUID, list[datetime]]
-    ]:
-        """Everything one delivery round needs about its members, read on one connection."""
+    async def load_batch(self, member_ids: Iterable[UUID], sent_since: datetime) -> RoundContext:
+        """Everything one delivery round needs about its members, read on one connection.
+
+        A member or channel that cannot be read (a channel undecryptable with the current keys, a stored
+        time zone that no longer exists) is reported in `broken_*`, never raised: it must fail that
+        member's deliveries only, not the round (which would fail again every lease, for everyone in it).
+        """
         ids = list(set(member_ids))
-        refs: dict[UUID, list[ChannelRef]] = {m: [] for m in ids}
-        sent: dict[UUID, list[datetime]] = {m: [] for m in ids}
-        urls: dict[UUID, str] = {}
+        ctx = RoundContext({}, {m: [] for m in ids}, {}, {m: [] for m in ids})
         if not ids:
-            return {}, refs, urls, sent
+            return ctx
         async with self.auto.connect() as conn:
             people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
             rows = (await conn.execute(
@@ -259,12 +279,28 @@ class SqlStore:
                 .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent",
                        deliveries.c.sent_at >= sent_since)
             )).all()
+        for r in people:
+            try:
+                recipient = _recipient(r)
+                recipient.zone  # noqa: B018 - a zone missing from tzdata fails here, not mid-round
+            except Exception as exc:  # noqa: BLE001 - bad stored data of one member
+                ctx.broken_members[r.member_id] = (
+                    f"the member's stored preferences could not be read ({type(exc).__name__})")
+                continue
+            ctx.members[r.member_id] = recipient
         for r in rows:
-            refs[r.member_id].append(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position))
-            urls[r.channel_id] = self.cipher.decrypt(r.secret)
+            try:
+                kind = ChannelKind(r.kind)
+            except ValueError:
+                continue  # an unknown kind is never routed to
+            ctx.channels[r.member_id].append(ChannelRef(r.channel_id, kind, r.position))
+            try:
+                ctx.urls[r.channel_id] = self.cipher.decrypt(r.secret)
+            except ValueError as exc:
+                ctx.broken_channels[r.channel_id] = f"{kind} channel {exc}"
         for r in times:
-            sent[r.member_id].append(r.sent_at)
-        return {r.member_id: _recipient(r) for r in people}, refs, urls, sent
+            ctx.sent[r.member_id].append(r.sent_at)
+        return ctx
 
     async def channel_url(self, channel_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
@@ -299,7 +335,7 @@ class SqlStore:
             "created_at": now, "expires_at": i.expires_at, "status": "pending", "reason": None,
             "channel_index": 0, "attempt": 0, "total_attempts": 0,
             "next_attempt_at": max(now, i.not_before), "claimed_until": None, "channel_kind": None,
-            "last_error": None, "sent_at": None,
+            "last_error": None, "sent_at": None, "unknown_sends": 0,
         } for i in intents]
         inserted: set[UUID] = set()
         async with self.auto.connect() as conn:
@@ -400,6 +436,16 @@ class SqlStore:
                 if result.rowcount > 0:
                     saved.add(d.notification_id)
             return saved
+
+    async def release(self, batch: Sequence[Delivery]) -> None:
+        """Give claimed rows back without an outcome (not sent: the worker is stopping, or their lease ran
+        short), so any instance can take them at once instead of after the lease. A row claimed again by
+        someone else meanwhile (its lease differs) is left alone."""
+        async with self.auto.connect() as conn:
+            for d in batch:
+                await conn.execute(update(deliveries).where(
+                    deliveries.c.notification_id == d.notification_id,
+                    deliveries.c.claimed_until == d.claimed_until).values(claimed_until=None))
 
     async def get_delivery(self, notification_id: UUID) -> Delivery | None:
         async with self.engine.connect() as conn:

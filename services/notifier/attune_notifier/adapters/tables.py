@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -16,10 +16,6 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-
-from attune_runtime.sql import UtcDateTime
-
-
 
 metadata = MetaData()
 
@@ -66,7 +62,7 @@ deliveries = Table(
     Column("occurred_at", UtcDateTime(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime()),
-    Column("status", String(12), nullable=False),  # pending deferred failed sent dead dropped
+    Column("status", String(12), nullable=False),  # pending deferred failed sent dead dropped unknown
     Column("reason", String(64)),
     Column("channel_index", Integer, nullable=False, default=0),
     Column("attempt", Integer, nullable=False, default=0),
@@ -76,6 +72,8 @@ deliveries = Table(
     Column("channel_kind", String(10)),
     Column("last_error", Text),
     Column("sent_at", UtcDateTime()),
+    # Sends whose outcome was unknown (timed out); bounds the copies a person can get (service.after_unknown).
+    Column("unknown_sends", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_notifier_deliveries_due", "status", "next_attempt_at"),
 )
 
