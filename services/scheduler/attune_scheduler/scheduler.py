@@ -289,6 +289,8 @@ class Scheduler:
             # publishes beside it.
             if relay_pass is not None and not relay_pass.done():
                 await asyncio.wait({relay_pass}, timeout=_RELEASE_WAIT_S)
+                if relay_pass.done() and not relay_pass.cancelled() and relay_pass.exception() is not None:
+                    log.warning("the relay pass in flight when the relay stopped failed: %s", relay_pass.exception())
             try:
                 await self.store.release_relay_shards()
             except Exception:  # the lock connection is dropped anyway, and PostgreSQL frees its locks
