@@ -433,11 +433,11 @@ def _shard_of(shards: int) -> Any:
     return sa.func.abs(sa.func.hashtext(sa.cast(outbox.c.household_id, sa.Text)) % shards)
 
 
-_HELD = sa.text(
+_TAKEN = (
     "SELECT objid::int8 AS shard FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " AND classid::int8 = :cls AND pid = :pid"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int8 = :cls"
 )
+_HELD = sa.text(_TAKEN + " AND pid = :pid")
 _PRESENCE = sa.text(
     "SELECT objid::int8 AS shards, count(DISTINCT pid) AS relays FROM pg_locks"
     " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
@@ -482,12 +482,15 @@ class ShardLeases:
                 await conn.execute(sa.text("SELECT pg_advisory_unlock(:cls, :s)"), {"cls": _SHARD_LOCK, "s": shard})
                 self.held.discard(shard)
             assert self.pid is not None
+            taken: set[int] = set()
+            if len(self.held) < fair:  # try only shards nobody holds, not every shard on every pass
+                taken = {r.shard for r in await conn.execute(sa.text(_TAKEN), {"cls": _SHARD_LOCK})}
             start = self.pid % self.shards  # instances start their search at different shards
             for step in range(self.shards):
                 if len(self.held) >= fair:
                     break
                 shard = (start + step) % self.shards
-                if shard not in self.held and (await conn.execute(
+                if shard not in self.held and shard not in taken and (await conn.execute(
                     sa.text("SELECT pg_try_advisory_lock(:cls, :s)"), {"cls": _SHARD_LOCK, "s": shard}
                 )).scalar_one():
                     self.held.add(shard)
