@@ -4,17 +4,21 @@ order, and a dead instance's shards are taken over within seconds."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from attune_runtime.testing import eventually
 from attune_scheduler.adapters.sql import ShardLost, SqlStore
 from attune_scheduler.adapters.tables import outbox
-from attune_scheduler.clock import FakeClock
+from attune_scheduler.clock import FakeClock, SystemClock
 from attune_scheduler.ports import OutboxRow
 from attune_scheduler.scheduler import Scheduler
 
@@ -22,6 +26,7 @@ from .helpers import RecordingSink, make_scheduler
 
 pytestmark = [pytest.mark.integration]
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2027, 3, 13, 19, 0, tzinfo=UTC)
 SHARDS = 8
 
@@ -50,12 +55,14 @@ async def stores(pg_url: str) -> AsyncIterator[list[SqlStore]]:
             await s.close()
 
 
-async def fill_outbox(store: SqlStore, households: int, per_household: int) -> list[uuid.UUID]:
+async def fill_outbox(
+    store: SqlStore, households: int, per_household: int, publish_at: datetime = NOW - timedelta(seconds=1)
+) -> list[uuid.UUID]:
     """Rows due now, the households' events interleaved (as a burst writes them)."""
     ids = [uuid.uuid4() for _ in range(households)]
     rows = [
         {"event_id": uuid.uuid4(), "household_id": h, "topic": "attune.occurrences.v1", "event_type": "test.event",
-         "body": "{}", "headers": {}, "created_at": NOW, "publish_at": NOW - timedelta(seconds=1)}
+         "body": "{}", "headers": {}, "created_at": NOW, "publish_at": publish_at}
         for _ in range(per_household) for h in ids
     ]
     async with store.engine.begin() as conn:
@@ -182,3 +189,66 @@ async def test_a_relay_whose_lock_connection_dies_publishes_nothing_more_from_th
         pass
     assert len(sink.rows) == 20 and sink.duplicates() == {}
     assert_each_household_in_id_order(sink.rows)
+
+
+async def test_an_instance_killed_with_sigkill_has_its_shards_taken_over_within_seconds(
+    stores: list[SqlStore], pg_url: str, tmp_path: Path
+) -> None:
+    """A relay in its own process, killed -9 mid-burst: its connections die with it, PostgreSQL drops its locks,
+    and the instance left takes every shard within seconds. Nothing is lost; the only repeats are the killed
+    instance's batches in flight (acknowledged, not yet deleted: at least once, same event ids), and each
+    household's events still arrive in order (counting first copies, as the consumers dedupe)."""
+    out = tmp_path / "killed.txt"
+    process = _relay_process(pg_url, out)
+    sink = SlowSink(0.01)
+    survivor = make_scheduler(stores[1], SystemClock(), sink, relay_batch_size=20, relay_poll_s=0.1)
+    try:
+        assert process.stdout is not None
+        assert (await asyncio.to_thread(process.stdout.readline)).strip() == "ready"
+        survivor.start()
+        await eventually(lambda: _relays_present(stores[1], 2), timeout=10, interval=0.05)
+        await eventually(lambda: bool(stores[1]._leases and len(stores[1]._leases.held) == SHARDS // 2),
+                         timeout=10, interval=0.05)
+        await fill_outbox(stores[0], 200, 10, publish_at=datetime.now(UTC) - timedelta(seconds=1))
+        await eventually(lambda: out.exists() and len(out.read_text().splitlines()) > 100, timeout=30, interval=0.01)
+        process.send_signal(signal.SIGKILL)
+        killed_at = asyncio.get_running_loop().time()
+        await asyncio.to_thread(process.wait, 10)
+        await eventually(lambda: _holds_all(stores[1]), timeout=5, interval=0.05)
+        took_over_in = asyncio.get_running_loop().time() - killed_at
+        await eventually(lambda: _drained(stores[1]), timeout=60, interval=0.1)
+        await asyncio.sleep(0.3)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        await survivor.stop()
+    assert took_over_in < 5
+    killed_rows = [line.split() for line in out.read_text().splitlines()]
+    published = [OutboxRow(int(i), uuid.UUID(e), "", b"", b"", {}, "", None, None, uuid.UUID(h))
+                 for e, h, i in killed_rows] + list(sink.rows)
+    assert 0 < len(killed_rows) < 2000, "the kill should land in the middle of the burst"
+    assert len({r.event_id for r in published}) == 2000, "an event was lost"
+    repeats = len(published) - 2000
+    print(f"killed instance sent {len(killed_rows)}, survivor {len(sink.rows)}, repeats {repeats}, "
+          f"takeover {took_over_in:.2f} s")
+    assert repeats <= 2 * 20, f"{repeats} repeats: more than the killed instance's batches in flight"
+    assert_each_household_in_id_order(published)
+
+
+def _relay_process(pg_url: str, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.scheduler.relay_runner", pg_url, str(SHARDS), str(out), "0.05"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+async def _relays_present(store: SqlStore, n: int) -> bool:
+    async with store.engine.connect() as conn:
+        return (await conn.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid::int8 = 810103 AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ))).scalar_one() == n
+
+
+async def _drained(store: SqlStore) -> bool:
+    return await store.outbox_backlog() == 0
