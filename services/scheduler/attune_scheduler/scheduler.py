@@ -12,6 +12,11 @@ For a burst (100,000 rituals due in the same minute) the relay does as little as
 rows written ahead are read into memory shortly before (`read_ahead`), so at the instant a batch costs its
 claim (locking and deleting its rows) and the producer's work; the next batch is claimed while the broker
 acknowledges the last one.
+
+Several instances split the publishing by shard (adapters/sql.py: `ShardLeases`): each relay pass first takes
+its fair share of the shards (free ones up to ceil(shards / relays), giving back any surplus), then publishes
+only their rows. A relay that stops or is cancelled gives its shards back once its pass in flight has ended;
+one that dies loses them with its connection, and the others take them within a poll (`relay_poll_s`).
 """
 
 from __future__ import annotations

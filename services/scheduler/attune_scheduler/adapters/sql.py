@@ -5,6 +5,13 @@ publishes outbox rows afterwards. Due rituals are claimed with FOR UPDATE SKIP L
 so several instances never fire the same occurrence; SQLite (one instance) serialises writers instead.
 The pure work inside a transaction (`decide` for a command, `wake` for a claimed batch) runs in a worker
 thread, so the event loop, and with it the Kafka consumer's heartbeat, never waits for it.
+
+The relay is sharded (PostgreSQL): a row's shard is abs(hashtext(household_id) % N), N =
+ATTUNE_SCHEDULER_RELAY_SHARDS, worked out by the database, so the row layout is unchanged and all of a
+household's rows share one shard. Each shard is published by the one instance holding its session advisory
+lock (`ShardLeases`), in id order, so N instances publish side by side and each household's events keep their
+order; a dead instance's connection closes, its locks go with it, and the others take its shards at their
+next poll. SQLite has one process and one relay: every shard, no locks.
 """
 
 from __future__ import annotations
