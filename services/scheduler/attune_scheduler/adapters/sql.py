@@ -343,8 +343,9 @@ class SqlStore:
                     if not shards:
                         yield []
                         return
-                    query = query.where(_shard_of(self.relay_shard_count) == sa.any_(
-                        sa.bindparam("shards", sorted(shards), type_=ARRAY(sa.Integer))))
+                    if len(shards) < self.relay_shard_count:  # holding them all (one instance): no filter
+                        query = query.where(_shard_of(self.relay_shard_count) == sa.any_(
+                            sa.bindparam("shards", sorted(shards), type_=ARRAY(sa.Integer))))
                 if after is not None:
                     query = query.where(outbox.c.id > after)
                 query = query.order_by(outbox.c.id).limit(limit).with_for_update()
