@@ -49,7 +49,7 @@ def build_app(
     """The scheduler as an ASGI app: Kafka consumer, firing loop, relay, /healthz /readyz /metrics."""
     registry = registry or CollectorRegistry()
     clock = clock or SystemClock()
-    store = store or SqlStore.from_url(settings.database_url)
+    store = store or SqlStore.from_url(settings.database_url, relay_shards=settings.relay_shards)
     kafka_sink: KafkaSink | None = None
     if sink is None:
         kafka_sink = KafkaSink(kafka_client_options(settings), client_id=f"attune-{SERVICE}-relay")

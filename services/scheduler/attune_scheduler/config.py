@@ -24,6 +24,11 @@ class SchedulerSettings(ServiceSettings):
         default=2, ge=1, le=8,
         description="relay batches in flight at once (PostgreSQL): the next is claimed while the last is acknowledged",
     )
+    relay_shards: int = Field(
+        default=16, ge=1, le=1024,
+        description="relay shards (PostgreSQL): each household's events belong to one, and each shard is published by"
+        " one instance at a time; the same on every instance. More shards than instances, so they split evenly",
+    )
     relay_read_ahead_s: float = Field(
         default=30.0, ge=0, le=3600, description="read outbox rows written ahead into memory this long before their instant",
     )

@@ -12,6 +12,11 @@ For a burst (100,000 rituals due in the same minute) the relay does as little as
 rows written ahead are read into memory shortly before (`read_ahead`), so at the instant a batch costs its
 claim (locking and deleting its rows) and the producer's work; the next batch is claimed while the broker
 acknowledges the last one.
+
+Several instances split the publishing by shard (adapters/sql.py: `ShardLeases`): each relay pass first takes
+its fair share of the shards (free ones up to ceil(shards / relays), giving back any surplus), then publishes
+only their rows. A relay that stops or is cancelled gives its shards back once its pass in flight has ended;
+one that dies loses them with its connection, and the others take them within a poll (`relay_poll_s`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ _READ_AHEAD_BATCH = 5000
 _EVICT_EVERY = timedelta(seconds=30)
 _EVICT_AFTER = timedelta(minutes=5)
 _LOCKED_ELSEWHERE_RETRY_S = 0.05
+_RELEASE_WAIT_S = 10.0
 
 
 class Scheduler:
@@ -177,34 +183,42 @@ class Scheduler:
     async def relay_once(self) -> int:
         """Publish everything due in the outbox, batch by batch; how many rows went (published or skipped).
 
-        On PostgreSQL batches overlap: while the broker acknowledges one, the next is claimed and handed to the
-        sink, which keeps their order. Each batch is deleted from the outbox by its own transaction once acknowledged.
+        Only the shards this instance holds (PostgreSQL; SQLite: all). On PostgreSQL batches overlap: while the
+        broker acknowledges one, the next is claimed and handed to the sink, which keeps their order. Each batch is
+        deleted from the outbox by its own transaction once acknowledged.
         """
-        async with self.store.relay_turn() as mine:
-            if not mine:
-                return 0
-            in_flight: deque[asyncio.Task[None]] = deque()
-            total = 0
-            try:
-                while True:
-                    claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-                    in_flight.append(asyncio.create_task(self._relay_batch(claimed)))
-                    count = await claimed
-                    total += count
-                    if count < self.relay_batch_size:
-                        break
-                    while len(in_flight) >= self.relay_depth:
-                        await in_flight.popleft()
-                while in_flight:
+        shards = await self.store.relay_shards()
+        if shards is not None and not shards:
+            return 0
+        in_flight: deque[asyncio.Task[None]] = deque()
+        total = 0
+        after: int | None = None
+        try:
+            while True:
+                claimed: asyncio.Future[tuple[int, int | None]] = asyncio.get_running_loop().create_future()
+                in_flight.append(asyncio.create_task(self._relay_batch(claimed, shards, after)))
+                count, last = await claimed
+                total += count
+                if count < self.relay_batch_size:
+                    break
+                # The next batch starts after this one's rows: it neither waits for nor skips them.
+                after = last if self.store.postgres else None
+                while len(in_flight) >= self.relay_depth:
                     await in_flight.popleft()
-            finally:  # a failed batch ends the pass; the others still finish (or roll back) before it returns
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            while in_flight:
+                await in_flight.popleft()
+        finally:  # a failed batch ends the pass; the others still finish (or roll back) before it returns
+            await asyncio.gather(*in_flight, return_exceptions=True)
         return total
 
-    async def _relay_batch(self, claimed: asyncio.Future[int]) -> None:
+    async def _relay_batch(
+        self, claimed: asyncio.Future[tuple[int, int | None]], shards: frozenset[int] | None, after: int | None
+    ) -> None:
         try:
-            async with self.store.claim(self.relay_batch_size, self.clock.now(), self.read_ahead) as rows:
-                claimed.set_result(len(rows))
+            async with self.store.claim(
+                self.relay_batch_size, self.clock.now(), self.read_ahead, shards, after
+            ) as rows:
+                claimed.set_result((len(rows), rows[-1].id if rows else None))
                 if rows:
                     await self._publish(rows)
         except BaseException as exc:
@@ -255,22 +269,37 @@ class Scheduler:
         return out
 
     async def run_relay(self) -> None:
-        while True:
-            self.outbox_ready.clear()
+        """Relay passes until stopped; then (or when cancelled) the shards are given back for others to take."""
+        relay_pass: asyncio.Future[int] | None = None
+        try:
+            while True:
+                self.outbox_ready.clear()
+                try:
+                    # Shielded: a shutdown waits for a batch in flight, so it is deleted from the outbox, not sent twice.
+                    relay_pass = asyncio.ensure_future(self.relay_once())
+                    sent = await asyncio.shield(relay_pass)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.metrics.loop_errors.labels("relay").inc()
+                    log.exception("relay pass failed; retrying")
+                    await asyncio.sleep(_RETRY_AFTER_ERROR_S)
+                    continue
+                if self._stopping and not sent:
+                    return
+                if not sent:
+                    await self._relay_sleep()
+        finally:
+            # The shards go back only once the pass in flight has ended (bounded), so their next owner never
+            # publishes beside it.
+            if relay_pass is not None and not relay_pass.done():
+                await asyncio.wait({relay_pass}, timeout=_RELEASE_WAIT_S)
+                if relay_pass.done() and not relay_pass.cancelled() and relay_pass.exception() is not None:
+                    log.warning("the relay pass in flight when the relay stopped failed: %s", relay_pass.exception())
             try:
-                # Shielded: a shutdown waits for a batch in flight, so it is deleted from the outbox, not sent twice.
-                sent = await asyncio.shield(self.relay_once())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.metrics.loop_errors.labels("relay").inc()
-                log.exception("relay pass failed; retrying")
-                await asyncio.sleep(_RETRY_AFTER_ERROR_S)
-                continue
-            if self._stopping and not sent:
-                return
-            if not sent:
-                await self._relay_sleep()
+                await self.store.release_relay_shards()
+            except Exception:  # the lock connection is dropped anyway, and PostgreSQL frees its locks
+                log.exception("giving back the relay shards failed")
 
     async def _relay_sleep(self) -> None:
         """Until the next row written ahead of time is due, a change, or the poll interval (other instances).

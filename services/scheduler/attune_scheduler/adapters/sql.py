@@ -5,12 +5,20 @@ publishes outbox rows afterwards. Due rituals are claimed with FOR UPDATE SKIP L
 so several instances never fire the same occurrence; SQLite (one instance) serialises writers instead.
 The pure work inside a transaction (`decide` for a command, `wake` for a claimed batch) runs in a worker
 thread, so the event loop, and with it the Kafka consumer's heartbeat, never waits for it.
+
+The relay is sharded (PostgreSQL): a row's shard is abs(hashtext(household_id) % N), N =
+ATTUNE_SCHEDULER_RELAY_SHARDS, worked out by the database, so the row layout is unchanged and all of a
+household's rows share one shard. Each shard is published by the one instance holding its session advisory
+lock (`ShardLeases`), in id order, so N instances publish side by side and each household's events keep their
+order; a dead instance's connection closes, its locks go with it, and the others take its shards at their
+next poll. SQLite has one process and one relay: every shard, no locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +48,13 @@ from ..service import (
 )
 from .tables import BigId, UtcDateTime, households, members, outbox, processed_commands, rituals
 
+log = logging.getLogger("attune.scheduler")
+
 PRODUCER = "scheduler"
 _MIGRATION_LOCK = 810_101
-_RELAY_LOCK = 810_102
+_SHARD_LOCK = 810_102  # (810102, shard): held by the instance whose relay publishes that shard
+_RELAY_PRESENCE = 810_103  # (810103, shard count): held shared by every running relay
+DEFAULT_RELAY_SHARDS = 16
 _RELAY_COLUMNS = (outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.household_id, outbox.c.body,
                   outbox.c.headers, outbox.c.event_type, outbox.c.template, outbox.c.due_at,
                   outbox.c.catch_up_minutes, outbox.c.publish_at)
@@ -89,17 +101,20 @@ def _ritual_values(r: Ritual, now: datetime) -> dict[str, Any]:
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, relay_shards: int = DEFAULT_RELAY_SHARDS) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
+        self.relay_shard_count = relay_shards
+        self._leases = ShardLeases(engine, relay_shards) if self.postgres else None
         # SQLite allows one writer; one process serialises its own transactions instead of hitting "locked".
         self._lock: asyncio.Lock | None = None if self.postgres else asyncio.Lock()
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, *, relay_shards: int = DEFAULT_RELAY_SHARDS) -> SqlStore:
+        return cls(make_engine(url), relay_shards=relay_shards)
 
     async def close(self) -> None:
+        await self.release_relay_shards()
         await self.engine.dispose()
 
     @contextlib.asynccontextmanager
@@ -289,48 +304,59 @@ class SqlStore:
 
     # ---- outbox relay --------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def relay_turn(self) -> AsyncIterator[bool]:
-        """One relay pass at a time across instances, so each household's events leave in order.
+    async def relay_shards(self) -> frozenset[int] | None:
+        """The shards this instance's relay may publish now; None: all of them (SQLite, one process).
 
-        On PostgreSQL a session advisory lock, held on its own connection for the whole pass (outside any
-        transaction); yields False while another instance's relay holds it. SQLite has one process: always True.
+        Called at the start of every relay pass: it takes free shards up to a fair share, and gives back the
+        ones above it, so a new instance gets its share and a dead one's shards are taken within a poll.
         """
-        if not self.postgres:
-            yield True
-            return
-        async with self.engine.connect() as conn:
-            got = bool((await conn.execute(sa.text(f"SELECT pg_try_advisory_lock({_RELAY_LOCK})"))).scalar())
-            await conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    try:
-                        await conn.execute(sa.text(f"SELECT pg_advisory_unlock({_RELAY_LOCK})"))
-                        await conn.commit()
-                    except BaseException:
-                        await conn.invalidate()  # closing the session releases the lock
-                        raise
+        if self._leases is None:
+            return None
+        return await self._leases.refresh()
+
+    async def release_relay_shards(self) -> None:
+        """Give back every shard (the relay stopped); others take them at their next poll."""
+        if self._leases is not None:
+            await self._leases.release()
 
     @contextlib.asynccontextmanager
     async def claim(
-        self, limit: int, now: datetime, read_ahead: MutableMapping[int, OutboxRow]
+        self, limit: int, now: datetime, read_ahead: MutableMapping[int, OutboxRow],
+        shards: frozenset[int] | None = None, after: int | None = None,
     ) -> AsyncIterator[list[OutboxRow]]:
-        """The oldest rows due by `now` (at most `limit`), deleted in a transaction that commits when the block
-        ends: publish inside it. A failure rolls back and the rows go again later (at least once, with the same
-        event ids). Claims overlap safely on PostgreSQL: rows another claim holds are skipped.
+        """The oldest rows due by `now` (at most `limit`) in `shards` (None: all), after id `after`, deleted in a
+        transaction that commits when the block ends: publish inside it. A failure rolls back and the rows go
+        again later (at least once, with the same event ids).
+
+        On PostgreSQL the rows are locked without skipping: a row still held by another transaction (the last
+        batch of an instance whose shard this one has just taken) is waited for, never overtaken; the relay's
+        own overlapping batches do not meet, as each claims after the last id of the one before (`after`). The
+        shards are checked to be still this instance's after the rows are locked: if its lock connection died
+        meanwhile (another may own them now), the batch rolls back unpublished (`ShardLost`).
 
         Rows already in `read_ahead` are taken from it (popped); only the others are read here.
         """
         async with self._tx() as conn:
-            claimed = [(r.id, r.event_id) for r in await conn.execute(
-                sa.select(outbox.c.id, outbox.c.event_id).where(outbox.c.publish_at <= now)
-                .order_by(outbox.c.id).limit(limit).with_for_update(skip_locked=True)  # (SQLite: not needed)
-            )]
+            query = sa.select(outbox.c.id, outbox.c.event_id).where(outbox.c.publish_at <= now)
+            if self.postgres:
+                if shards is not None:
+                    if not shards:
+                        yield []
+                        return
+                    if len(shards) < self.relay_shard_count:  # holding them all (one instance): no filter
+                        query = query.where(_shard_of(self.relay_shard_count) == sa.any_(
+                            sa.bindparam("shards", sorted(shards), type_=ARRAY(sa.Integer))))
+                if after is not None:
+                    query = query.where(outbox.c.id > after)
+                query = query.order_by(outbox.c.id).limit(limit).with_for_update()
+            else:  # one process, one transaction at a time
+                query = query.order_by(outbox.c.id).limit(limit)
+            claimed = [(r.id, r.event_id) for r in await conn.execute(query)]
             if not claimed:
                 yield []
                 return
+            if shards is not None and self._leases is not None:
+                await self._leases.verify(conn, shards)
             # A row in memory counts only if it is the same event: SQLite reuses the id of a deleted last row.
             ready = {i: row for i, event_id in claimed
                      if (row := read_ahead.pop(i, None)) is not None and row.event_id == event_id}
@@ -403,6 +429,111 @@ class SqlStore:
                   "processed_commands": processed_commands}
         async with self.engine.connect() as conn:
             return (await conn.execute(sa.select(sa.func.count()).select_from(tables[table]))).scalar_one()
+
+
+class ShardLost(RuntimeError):
+    """A relay batch found its shard no longer held by this instance (its lock connection died): not published."""
+
+
+def _shard_of(shards: int) -> Any:
+    """A row's relay shard, worked out by the database from its household (so every instance agrees, and all of
+    a household's rows share one shard), with no column to keep in step when the shard count changes."""
+    return sa.func.abs(sa.func.hashtext(sa.cast(outbox.c.household_id, sa.Text)) % shards)
+
+
+_TAKEN = (
+    "SELECT objid::int8 AS shard FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid::int8 = :cls"
+)
+_HELD = sa.text(_TAKEN + " AND pid = :pid")
+_PRESENCE = sa.text(
+    "SELECT objid::int8 AS shards, count(DISTINCT pid) AS relays FROM pg_locks"
+    " WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid::int8 = :cls GROUP BY objid"
+)
+
+
+class ShardLeases:
+    """The relay shards one instance holds: PostgreSQL session advisory locks (810102, shard) on a connection
+    of their own, kept open while the relay runs.
+
+    Every running relay also holds (810103, shard count) in shared mode: its presence, so each can count the
+    relays and take a fair share, ceil(shards / relays); one holding more gives the surplus back between
+    passes, one holding fewer try-locks free ones. When an instance dies its connection closes and PostgreSQL
+    drops its locks: the others take its shards at their next poll. Relays configured with different shard
+    counts would split households differently, so while they disagree none of them publishes (logged).
+    """
+
+    def __init__(self, engine: AsyncEngine, shards: int) -> None:
+        self.engine, self.shards = engine, shards
+        self.conn: AsyncConnection | None = None
+        self.pid: int | None = None
+        self.held: set[int] = set()
+
+    async def refresh(self) -> frozenset[int]:
+        try:
+            if self.conn is None:
+                self.conn = await self.engine.connect()
+                self.pid = (await self.conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+                await self.conn.execute(sa.text("SELECT pg_advisory_lock_shared(:cls, :n)"),
+                                        {"cls": _RELAY_PRESENCE, "n": self.shards})
+            conn = self.conn
+            relays = {r.shards: r.relays for r in await conn.execute(_PRESENCE, {"cls": _RELAY_PRESENCE})}
+            if set(relays) != {self.shards}:
+                log.error("relays disagree on the shard count (%s): publishing nothing until they agree",
+                          sorted(relays))
+                fair = 0
+            else:
+                fair = -(-self.shards // max(1, relays[self.shards]))
+            for shard in sorted(self.held, reverse=True)[:max(0, len(self.held) - fair)]:
+                await conn.execute(sa.text("SELECT pg_advisory_unlock(:cls, :s)"), {"cls": _SHARD_LOCK, "s": shard})
+                self.held.discard(shard)
+            assert self.pid is not None
+            taken: set[int] = set()
+            if len(self.held) < fair:  # try only shards nobody holds, not every shard on every pass
+                taken = {r.shard for r in await conn.execute(sa.text(_TAKEN), {"cls": _SHARD_LOCK})}
+            start = self.pid % self.shards  # instances start their search at different shards
+            for step in range(self.shards):
+                if len(self.held) >= fair:
+                    break
+                shard = (start + step) % self.shards
+                if shard not in self.held and shard not in taken and (await conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:cls, :s)"), {"cls": _SHARD_LOCK, "s": shard}
+                )).scalar_one():
+                    self.held.add(shard)
+            await conn.commit()  # session locks outlive the transaction; nothing is left open
+        except BaseException:
+            await self._drop()
+            raise
+        return frozenset(self.held)
+
+    async def verify(self, conn: AsyncConnection, shards: frozenset[int]) -> None:
+        """Inside a claim's transaction, after its rows are locked: are `shards` still held by this instance?"""
+        held = {r.shard for r in await conn.execute(_HELD, {"cls": _SHARD_LOCK, "pid": self.pid})}
+        if not shards <= held:
+            self.held &= held
+            raise ShardLost(f"relay shards {sorted(shards - held)} are no longer held by this instance")
+
+    async def release(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            await self.conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+            await self.conn.commit()
+        except BaseException:
+            await self._drop()
+            raise
+        await self._drop()
+
+    async def _drop(self) -> None:
+        """Close the lock connection (PostgreSQL releases every lock it held)."""
+        conn, self.conn, self.pid, self.held = self.conn, None, None, set()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 def _outbox_values(envelope: Envelope[Any], now: datetime, *, template: str | None, due_at: datetime | None,
