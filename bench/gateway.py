@@ -153,7 +153,9 @@ class Gateway:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _post(self, path: str, body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
+    async def _post(
+        self, path: str, body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> int:
         try:
             parsed = json.loads(body) if body else {}
         except ValueError:
@@ -180,7 +182,13 @@ class Gateway:
         if self.record is not None:
             self.record.write(
                 json.dumps(
-                    {"path": path, "body": arrival.body, "at": arrival.at, "status": status, "abandoned": arrival.abandoned}
+                    {
+                        "path": path,
+                        "body": arrival.body,
+                        "at": arrival.at,
+                        "status": status,
+                        "abandoned": arrival.abandoned,
+                    }
                 )
                 + "\n"
             )
@@ -193,11 +201,15 @@ def _delay(text: str) -> tuple[float, float]:
     return (float(lo), float(hi)) if sep else (float(lo), float(lo))
 
 
-async def _main(args: argparse.Namespace) -> None:
-    record = open(args.record, "a", encoding="utf-8") if args.record else None  # noqa: SIM115 - open for the run
+async def _main(args: argparse.Namespace, record: IO[str] | None) -> None:
     gw = await Gateway(
-        delay_s=args.delay, fail_share=args.fail_share, seed=args.seed, host=args.host, port=args.port,
-        record=record, keep=False,
+        delay_s=args.delay,
+        fail_share=args.fail_share,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        record=record,
+        keep=False,
     ).start()
     print(f"listening {gw.host} {gw.port}", flush=True)
     stop = asyncio.Event()
@@ -207,15 +219,15 @@ async def _main(args: argparse.Namespace) -> None:
     await stop.wait()
     await gw.stop()
     print(json.dumps(gw.stats()), file=sys.stderr, flush=True)
-    if record is not None:
-        record.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--delay", type=_delay, default=(0.2, 1.0), help="seconds, LO-HI (uniform) or one value")
+    parser.add_argument(
+        "--delay", type=_delay, default=(0.2, 1.0), help="seconds, LO-HI (uniform) or one value"
+    )
     parser.add_argument("--fail-share", type=float, default=0.0, help="share of POSTs answered 429/5xx")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", default=None, help="append each arrival as a JSON line to this file")
@@ -224,13 +236,14 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(Exception):
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with contextlib.suppress(ImportError):
-        import uvloop  # noqa: F401 - faster when present; plain asyncio otherwise
+        import uvloop  # faster when present; plain asyncio otherwise
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.run(_main(args))
+    with open(args.record, "a", encoding="utf-8") if args.record else contextlib.nullcontext() as record:
+        asyncio.run(_main(args, record))
 
 
 if __name__ == "__main__":
