@@ -30,8 +30,14 @@ class NotifierSettings(ServiceSettings):
     link_kid: str = "dev"
     checkins_public_url: str = "http://127.0.0.1:8102"
 
-    delivery_concurrency: int = Field(default=64, ge=1, le=1000,
-                                      description="sends in flight at once (Apprise's send pool is sized to match)")
+    delivery_concurrency: int = Field(default=256, ge=1, le=1000,
+                                      description="sends in flight at once (Apprise's send pool is sized to match); "
+                                                  "gateways answer in 0.2-1 s, so this is roughly pushes per second")
+    delivery_per_host_concurrency: int = Field(
+        default=0, ge=0, le=1000,
+        description="sends in flight at once to one gateway (scheme, host and port), so one slow service cannot "
+                    "take every slot; 0 = three quarters of DELIVERY_CONCURRENCY",
+    )
     delivery_batch: int = Field(default=200, ge=1, le=5000,
                                 description="due deliveries claimed per round, at most DELIVERY_CONCURRENCY (each "
                                             "claimed row starts its send at once)")
@@ -74,6 +80,11 @@ class NotifierSettings(ServiceSettings):
                                  "make one with: python -c 'from cryptography.fernet import Fernet; "
                                  "print(Fernet.generate_key().decode())'") from None
         return value
+
+    def per_host_concurrency(self) -> int:
+        if self.delivery_per_host_concurrency:
+            return min(self.delivery_per_host_concurrency, self.delivery_concurrency)
+        return max(1, self.delivery_concurrency * 3 // 4)
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> NotifierSettings:
