@@ -57,6 +57,12 @@ class NotifierSettings(ServiceSettings):
         description="a send that timed out (outcome unknown) is tried once more after this, on the next channel "
                     "if any (see service.after_unknown)",
     )
+    workers: int = Field(
+        default=1, ge=1, le=32,
+        description="processes in this instance (uvicorn workers), each a whole notifier: consuming its share "
+                    "of the partitions, serving HTTP on the shared port, and delivering from the shared table "
+                    "(claims skip each other's rows: FOR UPDATE SKIP LOCKED); PostgreSQL only",
+    )
     consumer_group: str = "attune-notifier"
     batch_max_records: int = Field(
         default=500, ge=1, le=5000,
@@ -95,6 +101,13 @@ class NotifierSettings(ServiceSettings):
                 f"ATTUNE_NOTIFIER_DELIVERY_LEASE_S ({self.delivery_lease_s:g}) must be at least "
                 f"ATTUNE_NOTIFIER_SEND_TIMEOUT_S ({self.send_timeout_s:g}) + {LEASE_MARGIN_S:g}: a lease that ends "
                 f"while a send is in flight lets another instance send the same message again")
+        return self
+
+    @model_validator(mode="after")
+    def _workers_need_postgresql(self) -> NotifierSettings:
+        if self.workers > 1 and not self.database_url.startswith("postgresql"):
+            raise ValueError("ATTUNE_NOTIFIER_WORKERS above 1 needs PostgreSQL (ATTUNE_NOTIFIER_DATABASE_URL): "
+                             "the processes share the deliveries table through FOR UPDATE SKIP LOCKED")
         return self
 
     @model_validator(mode="after")

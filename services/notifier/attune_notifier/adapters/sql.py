@@ -46,6 +46,9 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('attune_notifier.migrate'))"))
         await conn.run_sync(_upgrade)
 
 
