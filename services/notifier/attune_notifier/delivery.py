@@ -186,7 +186,6 @@ class DeliveryWorker:
             if batch.released:
                 await self._release(batch.released)
             if batch.parked:
-                self._parked.append((time.monotonic(), len(batch.parked)))
                 await self._release(batch.parked, self.clock() + timedelta(seconds=PARK_S))
         await self.writer.flush()
 
@@ -268,6 +267,7 @@ class DeliveryWorker:
         host = self.gateway_of(url) if url is not None and broken is None else None
         if host is not None and self._host_in_flight[host] >= self.per_host:
             batch.parked.append(d)  # its gateway has its share in flight: back to the store for a moment
+            self._parked.append((time.monotonic(), 1))  # counted now: its place is freed at once
             return
         # Counted before the first await, so later rows of this round for the same member (and host) see it.
         batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
