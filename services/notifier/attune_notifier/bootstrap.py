@@ -74,7 +74,8 @@ def build_app(
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
                         unknown_retry_delay=timedelta(seconds=settings.delivery_unknown_retry_s)),
-        concurrency=settings.delivery_concurrency, batch=settings.delivery_batch,
+        concurrency=settings.delivery_concurrency, per_host=settings.per_host_concurrency(),
+        batch=settings.delivery_batch,
         send_timeout_s=settings.send_timeout_s, lease=timedelta(seconds=settings.delivery_lease_s),
         idle_poll_s=settings.delivery_idle_poll_s, rng=rng,
     )

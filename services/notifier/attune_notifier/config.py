@@ -30,8 +30,14 @@ class NotifierSettings(ServiceSettings):
     link_kid: str = "dev"
     checkins_public_url: str = "http://127.0.0.1:8102"
 
-    delivery_concurrency: int = Field(default=64, ge=1, le=1000,
-                                      description="sends in flight at once (Apprise's send pool is sized to match)")
+    delivery_concurrency: int = Field(default=256, ge=1, le=1000,
+                                      description="sends in flight at once (Apprise's send pool is sized to match); "
+                                                  "gateways answer in 0.2-1 s, so this is roughly pushes per second")
+    delivery_per_host_concurrency: int = Field(
+        default=0, ge=0, le=1000,
+        description="sends in flight at once to one gateway (scheme, host and port), so one slow service cannot "
+                    "take every slot; 0 = three quarters of DELIVERY_CONCURRENCY",
+    )
     delivery_batch: int = Field(default=200, ge=1, le=5000,
                                 description="due deliveries claimed per round, at most DELIVERY_CONCURRENCY (each "
                                             "claimed row starts its send at once)")
@@ -50,6 +56,12 @@ class NotifierSettings(ServiceSettings):
         default=120.0, ge=0, le=86400,
         description="a send that timed out (outcome unknown) is tried once more after this, on the next channel "
                     "if any (see service.after_unknown)",
+    )
+    workers: int = Field(
+        default=1, ge=1, le=32,
+        description="processes in this instance (uvicorn workers), each a whole notifier: consuming its share "
+                    "of the partitions, serving HTTP on the shared port, and delivering from the shared table "
+                    "(claims skip each other's rows: FOR UPDATE SKIP LOCKED); PostgreSQL only",
     )
     consumer_group: str = "attune-notifier"
     batch_max_records: int = Field(
@@ -75,6 +87,11 @@ class NotifierSettings(ServiceSettings):
                                  "print(Fernet.generate_key().decode())'") from None
         return value
 
+    def per_host_concurrency(self) -> int:
+        if self.delivery_per_host_concurrency:
+            return min(self.delivery_per_host_concurrency, self.delivery_concurrency)
+        return max(1, self.delivery_concurrency * 3 // 4)
+
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> NotifierSettings:
         from .delivery import LEASE_MARGIN_S
@@ -84,6 +101,13 @@ class NotifierSettings(ServiceSettings):
                 f"ATTUNE_NOTIFIER_DELIVERY_LEASE_S ({self.delivery_lease_s:g}) must be at least "
                 f"ATTUNE_NOTIFIER_SEND_TIMEOUT_S ({self.send_timeout_s:g}) + {LEASE_MARGIN_S:g}: a lease that ends "
                 f"while a send is in flight lets another instance send the same message again")
+        return self
+
+    @model_validator(mode="after")
+    def _workers_need_postgresql(self) -> NotifierSettings:
+        if self.workers > 1 and not self.database_url.startswith("postgresql"):
+            raise ValueError("ATTUNE_NOTIFIER_WORKERS above 1 needs PostgreSQL (ATTUNE_NOTIFIER_DATABASE_URL): "
+                             "the processes share the deliveries table through FOR UPDATE SKIP LOCKED")
         return self
 
     @model_validator(mode="after")

@@ -21,6 +21,20 @@ Duplicates, and how narrow their window is kept:
   bounded by the send timeout) and saves their outcomes.
 - One member's unreadable channel or preferences fail that member's deliveries only, with the reason in
   NotificationFailed / NotificationDeadLettered (never the URL or the key).
+
+Sends in flight (issue 12): real gateways answer in hundreds of milliseconds, so throughput is sends in
+flight / answer time. Two bounds:
+- `concurrency` (DELIVERY_CONCURRENCY): rows claimed and not yet done, in all. The running loop does not
+  wait for a round to finish before claiming the next: whenever enough rows are done (an eighth of the
+  concurrency, or all), it claims as many as are free and starts them — so one slow send does not hold
+  back the rows behind it, and the sends in flight stay near the concurrency.
+- `per_host` (DELIVERY_PER_HOST_CONCURRENCY): sends in flight to one gateway (`gateway_of(url)`: scheme,
+  host and port, or the fixed API host of services such as Pushover), so one slow service cannot take
+  every slot. A claimed row whose gateway is full is not kept waiting in memory (every claimed row still
+  starts its send at once, which the lease relies on): it is given back, due again PARK_S later (so behind
+  the rows already due, which are claimed next), and for PARK_S the loop claims that many rows fewer, so
+  a gateway that stays full costs one claim of its rows per PARK_S, not one per finished send. The
+  gateway key is kept in memory only and never logged (for some services the host part is a token).
 """
 
 from __future__ import annotations
@@ -28,9 +42,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from attune_contracts import Publisher, catalog
@@ -80,6 +98,17 @@ CUTOFF_GRACE_S = 2.0
 SAVE_MARGIN_S = 3.0
 # How long `stop` waits for the outcomes in memory to be saved, after the sends in flight are done.
 STOP_FLUSH_S = 5.0
+# A row whose gateway host already has its share of sends in flight is given back, due again after this.
+PARK_S = 0.1
+
+
+def host_of(url: str) -> str:
+    """The gateway a channel URL sends to (scheme, host, port). In memory only: never log it."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme.lower()}://{parts.hostname or ''}:{parts.port or ''}"
+    except ValueError:
+        return url.partition("://")[0].lower()
 
 
 class DeliveryWorker:
@@ -101,6 +130,8 @@ class DeliveryWorker:
         idle_poll_s: float = 1.0,
         rng: random.Random | None = None,
         writer: OutcomeWriter | None = None,
+        per_host: int | None = None,
+        gateway_of: Callable[[str], str] | None = None,
     ) -> None:
         if lease.total_seconds() < send_timeout_s + LEASE_MARGIN_S:
             raise ValueError(f"the delivery lease ({lease.total_seconds():.0f}s) must outlive a send in flight: "
@@ -113,6 +144,12 @@ class DeliveryWorker:
         self.rng = rng or random.Random()
         self.writer = writer or OutcomeWriter(store.save_many)
         self._sending = asyncio.Semaphore(concurrency)
+        self.per_host = min(per_host or concurrency, concurrency)
+        self.gateway_of = gateway_of or getattr(sender, "gateway", None) or host_of
+        self._host_in_flight: Counter[str] = Counter()
+        self._claimed = 0  # rows claimed by the running loop and not yet done
+        self._freed = asyncio.Event()  # a row of the running loop is done
+        self._parked: deque[tuple[float, int]] = deque()  # (monotonic time, rows) given back, gateway full
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -127,29 +164,34 @@ class DeliveryWorker:
         sees them)."""
         if self._stopping:
             return 0
-        now = self.clock()
         # No more rows than can be sent at once: each starts its send right away, so the lease only has
         # to outlive one send, not a queue of them.
-        due = await self.store.claim_due(now, min(self.batch, self.concurrency), self.lease)
+        due = await self.store.claim_due(self.clock(), min(self.batch, self.concurrency), self.lease)
         if not due:
             return 0
+        await self._round(due)
+        return len(due)
+
+    async def _round(self, due: list[Delivery], on_done: Callable[[], None] | None = None) -> None:
+        now = self.clock()
         ctx = await self.store.load_batch({d.member_id for d in due}, now - timedelta(hours=27))
         # Sends today per member, counted here once and then kept up to date within the round.
         sent_today = {
             m: sum(t >= local_day_start(now, r.zone) for t in ctx.sent.get(m, [])) for m, r in ctx.members.items()
         }
-        batch = _Batch(ctx, sent_today)
+        batch = _Batch(ctx, sent_today, on_done=on_done)
         try:
             await asyncio.gather(*(self._guarded(d, batch) for d in due))
         finally:
             if batch.released:
                 await self._release(batch.released)
+            if batch.parked:
+                await self._release(batch.parked, self.clock() + timedelta(seconds=PARK_S))
         await self.writer.flush()
-        return len(due)
 
-    async def _release(self, rows: list[Delivery]) -> None:
+    async def _release(self, rows: list[Delivery], not_before: datetime | None = None) -> None:
         try:
-            await self.store.release(rows)
+            await self.store.release(rows, not_before)
         except Exception as exc:  # noqa: BLE001 - they come back after their lease instead
             log.warning("could not give back %d unsent deliveries (%s); they are retried after their lease",
                         len(rows), type(exc).__name__)
@@ -182,6 +224,9 @@ class DeliveryWorker:
             self._record(self._wait_for_route(
                 delivery, self.clock(), "internal_error",
                 f"the notifier could not prepare this message ({type(exc).__name__})"))
+        finally:
+            if batch.on_done is not None:
+                batch.on_done()
 
     async def _process(self, d: Delivery, batch: _Batch) -> None:
         now = self.clock()
@@ -217,11 +262,25 @@ class DeliveryWorker:
         if self._stopping or not self._lease_covers_a_send(d):
             batch.released.append(d)  # not sent: back to the store for whoever runs next
             return
-        # Counted before the first await, so later rows of this round for the same member see it.
-        batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
         broken = ctx.broken_channels.get(channel.channel_id)
-        self._record(await self._attempt(d, recipient, channel, routes, ctx.urls.get(channel.channel_id), broken,
-                                         batch.sending))
+        url = ctx.urls.get(channel.channel_id)
+        host = self.gateway_of(url) if url is not None and broken is None else None
+        if host is not None and self._host_in_flight[host] >= self.per_host:
+            batch.parked.append(d)  # its gateway has its share in flight: back to the store for a moment
+            self._parked.append((time.monotonic(), 1))  # counted now: its place is freed at once
+            return
+        # Counted before the first await, so later rows of this round for the same member (and host) see it.
+        batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
+        if host is None:
+            self._record(await self._attempt(d, recipient, channel, routes, url, broken, batch.sending))
+            return
+        self._host_in_flight[host] += 1
+        try:
+            self._record(await self._attempt(d, recipient, channel, routes, url, broken, batch.sending))
+        finally:
+            self._host_in_flight[host] -= 1
+            if self._host_in_flight[host] <= 0:
+                del self._host_in_flight[host]
 
     def _lease_covers_a_send(self, d: Delivery) -> bool:
         """A send may start only if the row stays ours until the send has surely ended and been saved."""
@@ -415,21 +474,69 @@ class DeliveryWorker:
             self._stopping = False
 
     async def _loop(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                handled = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery loop iteration failed")
-                handled = 0
-            if handled or self._stopping:
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll_s)
-            except TimeoutError:
-                pass
+        """Claim as rows are done, without waiting for a round to end (see the module docstring)."""
+        rounds: set[asyncio.Task[None]] = set()
+        step = max(1, min(self.batch, self.concurrency) // 8)  # fewer claims, each of several rows
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                self._freed.clear()
+                now = time.monotonic()
+                while self._parked and self._parked[0][0] <= now - PARK_S:
+                    self._parked.popleft()
+                parked = sum(n for _, n in self._parked)
+                free = min(self.batch, self.concurrency - self._claimed - parked)
+                if free < step and (free < 1 or rounds):
+                    await self._wait(self._freed, PARK_S if parked else self.idle_poll_s)
+                    continue
+                try:
+                    due = await self.store.claim_due(self.clock(), free, self.lease)
+                except Exception:
+                    log.exception("claiming due deliveries failed")
+                    due = []
+                if due:
+                    self._claimed += len(due)
+                    task = asyncio.create_task(self._loop_round(due), name="notifier-delivery-round")
+                    rounds.add(task)
+                    task.add_done_callback(rounds.discard)
+                    await asyncio.sleep(0)  # let the round start its sends before the next claim
+                    continue
+                # Nothing due: rows finishing make nothing new due, but parked rows soon are.
+                await self._wait(None, PARK_S if self._parked else self.idle_poll_s)
+            if rounds:  # stopping: the rounds give back what they have not sent and finish their sends
+                await asyncio.gather(*rounds, return_exceptions=True)
+        finally:
+            for task in rounds:
+                task.cancel()
+
+    async def _loop_round(self, due: list[Delivery]) -> None:
+        left = len(due)
+
+        def done() -> None:  # each row frees its place as soon as it is done, not when its round is
+            nonlocal left
+            left -= 1
+            self._claimed -= 1
+            self._freed.set()
+
+        try:
+            await self._round(due, done)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("delivery round failed; its unsent rows are retried after their lease")
+        finally:
+            self._claimed -= left
+            self._freed.set()
+
+    async def _wait(self, freed: asyncio.Event | None, timeout: float) -> None:
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if freed is not None:
+            waits.append(asyncio.ensure_future(freed.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
 
 def template_label(d: Delivery) -> str:
@@ -449,4 +556,6 @@ class _Batch:
     ctx: RoundContext
     sent_today: dict[UUID, int]
     released: list[Delivery] = field(default_factory=list)
+    parked: list[Delivery] = field(default_factory=list)  # their gateway host was full: given back for PARK_S
+    on_done: Callable[[], None] | None = None  # called as each row is done (the running loop's count)
     sending: set[UUID] = field(default_factory=set)  # sends started: their rows are never re-recorded

@@ -35,6 +35,7 @@ from apprise import Apprise, AppriseAsset, NotifyFormat
 from apprise.result import AppriseResultStatus
 from attune_contracts.messages import ChannelKind
 
+from ..delivery import host_of
 from ..ports import SendResult
 from ..service import Rendered
 
@@ -199,6 +200,20 @@ class AppriseSender:
         fresh = copy.copy(plugin)
         fresh._last_io_datetime = None
         return fresh
+
+    def gateway(self, url: str) -> str:
+        """Which gateway a URL sends to, for the per-host bound: the fixed API host of services that have one
+        (Pushover, Telegram…: their URL's "host" is a token), else the URL's scheme, host and port. In memory
+        only: never log it."""
+        match = _SCHEMA.match(url)
+        if match:
+            from apprise.manager_plugins import NotificationManager
+
+            manager, schema = NotificationManager(), match.group(1).lower()  # dict lookups once loaded
+            fixed = getattr(manager[schema], "notify_url", None) if schema in manager else None
+            if isinstance(fixed, str) and fixed.startswith(("http://", "https://")):
+                return host_of(fixed)
+        return host_of(url)
 
     def forget(self) -> None:
         """Drop every cached plugin (they hold decrypted URLs), e.g. after a household is erased."""

@@ -46,6 +46,9 @@ def _upgrade(connection: Connection) -> None:
 
 async def migrate(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('attune_notifier.migrate'))"))
         await conn.run_sync(_upgrade)
 
 
@@ -437,15 +440,19 @@ class SqlStore:
                     saved.add(d.notification_id)
             return saved
 
-    async def release(self, batch: Sequence[Delivery]) -> None:
+    async def release(self, batch: Sequence[Delivery], not_before: datetime | None = None) -> None:
         """Give claimed rows back without an outcome (not sent: the worker is stopping, or their lease ran
-        short), so any instance can take them at once instead of after the lease. A row claimed again by
-        someone else meanwhile (its lease differs) is left alone."""
+        short), so any instance can take them at once instead of after the lease; with `not_before`, due
+        again then, behind the rows already due (their gateway host is busy). A row claimed again by someone
+        else meanwhile (its lease differs) is left alone."""
+        values: dict[str, Any] = {"claimed_until": None}
+        if not_before is not None:
+            values["next_attempt_at"] = not_before
         async with self.auto.connect() as conn:
             for d in batch:
                 await conn.execute(update(deliveries).where(
                     deliveries.c.notification_id == d.notification_id,
-                    deliveries.c.claimed_until == d.claimed_until).values(claimed_until=None))
+                    deliveries.c.claimed_until == d.claimed_until).values(**values))
 
     async def get_delivery(self, notification_id: UUID) -> Delivery | None:
         async with self.engine.connect() as conn:
