@@ -115,7 +115,7 @@ def create_demo() -> None:
         print(f"    {template} fires at {at.strftime('%H:%M')} ({DEMO_ZONE})", flush=True)
 
 
-def wait_healthy(service: Service, process: subprocess.Popen[bytes], timeout: float = 60) -> bool:
+def wait_healthy(service: Service, process: subprocess.Popen[bytes], timeout: float = 180) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

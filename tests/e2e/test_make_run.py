@@ -37,6 +37,7 @@ def free_block() -> int:
     raise RuntimeError("no free block of ports")
 
 
+@pytest.mark.timeout(480)
 def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: Path) -> None:
     base, kafka = free_block(), free_block() + 50
     env = {**os.environ, "ATTUNE_DEV_BASE_PORT": str(base), "ATTUNE_DEV_KAFKA_PORT": str(kafka)}
@@ -44,7 +45,8 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
     process = subprocess.Popen([sys.executable, "-m", "attune_cli.devrun"], cwd=tmp_path, env=env,
                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
+        # Bounded, not a speed target: a loaded 2-CPU machine has needed over 60 s to import and start a service.
+        deadline = time.monotonic() + 240
         while "Attune is running" not in log.read_text():
             assert process.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, log.read_text()[-4000:]
