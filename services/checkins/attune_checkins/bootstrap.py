@@ -185,6 +185,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, sink: RecordSin
         service=SERVICE, broker=parts.broker, registry=parts.registry, readiness=parts.readiness,
         on_startup=[parts.prepare], after_startup=[parts.start_timer],
         on_shutdown=[parts.stop_timer, parts.close], http_app=parts.http,
+        broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     parts.asgi.checkins = parts  # type: ignore[attr-defined]
     return parts.asgi

@@ -90,6 +90,7 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_loops], on_shutdown=[shut_down],
+        broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and operators
     app.store = store  # type: ignore[attr-defined]

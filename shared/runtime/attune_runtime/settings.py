@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for TLS to Kafka")
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000,
                                           description="consumer group session timeout; start-up waits about half of it")
+    kafka_start_timeout_s: float = Field(default=60.0, ge=0,
+                                         description="how long start-up retries an unreachable broker before the "
+                                                     "process exits non-zero (to be restarted)")
     kafka_create_topics: bool = Field(default=True, description="create the catalog's missing topics at start-up")
     kafka_partitions: int | None = Field(default=None, ge=1, description="override the catalog's partition counts")
 
