@@ -1,0 +1,447 @@
+"""The 19:00 burst, end to end: N households x 2 members with rituals due in the same minute, through the
+scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers slowly and sometimes fails.
+
+    .venv/bin/python bench/burst_bench.py --households 1000 [--schedulers 2] [--notifiers 2]
+
+1. A fresh Tansu broker, two throwaway databases on 127.0.0.1:5432, and the gateway in its own process:
+   it answers each POST after a delay drawn from 0.2-1.0 s and fails a share of them with 429/500/503.
+   A push counts as arrived when it was answered 200; the gateway keeps the time the request was read.
+   When `bench/gateway.py` exists (the realistic gateway of issue 12) it is not used here: this one is
+   small on purpose, so the counting stays in one file.
+2. Naive: `asyncio.gather` over `Apprise().async_notify` for the same number of sends (2 per household, or
+   `--naive-sends`), against the same gateway, with Apprise's default thread pool (CPUs + 4 threads).
+3. The services as separate processes, as docker-compose.yml starts them (`python -m attune_scheduler`,
+   `python -m attune_notifier`), `--schedulers` and `--notifiers` instances sharing one database each.
+   Set-up goes through the same doors the CLI uses (RegisterHousehold/UpsertMember/ScheduleRitual on
+   Kafka; channels through the notifier's HTTP API) and is not measured. Every ritual is due at the same
+   whole minute, far enough ahead for set-up to finish.
+4. From the minute on: wait for a push per member (or `--timeout`), then a quiet spell for late
+   duplicates. Figures: pushes per member (exactly once?), lateness of each first arrival after the minute
+   (p50/p99/max; the target is the last within 30 s), the most sends in flight at the gateway, and CPU
+   (psutil, all threads) per delivered push for each service and the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+TOKEN = "bench-admin-token-0123456789abcdef"
+TARGET_S = 30.0
+FAILURES = (429, 500, 503)
+
+
+# ---- the gateway (its own process) -----------------------------------------------------------------
+
+class Gateway:
+    """HTTP/1.1 with keep-alive on plain asyncio streams: thousands of open connections cost little."""
+
+    def __init__(self, delay: tuple[float, float], fail_share: float, seed: int) -> None:
+        self.delay, self.fail_share = delay, fail_share
+        self.rng = random.Random(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.arrivals: list[tuple[str, float, int]] = []  # (path, read at, status answered)
+        self.in_flight = self.max_in_flight = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+                await reader.readexactly(int(headers.get("content-length", "0") or 0))
+                status, answer = 200, b"{}"
+                if method == "GET":
+                    answer = json.dumps({"arrivals": self.arrivals, "max_in_flight": self.max_in_flight}).encode()
+                elif method == "DELETE":
+                    self.reset()
+                else:
+                    at = time.time()
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    try:
+                        await asyncio.sleep(self.rng.uniform(*self.delay))
+                    finally:
+                        self.in_flight -= 1
+                    if self.rng.random() < self.fail_share:
+                        status = self.rng.choice(FAILURES)
+                    self.arrivals.append((path, at, status))
+                reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Unavailable")
+                writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+
+def run_gateway(port: int, delay: tuple[float, float], fail_share: float) -> None:
+    async def serve() -> None:
+        gateway = Gateway(delay, fail_share, seed=port)
+        server = await asyncio.start_server(gateway.serve, "127.0.0.1", port, backlog=4096, reuse_address=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+async def bounded(limit: int, coroutines: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Any) -> Any:
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+def cpu_s(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+class Gate:
+    def __init__(self, client: Any, port: int) -> None:
+        self.client, self.base = client, f"http://127.0.0.1:{port}"
+
+    def url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.base.rsplit(':', 1)[1]}/{path}"
+
+    async def stats(self) -> dict[str, Any]:
+        return (await self.client.get(f"{self.base}/stats", timeout=60)).json()
+
+    async def reset(self) -> None:
+        await self.client.delete(f"{self.base}/stats")
+
+
+# ---- the naive gather ---------------------------------------------------------------------------------
+
+async def naive(gate: Gate, sends: int) -> dict[str, Any]:
+    from apprise import Apprise
+
+    await gate.reset()
+    start = time.time()
+
+    async def one(i: int) -> bool:
+        notifier = Apprise()
+        notifier.add(gate.url(f"naive/{i}"))
+        return bool(await notifier.async_notify(title="Date night", body=f"naive {i}"))
+
+    ok = sum(await asyncio.gather(*(one(i) for i in range(sends))))
+    elapsed = time.time() - start
+    stats = await gate.stats()
+    delivered = [at - start for _, at, status in stats["arrivals"] if status == 200]
+    return {"sends": sends, "ok": ok, "requests": len(stats["arrivals"]), "delivered": len(delivered), "seconds": round(elapsed, 1),
+            "per_s": round(len(delivered) / elapsed, 1), "max_in_flight": stats["max_in_flight"],
+            "lateness_p50_s": pct(delivered, 0.5), "lateness_p99_s": pct(delivered, 0.99),
+            "lateness_max_s": pct(delivered, 1.0)}
+
+
+# ---- the services -------------------------------------------------------------------------------------
+
+class Services:
+    def __init__(self, logdir: Path, bootstrap: str, databases: dict[str, str]) -> None:
+        self.logdir, self.bootstrap, self.databases = logdir, bootstrap, databases
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}
+
+    def start(self, name: str, service: str) -> None:
+        from attune_runtime.tansu import free_port
+
+        p = f"ATTUNE_{service.upper()}_"
+        port = free_port()
+        env = {**os.environ, f"{p}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, f"{p}HTTP_HOST": "127.0.0.1",
+               f"{p}HTTP_PORT": str(port), f"{p}DATABASE_URL": self.databases[service],
+               f"{p}LOG_LEVEL": "WARNING", f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000", "PYTHONUNBUFFERED": "1"}
+        if service == "notifier":
+            env |= {f"{p}ADMIN_TOKEN": TOKEN, f"{p}DELIVERY_IDLE_POLL_S": "0.25"}
+        out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", f"attune_{service}"], env=env,
+                                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.ports[name] = port
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def pids(self, service: str) -> list[int]:
+        return [p.pid for name, p in self.processes.items() if name.startswith(service)]
+
+    async def ready(self, client: Any, name: str, timeout: float = 180) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise SystemExit(f"{name} exited; see {self.logdir / name}.log")
+            try:
+                if (await client.get(f"{self.url(name)}/readyz", timeout=3)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+        raise SystemExit(f"{name} not ready within {timeout:.0f}s; see {self.logdir / name}.log")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def count_scheduled(bootstrap: str, rituals: set[uuid.UUID], deadline: float) -> int:
+    """Read the scheduler's events until every ritual has its RitualScheduled (or the deadline)."""
+    from aiokafka import AIOKafkaConsumer
+    from attune_contracts import ContractError, Topic, parse
+
+    consumer = AIOKafkaConsumer(Topic.SCHEDULER_EVENTS.value, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen: set[uuid.UUID] = set()
+    try:
+        while rituals - seen and time.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        event = parse(record.value)
+                    except (ContractError, ValueError):
+                        continue
+                    if event.type == "scheduler.command_rejected":
+                        raise SystemExit(f"the scheduler refused a set-up command: {event.payload.reason}")
+                    if event.type == "scheduler.ritual_scheduled":
+                        seen.add(event.payload.ritual_id)
+    finally:
+        await consumer.stop()
+    return len(rituals & seen)
+
+
+async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, databases: dict[str, str],
+                logdir: Path, broker_pid: int) -> dict[str, Any]:
+    from attune_contracts import AttunePublisher
+    from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
+
+    services = Services(logdir, broker.bootstrap, databases)
+    try:
+        # The first instance of each service migrates its database and creates the topics alone.
+        services.start("scheduler-1", "scheduler")
+        services.start("notifier-1", "notifier")
+        await asyncio.gather(services.ready(client, "scheduler-1"), services.ready(client, "notifier-1"))
+        for i in range(2, args.schedulers + 1):
+            services.start(f"scheduler-{i}", "scheduler")
+        for i in range(2, args.notifiers + 1):
+            services.start(f"notifier-{i}", "notifier")
+        await asyncio.gather(*(services.ready(client, name) for name in services.processes))
+
+        households = [(uuid.uuid4(), (uuid.uuid4(), uuid.uuid4()), uuid.uuid4()) for _ in range(args.households)]
+        members = [m for _, pair, _ in households for m in pair]
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        notifier = services.url("notifier-1")
+        set_up_start = time.time()
+        async with AttunePublisher.connect(broker.bootstrap, producer="attune-burst", linger_ms=20) as publisher:
+            async def register(index: int, household: uuid.UUID, pair: tuple[uuid.UUID, uuid.UUID]) -> None:
+                await publisher.publish(RegisterHousehold(name=f"Burst {index}", time_zone="UTC"),
+                                        household_id=household)
+                for n, member in enumerate(pair):
+                    await publisher.publish(UpsertMember(member_id=member, display_name=f"{'AB'[n]}{index}"),
+                                            household_id=household)
+
+            await bounded(500, [register(i, h, pair) for i, (h, pair, _) in enumerate(households)])
+
+            async def channel(member: uuid.UUID) -> None:
+                deadline = time.monotonic() + 300
+                while (await client.get(f"{notifier}/v1/members/{member}/preferences", headers=auth)).status_code != 200:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the notifier never learnt member {member}")
+                    await asyncio.sleep(0.5)
+                answer = await client.post(f"{notifier}/v1/members/{member}/channels", headers=auth,
+                                           json={"url": gate.url(f"m/{member}"), "kind": "push", "position": 0})
+                if answer.status_code != 201:
+                    raise SystemExit(f"adding a channel failed: {answer.status_code} {answer.text[:200]}")
+
+            await bounded(32, [channel(m) for m in members])
+            # Scheduling is a command per household; leave time for the scheduler to take them all.
+            lead = args.lead if args.lead is not None else 15 + args.households / 100
+            due = (datetime.now(UTC) + timedelta(seconds=lead)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            await bounded(500, [publisher.publish(ScheduleRitual(
+                ritual_id=ritual, template="evening_attunement", participants=list(pair), rrule="FREQ=DAILY",
+                local_time=due.strftime("%H:%M"), start_date=due.date(), reminder_offsets_minutes=[],
+                catch_up_minutes=60), household_id=household) for household, pair, ritual in households])
+        scheduled = await count_scheduled(broker.bootstrap, {r for _, _, r in households}, due.timestamp() + 600)
+        set_up_s = time.time() - set_up_start
+        print(f"set-up: {args.households} households in {set_up_s:.0f}s, {scheduled} rituals scheduled; "
+              f"due {due:%H:%M:%S} UTC (in {due.timestamp() - time.time():.0f}s)", flush=True)
+        if time.time() > due.timestamp():
+            print("warning: set-up ran past the minute; lateness includes it (use --lead)", flush=True)
+
+        await gate.reset()
+        while time.time() < due.timestamp() - 1:
+            await asyncio.sleep(min(1.0, due.timestamp() - 1 - time.time()))
+        pids = {"scheduler": services.pids("scheduler"), "notifier": services.pids("notifier"),
+                "broker": [broker_pid]}
+        cpu_start = {k: cpu_s(v) for k, v in pids.items()}
+        load_at_minute = load_average()
+        expected = set(members)
+        deadline = due.timestamp() + args.timeout
+        while time.time() < deadline:
+            stats = await gate.stats()
+            delivered = {path.rsplit("/", 1)[1] for path, _, status in stats["arrivals"] if status == 200}
+            if len(delivered) >= len(expected):
+                break
+            await asyncio.sleep(1)
+        cpu_end = {k: cpu_s(v) for k, v in pids.items()}
+        await asyncio.sleep(args.quiet)  # late duplicates show up here
+        stats = await gate.stats()
+    finally:
+        services.stop()
+
+    first: dict[str, float] = {}
+    copies: Counter[str] = Counter()
+    failed = 0
+    for path, at, status in stats["arrivals"]:
+        if status != 200:
+            failed += 1
+            continue
+        member = path.rsplit("/", 1)[1]
+        copies[member] += 1
+        first[member] = min(first.get(member, at), at)
+    wanted = {str(m) for m in expected}
+    lateness = [first[m] - due.timestamp() for m in wanted if m in first]
+    n = max(1, len(lateness))
+    return {
+        "households": args.households, "schedulers": args.schedulers, "notifiers": args.notifiers,
+        "pushes_expected": len(wanted), "arrived": len(lateness),
+        "lost": len(wanted - set(first)), "duplicated": sum(c - 1 for m, c in copies.items() if m in wanted and c > 1),
+        "unexpected": sum(c for m, c in copies.items() if m not in wanted),
+        "gateway_failures_answered": failed,
+        "lateness_p50_s": pct(lateness, 0.5), "lateness_p99_s": pct(lateness, 0.99),
+        "lateness_max_s": pct(lateness, 1.0),
+        "last_within_30s": bool(lateness) and len(lateness) == len(wanted) and max(lateness) <= TARGET_S,
+        "max_in_flight": stats["max_in_flight"],
+        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / n, 2) for k in pids},
+        "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+    import httpx
+    from attune_runtime.tansu import Tansu, free_port
+
+    results: dict[str, Any] = {"commit": commit(), "cpus": os.cpu_count(), "load_before": load_average(),
+                               "gateway_delay_s": [args.delay_min, args.delay_max], "fail_share": args.fail_share}
+    logdir = Path(tempfile.mkdtemp(prefix="burst-bench-"))
+    results["logs"] = str(logdir)
+    broker = Tansu(log_path=logdir / "tansu.log").start()
+    admin = await asyncpg.connect(PG_ADMIN)
+    suffix = uuid.uuid4().hex[:8]
+    names = {s: f"attune_burst_{s}_{suffix}" for s in ("scheduler", "notifier")}
+    for name in names.values():
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    databases = {s: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}" for s, name in names.items()}
+    port = free_port()
+    gateway = subprocess.Popen([sys.executable, __file__, "--gateway", str(port), "--delay-min", str(args.delay_min),  # noqa: ASYNC220
+                                "--delay-max", str(args.delay_max), "--fail-share", str(args.fail_share)])
+    try:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            gate = Gate(client, port)
+            for _ in range(100):
+                try:
+                    await gate.stats()
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            sends = args.naive_sends if args.naive_sends is not None else 2 * args.households
+            if sends:
+                results["naive"] = await naive(gate, sends)
+                print("naive:", json.dumps(results["naive"]), flush=True)
+            results["burst"] = await burst(args, gate, client, broker, databases, logdir, broker.process.pid)
+            print("burst:", json.dumps(results["burst"]), flush=True)
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=10)
+        broker.stop()
+        for name in names.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    results["load_after"] = load_average()
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gateway", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--households", type=int, default=10_000)
+    parser.add_argument("--schedulers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--notifiers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--naive-sends", type=int, help="sends for the naive gather (default 2 per household; 0 skips it)")
+    parser.add_argument("--delay-min", type=float, default=0.2)
+    parser.add_argument("--delay-max", type=float, default=1.0)
+    parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/500/503")
+    parser.add_argument("--lead", type=float, help="seconds of set-up before the minute (default 15 + households/100)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds after the minute to wait for every push")
+    parser.add_argument("--quiet", type=float, default=5, help="seconds to wait for late duplicates")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    options = parser.parse_args()
+    if options.gateway:
+        run_gateway(options.gateway, (options.delay_min, options.delay_max), options.fail_share)
+    else:
+        figures = asyncio.run(main(options))
+        print(json.dumps(figures, indent=2))
+        if options.json:
+            Path(options.json).write_text(json.dumps(figures, indent=2))
