@@ -164,6 +164,31 @@ class Gate:
         await self.client.delete(f"{self.base}/stats")
 
 
+def tally(arrivals: list[Any], wanted: set[str], due: float) -> dict[str, Any]:
+    """Pushes per member at the gateway (each member has one occurrence in the run, and the channel's path
+    ends with the member id): answered 200 once each, and how late each member's first one came."""
+    first: dict[str, float] = {}
+    copies: Counter[str] = Counter()
+    failed = 0
+    for path, at, status in arrivals:
+        if status != 200:
+            failed += 1
+            continue
+        member = path.rsplit("/", 1)[1]
+        copies[member] += 1
+        first[member] = min(first.get(member, at), at)
+    lateness = [first[m] - due for m in wanted if m in first]
+    return {
+        "pushes_expected": len(wanted), "arrived": len(lateness), "lost": len(wanted - set(first)),
+        "duplicated": sum(c - 1 for m, c in copies.items() if m in wanted and c > 1),
+        "unexpected": sum(c for m, c in copies.items() if m not in wanted),
+        "gateway_failures_answered": failed,
+        "lateness_p50_s": pct(lateness, 0.5), "lateness_p99_s": pct(lateness, 0.99),
+        "lateness_max_s": pct(lateness, 1.0),
+        "last_within_30s": bool(lateness) and len(lateness) == len(wanted) and max(lateness) <= TARGET_S,
+    }
+
+
 # ---- the naive gather ---------------------------------------------------------------------------------
 
 async def naive(gate: Gate, sends: int) -> dict[str, Any]:
@@ -349,30 +374,11 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
     finally:
         services.stop()
 
-    first: dict[str, float] = {}
-    copies: Counter[str] = Counter()
-    failed = 0
-    for path, at, status in stats["arrivals"]:
-        if status != 200:
-            failed += 1
-            continue
-        member = path.rsplit("/", 1)[1]
-        copies[member] += 1
-        first[member] = min(first.get(member, at), at)
-    wanted = {str(m) for m in expected}
-    lateness = [first[m] - due.timestamp() for m in wanted if m in first]
-    n = max(1, len(lateness))
     return {
         "households": args.households, "schedulers": args.schedulers, "notifiers": args.notifiers,
-        "pushes_expected": len(wanted), "arrived": len(lateness),
-        "lost": len(wanted - set(first)), "duplicated": sum(c - 1 for m, c in copies.items() if m in wanted and c > 1),
-        "unexpected": sum(c for m, c in copies.items() if m not in wanted),
-        "gateway_failures_answered": failed,
-        "lateness_p50_s": pct(lateness, 0.5), "lateness_p99_s": pct(lateness, 0.99),
-        "lateness_max_s": pct(lateness, 1.0),
-        "last_within_30s": bool(lateness) and len(lateness) == len(wanted) and max(lateness) <= TARGET_S,
+        **tally(stats["arrivals"], {str(m) for m in expected}, due.timestamp()),
         "max_in_flight": stats["max_in_flight"],
-        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / n, 2) for k in pids},
+        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in pids},
         "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
     }
 
