@@ -4,10 +4,9 @@ scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers 
     .venv/bin/python bench/burst_bench.py --households 1000 [--schedulers 2] [--notifiers 2]
 
 1. A fresh Tansu broker, two throwaway databases on 127.0.0.1:5432, and the gateway in its own process:
-   it answers each POST after a delay drawn from 0.2-1.0 s and fails a share of them with 429/500/503.
-   A push counts as arrived when it was answered 200; the gateway keeps the time the request was read.
-   When `bench/gateway.py` exists (the realistic gateway of issue 12) it is not used here: this one is
-   small on purpose, so the counting stays in one file.
+   it answers each POST after a delay drawn from 0.2-1.0 s and fails a share of them with 429/5xx;
+   `bench/gateway.py` (the realistic gateway of issue 12), recording every arrival to a JSON-lines file.
+   A push counts as arrived when it was answered 200, at the time its request was read.
 2. Naive: `asyncio.gather` over `Apprise().async_notify` for the same number of sends (2 per household, or
    `--naive-sends`), against the same gateway, with Apprise's default thread pool (CPUs + 4 threads).
 3. The services as separate processes, as docker-compose.yml starts them (`python -m attune_scheduler`,
@@ -25,9 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -39,71 +38,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TOKEN = "bench-admin-token-0123456789abcdef"
 TARGET_S = 30.0
-FAILURES = (429, 500, 503)
-
-
-# ---- the gateway (its own process) -----------------------------------------------------------------
-
-class Gateway:
-    """HTTP/1.1 with keep-alive on plain asyncio streams: thousands of open connections cost little."""
-
-    def __init__(self, delay: tuple[float, float], fail_share: float, seed: int) -> None:
-        self.delay, self.fail_share = delay, fail_share
-        self.rng = random.Random(seed)
-        self.reset()
-
-    def reset(self) -> None:
-        self.arrivals: list[tuple[str, float, int]] = []  # (path, read at, status answered)
-        self.in_flight = self.max_in_flight = 0
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                request_line, *lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = request_line.split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
-                await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                status, answer = 200, b"{}"
-                if method == "GET":
-                    answer = json.dumps({"arrivals": self.arrivals, "max_in_flight": self.max_in_flight}).encode()
-                elif method == "DELETE":
-                    self.reset()
-                else:
-                    at = time.time()
-                    self.in_flight += 1
-                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
-                    try:
-                        await asyncio.sleep(self.rng.uniform(*self.delay))
-                    finally:
-                        self.in_flight -= 1
-                    if self.rng.random() < self.fail_share:
-                        status = self.rng.choice(FAILURES)
-                    self.arrivals.append((path, at, status))
-                reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Unavailable")
-                writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(answer)}\r\n\r\n".encode() + answer)
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
-            pass
-        finally:
-            writer.close()
-
-
-def run_gateway(port: int, delay: tuple[float, float], fail_share: float) -> None:
-    async def serve() -> None:
-        gateway = Gateway(delay, fail_share, seed=port)
-        server = await asyncio.start_server(gateway.serve, "127.0.0.1", port, backlog=4096, reuse_address=True)
-        async with server:
-            await server.serve_forever()
-
-    asyncio.run(serve())
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -151,17 +90,31 @@ def cpu_s(pids: list[int]) -> float:
 
 
 class Gate:
-    def __init__(self, client: Any, port: int) -> None:
-        self.client, self.base = client, f"http://127.0.0.1:{port}"
+    """The gateway process seen from here: its record file for arrivals, its /stats for the most in flight."""
+
+    def __init__(self, client: Any, port: int, record: Path) -> None:
+        self.client, self.port, self.record = client, port, record
+        self.offset = 0
 
     def url(self, path: str) -> str:
-        return f"json://127.0.0.1:{self.base.rsplit(':', 1)[1]}/{path}"
+        return f"json://127.0.0.1:{self.port}/{path}"
 
     async def stats(self) -> dict[str, Any]:
-        return (await self.client.get(f"{self.base}/stats", timeout=60)).json()
+        answer = (await self.client.get(f"http://127.0.0.1:{self.port}/stats", timeout=60)).json()
+        with self.record.open("rb") as record:  
+            record.seek(self.offset)
+            lines = record.read().splitlines()
+        arrivals = []
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a line half written as we read
+                row = json.loads(line)
+                arrivals.append((row["path"], row["at"], row["status"]))
+        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"]}
 
     async def reset(self) -> None:
-        await self.client.delete(f"{self.base}/stats")
+        """From now on: count arrivals recorded after this point, and the most in flight from now."""
+        await self.client.get(f"http://127.0.0.1:{self.port}/stats?reset=1")
+        self.offset = self.record.stat().st_size if self.record.exists() else 0
 
 
 def tally(arrivals: list[Any], wanted: set[str], due: float) -> dict[str, Any]:
@@ -386,7 +339,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
     import httpx
-    from attune_runtime.tansu import Tansu, free_port
+    from attune_runtime.tansu import Tansu
 
     results: dict[str, Any] = {"commit": commit(), "cpus": os.cpu_count(), "load_before": load_average(),
                                "gateway_delay_s": [args.delay_min, args.delay_max], "fail_share": args.fail_share}
@@ -399,19 +352,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for name in names.values():
         await admin.execute(f'CREATE DATABASE "{name}"')
     databases = {s: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}" for s, name in names.items()}
-    port = free_port()
-    gateway = subprocess.Popen([sys.executable, __file__, "--gateway", str(port), "--delay-min", str(args.delay_min),  # noqa: ASYNC220
-                                "--delay-max", str(args.delay_max), "--fail-share", str(args.fail_share)])
+    record = logdir / "gateway.jsonl"
+    record.touch()
+    gateway = subprocess.Popen([sys.executable, str(HERE / "gateway.py"), "--port", "0",  # noqa: ASYNC220
+                                "--delay", f"{args.delay_min}-{args.delay_max}", "--fail-share", str(args.fail_share),
+                                "--seed", str(args.seed), "--record", str(record)],
+                               stdout=subprocess.PIPE, stderr=open(logdir / "gateway.log", "wb"))  # noqa: SIM115, ASYNC230
     try:
+        assert gateway.stdout is not None
+        listening = gateway.stdout.readline().decode().split()  # "listening <host> <port>"
+        if not listening:
+            raise SystemExit(f"the gateway did not start; see {logdir / 'gateway.log'}")
         limits = httpx.Limits(max_connections=64)
         async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-            gate = Gate(client, port)
-            for _ in range(100):
-                try:
-                    await gate.stats()
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+            gate = Gate(client, int(listening[2]), record)
             sends = args.naive_sends if args.naive_sends is not None else 2 * args.households
             if sends:
                 results["naive"] = await naive(gate, sends)
@@ -431,23 +385,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gateway", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--schedulers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--notifiers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--naive-sends", type=int, help="sends for the naive gather (default 2 per household; 0 skips it)")
     parser.add_argument("--delay-min", type=float, default=0.2)
     parser.add_argument("--delay-max", type=float, default=1.0)
-    parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/500/503")
+    parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/5xx")
+    parser.add_argument("--seed", type=int, default=1, help="the gateway's seed (which sends fail)")
     parser.add_argument("--lead", type=float, help="seconds of set-up before the minute (default 15 + households/100)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds after the minute to wait for every push")
     parser.add_argument("--quiet", type=float, default=5, help="seconds to wait for late duplicates")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     options = parser.parse_args()
-    if options.gateway:
-        run_gateway(options.gateway, (options.delay_min, options.delay_max), options.fail_share)
-    else:
-        figures = asyncio.run(main(options))
-        print(json.dumps(figures, indent=2))
-        if options.json:
-            Path(options.json).write_text(json.dumps(figures, indent=2))
+    figures = asyncio.run(main(options))
+    print(json.dumps(figures, indent=2))
+    if options.json:
+        Path(options.json).write_text(json.dumps(figures, indent=2))
