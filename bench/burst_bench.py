@@ -250,6 +250,7 @@ async def count_scheduled(bootstrap: str, rituals: set[uuid.UUID], deadline: flo
 
 async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, databases: dict[str, str],
                 logdir: Path, broker_pid: int) -> dict[str, Any]:
+    import httpx
     from attune_contracts import AttunePublisher
     from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
 
@@ -268,6 +269,19 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
         households = [(uuid.uuid4(), (uuid.uuid4(), uuid.uuid4()), uuid.uuid4()) for _ in range(args.households)]
         members = [m for _, pair, _ in households for m in pair]
         auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def call(method: str, url: str, **kwargs: Any) -> Any:
+            # A kept-alive connection the server has just closed fails the next request (httpx ReadError);
+            # set-up is not measured, so try again. A channel added twice would fail loudly below (409).
+            for attempt in range(5):
+                try:
+                    return await client.request(method, url, headers=auth, **kwargs)
+                except httpx.TransportError:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
+            raise AssertionError("unreachable")
+
         notifier = services.url("notifier-1")
         set_up_start = time.time()
         async with AttunePublisher.connect(broker.bootstrap, producer="attune-burst", linger_ms=20) as publisher:
@@ -282,12 +296,12 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
             async def channel(member: uuid.UUID) -> None:
                 deadline = time.monotonic() + 300
-                while (await client.get(f"{notifier}/v1/members/{member}/preferences", headers=auth)).status_code != 200:
+                while (await call("GET", f"{notifier}/v1/members/{member}/preferences")).status_code != 200:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"the notifier never learnt member {member}")
                     await asyncio.sleep(0.5)
-                answer = await client.post(f"{notifier}/v1/members/{member}/channels", headers=auth,
-                                           json={"url": gate.url(f"m/{member}"), "kind": "push", "position": 0})
+                answer = await call("POST", f"{notifier}/v1/members/{member}/channels",
+                                    json={"url": gate.url(f"m/{member}"), "kind": "push", "position": 0})
                 if answer.status_code != 201:
                     raise SystemExit(f"adding a channel failed: {answer.status_code} {answer.text[:200]}")
 
