@@ -17,7 +17,7 @@ scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers 
 4. From the minute on: wait for a push per member (or `--timeout`), then a quiet spell for late
    duplicates. Figures: pushes per member (exactly once?), lateness of each first arrival after the minute
    (p50/p99/max; the target is the last within 30 s), the most sends in flight at the gateway, and CPU
-   (psutil, all threads) per delivered push for each service and the broker.
+   (psutil, all threads) per expected push for each service and the broker.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
             await bounded(32, [channel(m) for m in members])
             # Scheduling is a command per household; leave time for the scheduler to take them all (on a
-            # loaded 2-CPU machine it took ~1,000 in 45 s, beside the notifier taking channels).
+            # loaded 2-CPU machine it has taken a minute for 1,000, beside the notifier taking channels).
             lead = args.lead if args.lead is not None else 30 + args.households / 10
             due = (datetime.now(UTC) + timedelta(seconds=lead)).replace(second=0, microsecond=0) + timedelta(minutes=1)
             await bounded(500, [publisher.publish(ScheduleRitual(
