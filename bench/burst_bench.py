@@ -1,0 +1,422 @@
+"""The 19:00 burst, end to end: N households x 2 members with rituals due in the same minute, through the
+scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers slowly and sometimes fails.
+
+    .venv/bin/python bench/burst_bench.py --households 1000 [--schedulers 2] [--notifiers 2]
+
+1. A fresh Tansu broker, two throwaway databases on 127.0.0.1:5432, and the gateway in its own process:
+   it answers each POST after a delay drawn from 0.2-1.0 s and fails a share of them with 429/5xx;
+   `bench/gateway.py` (the realistic gateway of issue 12), recording every arrival to a JSON-lines file.
+   A push counts as arrived when it was answered 200, at the time its request was read.
+2. Naive: `asyncio.gather` over `Apprise().async_notify` for the same number of sends (2 per household, or
+   `--naive-sends`), against the same gateway, with Apprise's default thread pool (CPUs + 4 threads).
+3. The services as separate processes, as docker-compose.yml starts them (`python -m attune_scheduler`,
+   `python -m attune_notifier`), `--schedulers` and `--notifiers` instances sharing one database each.
+   Set-up goes through the same doors the CLI uses (RegisterHousehold/UpsertMember/ScheduleRitual on
+   Kafka; channels through the notifier's HTTP API) and is not measured. Every ritual is due at the same
+   whole minute, far enough ahead for set-up to finish.
+4. From the minute on: wait for a push per member (or `--timeout`), then a quiet spell for late
+   duplicates. Figures: pushes per member (exactly once?), lateness of each first arrival after the minute
+   (p50/p99/max; the target is the last within 30 s), the most sends in flight at the gateway, and CPU
+   (psutil, all threads) per expected push for each service and the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+TOKEN = "bench-admin-token-0123456789abcdef"
+TARGET_S = 30.0
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+async def bounded(limit: int, coroutines: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Any) -> Any:
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines))
+
+
+def cpu_s(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+class Gate:
+    """The gateway process seen from here: its record file for arrivals, its /stats for the most in flight."""
+
+    def __init__(self, client: Any, port: int, record: Path) -> None:
+        self.client, self.port, self.record = client, port, record
+        self.offset = 0
+
+    def url(self, path: str) -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    async def stats(self) -> dict[str, Any]:
+        answer = (await self.client.get(f"http://127.0.0.1:{self.port}/stats", timeout=60)).json()
+        with self.record.open("rb") as record:  
+            record.seek(self.offset)
+            lines = record.read().splitlines()
+        arrivals = []
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a line half written as we read
+                row = json.loads(line)
+                arrivals.append((row["path"], row["at"], row["status"]))
+        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"]}
+
+    async def reset(self) -> None:
+        """From now on: count arrivals recorded after this point, and the most in flight from now."""
+        await self.client.get(f"http://127.0.0.1:{self.port}/stats?reset=1")
+        self.offset = self.record.stat().st_size if self.record.exists() else 0
+
+
+def tally(arrivals: list[Any], wanted: set[str], due: float) -> dict[str, Any]:
+    """Pushes per member at the gateway (each member has one occurrence in the run, and the channel's path
+    ends with the member id): answered 200 once each, and how late each member's first one came."""
+    first: dict[str, float] = {}
+    copies: Counter[str] = Counter()
+    failed = 0
+    for path, at, status in arrivals:
+        if status != 200:
+            failed += 1
+            continue
+        member = path.rsplit("/", 1)[1]
+        copies[member] += 1
+        first[member] = min(first.get(member, at), at)
+    lateness = [first[m] - due for m in wanted if m in first]
+    return {
+        "pushes_expected": len(wanted), "arrived": len(lateness), "lost": len(wanted - set(first)),
+        "duplicated": sum(c - 1 for m, c in copies.items() if m in wanted and c > 1),
+        "unexpected": sum(c for m, c in copies.items() if m not in wanted),
+        "gateway_failures_answered": failed,
+        "lateness_p50_s": pct(lateness, 0.5), "lateness_p99_s": pct(lateness, 0.99),
+        "lateness_max_s": pct(lateness, 1.0),
+        "last_within_30s": bool(lateness) and len(lateness) == len(wanted) and max(lateness) <= TARGET_S,
+    }
+
+
+# ---- the naive gather ---------------------------------------------------------------------------------
+
+async def naive(gate: Gate, sends: int) -> dict[str, Any]:
+    from apprise import Apprise
+
+    await gate.reset()
+    start = time.time()
+
+    async def one(i: int) -> bool:
+        notifier = Apprise()
+        notifier.add(gate.url(f"naive/{i}"))
+        return bool(await notifier.async_notify(title="Date night", body=f"naive {i}"))
+
+    ok = sum(await asyncio.gather(*(one(i) for i in range(sends))))
+    elapsed = time.time() - start
+    stats = await gate.stats()
+    delivered = [at - start for _, at, status in stats["arrivals"] if status == 200]
+    return {"sends": sends, "ok": ok, "requests": len(stats["arrivals"]), "delivered": len(delivered), "seconds": round(elapsed, 1),
+            "per_s": round(len(delivered) / elapsed, 1), "max_in_flight": stats["max_in_flight"],
+            "lateness_p50_s": pct(delivered, 0.5), "lateness_p99_s": pct(delivered, 0.99),
+            "lateness_max_s": pct(delivered, 1.0)}
+
+
+# ---- the services -------------------------------------------------------------------------------------
+
+class Services:
+    def __init__(self, logdir: Path, bootstrap: str, databases: dict[str, str]) -> None:
+        self.logdir, self.bootstrap, self.databases = logdir, bootstrap, databases
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.ports: dict[str, int] = {}
+
+    def start(self, name: str, service: str) -> None:
+        from attune_runtime.tansu import free_port
+
+        p = f"ATTUNE_{service.upper()}_"
+        port = free_port()
+        env = {**os.environ, f"{p}KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, f"{p}HTTP_HOST": "127.0.0.1",
+               f"{p}HTTP_PORT": str(port), f"{p}DATABASE_URL": self.databases[service],
+               f"{p}LOG_LEVEL": "WARNING", f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000", "PYTHONUNBUFFERED": "1"}
+        if service == "notifier":
+            env |= {f"{p}ADMIN_TOKEN": TOKEN, f"{p}DELIVERY_IDLE_POLL_S": "0.25"}
+        out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", f"attune_{service}"], env=env,
+                                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.ports[name] = port
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def pids(self, service: str) -> list[int]:
+        return [p.pid for name, p in self.processes.items() if name.startswith(service)]
+
+    async def ready(self, client: Any, name: str, timeout: float = 180) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise SystemExit(f"{name} exited; see {self.logdir / name}.log")
+            try:
+                if (await client.get(f"{self.url(name)}/readyz", timeout=3)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+        raise SystemExit(f"{name} not ready within {timeout:.0f}s; see {self.logdir / name}.log")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def count_scheduled(bootstrap: str, rituals: set[uuid.UUID], deadline: float) -> int:
+    """Read the scheduler's events until every ritual has its RitualScheduled (or the deadline)."""
+    from aiokafka import AIOKafkaConsumer
+    from attune_contracts import ContractError, Topic, parse
+
+    consumer = AIOKafkaConsumer(Topic.SCHEDULER_EVENTS.value, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    seen: set[uuid.UUID] = set()
+    try:
+        while rituals - seen and time.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        event = parse(record.value)
+                    except (ContractError, ValueError):
+                        continue
+                    if event.type == "scheduler.command_rejected":
+                        raise SystemExit(f"the scheduler refused a set-up command: {event.payload.reason}")
+                    if event.type == "scheduler.ritual_scheduled":
+                        seen.add(event.payload.ritual_id)
+    finally:
+        await consumer.stop()
+    return len(rituals & seen)
+
+
+async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, databases: dict[str, str],
+                logdir: Path, broker_pid: int) -> dict[str, Any]:
+    import httpx
+    from attune_contracts import AttunePublisher
+    from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
+
+    services = Services(logdir, broker.bootstrap, databases)
+    try:
+        # The first instance of each service migrates its database and creates the topics alone.
+        services.start("scheduler-1", "scheduler")
+        services.start("notifier-1", "notifier")
+        await asyncio.gather(services.ready(client, "scheduler-1"), services.ready(client, "notifier-1"))
+        for i in range(2, args.schedulers + 1):
+            services.start(f"scheduler-{i}", "scheduler")
+        for i in range(2, args.notifiers + 1):
+            services.start(f"notifier-{i}", "notifier")
+        await asyncio.gather(*(services.ready(client, name) for name in services.processes))
+
+        households = [(uuid.uuid4(), (uuid.uuid4(), uuid.uuid4()), uuid.uuid4()) for _ in range(args.households)]
+        members = [m for _, pair, _ in households for m in pair]
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+
+        async def call(method: str, url: str, **kwargs: Any) -> Any:
+            # A kept-alive connection the server has just closed fails the next request (httpx ReadError);
+            # set-up is not measured, so try again. A channel added twice would fail loudly below (409).
+            for attempt in range(5):
+                try:
+                    return await client.request(method, url, headers=auth, **kwargs)
+                except httpx.TransportError:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.5)
+            raise AssertionError("unreachable")
+
+        notifier = services.url("notifier-1")
+        set_up_start = time.time()
+        async with AttunePublisher.connect(broker.bootstrap, producer="attune-burst", linger_ms=20) as publisher:
+            async def register(index: int, household: uuid.UUID, pair: tuple[uuid.UUID, uuid.UUID]) -> None:
+                await publisher.publish(RegisterHousehold(name=f"Burst {index}", time_zone="UTC"),
+                                        household_id=household)
+                for n, member in enumerate(pair):
+                    await publisher.publish(UpsertMember(member_id=member, display_name=f"{'AB'[n]}{index}"),
+                                            household_id=household)
+
+            await bounded(500, [register(i, h, pair) for i, (h, pair, _) in enumerate(households)])
+
+            async def channel(member: uuid.UUID) -> None:
+                deadline = time.monotonic() + 300
+                while (await call("GET", f"{notifier}/v1/members/{member}/preferences")).status_code != 200:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the notifier never learnt member {member}")
+                    await asyncio.sleep(0.5)
+                answer = await call("POST", f"{notifier}/v1/members/{member}/channels",
+                                    json={"url": gate.url(f"m/{member}"), "kind": "push", "position": 0})
+                if answer.status_code != 201:
+                    raise SystemExit(f"adding a channel failed: {answer.status_code} {answer.text[:200]}")
+
+            await bounded(32, [channel(m) for m in members])
+            # Scheduling is a command per household; leave time for the scheduler to take them all (on a
+            # loaded 2-CPU machine it has taken a minute for 1,000, beside the notifier taking channels).
+            lead = args.lead if args.lead is not None else 30 + args.households / 10
+            due = (datetime.now(UTC) + timedelta(seconds=lead)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+            await bounded(500, [publisher.publish(ScheduleRitual(
+                ritual_id=ritual, template="evening_attunement", participants=list(pair), rrule="FREQ=DAILY",
+                local_time=due.strftime("%H:%M"), start_date=due.date(), reminder_offsets_minutes=[],
+                catch_up_minutes=60), household_id=household) for household, pair, ritual in households])
+        scheduled = await count_scheduled(broker.bootstrap, {r for _, _, r in households}, due.timestamp() - 1)
+        set_up_s = time.time() - set_up_start
+        print(f"set-up: {args.households} households in {set_up_s:.0f}s, {scheduled} rituals scheduled; "
+              f"due {due:%H:%M:%S} UTC (in {due.timestamp() - time.time():.0f}s)", flush=True)
+        if scheduled < args.households:
+            # A ritual scheduled after its minute is late by the set-up, not by the burst: not a measurement.
+            raise SystemExit(f"only {scheduled} of {args.households} rituals were scheduled before the minute: "
+                             "give set-up more time with --lead")
+
+        await gate.reset()
+        while time.time() < due.timestamp() - 1:
+            await asyncio.sleep(min(1.0, due.timestamp() - 1 - time.time()))
+        pids = {"scheduler": services.pids("scheduler"), "notifier": services.pids("notifier"),
+                "broker": [broker_pid]}
+        cpu_start = {k: cpu_s(v) for k, v in pids.items()}
+        load_at_minute = load_average()
+        expected = set(members)
+        deadline = due.timestamp() + args.timeout
+        while time.time() < deadline:
+            stats = await gate.stats()
+            delivered = {path.rsplit("/", 1)[1] for path, _, status in stats["arrivals"] if status == 200}
+            if len(delivered) >= len(expected):
+                break
+            await asyncio.sleep(1)
+        cpu_end = {k: cpu_s(v) for k, v in pids.items()}
+        await asyncio.sleep(args.quiet)  # late duplicates show up here
+        stats = await gate.stats()
+    finally:
+        services.stop()
+
+    return {
+        "households": args.households, "schedulers": args.schedulers, "notifiers": args.notifiers,
+        **tally(stats["arrivals"], {str(m) for m in expected}, due.timestamp()),
+        "max_in_flight": stats["max_in_flight"],
+        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in pids},
+        "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+    import httpx
+    from attune_runtime.tansu import Tansu
+
+    results: dict[str, Any] = {"commit": commit(), "cpus": os.cpu_count(), "load_before": load_average(),
+                               "gateway_delay_s": [args.delay_min, args.delay_max], "fail_share": args.fail_share}
+    logdir = Path(tempfile.mkdtemp(prefix="burst-bench-"))
+    results["logs"] = str(logdir)
+    broker = Tansu(log_path=logdir / "tansu.log").start()
+    admin = await asyncpg.connect(PG_ADMIN)
+    suffix = uuid.uuid4().hex[:8]
+    names = {s: f"attune_burst_{s}_{suffix}" for s in ("scheduler", "notifier")}
+    for name in names.values():
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    databases = {s: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}" for s, name in names.items()}
+    record = logdir / "gateway.jsonl"
+    record.touch()
+    gateway = subprocess.Popen([sys.executable, str(HERE / "gateway.py"), "--port", "0",  # noqa: ASYNC220
+                                "--delay", f"{args.delay_min}-{args.delay_max}", "--fail-share", str(args.fail_share),
+                                "--seed", str(args.seed), "--record", str(record)],
+                               stdout=subprocess.PIPE, stderr=open(logdir / "gateway.log", "wb"))  # noqa: SIM115, ASYNC230
+    try:
+        assert gateway.stdout is not None
+        listening = gateway.stdout.readline().decode().split()  # "listening <host> <port>"
+        if not listening:
+            raise SystemExit(f"the gateway did not start; see {logdir / 'gateway.log'}")
+        # Shorter than uvicorn's 5 s keep-alive, so a connection is not reused just as the server closes it.
+        limits = httpx.Limits(max_connections=64, keepalive_expiry=2)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            gate = Gate(client, int(listening[2]), record)
+            sends = args.naive_sends if args.naive_sends is not None else 2 * args.households
+            if sends:
+                results["naive"] = await naive(gate, sends)
+                print("naive:", json.dumps(results["naive"]), flush=True)
+            results["burst"] = await burst(args, gate, client, broker, databases, logdir, broker.process.pid)
+            print("burst:", json.dumps(results["burst"]), flush=True)
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=10)
+        broker.stop()
+        for name in names.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    results["load_after"] = load_average()
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--households", type=int, default=10_000)
+    parser.add_argument("--schedulers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--notifiers", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--naive-sends", type=int, help="sends for the naive gather (default 2 per household; 0 skips it)")
+    parser.add_argument("--delay-min", type=float, default=0.2)
+    parser.add_argument("--delay-max", type=float, default=1.0)
+    parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/5xx")
+    parser.add_argument("--seed", type=int, default=1, help="the gateway's seed (which sends fail)")
+    parser.add_argument("--lead", type=float, help="seconds for scheduling before the minute (default 30 + households/10)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds after the minute to wait for every push")
+    parser.add_argument("--quiet", type=float, default=5, help="seconds to wait for late duplicates")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    options = parser.parse_args()
+    figures = asyncio.run(main(options))
+    print(json.dumps(figures, indent=2))
+    if options.json:
+        Path(options.json).write_text(json.dumps(figures, indent=2))
