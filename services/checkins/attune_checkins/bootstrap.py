@@ -172,7 +172,8 @@ def build(
             on_invalid=make_invalid_hook(service),
         )
     signer = LinkSigner(settings.link_key_map(), settings.current_link_kid())
-    http = build_http_app(service, signer, settings.token_secret(), metrics, max_body_bytes=settings.http_max_body_bytes)
+    http = build_http_app(service, signer, settings.credential_verifier(), metrics,
+                          max_body_bytes=settings.http_max_body_bytes)
     return Checkins(settings, service, store, broker, registry, readiness, http, signer, relay, run_timer=run_timer,
                     producer=producer)
 

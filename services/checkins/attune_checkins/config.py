@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 
+from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_runtime.settings import Environment, ServiceSettings
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 # Development only: fixed, well-known keys so `make run` works with zero set-up. Outside development
@@ -28,8 +29,9 @@ class Settings(ServiceSettings):
     notes_old_keys: SecretStr | None = Field(
         default=None, description="comma-separated older Fernet keys, still accepted for reading"
     )
-    household_token_secret: SecretStr | None = Field(
-        default=None, description="server secret; a household's API token is an HMAC of its id with it"
+    credential_keys: str | None = Field(
+        default=None, description="public keys that verify API credentials, 'kid:key,kid2:key2' "
+                                  "(`attune credentials keygen`); the development key is refused elsewhere"
     )
     link_keys: SecretStr | None = Field(
         default=None, description="one-tap link keys as 'kid:secret,kid2:secret2' (shared with the notifier)"
@@ -60,7 +62,12 @@ class Settings(ServiceSettings):
     http_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
                                      description="larger request bodies are refused with 413")
 
-    secret_fields: tuple[str, ...] = ("notes_key", "household_token_secret", "link_keys")
+    secret_fields: tuple[str, ...] = ("notes_key", "link_keys")
+
+    @model_validator(mode="after")
+    def _credential_keys_usable(self) -> Settings:
+        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
+        return self
 
     def _dev(self, what: str) -> str:
         if self.environment is not Environment.DEVELOPMENT:
@@ -76,10 +83,9 @@ class Settings(ServiceSettings):
             keys += [k.strip() for k in self.notes_old_keys.get_secret_value().split(",") if k.strip()]
         return [k.encode() for k in keys]
 
-    def token_secret(self) -> bytes:
-        if self.household_token_secret is not None:
-            return self.household_token_secret.get_secret_value().encode()
-        return self._dev("household_token_secret").encode()
+    def credential_verifier(self) -> CredentialVerifier:
+        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
+                                     setting="ATTUNE_CHECKINS_CREDENTIAL_KEYS")
 
     def link_key_map(self) -> dict[str, str]:
         if self.link_keys is None:

@@ -1,14 +1,12 @@
-"""The check-ins HTTP API (JSON, per-household bearer tokens) and the one-tap link pages (HTML).
+"""The check-ins HTTP API (JSON, scoped bearer credentials) and the one-tap link pages (HTML).
 
-A household's API token is `hh1_` + base64url(HMAC-SHA256(server secret, "attune.checkins.household:" + id)).
-Nothing is stored: the server recomputes it. Print one with `python -m attune_checkins token <household id>`;
-rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
+Every API call carries a household or member credential of the household in its path
+(attune_contracts.credentials; `attune credentials issue` makes one). A member credential acts as that member
+only; private notes are returned to their author alone (a member credential of that member): history and
+export show other members' notes, and every note to a household credential, as withheld.
 """
 
 
-import base64
-import hashlib
-import hmac
 import logging
 from datetime import UTC, datetime
 from html import escape
@@ -18,9 +16,11 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from attune_contracts.catalog import TEMPLATES
+from attune_contracts.credentials import CredentialVerifier
 from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
+from attune_runtime.auth import Authenticator, Principal
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -32,13 +32,22 @@ from .metrics import Metrics
 from .service import MAX_NOTE, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
-TOKEN_PREFIX = "hh1_"
 log = logging.getLogger("attune.checkins.http")
 
 
-def household_token(secret: bytes, household_id: UUID) -> str:
-    digest = hmac.new(secret, f"attune.checkins.household:{household_id}".encode(), hashlib.sha256).digest()
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+def private_notes(document: Any, viewer: Principal) -> Any:
+    """`document` with every note whose author is not the viewer withheld (note None, note_withheld True).
+    A note is an item's `note` beside its `member_id`; the same walk serves history and export."""
+    if isinstance(document, list):
+        return [private_notes(item, viewer) for item in document]
+    if not isinstance(document, dict):
+        return document
+    out = {key: private_notes(value, viewer) for key, value in document.items()}
+    if out.get("note") is not None and "member_id" in out:
+        author = UUID(str(out["member_id"]))
+        if not viewer.may_read_private(author):
+            out["note"], out["note_withheld"] = None, True
+    return out
 
 
 # Instants a person can mean; anything else (year 9999 minus an offset overflows when turned into UTC)
@@ -97,13 +106,13 @@ def _describe(errors: Any) -> str:
     return "; ".join(parts)
 
 
-def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: bytes, metrics: Metrics, *,
+def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: CredentialVerifier, metrics: Metrics, *,
                    max_body_bytes: int = 64 * 1024) -> FastAPI:
     app = FastAPI(
         title="Attune check-ins",
         version="1.0.0",
         description="Check-ins, moments, streaks and summaries for one household. "
-                    "Authenticate with `Authorization: Bearer <household token>`.",
+                    "Authenticate with `Authorization: Bearer <household or member credential>`.",
     )
     # No request here needs more than a few KB: a larger body is refused (413) before it is read whole.
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -144,23 +153,19 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         response.headers["Retry-After"] = "5"
         return response
 
+    authenticate = Authenticator(verifier, service.credentials_not_before, service.clock.now)
+
     async def authorize(
         household_id: Annotated[UUID, Path(description="the household's id")],
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> UUID:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            raise HTTPException(401, "missing 'Authorization: Bearer <household token>' header",
-                                headers={"WWW-Authenticate": "Bearer"})
-        given = authorization[7:].strip()
-        if not hmac.compare_digest(given.encode(), household_token(token_secret, household_id).encode()):
-            raise HTTPException(403, "this token is not valid for this household",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return household_id
+        principal: Annotated[Principal, Depends(authenticate)],
+    ) -> Principal:
+        """The one check of every API endpoint: a household or member credential of the household in the path."""
+        return principal.for_household(household_id)
 
-    Household = Annotated[UUID, Depends(authorize)]
+    Caller = Annotated[Principal, Depends(authorize)]
 
     @app.get("/v1/households/{household_id}/summary", summary="Streaks, this week's tallies, date nights, ratio")
-    async def summary(household_id: Household) -> dict[str, Any]:
+    async def summary(household_id: UUID, caller: Caller) -> dict[str, Any]:
         found = await service.summary(household_id)
         if found is None:
             raise HTTPException(404, "this household is not known to the check-ins service yet")
@@ -168,19 +173,21 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
 
     @app.get("/v1/households/{household_id}/checkins", summary="Check-in history, newest first, paged")
     async def history(
-        household_id: Household,
+        household_id: UUID,
+        caller: Caller,
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         items, total = await service.history(household_id, page=page, page_size=page_size)
         return {
-            "items": [checkin_json(c) for c in items], "page": page, "page_size": page_size, "total": total,
+            "items": private_notes([checkin_json(c) for c in items], caller), "page": page, "page_size": page_size, "total": total,
             "next_page": page + 1 if page * page_size < total else None,
         }
 
     @app.post("/v1/households/{household_id}/checkins", summary="Record (or change) a member's check-in",
               status_code=201)
-    async def submit(household_id: Household, body: CheckInRequest) -> JSONResponse:
+    async def submit(household_id: UUID, caller: Caller, body: CheckInRequest) -> JSONResponse:
+        caller.acting_as(body.member_id)
         try:
             command = SubmitCheckIn(
                 occurrence_id=body.occurrence_id, member_id=body.member_id, status=body.status,
@@ -194,13 +201,14 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
         except Rejected as exc:
             raise HTTPException(422, exc.reason) from None
         return JSONResponse(
-            {"outcome": result.outcome.value, "checkin": checkin_json(result.checkin)},
+            {"outcome": result.outcome.value, "checkin": private_notes(checkin_json(result.checkin), caller)},
             status_code=201 if result.outcome is Outcome.NEW else 200,
         )
 
     @app.post("/v1/households/{household_id}/moments", summary="Log a positive or negative moment",
               status_code=201)
-    async def moment(household_id: Household, body: MomentRequest) -> JSONResponse:
+    async def moment(household_id: UUID, caller: Caller, body: MomentRequest) -> JSONResponse:
+        caller.acting_as(body.member_id)
         moment_id = body.moment_id or uuid4()
         command = LogMoment(moment_id=moment_id, member_id=body.member_id, kind=body.kind, note=body.note,
                             happened_at=body.happened_at)
@@ -210,12 +218,13 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, token_secret: b
             raise HTTPException(422, exc.reason) from None
         return JSONResponse({"moment_id": str(moment_id), "created": created}, status_code=201 if created else 200)
 
-    @app.get("/v1/households/{household_id}/export", summary="Everything held about the household, notes included")
-    async def export(household_id: Household) -> dict[str, Any]:
+    @app.get("/v1/households/{household_id}/export",
+             summary="Everything held about the household; private notes only to their author")
+    async def export(household_id: UUID, caller: Caller) -> dict[str, Any]:
         found = await service.export(household_id)
         if found is None:
             raise HTTPException(404, "this household is not known to the check-ins service")
-        return found
+        return private_notes(found, caller)
 
     # ---- one-tap links ----------------------------------------------------------------------------
 

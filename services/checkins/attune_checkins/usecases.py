@@ -29,6 +29,7 @@ from attune_contracts.messages import (
     CheckInSource,
     CheckInStatus,
     DateNightAdherenceUpdated,
+    HouseholdCredentialsRevoked,
     HouseholdErased,
     HouseholdRegistered,
     LogMoment,
@@ -71,6 +72,7 @@ HANDLED_TYPES = frozenset({
     "ritual.due",
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
+    "scheduler.household_credentials_revoked",
 })
 
 
@@ -198,6 +200,8 @@ class CheckinsService:
                 await tx.put_ritual(payload.ritual_id, household_id, payload.template, payload.rrule)
             case RitualDeleted():
                 await tx.delete_ritual(payload.ritual_id)
+            case HouseholdCredentialsRevoked():
+                await tx.revoke_credentials(household_id, payload.not_before)
             case HouseholdErased():
                 removed = await tx.erase(household_id, payload.erased_at)
                 log.info("erased household: %d rows", sum(removed.values()),
@@ -574,6 +578,10 @@ class CheckinsService:
             "ratio": {"window_days": self.policy.ratio_window.days, "positive": positive, "negative": negative,
                       "ratio": rules.ratio_of(positive, negative)},
         }
+
+    async def credentials_not_before(self, household_id: UUID) -> datetime | None:
+        async with self.store.tx() as tx:
+            return await tx.credentials_not_before(household_id)
 
     async def history(self, household_id: UUID, *, page: int, page_size: int) -> tuple[list[CheckIn], int]:
         async with self.store.tx() as tx:

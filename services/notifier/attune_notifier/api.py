@@ -1,19 +1,20 @@
-"""The authenticated HTTP API: preferences, channels (the only way in for an Apprise URL) and export."""
+"""The authenticated HTTP API: preferences, channels (the only way in for an Apprise URL) and export, for a
+member's own credential or its household's; delivery inspection (no message text) for an operator credential."""
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from datetime import time
 from typing import Annotated, Any
 from uuid import UUID
 
+from attune_contracts.credentials import CredentialVerifier, Scope
 from attune_contracts.messages import ChannelKind
 from attune_contracts.types import IanaZone
-from fastapi import Depends, FastAPI, HTTPException, Request
+from attune_runtime.auth import Authenticator, Principal
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,15 +67,23 @@ def preferences_out(r: Recipient) -> dict[str, Any]:
     }
 
 
-def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock) -> FastAPI:
-    app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
-    bearer = HTTPBearer(auto_error=False)
+DELIVERY_STATUSES = ("pending", "deferred", "failed", "sent", "dead", "dropped", "unknown")
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
-        given = credentials.credentials if credentials else ""
-        if not secrets.compare_digest(given.encode(), admin_token.get_secret_value().encode()):
-            raise HTTPException(401, "a valid admin bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+
+def delivery_out(d: Any) -> dict[str, Any]:
+    """What a delivery's owner and an operator may see: never its message text (params) or error text."""
+    return {
+        "notification_id": str(d.notification_id), "purpose": d.purpose, "category": d.category,
+        "cause_type": d.cause_type, "status": d.status, "reason": d.reason, "channel_kind": d.channel_kind,
+        "attempts": d.total_attempts, "created_at": d.created_at.isoformat(),
+        "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+    }
+
+
+def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: CredentialVerifier,
+                   clock: Clock) -> FastAPI:
+    app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
+    authenticate = Authenticator(verifier, store.credentials_not_before, clock)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -91,22 +100,30 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
             detail = "the request body is not valid JSON (nested too deeply, or not UTF-8)"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
-    async def member_or_404(member_id: UUID) -> Recipient:
+    async def member_access(member_id: UUID, principal: Annotated[Principal, Depends(authenticate)]) -> Recipient:
+        """The one check of every member endpoint: that member's own credential, or its household's."""
+        if principal.scope is Scope.OPERATOR:
+            raise HTTPException(403, "this needs the member's own credential or its household's; an operator "
+                                     "credential reaches no member's preferences, channels or history")
+        principal.acting_as(member_id)  # before the lookup: a member learns nothing about other member ids
         member = await store.get_member(member_id)
         if member is None:
             raise HTTPException(404, f"unknown member {member_id}: the notifier learns members from the "
                                      f"scheduler's MemberUpserted events")
+        principal.for_member(member_id, member.household_id)
         return member
 
-    auth = [Depends(authorised)]
+    async def operator_access(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        return principal.operator()
 
-    @app.get("/v1/members/{member_id}/preferences", dependencies=auth)
-    async def get_preferences(member_id: UUID) -> dict[str, Any]:
-        return preferences_out(await member_or_404(member_id))
+    Member = Annotated[Recipient, Depends(member_access)]
 
-    @app.put("/v1/members/{member_id}/preferences", dependencies=auth)
-    async def put_preferences(member_id: UUID, body: PreferencesIn) -> dict[str, Any]:
-        await member_or_404(member_id)
+    @app.get("/v1/members/{member_id}/preferences")
+    async def get_preferences(member_id: UUID, member: Member) -> dict[str, Any]:
+        return preferences_out(member)
+
+    @app.put("/v1/members/{member_id}/preferences")
+    async def put_preferences(member_id: UUID, member: Member, body: PreferencesIn) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         given = body.model_fields_set
         if "time_zone" in given and body.time_zone is not None:
@@ -127,9 +144,8 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         assert updated is not None
         return preferences_out(updated)
 
-    @app.post("/v1/members/{member_id}/channels", dependencies=auth, status_code=201)
-    async def add_channel(member_id: UUID, body: ChannelIn) -> dict[str, Any]:
-        member = await member_or_404(member_id)
+    @app.post("/v1/members/{member_id}/channels", status_code=201)
+    async def add_channel(member_id: UUID, member: Member, body: ChannelIn) -> dict[str, Any]:
         url = body.url.get_secret_value()
         try:
             guessed = await asyncio.to_thread(validate_channel_url, url)
@@ -141,30 +157,36 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         metrics.channel_registrations.labels(kind.value, "registered").inc()
         return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position}
 
-    @app.get("/v1/members/{member_id}/channels", dependencies=auth)
-    async def list_channels(member_id: UUID) -> list[dict[str, Any]]:
-        await member_or_404(member_id)
+    @app.get("/v1/members/{member_id}/channels")
+    async def list_channels(member_id: UUID, member: Member) -> list[dict[str, Any]]:
         return [{"channel_id": str(c.channel_id), "kind": c.kind.value, "position": c.position}
                 for c in await store.list_channels(member_id)]
 
-    @app.delete("/v1/members/{member_id}/channels/{channel_id}", dependencies=auth, status_code=204)
-    async def delete_channel(member_id: UUID, channel_id: UUID) -> None:
+    @app.delete("/v1/members/{member_id}/channels/{channel_id}", status_code=204)
+    async def delete_channel(member_id: UUID, channel_id: UUID, member: Member) -> None:
         if not await store.delete_channel(member_id, channel_id):
             raise HTTPException(404, "no such channel for this member")
 
-    @app.get("/v1/members/{member_id}/export", dependencies=auth)
-    async def export(member_id: UUID) -> dict[str, Any]:
-        member = await member_or_404(member_id)
+    @app.get("/v1/members/{member_id}/export")
+    async def export(member_id: UUID, member: Member) -> dict[str, Any]:
         history = await store.deliveries_for(member_id)
         return {
             "preferences": preferences_out(member),
             "channels": [{"kind": c.kind.value, "position": c.position} for c in await store.list_channels(member_id)],
-            "deliveries": [{
-                "notification_id": str(d.notification_id), "purpose": d.purpose, "category": d.category,
-                "cause_type": d.cause_type, "status": d.status, "reason": d.reason, "channel_kind": d.channel_kind,
-                "attempts": d.total_attempts, "created_at": d.created_at.isoformat(),
-                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-            } for d in history],
+            "deliveries": [delivery_out(d) for d in history],
         }
+
+    @app.get("/v1/deliveries", summary="Delivery inspection for operators: outcomes only, no message text")
+    async def deliveries(
+        _: Annotated[Principal, Depends(operator_access)],
+        status: Annotated[str | None, Query(pattern="^(" + "|".join(DELIVERY_STATUSES) + ")$")] = None,
+        household_id: UUID | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        found = await store.recent_deliveries(status=status, household_id=household_id, limit=limit)
+        # Ids, outcomes and times: enough to operate, nothing personal (no names, text, channel URLs or errors).
+        return {"deliveries": [{**delivery_out(d), "household_id": str(d.household_id), "member_id": str(d.member_id),
+                                "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None}
+                               for d in found]}
 
     return app

@@ -1,10 +1,11 @@
-"""The notifier's settings. Secrets: the admin token, the channel encryption key and the link keys."""
+"""The notifier's settings. Secrets: the channel encryption key and the link keys (credential keys are public)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 
+from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_runtime.settings import Environment, ServiceSettings
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -13,7 +14,6 @@ from pydantic_settings import SettingsConfigDict
 # Development only: stable so a local database stays readable across restarts; refused elsewhere.
 DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
-DEV_ADMIN_TOKEN = "attune-development-admin-token"
 
 
 class NotifierSettings(ServiceSettings):
@@ -22,7 +22,9 @@ class NotifierSettings(ServiceSettings):
     http_port: int = Field(default=8103, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/notifier.db"
 
-    admin_token: SecretStr = SecretStr(DEV_ADMIN_TOKEN)
+    credential_keys: str | None = Field(
+        default=None, description="public keys that verify API credentials, 'kid:key,kid2:key2' "
+                                  "(`attune credentials keygen`); the development key is refused elsewhere")
     channel_key: SecretStr = Field(default=SecretStr(DEV_CHANNEL_KEY),
                                    description="Fernet key(s), comma-separated; the first encrypts")
     link_keys: SecretStr = Field(default=SecretStr(DEV_LINK_KEYS),
@@ -70,7 +72,16 @@ class NotifierSettings(ServiceSettings):
                     "1 = one event at a time (no batch subscriber)",
     )
 
-    secret_fields: tuple[str, ...] = ("admin_token", "channel_key", "link_keys")
+    secret_fields: tuple[str, ...] = ("channel_key", "link_keys")
+
+    @model_validator(mode="after")
+    def _credential_keys_usable(self) -> NotifierSettings:
+        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
+        return self
+
+    def credential_verifier(self) -> CredentialVerifier:
+        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
+                                     setting="ATTUNE_NOTIFIER_CREDENTIAL_KEYS")
 
     @field_validator("channel_key")
     @classmethod
@@ -114,7 +125,7 @@ class NotifierSettings(ServiceSettings):
     def _no_development_secrets_elsewhere(self) -> NotifierSettings:
         if self.environment is Environment.DEVELOPMENT:
             return self
-        dev = {"admin_token": DEV_ADMIN_TOKEN, "channel_key": DEV_CHANNEL_KEY, "link_keys": DEV_LINK_KEYS}
+        dev = {"channel_key": DEV_CHANNEL_KEY, "link_keys": DEV_LINK_KEYS}
         for name, value in dev.items():
             if getattr(self, name).get_secret_value() == value:
                 raise ValueError(f"ATTUNE_NOTIFIER_{name.upper()} still has its development value; "

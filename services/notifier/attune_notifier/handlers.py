@@ -10,6 +10,7 @@ from attune_contracts import Envelope, Publisher
 from attune_contracts.messages import (
     AchievementRecorded,
     CheckInRecorded,
+    HouseholdCredentialsRevoked,
     HouseholdErased,
     MemberUpserted,
     MilestoneReached,
@@ -33,7 +34,8 @@ from .service import OCCURRENCE_PURPOSES, Intent, Plan, plan
 log = logging.getLogger("attune.notifier.handlers")
 
 HANDLED = (RitualDue, RitualReminder, CheckInRecorded, RitualMissed, MilestoneReached, RatioDropped,
-           AchievementRecorded, WeeklySummary, NotificationRequested, MemberUpserted, HouseholdErased)
+           AchievementRecorded, WeeklySummary, NotificationRequested, MemberUpserted, HouseholdErased,
+           HouseholdCredentialsRevoked)
 ACCEPTED_TYPES = frozenset(spec_of(model).type for model in HANDLED)
 CURIOSITY_TEMPLATES = {"curiosity_question", "stay_curious", "curiosity"}
 NEEDS_HOUSEHOLD = (CheckInRecorded, RitualMissed, MilestoneReached, RatioDropped, AchievementRecorded, WeeklySummary)
@@ -58,6 +60,10 @@ class NotifierHandler:
             if isinstance(env.payload, HouseholdErased):
                 await self._store(waiting)
                 await self._erase(env)
+                continue
+            if isinstance(env.payload, HouseholdCredentialsRevoked):
+                await self.store.revoke_credentials(env.household_id, env.payload.not_before)
+                log.info("household credentials revoked", extra=_ids(env))
                 continue
             decided = await self._plan(env)
             if decided.member is not None:

@@ -26,6 +26,7 @@ from attune_contracts.messages import (
     DeleteRitual,
     EraseHousehold,
     GiveConsent,
+    HouseholdCredentialsRevoked,
     HouseholdErased,
     HouseholdKind,
     HouseholdRegistered,
@@ -35,6 +36,7 @@ from attune_contracts.messages import (
     PauseRitual,
     RegisterHousehold,
     ResumeRitual,
+    RevokeHouseholdCredentials,
     RitualDeleted,
     RitualDue,
     RitualPaused,
@@ -432,6 +434,10 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
 
     if isinstance(cmd, EraseHousehold):
         return Outcome(erase=True, facts=[HouseholdErased(erased_at=now)])
+
+    if isinstance(cmd, RevokeHouseholdCredentials):
+        _needs_household(view)
+        return Outcome(facts=[HouseholdCredentialsRevoked(not_before=now)])
 
     raise Refused(f"the scheduler does not handle {type(cmd).__name__} commands")
 

@@ -238,6 +238,20 @@ class SqlTx:
         )
         return result.rowcount == 1
 
+    async def revoke_credentials(self, household_id: UUID, not_before: datetime) -> None:
+        """Refuse the household's credentials issued before `not_before` (never moves back)."""
+        table = t.credential_revocations
+        inserted = await self.conn.execute(_insert_ignore(
+            self.conn, table, {"household_id": household_id, "not_before": not_before}))
+        if inserted.rowcount == 0:
+            await self.conn.execute(update(table).where(table.c.household_id == household_id,
+                                                        table.c.not_before < not_before).values(not_before=not_before))
+
+    async def credentials_not_before(self, household_id: UUID) -> datetime | None:
+        table = t.credential_revocations
+        return (await self.conn.execute(
+            select(table.c.not_before).where(table.c.household_id == household_id))).scalar_one_or_none()
+
     async def erased_at(self, household_id: UUID) -> datetime | None:
         return (await self.conn.execute(
             select(t.erased_households.c.erased_at).where(t.erased_households.c.household_id == household_id)

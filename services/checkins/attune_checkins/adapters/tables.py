@@ -164,6 +164,14 @@ erased_households = Table(
     Column("erased_at", UtcDateTime, nullable=False),
 )
 
+# The scheduler's HouseholdCredentialsRevoked: credentials of the household issued before not_before are refused.
+# Kept through an erasure (no personal data), so an erased household's old credentials stay refused.
+credential_revocations = Table(
+    "checkins_credential_revocations", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("not_before", UtcDateTime, nullable=False),
+)
+
 # Events decided by a transaction, written in it, published by the relay after it commits (then deleted):
 # only what is still to go. `id` gives the order: per household it is the commit order (see SqlTx.enqueue).
 # AUTOINCREMENT on SQLite so a deleted id is never reused while the relay still holds it in memory.

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..service import ChannelRef, Intent, QuietHours, Recipient
-from .tables import channels, deliveries, erased_households, members, question_picks
+from .tables import channels, credential_revocations, deliveries, erased_households, members, question_picks
 
 ACTIVE = ("pending", "deferred", "failed")
 
@@ -357,6 +357,30 @@ class SqlStore:
                                  .on_conflict_do_nothing(index_elements=[deliveries.c.notification_id])
                                  .returning(deliveries.c.notification_id))
         return self._insert_stmt
+
+    async def revoke_credentials(self, household_id: UUID, not_before: datetime) -> None:
+        """Refuse the household's credentials issued before `not_before` (never moves back)."""
+        async with self.engine.begin() as conn:
+            inserted = await conn.execute(self._insert(credential_revocations).values(
+                household_id=household_id, not_before=not_before).on_conflict_do_nothing())
+            if inserted.rowcount == 0:
+                await conn.execute(update(credential_revocations).where(
+                    credential_revocations.c.household_id == household_id,
+                    credential_revocations.c.not_before < not_before).values(not_before=not_before))
+
+    async def credentials_not_before(self, household_id: UUID) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(credential_revocations.c.not_before).where(
+                credential_revocations.c.household_id == household_id))).scalar_one_or_none()
+
+    async def recent_deliveries(self, *, status: str | None, household_id: UUID | None, limit: int) -> list[Delivery]:
+        query = select(deliveries).order_by(deliveries.c.created_at.desc()).limit(limit)
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        if household_id is not None:
+            query = query.where(deliveries.c.household_id == household_id)
+        async with self.engine.connect() as conn:
+            return [Delivery.of(r) for r in (await conn.execute(query)).all()]
 
     async def erased_among(self, household_ids: Iterable[UUID]) -> set[UUID]:
         ids = list(set(household_ids))

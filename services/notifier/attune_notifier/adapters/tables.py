@@ -91,3 +91,11 @@ erased_households = Table(
     Column("household_id", Uuid, primary_key=True),
     Column("erased_at", UtcDateTime(), nullable=False),
 )
+
+# The scheduler's HouseholdCredentialsRevoked: credentials of the household issued before not_before are refused.
+# Kept through an erasure (no personal data), so an erased household's old credentials stay refused.
+credential_revocations = Table(
+    "notifier_credential_revocations", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("not_before", UtcDateTime(), nullable=False),
+)

@@ -16,9 +16,10 @@ from ..types import Contract, IanaZone, Key, MemberIds, Name, Reason, ShortText,
 __all__ = [
     "HouseholdKind", "MemberRole", "RitualState",
     "RegisterHousehold", "UpsertMember", "ScheduleRitual", "UpdateRitual", "PauseRitual", "ResumeRitual",
-    "DeleteRitual", "GiveConsent", "WithdrawConsent", "EraseHousehold",
+    "DeleteRitual", "GiveConsent", "WithdrawConsent", "EraseHousehold", "RevokeHouseholdCredentials",
     "HouseholdRegistered", "MemberUpserted", "RitualScheduled", "RitualUpdated", "RitualPaused",
     "RitualResumed", "RitualDeleted", "ConsentGiven", "ConsentWithdrawn", "HouseholdErased",
+    "HouseholdCredentialsRevoked",
     "SchedulerCommandRejected", "RitualDue", "RitualReminder", "OccurrenceSkipped",
 ]
 
@@ -146,6 +147,13 @@ class EraseHousehold(Contract):
     requested_by: UUID | None = None
 
 
+@message("scheduler.revoke_household_credentials", kind="command", topic=Topic.SCHEDULER_COMMANDS)
+class RevokeHouseholdCredentials(Contract):
+    """Refuse every credential of the household issued until now (household, member); issue new ones after."""
+
+    requested_by: UUID | None = None
+
+
 # ---- facts --------------------------------------------------------------------------------------
 
 
@@ -230,6 +238,13 @@ class HouseholdErased(Contract):
     """The household is gone: every service deletes all it holds about it."""
 
     erased_at: UtcDatetime
+
+
+@message("scheduler.household_credentials_revoked", kind="event", topic=Topic.SCHEDULER_EVENTS)
+class HouseholdCredentialsRevoked(Contract):
+    """Every credential of the household issued before `not_before` is refused from now on."""
+
+    not_before: UtcDatetime
 
 
 @message("scheduler.command_rejected", kind="event", topic=Topic.SCHEDULER_EVENTS)

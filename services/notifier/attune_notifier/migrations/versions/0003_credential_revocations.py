@@ -1,0 +1,27 @@
+"""Per-household credential revocations (the scheduler's HouseholdCredentialsRevoked).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from attune_runtime.sql import UtcDateTime
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notifier_credential_revocations",
+        sa.Column("household_id", sa.Uuid(), nullable=False),
+        sa.Column("not_before", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("household_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("notifier_credential_revocations")
