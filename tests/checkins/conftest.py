@@ -19,13 +19,13 @@ from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
 from attune_checkins.bootstrap import Checkins, build
 from attune_checkins.config import Settings
-from attune_checkins.http import household_token
 from attune_checkins.metrics import Metrics
 from attune_checkins.ports import Record
 from attune_checkins.relay import OutboxRelay
 from attune_checkins.service import derived_id
 from attune_checkins.usecases import CheckinsService, Policy
 from attune_contracts import Envelope, make_envelope, parse, spec_of
+from attune_contracts.credentials import development_issuer
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
     CheckInStatus,
@@ -207,7 +207,7 @@ class Api:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {household_token(self.parts.settings.token_secret(), self.h.household)}"}
+        return {"Authorization": f"Bearer {development_issuer().household(self.h.household, now=self.h.clock.now())}"}
 
     def mint(self, action: LinkAction = LinkAction.DONE, *, member: UUID | None = None, signer: LinkSigner | None = None,
              occurrence: UUID | None = None, now: datetime | None = None, ttl: timedelta = timedelta(hours=36)) -> str:
@@ -224,7 +224,6 @@ class Api:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", notes_key=SecretStr(FERNET_KEY.decode()),
-        household_token_secret=SecretStr("household-token-secret-for-tests"),
         link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
         link_occurrence_wait_s=1.0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from attune_checkins.adapters.sql import NoteCipher
 from attune_checkins.config import DEV_LINK_KEYS, Settings
+from attune_contracts.credentials import development_public_keys, generate_key_pair
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 
@@ -16,17 +17,20 @@ def test_development_needs_no_secrets_and_matches_the_notifiers_dev_link_key() -
     assert settings.link_key_map() == dict([DEV_LINK_KEYS.split(":", 1)])
     assert settings.current_link_kid() == "dev"
     NoteCipher(settings.fernet_keys())  # a usable Fernet key
-    assert len(settings.token_secret()) >= 16
+    settings.credential_verifier()  # the development key, accepted in development only
 
 
 def test_production_refuses_missing_or_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_NOTES_KEY"):
         Settings(environment="production")
     good = {"notes_key": SecretStr(Fernet.generate_key().decode()),
-            "household_token_secret": SecretStr("a-long-random-household-secret"),
+            "credential_keys": generate_key_pair("k1")[1],
             "link_keys": SecretStr("2027a:first-long-secret-0123,2027b:second-long-secret-0123")}
-    with pytest.raises(ValidationError, match="HOUSEHOLD_TOKEN_SECRET"):
-        Settings(environment="production", **{**good, "household_token_secret": SecretStr("changeme")})
+    with pytest.raises(ValidationError, match="CREDENTIAL_KEYS must be set"):
+        Settings(environment="production", **{**good, "credential_keys": None})
+    with pytest.raises(ValidationError, match="development key"):
+        Settings(environment="production", **{**good, "credential_keys": good["credential_keys"] + ","
+                                              + development_public_keys()})
     settings = Settings(environment="production", link_current_kid="2027b", **good)
     assert settings.link_key_map() == {"2027a": "first-long-secret-0123", "2027b": "second-long-secret-0123"}
     assert settings.current_link_kid() == "2027b"

@@ -10,7 +10,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from attune_checkins.config import Settings
-from attune_checkins.http import household_token
+from attune_contracts.credentials import development_issuer
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import CheckInRecorded, CheckInSource, CheckInStatus, MomentLogged
 
@@ -139,13 +139,13 @@ async def test_link_routes_through_the_service_app(tmp_path: Path) -> None:
 # ---- JSON API -----------------------------------------------------------------------------------
 
 
-async def test_requests_need_the_household_token(api: Api) -> None:
+async def test_requests_need_a_credential_of_the_household(api: Api) -> None:
     url = f"/v1/households/{api.h.household}/summary"
     missing = await api.client.get(url)
     assert missing.status_code == 401 and "Authorization" in missing.json()["error"]
-    other = household_token(api.parts.settings.token_secret(), uuid4())
+    other = development_issuer().household(uuid4(), now=api.h.clock.now())
     wrong = await api.client.get(url, headers={"Authorization": f"Bearer {other}"})
-    assert wrong.status_code == 403 and "not valid for this household" in wrong.json()["error"]
+    assert wrong.status_code == 403 and "needs a household or member credential" in wrong.json()["error"]
     assert (await api.client.get(url, headers=api.headers)).status_code == 200
 
 
@@ -176,9 +176,14 @@ async def test_submit_history_moment_summary_and_export(api: Api) -> None:
     assert summary["ratio"] == {"window_days": 14, "positive": 1, "negative": 0, "ratio": None}
     assert summary["streaks"][0]["length"] == 1 and summary["this_week"]["week_start"] == "2027-03-01"
 
+    # Private notes go to their author only: the household credential sees none, each member its own.
     exported = (await api.client.get(f"{base}/export", headers=api.headers)).json()
+    assert [c["note"] for c in exported["checkins"]] == [None, None]
+    assert [m["note"] for m in exported["moments"]] == [None]
+    as_ana = {"Authorization": f"Bearer {development_issuer().member(api.h.household, api.h.ana, now=api.h.clock.now())}"}
+    exported = (await api.client.get(f"{base}/export", headers=as_ana)).json()
     assert sorted(c["note"] or "" for c in exported["checkins"]) == ["", "long walk <3"]
-    assert [m["note"] for m in exported["moments"]] == ["made coffee"]
+    assert [m["note"] for m in exported["moments"]] == [None]
 
 
 @pytest.mark.parametrize(
@@ -207,7 +212,7 @@ async def test_invalid_json_body_is_a_clear_422(api: Api) -> None:
 
 async def test_unknown_household_is_404_and_the_openapi_document_exists(api: Api) -> None:
     stranger = uuid4()
-    headers = {"Authorization": f"Bearer {household_token(api.parts.settings.token_secret(), stranger)}"}
+    headers = {"Authorization": f"Bearer {development_issuer().household(stranger, now=api.h.clock.now())}"}
     response = await api.client.get(f"/v1/households/{stranger}/summary", headers=headers)
     assert response.status_code == 404 and "not known" in response.json()["error"]
     spec = (await api.client.get("/openapi.json")).json()

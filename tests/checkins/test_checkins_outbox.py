@@ -20,11 +20,11 @@ from attune_checkins.adapters.migrate import alembic_config
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
 from attune_checkins.bootstrap import build
 from attune_checkins.config import Settings
-from attune_checkins.http import household_token
 from attune_checkins.metrics import Metrics
 from attune_checkins.relay import OutboxRelay
 from attune_checkins.usecases import CheckinsService
 from attune_contracts import Topic, make_envelope, parse
+from attune_contracts.credentials import development_issuer
 from attune_contracts.links import LinkAction
 from attune_contracts.messages import (
     CheckInRecorded,
@@ -327,7 +327,6 @@ async def test_with_the_broker_down_a_check_in_and_a_tap_are_answered_at_once_an
                else await stack.enter_async_context(temporary_database()))
         settings = Settings(
             kafka_bootstrap_servers=line.bootstrap, database_url=url, notes_key=SecretStr(FERNET_KEY.decode()),
-            household_token_secret=SecretStr("household-token-secret-for-tests"),
             link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
             outbox_max_backoff_s=0.5, outbox_poll_s=0.2,
         )
@@ -350,7 +349,7 @@ async def test_with_the_broker_down_a_check_in_and_a_tap_are_answered_at_once_an
         await parts.service.handle(_envelope(due, household))
         token = parts.signer.mint(household_id=household, occurrence_id=due.occurrence_id, member_id=ben,
                                   action=LinkAction.DONE, now=now, ttl=timedelta(hours=36))
-        headers = {"Authorization": f"Bearer {household_token(settings.token_secret(), household)}"}
+        headers = {"Authorization": f"Bearer {development_issuer().household(household, now=now)}"}
 
         await line.cut()  # the relay's producer is connected, and now cannot reach the broker
         transport = httpx.ASGITransport(app=parts.http)

@@ -8,20 +8,20 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from attune_contracts.credentials import development_issuer, verifier_from_setting
 from attune_notifier.adapters.tables import channels
 from attune_notifier.api import build_http_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 from sqlalchemy import select
 
-from .conftest import ANA, BEN, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
 from .harness import Harness, make_harness, run_until_settled
 
 pytestmark = [pytest.mark.integration]
 
-TOKEN = "a-long-random-admin-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The household's credential (a member's own would do as well); the development key, as the harness runs.
+AUTH = {"Authorization": f"Bearer {development_issuer().household(HOUSEHOLD, now=utc(2026, 11, 1, 0))}"}
 
 
 @pytest.fixture
@@ -34,12 +34,13 @@ async def h(tmp_path: Path):
 
 @pytest.fixture
 async def client(h: Harness):
-    app = build_http_app(h.store, h.metrics, admin_token=SecretStr(TOKEN), clock=h.clock)
+    app = build_http_app(h.store, h.metrics, verifier=verifier_from_setting(None, development=True, setting="keys"),
+                         clock=h.clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier") as c:
         yield c
 
 
-async def test_every_route_needs_the_admin_token(client: httpx.AsyncClient) -> None:
+async def test_every_route_needs_a_credential(client: httpx.AsyncClient) -> None:
     for method, path in [("GET", f"/v1/members/{ANA}/preferences"), ("POST", f"/v1/members/{ANA}/channels"),
                          ("GET", f"/v1/members/{ANA}/export")]:
         assert (await client.request(method, path)).status_code == 401

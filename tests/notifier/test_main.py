@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from attune_contracts.credentials import development_public_keys, generate_key_pair
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
 from cryptography.fernet import Fernet
@@ -21,16 +22,20 @@ from pydantic import ValidationError
 
 @pytest.mark.unit
 def test_production_refuses_development_and_placeholder_secrets() -> None:
-    with pytest.raises(ValidationError, match="ADMIN_TOKEN"):
-        NotifierSettings(environment="production", admin_token="changeme")
+    keys = generate_key_pair("k1")[1]
+    with pytest.raises(ValidationError, match="CREDENTIAL_KEYS must be set"):
+        NotifierSettings(environment="production", link_keys="k1:" + "y" * 32, link_kid="k1",
+                         channel_key=Fernet.generate_key().decode())
+    with pytest.raises(ValidationError, match="development key"):
+        NotifierSettings(environment="production", credential_keys=f"{keys},{development_public_keys()}")
     with pytest.raises(ValidationError, match="development value"):
-        NotifierSettings(environment="production", admin_token="x" * 32, link_keys="k1:" + "y" * 32)
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32)
     with pytest.raises(ValidationError, match="Fernet"):
         NotifierSettings(channel_key="not-a-fernet-key-but-long-enough")
-    ok = NotifierSettings(environment="production", admin_token="x" * 32, link_keys="k1:" + "y" * 32, link_kid="k1",
+    ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                           channel_key=Fernet.generate_key().decode())
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
-    assert "x" * 32 not in repr(ok)
+    assert "y" * 32 not in repr(ok)
 
 
 @pytest.mark.integration

@@ -17,6 +17,7 @@ import responses
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_contracts import Topic, make_envelope
+from attune_contracts.credentials import development_issuer
 from attune_contracts.messages import DeadLetter, MemberRole, MemberUpserted, NotificationRequested
 from attune_notifier.bootstrap import build_app
 from attune_notifier.config import NotifierSettings
@@ -27,8 +28,12 @@ from .conftest import HttpSink, SmtpSink
 
 pytestmark = [pytest.mark.integration]
 
-TOKEN = "kafka-test-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HOUSEHOLD_OF: dict[uuid.UUID, uuid.UUID] = {}
+
+
+def auth(member: uuid.UUID) -> dict[str, str]:
+    """The member's own credential (development key: the service runs in development)."""
+    return {"Authorization": f"Bearer {development_issuer().member(HOUSEHOLD_OF[member], member)}"}
 
 
 @dataclass
@@ -60,7 +65,7 @@ async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
     port = free_port()
     settings = NotifierSettings(
         kafka_bootstrap_servers=kafka_bootstrap, database_url=f"{base}/{db}", http_port=port,
-        admin_token=TOKEN, consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
+        consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
         kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1, retry_base_delay_s=0.05, retry_max_delay_s=0.2,
         delivery_retry_base_s=0.2, delivery_retry_max_s=0.5, delivery_attempts_per_channel=2,
         batch_max_records=request.param,
@@ -89,18 +94,19 @@ async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
 
 async def add_member(svc: Running, household: uuid.UUID, name: str = "Ana") -> uuid.UUID:
     member = uuid.uuid4()
+    HOUSEHOLD_OF[member] = household
     await svc.publish(MemberUpserted(member_id=member, display_name=name, role=MemberRole.PARTNER,
                                      time_zone="Europe/London"), household)
     async with httpx.AsyncClient() as client:
         async def known() -> bool:
-            return (await client.get(f"{svc.base}/v1/members/{member}/preferences", headers=AUTH)).status_code == 200
+            return (await client.get(f"{svc.base}/v1/members/{member}/preferences", headers=auth(member))).status_code == 200
         await eventually(known, timeout=30)
     return member
 
 
 async def add_channel(svc: Running, member: uuid.UUID, url: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
-        return await client.post(f"{svc.base}/v1/members/{member}/channels", json={"url": url}, headers=AUTH)
+        return await client.post(f"{svc.base}/v1/members/{member}/channels", json={"url": url}, headers=auth(member))
 
 
 async def read_topic(bootstrap: str, topic: Topic, *, until: Any, timeout: float = 30) -> list[bytes]:
@@ -246,8 +252,8 @@ async def test_no_secret_reaches_any_log_line_event_or_metric(
         async with httpx.AsyncClient() as client:
             http_texts.append((await client.get(f"{service.base}/metrics")).text)
             for member in (ana, ben):
-                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/export", headers=AUTH)).text)
-                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/channels", headers=AUTH)).text)
+                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/export", headers=auth(member))).text)
+                http_texts.append((await client.get(f"{service.base}/v1/members/{member}/channels", headers=auth(member))).text)
         dead = await read_topic(service.bootstrap, Topic.DEAD_LETTER, until=lambda v: True, timeout=5)
     finally:
         root.removeHandler(capture)

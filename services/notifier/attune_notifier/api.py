@@ -100,7 +100,9 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
             detail = "the request body is not valid JSON (nested too deeply, or not UTF-8)"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
-    async def member_access(member_id: UUID, principal: Annotated[Principal, Depends(authenticate)]) -> Recipient:
+    # Depends(...) as defaults, not in Annotated: this module's annotations are strings, and FastAPI resolves
+    # them in the module's globals, where these local dependencies are not.
+    async def member_access(member_id: UUID, principal: Principal = Depends(authenticate)) -> Recipient:  # noqa: B008
         """The one check of every member endpoint: that member's own credential, or its household's."""
         if principal.scope is Scope.OPERATOR:
             raise HTTPException(403, "this needs the member's own credential or its household's; an operator "
@@ -113,17 +115,18 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         principal.for_member(member_id, member.household_id)
         return member
 
-    async def operator_access(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def operator_access(principal: Principal = Depends(authenticate)) -> Principal:  # noqa: B008
         return principal.operator()
 
-    Member = Annotated[Recipient, Depends(member_access)]
+    member_dependency = Depends(member_access)
+    operator_dependency = Depends(operator_access)
 
     @app.get("/v1/members/{member_id}/preferences")
-    async def get_preferences(member_id: UUID, member: Member) -> dict[str, Any]:
+    async def get_preferences(member_id: UUID, member: Recipient = member_dependency) -> dict[str, Any]:
         return preferences_out(member)
 
     @app.put("/v1/members/{member_id}/preferences")
-    async def put_preferences(member_id: UUID, member: Member, body: PreferencesIn) -> dict[str, Any]:
+    async def put_preferences(member_id: UUID, body: PreferencesIn, member: Recipient = member_dependency) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         given = body.model_fields_set
         if "time_zone" in given and body.time_zone is not None:
@@ -145,7 +148,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         return preferences_out(updated)
 
     @app.post("/v1/members/{member_id}/channels", status_code=201)
-    async def add_channel(member_id: UUID, member: Member, body: ChannelIn) -> dict[str, Any]:
+    async def add_channel(member_id: UUID, body: ChannelIn, member: Recipient = member_dependency) -> dict[str, Any]:
         url = body.url.get_secret_value()
         try:
             guessed = await asyncio.to_thread(validate_channel_url, url)
@@ -158,17 +161,17 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position}
 
     @app.get("/v1/members/{member_id}/channels")
-    async def list_channels(member_id: UUID, member: Member) -> list[dict[str, Any]]:
+    async def list_channels(member_id: UUID, member: Recipient = member_dependency) -> list[dict[str, Any]]:
         return [{"channel_id": str(c.channel_id), "kind": c.kind.value, "position": c.position}
                 for c in await store.list_channels(member_id)]
 
     @app.delete("/v1/members/{member_id}/channels/{channel_id}", status_code=204)
-    async def delete_channel(member_id: UUID, channel_id: UUID, member: Member) -> None:
+    async def delete_channel(member_id: UUID, channel_id: UUID, member: Recipient = member_dependency) -> None:
         if not await store.delete_channel(member_id, channel_id):
             raise HTTPException(404, "no such channel for this member")
 
     @app.get("/v1/members/{member_id}/export")
-    async def export(member_id: UUID, member: Member) -> dict[str, Any]:
+    async def export(member_id: UUID, member: Recipient = member_dependency) -> dict[str, Any]:
         history = await store.deliveries_for(member_id)
         return {
             "preferences": preferences_out(member),
@@ -178,7 +181,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
 
     @app.get("/v1/deliveries", summary="Delivery inspection for operators: outcomes only, no message text")
     async def deliveries(
-        _: Annotated[Principal, Depends(operator_access)],
+        _: Principal = operator_dependency,
         status: Annotated[str | None, Query(pattern="^(" + "|".join(DELIVERY_STATUSES) + ")$")] = None,
         household_id: UUID | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

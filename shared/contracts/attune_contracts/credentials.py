@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -172,14 +173,15 @@ class CredentialIssuer:
         body: dict[str, object] = {
             "iss": ISSUER, "aud": AUDIENCE, "scope": scope.value, "jti": str(claims.token_id),
             # Milliseconds: a credential issued just after a revocation (same second) must still be accepted.
-            "iat": round(issued.timestamp(), 3),
+            # Rounded down, so a credential issued before a revocation never looks issued after it.
+            "iat": math.floor(issued.timestamp() * 1000) / 1000,
         }
         if household_id is not None:
             body["household_id"] = str(household_id)
         if member_id is not None:
             body["member_id"] = str(member_id)
         if claims.expires_at is not None:
-            body["exp"] = round(claims.expires_at.timestamp(), 3)
+            body["exp"] = math.floor(claims.expires_at.timestamp() * 1000) / 1000
         return jwt.encode(body, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def household(self, household_id: UUID, **kw: object) -> str:
@@ -217,7 +219,7 @@ class CredentialVerifier:
             raise CredentialError("malformed", "this is not an Attune credential (not a signed token)") from None
         kid = header.get("kid")
         if header.get("alg") != ALGORITHM or not isinstance(kid, str):
-            raise CredentialError("malformed", "this credential is not signed the way Attune signs (EdDSA with a kid)")
+            raise CredentialError("malformed", "this is not an Attune credential (not signed the way Attune signs: EdDSA with a kid)")
         key = self._keys.get(kid)
         if key is None:
             raise CredentialError("unknown_key", "this credential was signed with a key this service does not "
@@ -255,3 +257,8 @@ def verifier_from_setting(value: str | None, *, development: bool, setting: str)
                              f"('kid:key,kid2:key2'; make a pair with `attune credentials keygen --kid k1`)")
         value = development_public_keys()
     return CredentialVerifier.from_setting(value, development=development, setting=setting)
+
+
+def development_issuer() -> CredentialIssuer:
+    """Signs with the development key: accepted only by services running in development (and tests)."""
+    return CredentialIssuer(development_signing_key())
