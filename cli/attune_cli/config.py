@@ -18,8 +18,11 @@ class CliConfig:
     scheduler_url: str = "http://127.0.0.1:8101"
     checkins_url: str = "http://127.0.0.1:8102"
     notifier_url: str = "http://127.0.0.1:8103"
-    notifier_admin_token: str | None = None
-    checkins_token: str | None = None
+    # The narrowest credential that works: the household's, for member add, status and export.
+    household_token: str | None = None
+    # The issuer's Ed25519 signing key ('kid:key', `attune credentials keygen`): mints credentials; with it and no
+    # household_token, the CLI mints itself a household credential for 15 minutes for each command.
+    signing_key: str | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> CliConfig:

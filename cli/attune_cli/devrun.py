@@ -19,13 +19,14 @@ from pathlib import Path
 
 import httpx
 
+from attune_contracts.credentials import development_signing_key
 from attune_runtime.tansu import Tansu
 
 ROOT = Path.cwd()
 DATA = ROOT / "data"
 BOOTSTRAP = "127.0.0.1:9092"
-# The notifier's development admin token (attune_notifier.config); refused outside development.
-NOTIFIER_DEV_ADMIN_TOKEN = "attune-development-admin-token"
+# The development signing key (attune_contracts.credentials): its credentials are refused outside development.
+DEV_SIGNING_KEY = development_signing_key()
 
 
 @dataclass
@@ -82,7 +83,7 @@ DEMO_ZONE = os.environ.get("ATTUNE_DEMO_TZ", "Europe/London")
 
 def cli(*args: str) -> dict:
     """Run the attune CLI exactly as a person would, with the dev stack's settings."""
-    env = {**os.environ, "ATTUNE_KAFKA": BOOTSTRAP, "ATTUNE_NOTIFIER_ADMIN_TOKEN": NOTIFIER_DEV_ADMIN_TOKEN,
+    env = {**os.environ, "ATTUNE_KAFKA": BOOTSTRAP, "ATTUNE_SIGNING_KEY": DEV_SIGNING_KEY,
            "ATTUNE_CLI_STATE": str(DATA / "cli-state.json"),
            "ATTUNE_SCHEDULER_URL": f"http://127.0.0.1:{BASE_PORT + 1}",
            "ATTUNE_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import date
+from enum import Enum
 from typing import Any
 
 import typer
@@ -17,7 +18,8 @@ from attune_contracts import Topic
 from attune_contracts.catalog import TEMPLATES, template
 from attune_contracts.messages import (
     CheckInSource, CheckInStatus, DeleteRitual, GiveConsent, HouseholdKind, MemberRole, PauseRitual,
-    RegisterHousehold, ResumeRitual, ScheduleRitual, SubmitCheckIn, UpsertMember, WithdrawConsent,
+    RegisterHousehold, ResumeRitual, RevokeHouseholdCredentials, ScheduleRitual, SubmitCheckIn, UpsertMember,
+    WithdrawConsent,
 )
 
 from . import bus
@@ -30,10 +32,13 @@ household_app = typer.Typer(help="Households.", no_args_is_help=True)
 member_app = typer.Typer(help="Members and their channels.", no_args_is_help=True)
 ritual_app = typer.Typer(help="Rituals.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
+credentials_app = typer.Typer(help="Credentials for the services' APIs: household, member, operator.",
+                              no_args_is_help=True)
 app.add_typer(household_app, name="household")
 app.add_typer(member_app, name="member")
 app.add_typer(ritual_app, name="ritual")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(credentials_app, name="credentials")
 
 console = Console()
 err = Console(stderr=True)
@@ -122,9 +127,12 @@ def member_add(
         if problem:
             fail(f"{kind} channel #{index} is not usable: {problem}", "nothing was stored; fix the URL and run again")
     config = CliConfig.load()
-    if channels and not config.notifier_admin_token:
-        fail("registering channels needs the notifier's admin token", "set ATTUNE_NOTIFIER_ADMIN_TOKEN")
     household = the_household()
+    if channels:
+        try:
+            services.household_credential(config, household)
+        except services.ServiceError as exc:
+            fail(f"registering channels: {exc}", "nothing was stored")
     member = uuid.uuid4()
     run_command(UpsertMember(member_id=member, display_name=name, role=role), household, f"adding {name}")
     remember_member(name, member)
@@ -132,7 +140,7 @@ def member_add(
     if channels:
         with console.status(f"registering {len(channels)} channel(s) with the notifier…"):
             try:
-                registered = asyncio.run(services.register_channels(config, member, channels))
+                registered = asyncio.run(services.register_channels(config, household, member, channels))
             except services.ServiceError as exc:
                 fail(str(exc), "the member exists; add the channels again with the same URLs once this is fixed")
     emit({"member_id": member, "channels": registered}, as_json,
@@ -306,6 +314,84 @@ def dlq_replay(
     config = CliConfig.load()
     replayed = asyncio.run(replay(config.kafka, None if all_ else offsets))
     emit({"replayed": replayed}, as_json, f"[green]✓[/] replayed {len(replayed)} message(s)")
+
+
+class CredentialScope(str, Enum):
+    household = "household"
+    member = "member"
+    operator = "operator"
+
+
+@credentials_app.command("keygen")
+def credentials_keygen(kid: str = typer.Option(..., help="a key id, e.g. 2027a (1-32 letters, digits, - or _)"),
+                       as_json: bool = typer.Option(False, "--json")) -> None:
+    """A new Ed25519 key pair: the signing key stays with the issuer, the public key goes to the services."""
+    from attune_contracts.credentials import generate_key_pair
+
+    try:
+        signing, public = generate_key_pair(kid)
+    except ValueError as exc:
+        fail(str(exc))
+    emit({"signing_key": signing, "public_key": public}, as_json,
+         f"signing key (ATTUNE_SIGNING_KEY, keep it secret):\n{signing}\n"
+         f"public key (add to ATTUNE_CHECKINS_CREDENTIAL_KEYS and ATTUNE_NOTIFIER_CREDENTIAL_KEYS):\n{public}")
+
+
+@credentials_app.command("issue")
+def credentials_issue(
+    scope: CredentialScope = typer.Argument(..., help="household (the household's app and CLI), member (acts as "
+                                                      "that member only) or operator (operations, no personal data)"),
+    member: str | None = typer.Option(None, help="the member (name or id), for a member credential"),
+    household: uuid.UUID | None = typer.Option(None, help="default: this CLI's household"),
+    days: int | None = typer.Option(None, min=1, max=3650, help="expire after this many days (default: never; "
+                                                                  "revoke with `attune credentials revoke`)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Mint a credential with the signing key (ATTUNE_SIGNING_KEY). Give each person the narrowest one."""
+    from datetime import timedelta
+
+    from attune_contracts.credentials import CredentialIssuer
+
+    config = CliConfig.load()
+    if not config.signing_key:
+        fail("issuing credentials needs the signing key", "set ATTUNE_SIGNING_KEY (from `attune credentials keygen`)")
+    try:
+        issuer = CredentialIssuer(config.signing_key)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(f"ATTUNE_SIGNING_KEY is not usable: {exc}")
+    ttl = timedelta(days=days) if days else None
+    if scope is CredentialScope.operator:
+        if member or household:
+            fail("an operator credential names no household or member")
+        token = issuer.operator(ttl=ttl)
+        target: dict[str, Any] = {}
+    else:
+        household_id = household or the_household()
+        target = {"household_id": household_id}
+        if scope is CredentialScope.member:
+            if not member:
+                fail("a member credential needs --member NAME_OR_ID")
+            try:
+                target["member_id"] = resolve_member(member)  # type: ignore[arg-type]
+            except LookupError as exc:
+                fail(str(exc))
+            token = issuer.member(household_id, target["member_id"], ttl=ttl)
+        else:
+            if member:
+                fail("a household credential names no member; for one member use: attune credentials issue member")
+            token = issuer.household(household_id, ttl=ttl)
+    emit({"scope": scope.value, **target, "credential": token}, as_json, token)
+
+
+@credentials_app.command("revoke")
+def credentials_revoke(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Refuse every credential of this household issued until now (household and member); issue new ones after."""
+    household = the_household()
+    answer = run_command(RevokeHouseholdCredentials(), household, "revoking the household's credentials")
+    not_before = getattr(answer.payload, "not_before", None)
+    emit({"household_id": household, "not_before": not_before}, as_json,
+         f"[green]✓[/] every credential of household {household} issued before {not_before} is refused once "
+         "the services have the event (seconds); issue new ones with `attune credentials issue`")
 
 
 def _register_optional_commands() -> None:

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
+from attune_contracts.credentials import CredentialIssuer
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from .config import CliConfig
 
+SELF_ISSUED_TTL = timedelta(minutes=15)
+
 
 class ServiceError(Exception):
     pass
+
+
+def household_credential(config: CliConfig, household: UUID) -> str:
+    """The household's credential: ATTUNE_HOUSEHOLD_TOKEN, or one minted for 15 minutes with ATTUNE_SIGNING_KEY."""
+    if config.household_token:
+        return config.household_token
+    if config.signing_key:
+        try:
+            issuer = CredentialIssuer(config.signing_key)
+        except ValueError as exc:
+            raise ServiceError(f"ATTUNE_SIGNING_KEY is not usable: {exc}") from None
+        return issuer.household(household, ttl=SELF_ISSUED_TTL)
+    raise ServiceError("this needs the household's credential: set ATTUNE_HOUSEHOLD_TOKEN (whoever holds the "
+                       "signing key makes one with `attune credentials issue household`)")
 
 
 def channel_problem(url: str) -> str | None:
@@ -32,15 +50,16 @@ def channel_problem(url: str) -> str | None:
 
 def _explain(response: httpx.Response, what: str) -> ServiceError:
     try:
-        detail = response.json().get("detail")
+        body = response.json()
+        detail = body.get("detail") or body.get("error")
     except ValueError:
         detail = response.text[:200]
     return ServiceError(f"{what} failed: HTTP {response.status_code}: {detail}")
 
 
-async def register_channels(config: CliConfig, member: UUID, channels: list[tuple[str, str]],
+async def register_channels(config: CliConfig, household: UUID, member: UUID, channels: list[tuple[str, str]],
                             wait_s: float = 20.0) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {config.notifier_admin_token}"}
+    headers = {"Authorization": f"Bearer {household_credential(config, household)}"}
     async with httpx.AsyncClient(base_url=config.notifier_url, headers=headers, timeout=10) as client:
         # The notifier learns members from the scheduler's MemberUpserted event: wait until it has.
         deadline = asyncio.get_running_loop().time() + wait_s
@@ -66,11 +85,8 @@ async def register_channels(config: CliConfig, member: UUID, channels: list[tupl
 
 async def status(config: CliConfig, household: UUID, members: dict[str, UUID]) -> dict[str, Any]:
     report: dict[str, Any] = {"household_id": str(household)}
-    if not config.checkins_token:
-        raise ServiceError("the check-ins API needs the household token: set ATTUNE_CHECKINS_TOKEN "
-                           "(an operator prints it with `python -m attune_checkins token <household id>`)")
-    async with httpx.AsyncClient(base_url=config.checkins_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {config.checkins_token}"}) as client:
+    auth = {"Authorization": f"Bearer {household_credential(config, household)}"}
+    async with httpx.AsyncClient(base_url=config.checkins_url, timeout=10, headers=auth) as client:
         try:
             summary = await client.get(f"/v1/households/{household}/summary")
             history = await client.get(f"/v1/households/{household}/checkins", params={"page_size": 10})
@@ -81,9 +97,8 @@ async def status(config: CliConfig, household: UUID, members: dict[str, UUID]) -
         report["summary"] = summary.json()
         report["recent_checkins"] = history.json().get("items", []) if history.status_code == 200 else []
     report["deliveries"] = {}
-    if config.notifier_admin_token and members:
-        async with httpx.AsyncClient(base_url=config.notifier_url, timeout=10,
-                                     headers={"Authorization": f"Bearer {config.notifier_admin_token}"}) as client:
+    if members:
+        async with httpx.AsyncClient(base_url=config.notifier_url, timeout=10, headers=auth) as client:
             for name, member in members.items():
                 try:
                     export = await client.get(f"/v1/members/{member}/export")
