@@ -14,6 +14,7 @@ from attune_contracts.messages import (
     PauseRitual,
     RegisterHousehold,
     ResumeRitual,
+    RevokeHouseholdCredentials,
     RitualState,
     UpdateRitual,
     UpsertMember,
@@ -244,6 +245,20 @@ async def test_household_zone_change_moves_instants_but_keeps_local_times(
     await drain(s)
     (due,) = sink.payloads("ritual.due")
     assert due.local_time == "2027-01-04T20:00:00+05:30" and due.time_zone == "Asia/Kolkata"
+
+
+async def test_revoking_credentials_announces_the_cut_off_for_that_household_only(
+    store: SqlStore, clock: FakeClock, sink: RecordingSink
+) -> None:
+    s = make_scheduler(store, clock, sink)
+    household, _ = await household_with_partners(s)
+    await s.handle(command(RevokeHouseholdCredentials(), household))
+    await s.handle(command(RevokeHouseholdCredentials(), uuid.uuid4()))  # not registered: refused with a reason
+    await drain(s)
+    (revoked,) = sink.envelopes("scheduler.household_credentials_revoked")
+    assert revoked.household_id == household and revoked.payload.not_before == clock.now()
+    (rejected,) = sink.payloads("scheduler.command_rejected")
+    assert "not registered" in rejected.reason
 
 
 async def test_erase_household_deletes_everything_and_says_so(
