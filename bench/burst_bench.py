@@ -41,7 +41,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-TOKEN = "bench-admin-token-0123456789abcdef"
 TARGET_S = 30.0
 
 
@@ -182,7 +181,7 @@ class Services:
                f"{p}HTTP_PORT": str(port), f"{p}DATABASE_URL": self.databases[service],
                f"{p}LOG_LEVEL": "WARNING", f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000", "PYTHONUNBUFFERED": "1"}
         if service == "notifier":
-            env |= {f"{p}ADMIN_TOKEN": TOKEN, f"{p}DELIVERY_IDLE_POLL_S": "0.25"}
+            env |= {f"{p}DELIVERY_IDLE_POLL_S": "0.25"}
         out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
         self.processes[name] = subprocess.Popen([sys.executable, "-m", f"attune_{service}"], env=env,
                                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -252,6 +251,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
                 logdir: Path, broker_pid: int) -> dict[str, Any]:
     import httpx
     from attune_contracts import AttunePublisher
+    from attune_contracts.credentials import development_issuer
     from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
 
     services = Services(logdir, broker.bootstrap, databases)
@@ -268,14 +268,16 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
         households = [(uuid.uuid4(), (uuid.uuid4(), uuid.uuid4()), uuid.uuid4()) for _ in range(args.households)]
         members = [m for _, pair, _ in households for m in pair]
-        auth = {"Authorization": f"Bearer {TOKEN}"}
+        # Each member's own credential (the development key: these services run in development).
+        issuer = development_issuer()
+        auth = {m: {"Authorization": f"Bearer {issuer.member(h, m)}"} for h, pair, _ in households for m in pair}
 
-        async def call(method: str, url: str, **kwargs: Any) -> Any:
+        async def call(method: str, url: str, member: uuid.UUID, **kwargs: Any) -> Any:
             # A kept-alive connection the server has just closed fails the next request (httpx ReadError);
             # set-up is not measured, so try again. A channel added twice would fail loudly below (409).
             for attempt in range(5):
                 try:
-                    return await client.request(method, url, headers=auth, **kwargs)
+                    return await client.request(method, url, headers=auth[member], **kwargs)
                 except httpx.TransportError:
                     if attempt == 4:
                         raise
@@ -296,11 +298,11 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
             async def channel(member: uuid.UUID) -> None:
                 deadline = time.monotonic() + 300
-                while (await call("GET", f"{notifier}/v1/members/{member}/preferences")).status_code != 200:
+                while (await call("GET", f"{notifier}/v1/members/{member}/preferences", member)).status_code != 200:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"the notifier never learnt member {member}")
                     await asyncio.sleep(0.5)
-                answer = await call("POST", f"{notifier}/v1/members/{member}/channels",
+                answer = await call("POST", f"{notifier}/v1/members/{member}/channels", member,
                                     json={"url": gate.url(f"m/{member}"), "kind": "push", "position": 0})
                 if answer.status_code != 201:
                     raise SystemExit(f"adding a channel failed: {answer.status_code} {answer.text[:200]}")

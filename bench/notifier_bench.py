@@ -31,7 +31,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-TOKEN = "bench-admin-token-0123456789abcdef"
 # The service under cProfile (main thread only). uvicorn re-raises SIGTERM after its graceful shutdown,
 # which would kill the process before the profile is written; a SystemExit lets cProfile.run dump it.
 PROFILED = ("import cProfile, signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
@@ -148,6 +147,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
     from aiokafka import AIOKafkaProducer
     from attune_contracts import Topic, make_envelope
+    from attune_contracts.credentials import development_issuer
     from attune_contracts.messages import MemberRole, MemberUpserted, NotificationRequested
     from attune_runtime.tansu import Tansu, free_port
 
@@ -181,7 +181,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 env = {**os.environ,
                        "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
                        "ATTUNE_NOTIFIER_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
-                       "ATTUNE_NOTIFIER_HTTP_PORT": str(port), "ATTUNE_NOTIFIER_ADMIN_TOKEN": TOKEN,
+                       "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
                        "ATTUNE_NOTIFIER_CONSUMER_GROUP": group, "ATTUNE_NOTIFIER_LOG_LEVEL": "WARNING",
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
                        "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05"}
@@ -205,8 +205,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                                     time_zone="UTC"), household_id=household, producer="bench")
                 await producer.send(Topic.SCHEDULER_EVENTS.value, env_.to_bytes(), key=str(household).encode())
             await producer.flush()
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-            for member in members:
+            issuer = development_issuer()  # these services run in development
+            for household, member in zip(households, members):
+                auth = {"Authorization": f"Bearer {issuer.member(household, member)}"}
                 while (await client.get(f"{base}/v1/members/{member}/preferences", headers=auth)).status_code != 200:
                     await asyncio.sleep(0.05)
                 await client.put(f"{base}/v1/members/{member}/preferences", json={"daily_cap": 200}, headers=auth)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from attune_contracts.credentials import generate_key_pair
 from attune_runtime.tansu import _answers, binary, free_port
 from e2e.stack import compose_command
 
@@ -107,8 +108,8 @@ class Cluster:
     sink: SlowSink = field(init=False)
     instances: dict[str, Instance] = field(default_factory=dict)
     link_keys: str = field(default_factory=lambda: f"chaos:{secrets.token_urlsafe(24)}")
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # The cluster's credential keys: the scenario signs, the services verify (a real pair, not the development one).
+    credential_keys: tuple[str, str] = field(default_factory=lambda: generate_key_pair("chaos"))
     # Both notifier instances must read each other's channels: one key for the cluster.
     channel_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
     broker: subprocess.Popen[bytes] | None = None
@@ -182,13 +183,13 @@ class Cluster:
         if service == "checkins":
             env |= {
                 f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                f"{p}HOUSEHOLD_TOKEN_SECRET": self.token_secret,
+                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_CURRENT_KID": "chaos",
             }
         if service == "notifier":
             env |= {
-                f"{p}ADMIN_TOKEN": self.admin_token,
+                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}CHANNEL_KEY": self.channel_key,
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "chaos",

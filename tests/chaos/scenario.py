@@ -35,8 +35,8 @@ from uuid import UUID
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from attune_checkins.http import household_token
 from attune_contracts import AttunePublisher, ContractError, Topic, parse
+from attune_contracts.credentials import CredentialIssuer
 from attune_contracts.links import LinkError, LinkSigner
 from attune_contracts.messages import DeadLetter, RegisterHousehold, ScheduleRitual, UpsertMember
 from attune_scheduler.recurrence import occurrence_id
@@ -199,7 +199,12 @@ class ChaosRun:
         self._chaos_min_end = self._chaos_cap = 0.0
         self.kills = self.cuts = self.pg_restarts = 0
         self.http = httpx.AsyncClient(timeout=30)
-        self.admin = {"Authorization": f"Bearer {cluster.admin_token}"}
+        self.issuer = CredentialIssuer(cluster.credential_keys[0])
+
+    def auth_for(self, member: UUID) -> dict[str, str]:
+        """The member's household credential (reaches every member of that household at the notifier)."""
+        household = next(h.household_id for h in self.households if member in h.members)
+        return {"Authorization": f"Bearer {self.issuer.household(household)}"}
 
     @property
     def members(self) -> list[tuple[Household, UUID]]:
@@ -234,14 +239,14 @@ class ChaosRun:
     async def _wait_member_known(self, notifier: str, member: UUID) -> None:
         deadline = time.monotonic() + 90
         while True:
-            answer = await self.http.get(f"{notifier}/v1/members/{member}/preferences", headers=self.admin)
+            answer = await self.http.get(f"{notifier}/v1/members/{member}/preferences", headers=self.auth_for(member))
             if answer.status_code == 200:
                 return
             assert time.monotonic() < deadline, f"the notifier never learnt member {member}: {answer.status_code}"
             await asyncio.sleep(0.5)
 
     async def _add_channel(self, notifier: str, member: UUID) -> None:
-        answer = await self.http.post(f"{notifier}/v1/members/{member}/channels", headers=self.admin,
+        answer = await self.http.post(f"{notifier}/v1/members/{member}/channels", headers=self.auth_for(member),
                                       json={"url": self.cluster.sink.url(f"m/{member}"), "kind": "push", "position": 0})
         assert answer.status_code == 201, answer.text
 
@@ -403,7 +408,7 @@ class ChaosRun:
     async def _check_in(self, s: Submission, deadline: float) -> None:
         h = s.household
         checkins = self.cluster.url("checkins")
-        token = household_token(self.cluster.token_secret.encode(), h.household_id)
+        token = self.issuer.household(h.household_id)
         link = self.ledger.links[(s.member, h.occurrence)]
         while time.monotonic() < deadline:
             s.attempts += 1
@@ -451,7 +456,7 @@ class ChaosRun:
 
         async def of(member: UUID) -> list[dict[str, Any]]:
             try:
-                answer = await self.http.get(f"{notifier}/v1/members/{member}/export", headers=self.admin)
+                answer = await self.http.get(f"{notifier}/v1/members/{member}/export", headers=self.auth_for(member))
             except httpx.HTTPError as exc:
                 return [{"member": str(member), "status": f"export failed: {type(exc).__name__}"}]
             if answer.status_code != 200:
@@ -546,7 +551,7 @@ class ChaosRun:
         found: Counter[tuple[UUID, UUID]] = Counter()
 
         async def history(h: Household) -> None:
-            token = household_token(self.cluster.token_secret.encode(), h.household_id)
+            token = self.issuer.household(h.household_id)
             try:
                 answer = await self.http.get(f"{checkins}/v1/households/{h.household_id}/checkins",
                                              params={"page_size": 200}, headers={"Authorization": f"Bearer {token}"})

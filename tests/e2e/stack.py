@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import yaml
-
+from attune_contracts.credentials import generate_key_pair
 from attune_runtime.tansu import Tansu, free_port
 from attune_runtime.testing import PG_ADMIN_DSN
 
@@ -54,8 +54,8 @@ class Stack:
     smtp_port: int = field(default_factory=free_port)
     inbox: subprocess.Popen[bytes] | None = None
     link_keys: str = field(default_factory=lambda: f"e2e:{secrets.token_urlsafe(24)}")
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    token_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # (signing key for the CLI, public key for the services): a real pair, as in production.
+    credential_keys: tuple[str, str] = field(default_factory=lambda: generate_key_pair("e2e"))
 
     @property
     def inbox_url(self) -> str:
@@ -77,13 +77,13 @@ class Stack:
         if name == "checkins":
             env |= {
                 f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                f"{p}HOUSEHOLD_TOKEN_SECRET": self.token_secret,
+                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_CURRENT_KID": "e2e",
             }
         if name == "notifier":
             env |= {
-                f"{p}ADMIN_TOKEN": self.admin_token,
+                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}CHANNEL_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "e2e",

@@ -50,7 +50,7 @@ def cli_env(stack: Stack, state: Path, **extra: str) -> dict[str, str]:
         "ATTUNE_KAFKA": stack.broker.bootstrap,
         "ATTUNE_CHECKINS_URL": stack.services["checkins"].url,
         "ATTUNE_NOTIFIER_URL": stack.services["notifier"].url,
-        "ATTUNE_NOTIFIER_ADMIN_TOKEN": stack.admin_token,
+        "ATTUNE_SIGNING_KEY": stack.credential_keys[0],  # the operator's CLI: it issues credentials
         "ATTUNE_CLI_STATE": str(state),
         "COLUMNS": "200",
         **extra,
@@ -178,12 +178,10 @@ async def run_scenario(stack: Stack, tmp_path: Path, prometheus: Prometheus) -> 
     assert sent and all(line["correlation_id"] == occurrence and line["service"] == "notifier" for line in sent)
     assert event["payload"]["source"] == "link" and event["payload"]["closeness"] == 5
 
-    # `attune status` shows it.
-    token = subprocess.run([sys.executable, "-m", "attune_checkins", "token", household], capture_output=True,
-                           text=True, check=True, env={**os.environ, "ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET":
-                                                       stack.token_secret, "ATTUNE_CHECKINS_ENVIRONMENT": "development"}
-                           ).stdout.strip()
-    status = await attune({**env, "ATTUNE_CHECKINS_TOKEN": token}, "status")
+    # `attune status` shows it, with the household's credential only (no signing key).
+    token = (await attune(env, "credentials", "issue", "household"))["credential"]
+    household_only = {k: v for k, v in env.items() if k != "ATTUNE_SIGNING_KEY"}
+    status = await attune({**household_only, "ATTUNE_HOUSEHOLD_TOKEN": token}, "status")
     recent = status["recent_checkins"]
     assert recent and recent[0]["status"] == "done" and recent[0]["closeness"] == 5
     assert any(d["status"] == "sent" for d in status["deliveries"]["ana"])

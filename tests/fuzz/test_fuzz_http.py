@@ -28,8 +28,8 @@ import pytest
 from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.bootstrap import build_app as build_checkins
 from attune_checkins.config import Settings as CheckinsSettings
-from attune_checkins.http import household_token
 from attune_contracts import make_envelope
+from attune_contracts.credentials import development_issuer
 from attune_contracts.links import SALT, LinkAction
 from attune_contracts.messages import (
     HouseholdKind,
@@ -56,7 +56,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
 PER_ROUTE = 15
 NOBODY = "127.0.0.1:1"  # no broker: the HTTP layer must not need one to answer
-ADMIN = "fuzz-admin-token-0123456789abcdef"
+# The household's credential (development key; these services run in development). Set in the fixture.
+ADMIN = ""
 LINK_KEYS = "k1:a-fuzz-link-key-of-enough-length"
 
 
@@ -122,7 +123,8 @@ async def targets() -> AsyncIterator[list[Target]]:
                                local_time="20:30", time_zone="Europe/Lisbon", sensitive=False,
                                deadline=now + timedelta(hours=12))):
             await parts.service.handle(make_envelope(fact, household_id=household, producer="fuzz"))
-        token = household_token(checkins_settings.token_secret(), household)
+        global ADMIN
+        token = ADMIN = development_issuer().household(household, now=now - timedelta(minutes=1))
         link = parts.signer.mint(household_id=household, occurrence_id=occurrence, member_id=ana,
                                  action=LinkAction.DONE)
         hh = "/v1/households/{household_id}"
@@ -141,7 +143,7 @@ async def targets() -> AsyncIterator[list[Target]]:
         )
 
         notifier = build_notifier(NotifierSettings(kafka_bootstrap_servers=NOBODY, database_url=notifier_db,
-                                                   admin_token=SecretStr(ADMIN)),
+                                                   ),
                                   registry=CollectorRegistry(), run_worker=False)
         store = notifier.notifier.store  # type: ignore[attr-defined]
         await migrate(store.engine)

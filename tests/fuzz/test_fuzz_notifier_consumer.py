@@ -31,7 +31,6 @@ from attune_notifier.bootstrap import TOPICS, build_app
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import temporary_database
-from pydantic import SecretStr
 from sqlalchemy import text
 
 from .apps import serving
@@ -42,7 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
 EXAMPLES = 45
 RSS_BOUND = 300 * MIB
-TOKEN = "fuzz-admin-token-0123456789abcdef"
 
 
 @contextlib.asynccontextmanager
@@ -51,7 +49,7 @@ async def running(fuzz_kafka: str, batch: int) -> AsyncIterator[tuple[str, Any]]
     async with temporary_database() as url:
         port = free_port()
         settings = NotifierSettings(
-            kafka_bootstrap_servers=fuzz_kafka, database_url=url, http_port=port, admin_token=SecretStr(TOKEN),
+            kafka_bootstrap_servers=fuzz_kafka, database_url=url, http_port=port,
             consumer_group=f"attune-notifier-fuzz-{batch}", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.2,
             retry_base_delay_s=0.05, retry_max_delay_s=0.2, batch_max_records=batch,
         )
