@@ -147,3 +147,47 @@ def test_member_add_refuses_a_bad_channel_before_storing_anything(tmp_path, monk
     assert "push channel #1 is not usable" in result.output and "nothing was stored" in result.output
     assert "secret-token-123" not in result.output
     assert not (tmp_path / "none.json").exists()
+
+
+@pytest.mark.unit
+def test_credentials_keygen_and_issue_each_scope_with_the_signing_key(tmp_path, monkeypatch) -> None:
+    from attune_cli.config import remember_household, remember_member
+    from attune_contracts.credentials import Scope, verifier_from_setting
+
+    monkeypatch.setattr("attune_cli.config.STATE", tmp_path / "state.json")
+    monkeypatch.delenv("ATTUNE_SIGNING_KEY", raising=False)
+    household, ana = uuid.uuid4(), uuid.uuid4()
+    remember_household(household, "Europe/London")
+    remember_member("Ana", ana)
+    refused = runner.invoke(app, ["credentials", "issue", "household"])
+    assert refused.exit_code == 1 and "ATTUNE_SIGNING_KEY" in refused.output
+
+    keys = json.loads(runner.invoke(app, ["credentials", "keygen", "--kid", "k7", "--json"]).stdout)
+    monkeypatch.setenv("ATTUNE_SIGNING_KEY", keys["signing_key"])
+    verifier = verifier_from_setting(keys["public_key"], development=False, setting="keys")
+    now = datetime.now(UTC)
+    issued = {scope: json.loads(runner.invoke(app, ["credentials", "issue", scope, *extra, "--json"]).stdout)
+              for scope, extra in [("household", []), ("member", ["--member", "ana", "--days", "30"]),
+                                   ("operator", [])]}
+    household_claims = verifier.verify(issued["household"]["credential"], now=now)
+    assert (household_claims.scope, household_claims.household_id, household_claims.kid) == (
+        Scope.HOUSEHOLD, household, "k7")
+    member_claims = verifier.verify(issued["member"]["credential"], now=now)
+    assert (member_claims.scope, member_claims.member_id) == (Scope.MEMBER, ana)
+    assert member_claims.expires_at is not None
+    assert verifier.verify(issued["operator"]["credential"], now=now).household_id is None
+    wrong = runner.invoke(app, ["credentials", "issue", "household", "--member", "ana"])
+    assert wrong.exit_code == 1 and "names no member" in wrong.output
+
+
+@pytest.mark.unit
+def test_status_without_a_household_credential_says_which_one_it_needs(tmp_path, monkeypatch) -> None:
+    from attune_cli.config import remember_household
+
+    monkeypatch.setattr("attune_cli.config.STATE", tmp_path / "state.json")
+    for variable in ("ATTUNE_SIGNING_KEY", "ATTUNE_HOUSEHOLD_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    remember_household(uuid.uuid4(), "Europe/London")
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert "household's credential" in result.output and "ATTUNE_HOUSEHOLD_TOKEN" in result.output
