@@ -332,3 +332,13 @@ async def test_notifier_refuses_forged_and_revoked_credentials(notifier: Notifie
                                headers=bearer(n.issuer.member(HOME, ANA, now=NOW)))).status_code == 200
     eve = bearer(n.issuer.member(AWAY, EVE, now=ISSUED))  # another household: not revoked
     assert (await n.client.get(f"/v1/members/{EVE}/export", headers=eve)).status_code == 200
+
+
+def test_both_consumers_take_the_revocation_from_the_scheduler_topic() -> None:
+    from attune_checkins.usecases import HANDLED_TYPES
+    from attune_contracts import Topic, spec_of
+    from attune_notifier.handlers import ACCEPTED_TYPES
+
+    spec = spec_of(HouseholdCredentialsRevoked)
+    assert spec.topic is Topic.SCHEDULER_EVENTS
+    assert spec.type in HANDLED_TYPES and spec.type in ACCEPTED_TYPES
