@@ -84,8 +84,8 @@ def render() -> str:
         "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
         "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
         "| `ATTUNE_HOUSEHOLD_TOKEN` | — | the household's credential, for `member add --push …`, `status` and `export` |",
-        "| `ATTUNE_SIGNING_KEY` | — | the issuer's Ed25519 key (`attune credentials keygen`): `attune credentials issue`; "
-        "without ATTUNE_HOUSEHOLD_TOKEN the CLI mints itself a 15-minute household credential with it |",
+        ("| `ATTUNE_SIGNING_KEY` | — | the issuer's Ed25519 key (`attune credentials keygen`): `attune credentials "
+         "issue`; without ATTUNE_HOUSEHOLD_TOKEN the CLI mints itself a 15-minute household credential with it |"),
         "| `ATTUNE_CLI_STATE` | `data/cli-state.json` | the CLI's current household and member names |",
         "| `ATTUNE_CONFIG` | `attune.toml` | optional TOML file with the same keys in lower case (`kafka = ...`) |",
         "",
