@@ -259,6 +259,11 @@ async def test_revoking_credentials_announces_the_cut_off_for_that_household_onl
     assert revoked.household_id == household and revoked.payload.not_before == clock.now()
     (rejected,) = sink.payloads("scheduler.command_rejected")
     assert "not registered" in rejected.reason
+    # Kept for the scheduler's own API; a later revocation moves it forward, never back.
+    assert await store.credentials_not_before(household) == clock.now()
+    clock.advance(timedelta(minutes=5))
+    await s.handle(command(RevokeHouseholdCredentials(), household))
+    assert await store.credentials_not_before(household) == clock.now()
 
 
 async def test_erase_household_deletes_everything_and_says_so(

@@ -162,6 +162,8 @@ class Outcome:
     deleted_rituals: list[uuid.UUID] = field(default_factory=list)
     erase: bool = False
     rejected: str | None = None
+    credentials_not_before: datetime | None = None
+    """The household's credentials issued before this are refused (kept for the scheduler's own HTTP API)."""
 
 
 def fact_event_id(command_event_id: uuid.UUID, index: int) -> uuid.UUID:
@@ -437,7 +439,7 @@ def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
 
     if isinstance(cmd, RevokeHouseholdCredentials):
         _needs_household(view)
-        return Outcome(facts=[HouseholdCredentialsRevoked(not_before=now)])
+        return Outcome(facts=[HouseholdCredentialsRevoked(not_before=now)], credentials_not_before=now)
 
     raise Refused(f"the scheduler does not handle {type(cmd).__name__} commands")
 

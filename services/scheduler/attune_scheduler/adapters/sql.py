@@ -46,7 +46,16 @@ from ..service import (
     WakeResult,
     fact_event_id,
 )
-from .tables import BigId, UtcDateTime, households, members, outbox, processed_commands, rituals
+from .tables import (
+    BigId,
+    UtcDateTime,
+    credential_revocations,
+    households,
+    members,
+    outbox,
+    processed_commands,
+    rituals,
+)
 
 log = logging.getLogger("attune.scheduler")
 
@@ -220,7 +229,18 @@ class SqlStore:
             outcome="rejected" if outcome.rejected else "accepted", processed_at=now,
         ))
 
+    async def credentials_not_before(self, household_id: uuid.UUID) -> datetime | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.select(credential_revocations.c.not_before).where(
+                credential_revocations.c.household_id == household_id))).scalar_one_or_none()
+
     async def _apply(self, conn: AsyncConnection, household_id: uuid.UUID, outcome: Outcome, now: datetime) -> None:
+        if outcome.credentials_not_before is not None:
+            stmt = self._insert(credential_revocations).values(household_id=household_id,
+                                                               not_before=outcome.credentials_not_before)
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=["household_id"], set_={"not_before": stmt.excluded.not_before},
+                where=credential_revocations.c.not_before < stmt.excluded.not_before))
         if outcome.erase:
             await conn.execute(rituals.delete().where(rituals.c.household_id == household_id))
             await conn.execute(members.delete().where(members.c.household_id == household_id))

@@ -53,6 +53,14 @@ rituals = sa.Table(
     sa.Index("ix_rituals_state_template", "state", "template"),
 )
 
+# RevokeHouseholdCredentials: the household's credentials issued before not_before are refused. Not personal
+# data, and kept through an erasure so an erased household's old credentials stay refused.
+credential_revocations = sa.Table(
+    "credential_revocations", metadata,
+    sa.Column("household_id", sa.Uuid, primary_key=True),
+    sa.Column("not_before", UtcDateTime, nullable=False),
+)
+
 processed_commands = sa.Table(
     "processed_commands", metadata,
     sa.Column("event_id", sa.Uuid, primary_key=True),
