@@ -27,6 +27,7 @@ from attune_contracts.messages import (
     WeeklySummary,
 )
 from attune_runtime.consumer import PermanentError
+from attune_runtime.faults import HouseholdErasedError
 from sqlalchemy import text
 
 from .conftest import Harness
@@ -357,7 +358,8 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) == 0
         assert await tx.household(other.household) is not None  # the neighbours keep theirs
-    await h.service.handle(due_envelope)  # a redelivery from before the erasure
+    with pytest.raises(HouseholdErasedError):  # a redelivery from before the erasure: refused (dead letter)
+        await h.service.handle(due_envelope)
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) == 0
     assert await h.service.export(h.household) is None

@@ -6,8 +6,6 @@ rotating ATTUNE_CHECKINS_HOUSEHOLD_TOKEN_SECRET invalidates every token at once.
 """
 
 
-import base64
-import hashlib
 import hmac
 import logging
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from zoneinfo import ZoneInfo
 from attune_contracts.catalog import TEMPLATES
 from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
+from attune_runtime.credentials import TOKEN_PREFIX, household_token  # noqa: F401 - `python -m attune_checkins token`
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -32,13 +31,7 @@ from .metrics import Metrics
 from .service import MAX_NOTE, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
-TOKEN_PREFIX = "hh1_"
 log = logging.getLogger("attune.checkins.http")
-
-
-def household_token(secret: bytes, household_id: UUID) -> str:
-    digest = hmac.new(secret, f"attune.checkins.household:{household_id}".encode(), hashlib.sha256).digest()
-    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 # Instants a person can mean; anything else (year 9999 minus an offset overflows when turned into UTC)

@@ -10,7 +10,8 @@ from uuid import UUID
 
 from attune_contracts.messages import ChannelKind
 from attune_contracts.types import IanaZone
-from fastapi import Depends, FastAPI, HTTPException, Request
+from attune_runtime.credentials import check_household
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -66,7 +67,8 @@ def preferences_out(r: Recipient) -> dict[str, Any]:
     }
 
 
-def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock) -> FastAPI:
+def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock,
+                   token_secret: bytes | None = None) -> FastAPI:
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
     bearer = HTTPBearer(auto_error=False)
 
@@ -75,6 +77,14 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         if not secrets.compare_digest(given.encode(), admin_token.get_secret_value().encode()):
             raise HTTPException(401, "a valid admin bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
+
+    async def authorize_household(
+        household_id: Annotated[UUID, Path(description="the household's id")],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> UUID:
+        """The household credential, checked as the check-ins service checks it (one place to replace)."""
+        return check_household(token_secret, household_id, authorization,
+                               setting="ATTUNE_NOTIFIER_HOUSEHOLD_TOKEN_SECRET")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -152,13 +162,12 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
         if not await store.delete_channel(member_id, channel_id):
             raise HTTPException(404, "no such channel for this member")
 
-    @app.get("/v1/members/{member_id}/export", dependencies=auth)
-    async def export(member_id: UUID) -> dict[str, Any]:
-        member = await member_or_404(member_id)
-        history = await store.deliveries_for(member_id)
+    async def member_export(member: Recipient) -> dict[str, Any]:
+        history = await store.deliveries_for(member.member_id)
         return {
             "preferences": preferences_out(member),
-            "channels": [{"kind": c.kind.value, "position": c.position} for c in await store.list_channels(member_id)],
+            "channels": [{"kind": c.kind.value, "position": c.position}
+                         for c in await store.list_channels(member.member_id)],
             "deliveries": [{
                 "notification_id": str(d.notification_id), "purpose": d.purpose, "category": d.category,
                 "cause_type": d.cause_type, "status": d.status, "reason": d.reason, "channel_kind": d.channel_kind,
@@ -166,5 +175,21 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
                 "sent_at": d.sent_at.isoformat() if d.sent_at else None,
             } for d in history],
         }
+
+    @app.get("/v1/members/{member_id}/export", dependencies=auth)
+    async def export(member_id: UUID) -> dict[str, Any]:
+        return await member_export(await member_or_404(member_id))
+
+    @app.get("/v1/households/{household_id}/export",
+             summary="Everything the notifier holds about the household's members (channel URLs are secrets and "
+                     "are not exported: each member's channels by kind and order)")
+    async def household_export(household_id: Annotated[UUID, Depends(authorize_household)]) -> dict[str, Any]:
+        members = await store.household_members(household_id)
+        if not members:
+            if await store.is_erased(household_id):
+                raise HTTPException(410, "this household was erased; the notifier keeps nothing of it")
+            raise HTTPException(404, "this household has no members known to the notifier")
+        return {"household_id": str(household_id),
+                "members": [await member_export(m) for m in members.values()]}
 
     return app

@@ -115,7 +115,8 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
-        http_app=build_http_app(store, metrics, admin_token=settings.admin_token, clock=clock),
+        http_app=build_http_app(store, metrics, admin_token=settings.admin_token, clock=clock,
+                                token_secret=settings.token_secret()),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.notifier = Notifier(settings, store, worker, handler, metrics, registry, readiness)  # type: ignore[attr-defined]

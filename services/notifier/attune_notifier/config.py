@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from attune_runtime.settings import Environment, ServiceSettings
+from attune_runtime.credentials import HouseholdTokenSettings
+from attune_runtime.settings import Environment
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -16,7 +17,7 @@ DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 DEV_ADMIN_TOKEN = "attune-development-admin-token"
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(HouseholdTokenSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_NOTIFIER_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8103, ge=0, le=65535)

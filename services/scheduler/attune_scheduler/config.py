@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from attune_runtime.settings import ServiceSettings
+from attune_runtime.credentials import HouseholdTokenSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
-class SchedulerSettings(ServiceSettings):
+class SchedulerSettings(HouseholdTokenSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8101, ge=0, le=65535)
