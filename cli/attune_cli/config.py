@@ -20,6 +20,7 @@ class CliConfig:
     notifier_url: str = "http://127.0.0.1:8103"
     notifier_admin_token: str | None = None
     checkins_token: str | None = None
+    household_token: str | None = None  # the household's credential; ATTUNE_CHECKINS_TOKEN is its older name
 
     @classmethod
     def load(cls, path: Path | None = None) -> CliConfig:

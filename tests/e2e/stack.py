@@ -73,11 +73,12 @@ class Stack:
             f"{p}DATABASE_URL": f"{pg}/{database}",
             f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000",
             "PYTHONUNBUFFERED": "1",
+            # One household credential for the three services (each checks it on its household endpoints).
+            f"{p}HOUSEHOLD_TOKEN_SECRET": self.token_secret,
         }
         if name == "checkins":
             env |= {
                 f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                f"{p}HOUSEHOLD_TOKEN_SECRET": self.token_secret,
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_CURRENT_KID": "e2e",
             }
