@@ -33,6 +33,13 @@ from e2e.stack import SERVICES, Stack
 pytestmark = pytest.mark.skipif(os.environ.get("ATTUNE_SKIP_STACK") == "1", reason="needs the whole stack")
 
 
+class PatientStack(Stack):
+    """The shared machine can be slow to import three services at once: give each more time to be ready."""
+
+    async def wait_ready(self, running: Any, timeout: float = 300) -> None:
+        await super().wait_ready(running, timeout)
+
+
 @dataclass
 class Findings:
     marker: str
@@ -100,7 +107,7 @@ async def _scenario(workdir: Path) -> Findings:
                "ritual title": f"Lanterns{m}", "moment note": f"moment-note-{m}", "dream": f"dream-{m}",
                "achievement note": f"achieved-{m}", "channel URL": f"chan{m}"}
     found = Findings(m, secrets)
-    stack = Stack(workdir)
+    stack = PatientStack(workdir)
     try:
         await stack.start()
         state = workdir / "cli-state.json"
@@ -117,7 +124,7 @@ async def _scenario(workdir: Path) -> Findings:
         await bus.send_and_wait(stack.broker.bootstrap, ScheduleRitual(
             ritual_id=uuid.uuid4(), template="evening_attunement", title=secrets["ritual title"], participants=[ana, ben],
             rrule="FREQ=DAILY", local_time="21:00", start_date=date.today()), household_id=household,
-            answer_topic=Topic.SCHEDULER_EVENTS, timeout=30)
+            answer_topic=Topic.SCHEDULER_EVENTS, timeout=120)
         checkins = stack.services["checkins"].url
         auth = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(timeout=10, headers=auth) as client:
@@ -127,7 +134,7 @@ async def _scenario(workdir: Path) -> Findings:
                                                  "note": secrets["moment note"]})
                 return answer.status_code in (200, 201)
 
-            await eventually(moment_logged, timeout=30, interval=0.5)  # check-ins knows Ana now
+            await eventually(moment_logged, timeout=120, interval=0.5)  # check-ins knows Ana now
             await bus.publish(stack.broker.bootstrap, RecordAchievement(
                 achievement_id=uuid.uuid4(), member_id=ana, dream=secrets["dream"], note=secrets["achievement note"]),
                 household_id=household)
@@ -139,7 +146,7 @@ async def _scenario(workdir: Path) -> Findings:
                       and s["notifier"] and len(s["notifier"]["members"]) == 2)
                 return document if ok else None
 
-            found.export = await eventually(complete, timeout=60, interval=1)
+            found.export = await eventually(complete, timeout=180, interval=1)
 
             # What an attacker replays later: the household's commands and the facts about it, as they were sent.
             to_replay = []
@@ -156,7 +163,7 @@ async def _scenario(workdir: Path) -> Findings:
                     codes[name] = answer.status_code
                 return codes if all(c in (404, 410) for c in codes.values()) else None
 
-            await eventually(all_gone, timeout=60, interval=0.5)
+            await eventually(all_gone, timeout=180, interval=0.5)
 
             # The replay: the very records, and the same with fresh event ids (a duplicate id is simply ignored).
             producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, enable_idempotence=False)
@@ -197,7 +204,7 @@ async def _scenario(workdir: Path) -> Findings:
                 return (len(found.scheduler_rejections) >= commands and len(found.checkins_rejections) >= 1
                         and refused.count("checkins") >= by_checkins and refused.count("notifier") >= by_notifier)
 
-            await eventually(answered, timeout=90, interval=1)
+            await eventually(answered, timeout=240, interval=2)
             found.exports_after = (await all_gone()) or {}
         await asyncio.sleep(2)  # anything a replay would have written, written
 
@@ -278,3 +285,84 @@ def test_after_erasure_the_dead_letter_topic_holds_nothing_of_the_household(find
     "makes them unreadable (crypto-shredding; designed in notes/erasure.md, not built)"))
 def test_after_erasure_no_topic_holds_the_household(findings: Findings) -> None:
     assert findings.in_topics == {}
+
+
+# ---- error text never carries bound parameters ----------------------------------------------------------------
+
+
+class _Outbox:
+    """Stands in for the broker the consumer publishes its dead letters to; records them."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+
+    async def publish(self, body: bytes, **_: Any) -> None:
+        self.published.append(body)
+
+
+def _engines(pg_url: str) -> dict[str, Any]:
+    from attune_checkins.adapters.sql import make_engine as checkins_engine
+    from attune_notifier.adapters.sql import make_engine as notifier_engine
+    from attune_scheduler.adapters.sql import make_engine as scheduler_engine
+
+    return {"scheduler": scheduler_engine(pg_url), "checkins": checkins_engine(pg_url),
+            "notifier": notifier_engine(pg_url)}
+
+
+# A value refused by the driver (asyncpg quotes it), one refused by PostgreSQL with a DETAIL line quoting the row,
+# and one inside a statement that fails for a reason of its own (a bug: logged with its traceback, retried).
+_FAILING_INSERTS = {
+    "uuid column": ("INSERT INTO leak (id, u) VALUES (1, :value)", "rejected"),
+    "check constraint": ("INSERT INTO leak (id, note) VALUES (2, :value)", "rejected"),
+    "undefined column": ("INSERT INTO leak (id, nosuch) VALUES (3, :value)", "handler_failed"),
+}
+
+
+@pytest.mark.parametrize("service", ["scheduler", "checkins", "notifier"])
+@pytest.mark.parametrize("case", list(_FAILING_INSERTS))
+async def test_a_failing_insert_leaves_its_value_out_of_the_dead_letter_and_the_logs(
+    pg_url: str, service: str, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import sqlalchemy as sa
+    from attune_contracts import make_envelope
+    from attune_contracts.messages import DeadLetter, LogMoment, MomentKind
+    from attune_runtime.consumer import ConsumerMetrics, ReliableConsumer, RetryPolicy
+    from attune_runtime.logs import JsonFormatter
+    from attune_runtime.retry import Backoff
+    from attune_runtime.testing import KafkaRecord
+    from prometheus_client import CollectorRegistry
+
+    secret = f"Zephyrine-{uuid.uuid4().hex[:8]}"
+    engine = _engines(pg_url)[service]
+    statement, kind = _FAILING_INSERTS[case]
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "CREATE TABLE IF NOT EXISTS leak (id int primary key, u uuid, note text CHECK (note NOT LIKE 'Zeph%'))"))
+
+        async def handler(_envelope: Any) -> None:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text(statement), {"value": secret})
+
+        outbox = _Outbox()
+        consumer = ReliableConsumer(outbox, service=service, group_id="g", handler=handler,  # type: ignore[arg-type]
+                                    metrics=ConsumerMetrics(CollectorRegistry()),
+                                    retry=RetryPolicy(max_attempts=2, backoff=Backoff(base_s=0.01, max_s=0.01)))
+        envelope = make_envelope(LogMoment(moment_id=uuid.uuid4(), member_id=uuid.uuid4(), kind=MomentKind.POSITIVE),
+                                 household_id=uuid.uuid4(), producer="test")
+        record = KafkaRecord(value=envelope.to_bytes(), offset=0, topic="attune.checkins.commands")
+        caplog.set_level(logging.DEBUG)
+        await consumer.handle(envelope, record, None, deadline=float("inf"))
+    finally:
+        await engine.dispose()
+
+    [letter] = [DeadLetter.model_validate_json(body) for body in outbox.published]
+    assert letter.error_kind == kind
+    assert secret not in letter.reason, letter.reason
+    formatter = JsonFormatter(service)
+    lines = [formatter.format(r) for r in caplog.records]
+    assert any(r.exc_info for r in caplog.records) or kind == "rejected"  # the bug's traceback was logged
+    assert any("dead-lettered" in line for line in lines)
+    assert not [line for line in lines if secret in line]
