@@ -30,7 +30,8 @@ from attune_runtime.credentials import household_token
 from attune_runtime.testing import PG_ADMIN_DSN, eventually
 from e2e.stack import SERVICES, Stack
 
-pytestmark = pytest.mark.skipif(os.environ.get("ATTUNE_SKIP_STACK") == "1", reason="needs the whole stack")
+# Three services, a broker and PostgreSQL on a shared two-core machine: starting them alone can take minutes.
+pytestmark = pytest.mark.timeout(1200)
 
 
 class PatientStack(Stack):
@@ -309,11 +310,11 @@ def _engines(pg_url: str) -> dict[str, Any]:
             "notifier": notifier_engine(pg_url)}
 
 
-# A value refused by the driver (asyncpg quotes it), one refused by PostgreSQL with a DETAIL line quoting the row,
-# and one inside a statement that fails for a reason of its own (a bug: logged with its traceback, retried).
+# A value refused by the driver (asyncpg quotes it), one refused by PostgreSQL (its message quotes it), and one
+# inside a statement that fails for a reason of its own (a bug: logged with its traceback, retried).
 _FAILING_INSERTS = {
-    "uuid column": ("INSERT INTO leak (id, u) VALUES (1, :value)", "rejected"),
-    "check constraint": ("INSERT INTO leak (id, note) VALUES (2, :value)", "rejected"),
+    "uuid parameter": ("INSERT INTO leak (id, u) VALUES (1, :value)", "rejected"),
+    "uuid cast": ("INSERT INTO leak (id, u) VALUES (2, CAST(CAST(:value AS text) AS uuid))", "rejected"),
     "undefined column": ("INSERT INTO leak (id, nosuch) VALUES (3, :value)", "handler_failed"),
 }
 
@@ -340,7 +341,7 @@ async def test_a_failing_insert_leaves_its_value_out_of_the_dead_letter_and_the_
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text(
-                "CREATE TABLE IF NOT EXISTS leak (id int primary key, u uuid, note text CHECK (note NOT LIKE 'Zeph%'))"))
+                "CREATE TABLE IF NOT EXISTS leak (id int primary key, u uuid)"))
 
         async def handler(_envelope: Any) -> None:
             async with engine.begin() as conn:
