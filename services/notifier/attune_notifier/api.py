@@ -182,8 +182,9 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: Se
 
     @app.get("/v1/households/{household_id}/export",
              summary="Everything the notifier holds about the household's members (channel URLs are secrets and "
-                     "are not exported: each member's channels by kind and order)")
-    async def household_export(household_id: Annotated[UUID, Depends(authorize_household)]) -> dict[str, Any]:
+                     "are not exported: each member's channels by kind and order)",
+             dependencies=[Depends(authorize_household)])
+    async def household_export(household_id: UUID) -> dict[str, Any]:
         members = await store.household_members(household_id)
         if not members:
             if await store.is_erased(household_id):

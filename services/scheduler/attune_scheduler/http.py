@@ -3,8 +3,7 @@
 The household credential is checked in one dependency (`authorize`), the same check as the check-ins service's.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the local `Household` alias at definition time.
 from typing import Annotated, Any
 from uuid import UUID
 

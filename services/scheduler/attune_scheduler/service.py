@@ -347,8 +347,8 @@ def erased_reason(erased_at: datetime) -> str:
 def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
     if view.erased_at is not None:
         if isinstance(cmd, EraseHousehold):
-            # Erasing again changes nothing, and says so again so every service holds the tombstone.
-            return Outcome(erase=True, facts=[HouseholdErased(erased_at=view.erased_at)])
+            # Nothing is left to delete; said again, so that every service holds the tombstone.
+            return Outcome(facts=[HouseholdErased(erased_at=view.erased_at)])
         raise Refused(erased_reason(view.erased_at))
 
     if isinstance(cmd, RegisterHousehold):
