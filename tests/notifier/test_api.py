@@ -201,3 +201,31 @@ async def test_fuzzed_bodies_never_get_a_5xx(client: httpx.AsyncClient, body: An
     for method, path in (("POST", f"/v1/members/{ANA}/channels"), ("PUT", f"/v1/members/{ANA}/preferences")):
         response = await client.request(method, path, json=body, headers=AUTH)
         assert response.status_code < 500, (method, body, response.text)
+
+
+async def test_the_household_export_takes_the_household_token_of_that_household_only(h: Harness) -> None:
+    from uuid import UUID
+
+    from attune_contracts.messages import HouseholdErased
+    from attune_runtime.credentials import household_token
+
+    from .conftest import HOUSEHOLD
+
+    secret = b"a-household-token-secret-for-tests"
+    app = build_http_app(h.store, h.metrics, admin_token=SecretStr(TOKEN), clock=h.clock, token_secret=secret)
+    path = f"/v1/households/{HOUSEHOLD}/export"
+    other = UUID("22222222-2222-4222-8222-222222222222")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier") as c:
+        assert (await c.get(path)).status_code == 401
+        assert (await c.get(path, headers=AUTH)).status_code == 403  # the admin token is not the household's
+        theirs = {"Authorization": f"Bearer {household_token(secret, other)}"}
+        assert (await c.get(path, headers=theirs)).status_code == 403
+        ours = {"Authorization": f"Bearer {household_token(secret, HOUSEHOLD)}"}
+        exported = (await c.get(path, headers=ours)).json()
+        assert [m["preferences"]["display_name"] for m in exported["members"]] == ["Ana"]
+        await h.event(HouseholdErased(erased_at=h.clock.now))
+        assert (await c.get(path, headers=ours)).status_code == 410
+    off = build_http_app(h.store, h.metrics, admin_token=SecretStr(TOKEN), clock=h.clock, token_secret=None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=off), base_url="http://notifier") as c:
+        answer = await c.get(path, headers=ours)
+        assert answer.status_code == 503 and "HOUSEHOLD_TOKEN_SECRET" in answer.json()["detail"]

@@ -239,7 +239,14 @@ async def _scenario(workdir: Path) -> Findings:
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory: pytest.TempPathFactory) -> Findings:
     # Its own event loop: the scenario starts and stops every process before any test reads its findings.
-    return asyncio.run(_scenario(tmp_path_factory.mktemp("erasure")))
+    workdir = tmp_path_factory.mktemp("erasure")
+    found = asyncio.run(_scenario(workdir))
+    summary = {"in_tables": found.in_tables, "in_logs": found.in_logs, "in_topics": found.in_topics,
+               "replayed": found.replayed, "exports_after": found.exports_after,
+               "dead_letters": [{k: d[k] for k in ("reason", "error_kind", "consumer", "source_topic")}
+                                | {"value_kept": bool(d["value_b64"])} for d in found.dead_letters]}
+    (workdir / "findings.json").write_text(json.dumps(summary, indent=2))
+    return found
 
 
 def test_one_export_gathers_what_every_service_holds(findings: Findings) -> None:

@@ -169,8 +169,8 @@ class CheckinsService:
         if erased is not None and not isinstance(payload, HouseholdErased):
             # The tombstone: nothing of an erased household comes back, whenever the message says it was sent.
             if isinstance(payload, SubmitCheckIn | LogMoment | RecordAchievement):
-                if await tx.claim_event(envelope.event_id, household_id, now):
-                    self._reject(outbox, envelope, rules.erased_reason(erased), payload.member_id)
+                # Not even its id is kept; a redelivery answers with the same rejection (its id derives from this).
+                self._reject(outbox, envelope, rules.erased_reason(erased), payload.member_id)
                 return
             raise HouseholdErasedError(rules.erased_reason(erased))
         if not await tx.claim_event(envelope.event_id, household_id, now):
