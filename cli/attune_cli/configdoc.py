@@ -82,10 +82,12 @@ def render() -> str:
         "| variable | default | meaning |",
         "|---|---|---|",
         "| `ATTUNE_KAFKA` | `127.0.0.1:9092` | Kafka bootstrap servers |",
+        "| `ATTUNE_SCHEDULER_URL` | `http://127.0.0.1:8101` | the scheduler HTTP API (`attune export`) |",
         "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
         "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
         "| `ATTUNE_NOTIFIER_ADMIN_TOKEN` | — | registers channels (`attune member add --push …`) |",
-        "| `ATTUNE_CHECKINS_TOKEN` | — | the household's token for `attune status` |",
+        "| `ATTUNE_HOUSEHOLD_TOKEN` | — | the household's token for `attune status` and `attune export` "
+        "(`ATTUNE_CHECKINS_TOKEN`, its older name, still works) |",
         "| `ATTUNE_CLI_STATE` | `data/cli-state.json` | the CLI's current household and member names |",
         "| `ATTUNE_CONFIG` | `attune.toml` | optional TOML file with the same keys in lower case (`kafka = ...`) |",
         "",

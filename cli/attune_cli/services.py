@@ -66,11 +66,12 @@ async def register_channels(config: CliConfig, member: UUID, channels: list[tupl
 
 async def status(config: CliConfig, household: UUID, members: dict[str, UUID]) -> dict[str, Any]:
     report: dict[str, Any] = {"household_id": str(household)}
-    if not config.checkins_token:
-        raise ServiceError("the check-ins API needs the household token: set ATTUNE_CHECKINS_TOKEN "
+    token = config.household_token or config.checkins_token
+    if not token:
+        raise ServiceError("the check-ins API needs the household token: set ATTUNE_HOUSEHOLD_TOKEN "
                            "(an operator prints it with `python -m attune_checkins token <household id>`)")
     async with httpx.AsyncClient(base_url=config.checkins_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {config.checkins_token}"}) as client:
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
         try:
             summary = await client.get(f"/v1/households/{household}/summary")
             history = await client.get(f"/v1/households/{household}/checkins", params={"page_size": 10})
