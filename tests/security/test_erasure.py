@@ -23,11 +23,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from attune_contracts import Topic
 from attune_contracts.messages import RecordAchievement, ScheduleRitual
 from attune_runtime.credentials import household_token
 from attune_runtime.testing import PG_ADMIN_DSN, eventually
+from chaos.scenario import read_topic
 from e2e.stack import SERVICES, Stack
 
 # Three services, a broker and PostgreSQL on a shared two-core machine: starting them alone can take minutes.
@@ -61,26 +62,7 @@ def _found(text: str, secrets: dict[str, str]) -> list[str]:
 
 
 async def _read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of `topic` (Tansu's end offsets can stop short: read until it stays quiet)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        records: list[Any] = []
-        quiet = 0
-        while quiet < 3:
-            batch = await consumer.getmany(timeout_ms=400)
-            got = [r for rs in batch.values() for r in rs]
-            records += got
-            quiet = 0 if got else quiet + 1
-        return records
-    finally:
-        await consumer.stop()
+    return await read_topic(bootstrap, topic, idle_s=1.0)
 
 
 def _cli_env(stack: Stack, state: Path, token: str | None = None) -> dict[str, str]:
@@ -215,7 +197,7 @@ async def _scenario(workdir: Path) -> Findings:
                 tables = [r["tablename"] for r in await conn.fetch(
                     "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
                 for table in tables:
-                    rows = await conn.fetch(f'SELECT t::text AS row FROM "{table}" t')  # noqa: S608 - catalog names
+                    rows = await conn.fetch(f'SELECT t::text AS row FROM "{table}" t')
                     hits = sorted({w for r in rows for w in _found(r["row"], secrets)})
                     if hits:
                         found.in_tables[f"{name}.{table}"] = hits
