@@ -270,7 +270,8 @@ def test_after_erasure_the_dead_letter_topic_holds_nothing_of_the_household(find
 
 @pytest.mark.xfail(strict=True, reason=(
     "out of this slice's reach: Kafka topics are append-only logs, so the household's original commands and facts "
-    "(names, titles, dreams, notes in plaintext) stay on scheduler.commands, scheduler.events and checkins.commands "
+    "(names, titles, dreams, notes in plaintext) stay on scheduler.commands, scheduler.events, checkins.commands "
+    "and checkins.events (AchievementRecorded carries the dream) "
     "until retention deletes them (the kafkatrust slice sets retention) or field encryption with per-household keys "
     "makes them unreadable (crypto-shredding; designed in notes/erasure.md, not built)"))
 def test_after_erasure_no_topic_holds_the_household(findings: Findings) -> None:
