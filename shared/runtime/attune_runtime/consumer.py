@@ -60,8 +60,8 @@ from .logs import message_context
 from .retry import Backoff
 
 __all__ = [
-    "ConsumerMetrics", "Handler", "HouseholdErasedError", "InvalidHook", "PermanentError", "Readiness", "ReliableConsumer", "RetryPolicy",
-    "reliable_subscriber", "subscribe",
+    "ConsumerMetrics", "Handler", "HouseholdErasedError", "InvalidHook", "PermanentError", "Readiness",
+    "ReliableConsumer", "RetryPolicy", "reliable_subscriber", "subscribe",
 ]
 
 log = logging.getLogger("attune.consumer")
