@@ -81,6 +81,7 @@ def render() -> str:
         "| variable | default | meaning |",
         "|---|---|---|",
         "| `ATTUNE_KAFKA` | `127.0.0.1:9092` | Kafka bootstrap servers |",
+        "| `ATTUNE_SCHEDULER_URL` | `http://127.0.0.1:8101` | the scheduler HTTP API (`attune export`) |",
         "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
         "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
         "| `ATTUNE_HOUSEHOLD_TOKEN` | — | the household's credential, for `member add --push …`, `status` and `export` |",

@@ -17,7 +17,7 @@ from rich.table import Table
 from attune_contracts import Topic
 from attune_contracts.catalog import TEMPLATES, template
 from attune_contracts.messages import (
-    CheckInSource, CheckInStatus, DeleteRitual, GiveConsent, HouseholdKind, MemberRole, PauseRitual,
+    CheckInSource, CheckInStatus, DeleteRitual, EraseHousehold, GiveConsent, HouseholdKind, MemberRole, PauseRitual,
     RegisterHousehold, ResumeRitual, RevokeHouseholdCredentials, ScheduleRitual, SubmitCheckIn, UpsertMember,
     WithdrawConsent,
 )
@@ -109,6 +109,44 @@ def household_create(
     remember_household(household, tz)
     emit({"household_id": household, "event": answer.type}, as_json,
          f"[green]✓[/] household [bold]{name}[/] ({tz}) created: {household}")
+
+
+@household_app.command("erase")
+def household_erase(
+    yes: bool = typer.Option(False, "--yes", help="really erase: every service deletes all it holds, for good"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Erase the household in every service. It cannot be undone, and nothing can bring it back."""
+    household = the_household()
+    if not yes:
+        fail("erasing deletes everything every service holds about this household, for good",
+             "export it first (attune export --out household.json), then run: attune household erase --yes")
+    answer = run_command(EraseHousehold(), household, "erasing household")
+    emit({"household_id": household, "event": answer.type}, as_json,
+         f"[green]✓[/] household {household} erased; the other services follow within seconds")
+
+
+@app.command("export")
+def export(
+    out: str | None = typer.Option(None, "--out", help="write the JSON document to this file (default: print it)"),
+) -> None:
+    """Everything every service holds about the household (scheduler, check-ins, notifier) as one JSON document."""
+    from datetime import UTC, datetime
+
+    config = CliConfig.load()
+    household = the_household()
+    try:
+        document = asyncio.run(services.export(config, household, datetime.now(UTC).isoformat()))
+    except services.ServiceError as exc:
+        fail(str(exc))
+    text = json.dumps(document, default=str, indent=2, ensure_ascii=False)
+    if out is None:
+        print(text)
+        return
+    from pathlib import Path
+
+    Path(out).write_text(text + "\n", encoding="utf-8")
+    err.print(f"[green]✓[/] exported to {out} (it holds private notes: keep it safe)")
 
 
 @member_app.command("add")

@@ -109,6 +109,30 @@ async def status(config: CliConfig, household: UUID, members: dict[str, UUID]) -
     return report
 
 
+EXPORTERS = (("scheduler", "scheduler_url"), ("checkins", "checkins_url"), ("notifier", "notifier_url"))
+
+
+async def export(config: CliConfig, household: UUID, now: str) -> dict[str, Any]:
+    """Everything each service holds about the household, in one document. Any service that cannot answer
+    fails the whole export: a partial one would look complete."""
+    token = household_credential(config, household)
+    document: dict[str, Any] = {"household_id": str(household), "exported_at": now, "services": {}}
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        for service, url_field in EXPORTERS:
+            base = getattr(config, url_field)
+            try:
+                response = await client.get(f"{base}/v1/households/{household}/export")
+            except httpx.HTTPError as exc:
+                raise ServiceError(f"cannot reach the {service} service at {base} ({exc}); nothing was exported") from None
+            if response.status_code == 404:
+                document["services"][service] = None  # it holds nothing about this household
+            elif response.status_code == 200:
+                document["services"][service] = response.json()
+            else:
+                raise _explain(response, f"exporting from the {service} service")
+    return document
+
+
 def render_status(report: dict[str, Any]) -> Group:
     parts: list[Any] = [Text(f"Household {report['household_id']}", style="bold")]
     summary = report.get("summary", {})

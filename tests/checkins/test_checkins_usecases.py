@@ -14,7 +14,11 @@ from attune_contracts.messages import (
     CheckInStatus,
     DateNightAdherenceUpdated,
     HouseholdErased,
+    HouseholdKind,
+    HouseholdRegistered,
     LogMoment,
+    MemberRole,
+    MemberUpserted,
     MilestoneReached,
     MomentKind,
     MomentLogged,
@@ -27,6 +31,7 @@ from attune_contracts.messages import (
     WeeklySummary,
 )
 from attune_runtime.consumer import PermanentError
+from attune_runtime.faults import HouseholdErasedError
 from sqlalchemy import text
 
 from .conftest import Harness
@@ -357,9 +362,29 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) == 0
         assert await tx.household(other.household) is not None  # the neighbours keep theirs
-    await h.service.handle(due_envelope)  # a redelivery from before the erasure
+    with pytest.raises(HouseholdErasedError):  # a redelivery from before the erasure: refused (dead letter)
+        await h.service.handle(due_envelope)
     async with h.store.tx() as tx:
         assert await tx.count_household_rows(h.household) == 0
+    assert await h.service.export(h.household) is None
+
+
+async def test_an_erased_household_stays_erased_whatever_a_later_message_says(harness: Harness) -> None:
+    h = harness
+    await h.setup_household()
+    await h.send(HouseholdErased(erased_at=h.clock.now()))
+    h.clock.advance(hours=1)
+    # Sent after the erasure, or claiming to be: a replay with a fresh id and date, a forged re-registration.
+    for fact in (HouseholdRegistered(name="Ana & Ben", time_zone=h.zone, kind=HouseholdKind.COUPLE),
+                 MemberUpserted(member_id=h.ana, display_name="Ana", role=MemberRole.PARTNER, time_zone=h.zone)):
+        with pytest.raises(HouseholdErasedError, match="erased"):
+            await h.send(fact)
+    await h.send(LogMoment(moment_id=uuid4(), member_id=h.ana, kind=MomentKind.POSITIVE, note="we laughed"))
+    [refused] = h.sink.of(CheckInCommandRejected)
+    assert "erased" in refused.reason and refused.member_id == h.ana
+    async with h.store.tx() as tx:
+        assert await tx.count_household_rows(h.household) == 0
+        assert await tx.household(h.household) is None
     assert await h.service.export(h.household) is None
 
 

@@ -73,17 +73,17 @@ class Stack:
             f"{p}DATABASE_URL": f"{pg}/{database}",
             f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000",
             "PYTHONUNBUFFERED": "1",
+            # The three services verify the same credentials (the household export on each).
+            f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
         }
         if name == "checkins":
             env |= {
                 f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_CURRENT_KID": "e2e",
             }
         if name == "notifier":
             env |= {
-                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}CHANNEL_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "e2e",

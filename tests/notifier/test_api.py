@@ -202,3 +202,28 @@ async def test_fuzzed_bodies_never_get_a_5xx(client: httpx.AsyncClient, body: An
     for method, path in (("POST", f"/v1/members/{ANA}/channels"), ("PUT", f"/v1/members/{ANA}/preferences")):
         response = await client.request(method, path, json=body, headers=AUTH)
         assert response.status_code < 500, (method, body, response.text)
+
+
+async def test_the_household_export_takes_the_household_credential_of_that_household_only(h: Harness) -> None:
+    from uuid import UUID
+
+    from attune_contracts.messages import HouseholdErased
+
+    from .conftest import HOUSEHOLD
+
+    issuer, now = development_issuer(), utc(2026, 11, 1, 0)
+    app = build_http_app(h.store, h.metrics, verifier=verifier_from_setting(None, development=True, setting="keys"), clock=h.clock)
+    path = f"/v1/households/{HOUSEHOLD}/export"
+    other = UUID("22222222-2222-4222-8222-222222222222")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier") as c:
+        assert (await c.get(path)).status_code == 401
+        theirs = {"Authorization": f"Bearer {issuer.household(other, now=now)}"}
+        assert (await c.get(path, headers=theirs)).status_code == 403
+        member = {"Authorization": f"Bearer {issuer.member(HOUSEHOLD, ANA, now=now)}"}
+        assert (await c.get(path, headers=member)).status_code == 403  # would read the other members' history
+        operator = {"Authorization": f"Bearer {issuer.operator(now=now)}"}
+        assert (await c.get(path, headers=operator)).status_code == 403
+        exported = (await c.get(path, headers=AUTH)).json()
+        assert [m["preferences"]["display_name"] for m in exported["members"]] == ["Ana"]
+        await h.event(HouseholdErased(erased_at=h.clock.now))
+        assert (await c.get(path, headers=AUTH)).status_code == 410

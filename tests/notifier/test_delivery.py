@@ -346,6 +346,7 @@ async def test_unknown_member_is_retried_with_a_clear_error_and_delivered_once_k
 
 async def test_household_erasure_deletes_members_channels_and_history(h: Harness, http_sink: HttpSink) -> None:
     from attune_contracts.messages import HouseholdErased
+    from attune_runtime.faults import HouseholdErasedError
 
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "hook"))
@@ -356,9 +357,9 @@ async def test_household_erasure_deletes_members_channels_and_history(h: Harness
     assert await h.store.list_channels(ANA) == []
     assert await h.store.deliveries_for(ANA) == []
     assert await h.store.is_erased(HOUSEHOLD)
-    await h.event(request(body="late"))  # a late event for an erased household is ignored
+    with pytest.raises(HouseholdErasedError):  # a late event for an erased household is refused (dead letter)
+        await h.event(request(body="late"))
     assert await h.store.deliveries_for(ANA) == []
-    assert h.metric("attune_notifier_ignored_events_total", reason="household_erased") == 1
 
 
 async def test_two_instances_on_postgresql_never_send_the_same_notification_twice(

@@ -282,6 +282,39 @@ async def test_erase_household_deletes_everything_and_says_so(
     assert await store.count("rituals") == 1
 
 
+async def test_no_command_brings_an_erased_household_back(
+    store: SqlStore, clock: FakeClock, sink: RecordingSink
+) -> None:
+    import httpx
+    from attune_contracts.credentials import development_issuer, verifier_from_setting
+    from attune_scheduler.http import build_http_app
+
+    s = make_scheduler(store, clock, sink)
+    household, people = await household_with_partners(s)
+    await s.handle(command(schedule(uuid.uuid4(), people), household))
+    await s.handle(command(EraseHousehold(requested_by=people[0]), household))
+    later = [RegisterHousehold(name="Ana & Ben", time_zone="Europe/London"),
+             UpsertMember(member_id=people[0], display_name="Ana", role=MemberRole.PARTNER),
+             schedule(uuid.uuid4(), people)]
+    for replayed in later:  # as a replay with a fresh event id would come, or a late command
+        await s.handle(command(replayed, household))
+    await s.handle(command(EraseHousehold(requested_by=people[0]), household))  # erasing again is harmless
+    await drain(s)
+    refused = sink.payloads("scheduler.command_rejected")
+    assert [r.command_type for r in refused] == ["scheduler.register_household", "scheduler.upsert_member",
+                                                 "scheduler.schedule_ritual"]
+    assert all("erased" in r.reason and "new household" in r.reason for r in refused)
+    assert len(sink.envelopes("scheduler.household_erased")) == 2
+    assert await store.count("households") == 0 and await store.count("members") == 0
+    assert await store.count("rituals") == 0
+    app = build_http_app(store, verifier_from_setting(None, development=True, setting="keys"), clock.now)
+    credential = development_issuer().household(household, now=clock.now())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://scheduler") as client:
+        answer = await client.get(f"/v1/households/{household}/export",
+                                  headers={"Authorization": f"Bearer {credential}"})
+    assert answer.status_code == 410 and "erased" in answer.json()["detail"]
+
+
 async def test_children_cannot_join_partner_rituals(store: SqlStore, clock: FakeClock, sink: RecordingSink) -> None:
     s = make_scheduler(store, clock, sink)
     household, (parent, _) = await household_with_partners(s)

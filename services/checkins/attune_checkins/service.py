@@ -163,6 +163,12 @@ class Rejected(Exception):
         self.reason = reason
 
 
+def erased_reason(erased_at: datetime) -> str:
+    """Why anything for an erased household is refused (a replayed or late command or event)."""
+    return (f"this household was erased on {erased_at.date().isoformat()} and stays erased; nothing of it is "
+            "recorded again (a replayed or late message is refused)")
+
+
 # ---- check-ins ----------------------------------------------------------------------------------
 
 

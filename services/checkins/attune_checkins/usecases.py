@@ -50,6 +50,7 @@ from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
 from attune_runtime.consumer import PermanentError
+from attune_runtime.faults import HouseholdErasedError
 from sqlalchemy.exc import IntegrityError
 
 from . import service as rules
@@ -167,8 +168,13 @@ class CheckinsService:
         payload, household_id = envelope.payload, envelope.household_id
         now = self.clock.now()
         erased = await tx.erased_at(household_id)
-        if erased is not None and envelope.occurred_at <= erased and not isinstance(payload, HouseholdErased):
-            return  # from before the household was erased: nothing of it may come back
+        if erased is not None and not isinstance(payload, HouseholdErased):
+            # The tombstone: nothing of an erased household comes back, whenever the message says it was sent.
+            if isinstance(payload, SubmitCheckIn | LogMoment | RecordAchievement):
+                # Not even its id is kept; a redelivery answers with the same rejection (its id derives from this).
+                self._reject(outbox, envelope, rules.erased_reason(erased), payload.member_id)
+                return
+            raise HouseholdErasedError(rules.erased_reason(erased))
         if not await tx.claim_event(envelope.event_id, household_id, now):
             return  # a redelivery: already applied
         match payload:
@@ -236,8 +242,12 @@ class CheckinsService:
         now = self.clock.now()
         households = {e.household_id for e in envelopes}
         erased = await tx.erased_many(households)
-        fresh = [e for e in envelopes
-                 if not (e.household_id in erased and e.occurred_at <= erased[e.household_id])]
+        fresh = [e for e in envelopes if e.household_id not in erased]
+        for e in envelopes:
+            if e.household_id in erased:  # the tombstone: refused, whenever the command says it was sent
+                outbox = Outbox(e.event_id, e.household_id, e.correlation_id)
+                self._reject(outbox, e, rules.erased_reason(erased[e.household_id]), e.payload.member_id)
+                staged.append(outbox)
         claimed = await tx.claim_events([(e.event_id, e.household_id) for e in fresh], now)
         seen: set[UUID] = set()
         todo = []

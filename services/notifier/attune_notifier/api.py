@@ -170,14 +170,39 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         if not await store.delete_channel(member_id, channel_id):
             raise HTTPException(404, "no such channel for this member")
 
-    @app.get("/v1/members/{member_id}/export")
-    async def export(member_id: UUID, member: Recipient = member_dependency) -> dict[str, Any]:
-        history = await store.deliveries_for(member_id)
+    async def member_export(member: Recipient) -> dict[str, Any]:
+        history = await store.deliveries_for(member.member_id)
         return {
             "preferences": preferences_out(member),
-            "channels": [{"kind": c.kind.value, "position": c.position} for c in await store.list_channels(member_id)],
+            "channels": [{"kind": c.kind.value, "position": c.position}
+                         for c in await store.list_channels(member.member_id)],
             "deliveries": [delivery_out(d) for d in history],
         }
+
+    @app.get("/v1/members/{member_id}/export")
+    async def export(member_id: UUID, member: Recipient = member_dependency) -> dict[str, Any]:
+        return await member_export(member)
+
+    async def household_access(household_id: UUID, principal: Principal = Depends(authenticate)) -> UUID:  # noqa: B008
+        """The household's own credential (a member credential would read the other members' history)."""
+        principal.for_household(household_id)
+        if principal.scope is not Scope.HOUSEHOLD:
+            raise HTTPException(403, f"the household export needs the household credential of {household_id}; "
+                                     f"you sent {principal.describe()} (a member exports its own: "
+                                     f"/v1/members/{{member_id}}/export)")
+        return household_id
+
+    @app.get("/v1/households/{household_id}/export",
+             summary="Everything the notifier holds about the household's members (channel URLs are secrets and "
+                     "are not exported: each member's channels by kind and order)")
+    async def household_export(household_id: UUID = Depends(household_access)) -> dict[str, Any]:  # noqa: B008
+        members = await store.household_members(household_id)
+        if not members:
+            if await store.is_erased(household_id):
+                raise HTTPException(410, "this household was erased; the notifier keeps nothing of it")
+            raise HTTPException(404, "this household has no members known to the notifier")
+        return {"household_id": str(household_id),
+                "members": [await member_export(m) for m in members.values()]}
 
     @app.get("/v1/deliveries", summary="Delivery inspection for operators: outcomes only, no message text")
     async def deliveries(

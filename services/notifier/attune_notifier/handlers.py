@@ -23,6 +23,7 @@ from attune_contracts.messages import (
     WeeklySummary,
 )
 from attune_contracts.registry import spec_of
+from attune_runtime.faults import HouseholdErasedError
 
 from . import content
 from .adapters.sql import SqlStore
@@ -38,6 +39,8 @@ HANDLED = (RitualDue, RitualReminder, CheckInRecorded, RitualMissed, MilestoneRe
            HouseholdCredentialsRevoked)
 ACCEPTED_TYPES = frozenset(spec_of(model).type for model in HANDLED)
 CURIOSITY_TEMPLATES = {"curiosity_question", "stay_curious", "curiosity"}
+ERASED_REASON = ("this household was erased and stays erased; the notifier keeps nothing of it again "
+                 "(a replayed or late message is refused)")
 NEEDS_HOUSEHOLD = (CheckInRecorded, RitualMissed, MilestoneReached, RatioDropped, AchievementRecorded, WeeklySummary)
 
 
@@ -55,6 +58,12 @@ class NotifierHandler:
         statement, flushed before anything that changes stored deliveries (an erasure, a suppression), so
         the outcome is the same as handling the events one by one. Everything here is idempotent: if the
         batch fails part-way, the consumer handles its events again one by one."""
+        erased = await self.store.erased_among(
+            {env.household_id for env in batch if not isinstance(env.payload, HouseholdErased)})
+        if erased:
+            # The tombstone: nothing of an erased household is stored again (a replayed MemberUpserted, a late
+            # RitualDue). Refused with a reason; the consumer handles the rest of a batch one by one.
+            raise HouseholdErasedError(ERASED_REASON)
         waiting: list[tuple[Envelope[Any], list[Intent]]] = []
         for env in batch:
             if isinstance(env.payload, HouseholdErased):

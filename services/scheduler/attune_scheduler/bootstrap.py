@@ -17,6 +17,7 @@ from .adapters.sql import SqlStore
 from .clock import SystemClock
 from .config import SchedulerSettings
 from .handlers import COMMAND_TYPES, command_handler, invalid_command_handler
+from .http import build_http_app
 from .metrics import SchedulerMetrics
 from .ports import Clock, Sink
 from .scheduler import Scheduler
@@ -90,6 +91,7 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_loops], on_shutdown=[shut_down],
+        http_app=build_http_app(store, settings.credential_verifier(), clock.now),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and operators

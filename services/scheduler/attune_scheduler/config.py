@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from attune_runtime.settings import ServiceSettings
-from pydantic import Field
+from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
+from attune_runtime.settings import Environment, ServiceSettings
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 
@@ -11,6 +12,10 @@ class SchedulerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8101, ge=0, le=65535)
+    credential_keys: str | None = Field(
+        default=None, description="public keys that verify API credentials (the household export), 'kid:key,kid2:key2' "
+                                  "(`attune credentials keygen`); the development key is refused elsewhere"
+    )
     database_url: str = "sqlite+aiosqlite:///./data/scheduler.db"
     group_id: str = "attune-scheduler"
     fire_batch_size: int = Field(default=500, ge=1, le=10_000, description="rituals claimed per transaction")
@@ -39,3 +44,12 @@ class SchedulerSettings(ServiceSettings):
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)
     metrics_refresh_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _credential_keys_usable(self) -> SchedulerSettings:
+        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
+        return self
+
+    def credential_verifier(self) -> CredentialVerifier:
+        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
+                                     setting="ATTUNE_SCHEDULER_CREDENTIAL_KEYS")

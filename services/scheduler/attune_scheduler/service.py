@@ -149,6 +149,8 @@ class HouseholdView:
     household: Household | None
     members: dict[uuid.UUID, Member] = field(default_factory=dict)
     rituals: dict[uuid.UUID, Ritual] = field(default_factory=dict)
+    erased_at: datetime | None = None
+    """Set once the household was erased: its tombstone, which no later command can lift."""
 
 
 @dataclass
@@ -339,7 +341,20 @@ def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outco
     return outcome
 
 
+def erased_reason(erased_at: datetime) -> str:
+    return (
+        f"this household was erased on {erased_at.date().isoformat()} and stays erased; nothing can be added to "
+        "it again (a replayed or late command is refused). To start over, register a new household with a new id"
+    )
+
+
 def _decide(view: HouseholdView, cmd: Contract, now: datetime) -> Outcome:
+    if view.erased_at is not None:
+        if isinstance(cmd, EraseHousehold):
+            # Nothing is left to delete; said again, so that every service holds the tombstone.
+            return Outcome(facts=[HouseholdErased(erased_at=view.erased_at)])
+        raise Refused(erased_reason(view.erased_at))
+
     if isinstance(cmd, RegisterHousehold):
         household = Household(view.id, cmd.name, cmd.time_zone, cmd.kind)
         out = Outcome(household=household, facts=[HouseholdRegistered(

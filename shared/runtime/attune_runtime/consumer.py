@@ -55,13 +55,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from .faults import Fault, PermanentError, Verdict, classify, describe
+from .faults import Fault, HouseholdErasedError, PermanentError, Verdict, classify, describe
 from .logs import message_context
 from .retry import Backoff
 
 __all__ = [
-    "ConsumerMetrics", "Handler", "InvalidHook", "PermanentError", "Readiness", "ReliableConsumer", "RetryPolicy",
-    "reliable_subscriber", "subscribe",
+    "ConsumerMetrics", "Handler", "HouseholdErasedError", "InvalidHook", "PermanentError", "Readiness",
+    "ReliableConsumer", "RetryPolicy", "reliable_subscriber", "subscribe",
 ]
 
 log = logging.getLogger("attune.consumer")
@@ -193,14 +193,16 @@ def _b64(data: bytes | None) -> str | None:
     return base64.b64encode(data).decode() if data is not None else None
 
 
-def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attempts: int) -> DeadLetter:
+def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attempts: int,
+                    withhold_value: bool = False) -> DeadLetter:
     """The dead letter of `record`, small enough to publish whatever the record was: a value over
     KEEP_VALUE_BYTES keeps its first bytes, with the original length and sha256; an oversized key or
-    headers are cut likewise. `truncated` says so."""
+    headers are cut likewise. `truncated` says so. `withhold_value`: none of the value is kept (a message of
+    an erased household), only its length and sha256."""
     value: bytes | None = record.value
     key: bytes | None = record.key
     truncated = False
-    if value is not None and len(value) > KEEP_VALUE_BYTES:
+    if value is not None and (len(value) > KEEP_VALUE_BYTES or withhold_value):
         truncated = True
     if key is not None and len(key) > KEEP_KEY_BYTES:
         key, truncated = key[:KEEP_KEY_BYTES], True
@@ -221,7 +223,7 @@ def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attem
         partition=record.partition,
         offset=record.offset,
         key_b64=_b64(key),
-        value_b64=_b64(value[:KEEP_VALUE_BYTES]) if value is not None else "",
+        value_b64=_b64(value[:0 if withhold_value else KEEP_VALUE_BYTES]) if value is not None else "",
         headers=headers,
         attempts=max(1, attempts),
         failed_at=datetime.now(UTC),
@@ -229,6 +231,15 @@ def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attem
         value_sha256=hashlib.sha256(value).hexdigest() if value is not None else None,
         truncated=truncated,
     )
+
+
+def _of_erased_household(exc: BaseException) -> bool:
+    current: BaseException | None = exc
+    for _ in range(10):  # the exception or what it was raised from
+        if current is None or isinstance(current, HouseholdErasedError):
+            return current is not None
+        current = current.__cause__
+    return False
 
 
 def envelope_context(envelope: Envelope[Any]) -> AbstractContextManager[None]:
@@ -417,7 +428,8 @@ class ReliableConsumer:
                     continue
                 self.outage.end(consumer)  # whatever failed, the dependency answered
                 if verdict.fault is Fault.PERMANENT:
-                    await self.refuse(record, describe(exc), "rejected", bugs + 1, consumer, deadline)
+                    await self.refuse(record, describe(exc), "rejected", bugs + 1, consumer, deadline,
+                                      withhold_value=_of_erased_household(exc))
                     return
                 bugs += 1
                 self.metrics.bugs.labels(self.service, record.topic).inc()
@@ -464,7 +476,7 @@ class ReliableConsumer:
                 await self.wait_out(verdict, exc, topic, consumer, deadline)
 
     async def refuse(self, record: Any, reason: str, kind: str, attempts: int, consumer: Any,
-                     deadline: float) -> None:
+                     deadline: float, *, withhold_value: bool = False) -> None:
         """An invalid or rejected message: `on_invalid` tells its sender why, then it is dead-lettered.
 
         The hook runs first so a dependency it needs being down is waited out like any other (the hook is
@@ -478,12 +490,12 @@ class ReliableConsumer:
                 raise
             except Exception:
                 log.exception("on_invalid hook failed for %s[%d]@%d", record.topic, record.partition, record.offset)
-        await self.dead_letter(record, reason, kind, attempts, consumer, deadline)
+        await self.dead_letter(record, reason, kind, attempts, consumer, deadline, withhold_value=withhold_value)
 
     async def dead_letter(self, record: Any, reason: str, kind: str, attempts: int, consumer: Any,
-                          deadline: float) -> None:
+                          deadline: float, *, withhold_value: bool = False) -> None:
         letter = dead_letter_for(record, reason=reason, kind=kind, consumer=f"{self.service}/{self.group_id}",
-                                 attempts=attempts)
+                                 attempts=attempts, withhold_value=withhold_value)
 
         async def publish() -> None:
             await self.broker.publish(

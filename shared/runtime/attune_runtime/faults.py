@@ -40,6 +40,14 @@ class PermanentError(Exception):
     """
 
 
+class HouseholdErasedError(PermanentError):
+    """Raised by a handler for a message of a household that was erased (a replay, or one that arrived late).
+
+    Refused like any PermanentError ("rejected", with this reason), except that its dead letter does not keep
+    the message's bytes: they hold what the erasure removed (names, notes, titles).
+    """
+
+
 class InfrastructureError(Exception):
     """Raised by a handler when something it depends on is down (not the message's fault).
 
@@ -206,6 +214,27 @@ def classify(exc: BaseException) -> Verdict:
 
 
 _DRIVERS = ("asyncpg", "sqlite3", "aiosqlite", "psycopg")
+HIDDEN = "<value hidden>"
+# Where drivers and PostgreSQL quote a value (never an identifier) in their error text: single quotes (asyncpg:
+# "invalid input for query argument $1: 'Ana' (invalid UUID 'Ana': ...)"), a double-quoted value after a colon
+# ('invalid input syntax for type uuid: "Ana"'), a key's value and a failing row (PostgreSQL's DETAIL lines),
+# and SQLAlchemy's parameter list (also hidden by every engine's hide_parameters=True).
+_VALUE_PATTERNS = (
+    (re.compile(r"'(?:[^'\\\n]|\\.)*'"), f"'{HIDDEN}'"),
+    (re.compile(r'(:\s*)"[^"\n]*"(?=\s*$|\s*\()', re.MULTILINE), rf'\1"{HIDDEN}"'),
+    (re.compile(r"(Key \([^)\n]*\)=)\(.*?\)( already exists| is not present| conflicts)", re.DOTALL),
+     rf"\1({HIDDEN})\2"),
+    (re.compile(r"(Failing row contains )\(.*\)(\.?)$", re.MULTILINE), rf"\1({HIDDEN})\2"),
+    (re.compile(r"\[parameters: .*?\](?=\n|$)", re.DOTALL), "[parameters hidden]"),
+)
+
+
+def redact_values(text: str) -> str:
+    """`text` (an error message, a traceback) without the values a database error quotes: they may be names,
+    notes or channel URLs. Identifiers (a table, a constraint, an encoding) stay."""
+    for pattern, replacement in _VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
 # asyncpg quotes the refused value ("invalid input for query argument $1: 'json://secret@...' (why)"):
 # keep the argument and the why, never the value, which may be a secret or personal data.
 _ASYNCPG_ARGUMENT = re.compile(r"^(invalid input for query argument \$\d+): .*\((.*)\)\s*$", re.DOTALL)
@@ -230,5 +259,5 @@ def describe(exc: BaseException, limit: int = 500) -> str:
     match = _ASYNCPG_ARGUMENT.match(text)
     if match:
         text = f"{match.group(1)} ({match.group(2)})"
-    text = text.splitlines()[0] if text else ""
+    text = redact_values(text.splitlines()[0]) if text else ""
     return f"{type(shown).__name__}: {text}"[:limit] if text else type(shown).__name__

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from .faults import redact_values
+
 _CONTEXT_FIELDS = ("event_type", "event_id", "correlation_id", "household_id", "occurrence_id", "notification_id")
 
 
@@ -31,7 +33,20 @@ def current_context() -> dict[str, str]:
     return dict(_message_context.get())
 
 
-class JsonFormatter(logging.Formatter):
+def _message(record: logging.LogRecord) -> str:
+    """The record's message; one built from an exception loses the values a database error quotes."""
+    text = record.getMessage()
+    args = record.args if isinstance(record.args, tuple) else (record.args,) if record.args else ()
+    return redact_values(text) if any(isinstance(a, BaseException) for a in args) else text
+
+
+class _Redacting(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        # A traceback shows each wrapped driver error's text, which quotes the refused value (a name, a note).
+        return redact_values(super().formatException(ei))
+
+
+class JsonFormatter(_Redacting):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
@@ -42,7 +57,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         line.update(_message_context.get())
         for name in _CONTEXT_FIELDS:
@@ -54,11 +69,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-class HumanFormatter(logging.Formatter):
+class HumanFormatter(_Redacting):
     def __init__(self, service: str) -> None:
         super().__init__(f"%(asctime)s {service:<9} %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.args and any(isinstance(a, BaseException) for a in
+                               (record.args if isinstance(record.args, tuple) else (record.args,))):
+            record.msg, record.args = _message(record), None
         text = super().format(record)
         context = _message_context.get()
         if context.get("event_type"):

@@ -85,11 +85,12 @@ def make_engine(url: str) -> AsyncEngine:
 
         path = url.split("///", 1)[-1]
         if not path or path == ":memory:":
-            return create_async_engine(url, poolclass=StaticPool)
+            return create_async_engine(url, poolclass=StaticPool, hide_parameters=True)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # One connection: SQLite has one writer anyway, and serialising here means no "database is locked".
-        return create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30})
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30},
+                                   hide_parameters=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 class SqlStore:
@@ -444,7 +445,6 @@ class SqlTx:
         if inserted.rowcount == 0 and overwrite:
             await self.conn.execute(update(t.households).where(t.households.c.household_id == household_id)
                                     .values(time_zone=time_zone, updated_at=now))
-        await self.conn.execute(delete(t.erased_households).where(t.erased_households.c.household_id == household_id))
 
     async def add_member(self, household_id: UUID, member_id: UUID) -> None:
         await self.conn.execute(_insert_ignore(self.conn, t.members, {"household_id": household_id, "member_id": member_id}))
@@ -708,14 +708,10 @@ class SqlTx:
         for table in t.HOUSEHOLD_TABLES:
             result = await self.conn.execute(delete(table).where(table.c.household_id == household_id))
             removed[table.name] = result.rowcount
-        inserted = await self.conn.execute(_insert_ignore(
+        await self.conn.execute(_insert_ignore(
             self.conn, t.erased_households, {"household_id": household_id, "erased_at": erased_at}
         ))
-        if inserted.rowcount == 0:
-            await self.conn.execute(update(t.erased_households)
-                                    .where(t.erased_households.c.household_id == household_id)
-                                    .values(erased_at=erased_at))
-        return removed
+        return removed  # an erasure again keeps the first tombstone
 
     async def count_household_rows(self, household_id: UUID) -> int:
         total = 0

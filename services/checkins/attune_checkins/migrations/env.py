@@ -19,7 +19,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
 
 
 async def _online() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    engine = create_async_engine(config.get_main_option("sqlalchemy.url"), hide_parameters=True)
     async with engine.begin() as conn:
         await conn.run_sync(_run)
     await engine.dispose()

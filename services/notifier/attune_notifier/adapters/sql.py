@@ -28,7 +28,8 @@ def make_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {}
+    # Error text never carries bound parameters (names, notes, channel URLs): not in logs, not in dead letters.
+    options: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "postgresql":
         options.update(pool_size=20, max_overflow=10)
     return create_async_engine(url, **options)

@@ -50,6 +50,7 @@ from .tables import (
     BigId,
     UtcDateTime,
     credential_revocations,
+    erased_households,
     households,
     members,
     outbox,
@@ -83,8 +84,8 @@ def make_engine(url: str) -> AsyncEngine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(url, connect_args={"timeout": 30})
-    return create_async_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True)
+        return create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+    return create_async_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True, hide_parameters=True)
 
 
 def _ritual_from_row(row: Any) -> Ritual:
@@ -164,12 +165,14 @@ class SqlStore:
 
     # ---- commands ------------------------------------------------------------------------------
 
-    async def _load_view(self, conn: AsyncConnection, household_id: uuid.UUID) -> HouseholdView:
+    async def _load_view(self, conn: AsyncConnection, household_id: uuid.UUID, *, lock: bool = True) -> HouseholdView:
         view = HouseholdView(id=household_id, household=None)
-        row = (await conn.execute(
-            sa.select(households).where(households.c.id == household_id).with_for_update()
-        )).first()
+        query = sa.select(households).where(households.c.id == household_id)
+        row = (await conn.execute(query.with_for_update() if lock and self.postgres else query)).first()
         if row is None:
+            view.erased_at = (await conn.execute(
+                sa.select(erased_households.c.erased_at).where(erased_households.c.household_id == household_id)
+            )).scalar_one_or_none()
             return view
         from attune_contracts.messages import HouseholdKind, MemberRole
 
@@ -177,11 +180,35 @@ class SqlStore:
         for m in await conn.execute(sa.select(members).where(members.c.household_id == household_id)):
             view.members[m.member_id] = Member(m.member_id, m.display_name, MemberRole(m.role))
         # Locked: the firing loop (SKIP LOCKED) leaves these rituals alone until this command commits.
-        for r in await conn.execute(
-            sa.select(rituals).where(rituals.c.household_id == household_id).with_for_update()
-        ):
+        of_household = sa.select(rituals).where(rituals.c.household_id == household_id)
+        for r in await conn.execute(of_household.with_for_update() if lock and self.postgres else of_household):
             view.rituals[r.id] = _ritual_from_row(r)
         return view
+
+    async def export(self, household_id: uuid.UUID) -> dict[str, Any] | None:
+        """What the scheduler holds about a household, as JSON; {"erased_at": ...} for an erased one; None: unknown."""
+        async with self.engine.connect() as conn:
+            view = await self._load_view(conn, household_id, lock=False)
+            if view.household is None:
+                return {"erased_at": view.erased_at.isoformat()} if view.erased_at is not None else None
+            commands = (await conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.household_id == household_id)
+            )).scalar_one()
+        h = view.household
+        return {
+            "household_id": str(h.id), "name": h.name, "time_zone": h.time_zone, "kind": h.kind.value,
+            "members": [{"member_id": str(m.member_id), "display_name": m.display_name, "role": m.role.value}
+                        for m in view.members.values()],
+            "rituals": [{
+                "ritual_id": str(r.id), "template": r.template, "title": r.title,
+                "participants": [str(p) for p in r.participants], "rrule": r.rrule, "local_time": r.local_time,
+                "start_date": r.start_date.isoformat(), "time_zone": r.time_zone,
+                "reminder_offsets_minutes": list(r.reminder_offsets), "catch_up_minutes": r.catch_up_minutes,
+                "sensitive": r.sensitive, "paused": r.paused, "consents": [str(c) for c in r.consents],
+                "state": r.state.value, "next_due_at": r.next_due_at.isoformat() if r.next_due_at else None,
+            } for r in view.rituals.values()],
+            "events_waiting_to_be_published": commands,
+        }
 
     async def handle_command(
         self,
@@ -247,6 +274,8 @@ class SqlStore:
             await conn.execute(households.delete().where(households.c.id == household_id))
             # Occurrences not yet published for an erased household are not sent at all.
             await conn.execute(outbox.delete().where(outbox.c.household_id == household_id))
+            await conn.execute(self._insert(erased_households).values(household_id=household_id, erased_at=now)
+                               .on_conflict_do_nothing(index_elements=["household_id"]))
             return
         if outcome.household is not None:
             h = outcome.household

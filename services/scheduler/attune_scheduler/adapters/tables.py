@@ -89,3 +89,10 @@ outbox = sa.Table(
     sa.Index("ix_outbox_ritual", "ritual_id", "publish_at"),
     sa.Index("ix_outbox_publish_at", "publish_at", "id"),
 )
+
+# A tombstone per erased household: nothing (a replayed RegisterHousehold, UpsertMember, ...) brings it back.
+erased_households = sa.Table(
+    "erased_households", metadata,
+    sa.Column("household_id", sa.Uuid, primary_key=True),
+    sa.Column("erased_at", UtcDateTime, nullable=False),
+)
