@@ -17,6 +17,9 @@ class Topic(StrEnum):
     DEAD_LETTER = "attune.deadletter"
 
 
+DAY_MS = 24 * 60 * 60 * 1000
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     topic: Topic
@@ -25,6 +28,9 @@ class TopicSpec:
     consumers: tuple[str, ...]
     description: str
     key: str = "household_id"
+    retention_ms: int = 14 * DAY_MS
+    """How long the broker keeps a record (retention.ms, set when the topic is created): long enough for a
+    consumer that was down over two weekends to catch up, no longer than that (records carry personal data)."""
 
 
 # The Kafka principals (SASL users, one per service) that may write or read the topics below. A message's
@@ -36,8 +42,13 @@ CLI = "attune-cli"
 OPERATOR = "attune-operator"
 """Operations: reads the dead-letter topic and replays a dead letter onto the topic it came from."""
 PARTNERS: tuple[str, ...] = ("calendar-sync",)
-"""Partner services outside Attune that may send commands and notification requests. Add one here (and its
-SCRAM user, `make kafka-acls`), never a wildcard."""
+"""Partner services outside Attune that may send commands and notification requests. Add one here (then
+regenerate deploy/kafka/acls.txt and give it a password), never a wildcard."""
+REPLAYERS: tuple[str, ...] = (OPERATOR,)
+"""May write every topic that has consumers: replaying a dead letter puts its original bytes back on the
+topic it came from (`attune dlq replay`). The replayed message keeps its original `producer`."""
+CONSUMER_GROUPS: dict[str, str] = {SCHEDULER: "attune-scheduler", CHECKINS: "attune-checkins", NOTIFIER: "attune-notifier"}
+"""The one consumer group each service principal may use (the services' default group ids)."""
 
 CATALOG: dict[Topic, TopicSpec] = {
     spec.topic: spec
@@ -73,7 +84,7 @@ CATALOG: dict[Topic, TopicSpec] = {
         TopicSpec(
             Topic.DEAD_LETTER, 3, (SCHEDULER, CHECKINS, NOTIFIER), (OPERATOR,),
             "Messages a consumer could not decode, validate or handle, with the reason and the original bytes.",
-            key="original key",
+            key="original key", retention_ms=7 * DAY_MS,  # shorter: a week to look and replay, then gone
         ),
     )
 }
