@@ -336,3 +336,50 @@ async def test_notifier_refuses_a_request_for_another_households_member(kafka_bo
     assert await scalar(notifier, "SELECT count(*) FROM notifier_deliveries WHERE member_id = :m", m=ana) == 0
     assert await rows(notifier, "SELECT household_id FROM notifier_members WHERE member_id = :m",
                       m=ana) == [(ours,)]
+
+
+# ---- retention and the connection settings -------------------------------------------------------------
+
+
+async def test_topics_are_created_with_their_retention(kafka_bootstrap: str, unique: str) -> None:
+    """Records carry personal data: no topic keeps them forever, and dead letters go sooner than the rest."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+    from attune_contracts import CATALOG
+    from attune_runtime.kafka import ensure_topics
+    from attune_runtime.settings import ServiceSettings
+
+    await ensure_topics(ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        answers = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t.value) for t in Topic])
+    finally:
+        await admin.close()
+    retention = {resource[3]: {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
+                 for answer in answers for resource in answer.resources}
+    assert retention == {t.value: str(CATALOG[t].retention_ms) for t in Topic}
+    day = 24 * 3600 * 1000
+    assert all(7 * day <= CATALOG[t].retention_ms <= 14 * day for t in Topic)
+    assert CATALOG[Topic.DEAD_LETTER].retention_ms < min(CATALOG[t].retention_ms for t in Topic
+                                                          if t is not Topic.DEAD_LETTER)
+
+
+def test_sasl_settings_reach_every_kafka_client() -> None:
+    """The broker (FastStream), the relays' producers and the admin client all authenticate the same way."""
+    from attune_runtime.kafka import kafka_client_options, make_broker
+    from attune_runtime.settings import ServiceSettings
+
+    settings = ServiceSettings(kafka_bootstrap_servers="kafka:9092", kafka_security_protocol="SASL_PLAINTEXT",
+                               kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="checkins",
+                               kafka_sasl_password=SecretStr("s3cret"))
+    options = kafka_client_options(settings)
+    assert options["security_protocol"] == "SASL_PLAINTEXT" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("checkins", "s3cret")
+    broker = make_broker(settings, service="checkins", registry=CollectorRegistry())
+    # FastStream's producer connects with `_connection_kwargs`, its consumers are built by `builder`.
+    consumer_kwargs = broker.config.broker_config.builder.keywords
+    for secured in (broker._connection_kwargs, consumer_kwargs):
+        assert secured["security_protocol"] == "SASL_PLAINTEXT" and secured["sasl_mechanism"] == "SCRAM-SHA-512"
+        assert (secured["sasl_plain_username"], secured["sasl_plain_password"]) == ("checkins", "s3cret")
