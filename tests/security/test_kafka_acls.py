@@ -111,3 +111,16 @@ def test_a_service_writes_only_its_own_topics_and_the_dead_letters() -> None:
 def test_the_generator_round_trips() -> None:
     assert parse(render()) == sorted(set(parse(render())))
     assert Acl("x", "READ", "topic", "t").line() == "x READ topic t"
+
+
+def test_the_cli_connects_as_its_own_principal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from attune_cli.bus import kafka_options
+
+    monkeypatch.setenv("ATTUNE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("ATTUNE_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("ATTUNE_KAFKA_SASL_USERNAME", CLI)
+    monkeypatch.setenv("ATTUNE_KAFKA_SASL_PASSWORD", "pw")
+    options = kafka_options("kafka:9092")
+    assert options == {"bootstrap_servers": "kafka:9092", "security_protocol": "SASL_PLAINTEXT",
+                       "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": CLI, "sasl_plain_password": "pw"}
+    assert CLI in {acl.principal for acl in ACLS}
