@@ -124,3 +124,45 @@ def test_the_cli_connects_as_its_own_principal(monkeypatch: pytest.MonkeyPatch, 
     assert options == {"bootstrap_servers": "kafka:9092", "security_protocol": "SASL_PLAINTEXT",
                        "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": CLI, "sasl_plain_password": "pw"}
     assert CLI in {acl.principal for acl in ACLS}
+
+
+# ---- the pure rules every consumer applies (attune_contracts.trust, each service's check_members) --------
+
+
+def test_every_message_type_is_refused_from_any_other_producer_or_topic() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from attune_contracts import make_envelope
+    from attune_contracts.trust import producer_refusal
+
+    from fuzz.samples import build  # a valid payload of any model (tests/ is on sys.path under pytest)
+
+    principals = {acl.principal for acl in ACLS} | {"test", "anyone", "scheduler "}
+    for spec in all_specs():
+        payload = build(spec.model, datetime.now(UTC))
+        for principal in sorted(principals):
+            envelope = make_envelope(payload, household_id=uuid.uuid4(), producer=principal)
+            refusal = producer_refusal(envelope, spec.topic.value)
+            assert (refusal is None) == (principal in senders(spec.type)), (spec.type, principal, refusal)
+        envelope = make_envelope(payload, household_id=uuid.uuid4(), producer=senders(spec.type)[0])
+        for topic in Topic:
+            refusal = producer_refusal(envelope, topic.value)
+            assert (refusal is None) == (topic is spec.topic), (spec.type, topic)
+
+
+def test_scheduler_refuses_consent_and_participants_from_another_household() -> None:
+    import uuid
+    from datetime import UTC, datetime
+
+    from attune_contracts import make_envelope
+    from attune_contracts.messages import GiveConsent, UpsertMember
+    from attune_contracts.trust import TrustViolation
+    from attune_scheduler.service import HouseholdView, decide
+
+    ours, theirs, ana = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    view = HouseholdView(id=ours, household=None, elsewhere={ana: theirs})
+    for command, words in ((GiveConsent(ritual_id=uuid.uuid4(), member_id=ana), "does not belong to household"),
+                           (UpsertMember(member_id=ana, display_name="Ana"), "already belongs to another household")):
+        with pytest.raises(TrustViolation, match=words):
+            decide(view, make_envelope(command, household_id=ours, producer=CLI), datetime.now(UTC))
