@@ -135,7 +135,6 @@ def test_every_message_type_is_refused_from_any_other_producer_or_topic() -> Non
 
     from attune_contracts import make_envelope
     from attune_contracts.trust import producer_refusal
-
     from fuzz.samples import build  # a valid payload of any model (tests/ is on sys.path under pytest)
 
     principals = {acl.principal for acl in ACLS} | {"test", "anyone", "scheduler "}
