@@ -286,7 +286,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
         notifier = services.url("notifier-1")
         set_up_start = time.time()
-        async with AttunePublisher.connect(broker.bootstrap, producer="attune-burst", linger_ms=20) as publisher:
+        async with AttunePublisher.connect(broker.bootstrap, producer="attune-cli", linger_ms=20) as publisher:
             async def register(index: int, household: uuid.UUID, pair: tuple[uuid.UUID, uuid.UUID]) -> None:
                 await publisher.publish(RegisterHousehold(name=f"Burst {index}", time_zone="UTC"),
                                         household_id=household)

@@ -74,7 +74,7 @@ async def seed(parts: Any, households: int, per_household: int, now: datetime) -
                 for member in members:
                     command = SubmitCheckIn(occurrence_id=occurrence.occurrence_id, member_id=member,
                                             status=CheckInStatus.DONE, closeness=4, note="bench note")
-                    envelope = make_envelope(command, household_id=household, producer="bench")
+                    envelope = make_envelope(command, household_id=household, producer="attune-cli")
                     commands.append((household, envelope.to_bytes()))
     return commands
 

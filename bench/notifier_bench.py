@@ -202,7 +202,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             members = [uuid.uuid4() for _ in range(args.members)]
             for household, member in zip(households, members):
                 env_ = make_envelope(MemberUpserted(member_id=member, display_name="Bench", role=MemberRole.PARTNER,
-                                                    time_zone="UTC"), household_id=household, producer="bench")
+                                                    time_zone="UTC"), household_id=household, producer="scheduler")
                 await producer.send(Topic.SCHEDULER_EVENTS.value, env_.to_bytes(), key=str(household).encode())
             await producer.flush()
             issuer = development_issuer()  # these services run in development
@@ -219,7 +219,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 k = i % args.members
                 payload = NotificationRequested(member_id=members[k], purpose="bench.load", title="Bench",
                                                 body=f"sent={time.time():.6f} n={i}")
-                env_ = make_envelope(payload, household_id=households[k], producer="bench")
+                env_ = make_envelope(payload, household_id=households[k], producer="calendar-sync")
                 return env_.to_bytes(), str(households[k]).encode()
 
             # Burst: everything at once.

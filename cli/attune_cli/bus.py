@@ -10,9 +10,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from attune_contracts import AttunePublisher, ContractError, Envelope, Topic, parse
 from attune_contracts.types import Contract
 
+from .config import CliConfig
+
 
 class CommandRefused(Exception):
     pass
+
+
+def kafka_options(bootstrap: str) -> dict[str, Any]:
+    """How this CLI connects to Kafka at `bootstrap` (SASL settings from the environment or attune.toml)."""
+    return CliConfig.load().kafka_options(bootstrap)
+
+
+def _security(bootstrap: str) -> dict[str, Any]:
+    return {k: v for k, v in kafka_options(bootstrap).items() if k != "bootstrap_servers"}
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
@@ -35,14 +46,14 @@ async def send_and_wait(
     Returns None if `timeout` passes (the command may still be processed later). A *CommandRejected
     answer raises CommandRefused with the service's reason.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         offsets = await end_offsets(consumer, answer_topic.value)
         consumer.assign(list(offsets))
         for partition, offset in offsets.items():
             consumer.seek(partition, offset)
-        async with AttunePublisher.connect(bootstrap, producer="attune-cli") as publisher:
+        async with AttunePublisher.connect(bootstrap, producer="attune-cli", **_security(bootstrap)) as publisher:
             sent = await publisher.publish(command, household_id=household_id)
         correlation = sent.correlation_id
         try:
@@ -67,5 +78,5 @@ async def send_and_wait(
 
 
 async def publish(bootstrap: str, payload: Contract, *, household_id: uuid.UUID) -> Envelope[Any]:
-    async with AttunePublisher.connect(bootstrap, producer="attune-cli") as publisher:
+    async with AttunePublisher.connect(bootstrap, producer="attune-cli", **_security(bootstrap)) as publisher:
         return await publisher.publish(payload, household_id=household_id)

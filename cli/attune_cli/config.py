@@ -23,6 +23,27 @@ class CliConfig:
     # The issuer's Ed25519 signing key ('kid:key', `attune credentials keygen`): mints credentials; with it and no
     # household_token, the CLI mints itself a household credential for 15 minutes for each command.
     signing_key: str | None = None
+    # Kafka with SASL (compose): the CLI is the `attune-cli` principal; `attune dlq` needs `attune-operator`.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+
+    def kafka_options(self, bootstrap: str | None = None) -> dict[str, object]:
+        """aiokafka client options: where Kafka is, and how to authenticate (ATTUNE_KAFKA_SECURITY_PROTOCOL,
+        ATTUNE_KAFKA_SASL_USERNAME, ATTUNE_KAFKA_SASL_PASSWORD, ...)."""
+        options: dict[str, object] = {"bootstrap_servers": bootstrap or self.kafka}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            options["security_protocol"] = self.kafka_security_protocol
+            if "SSL" in self.kafka_security_protocol:
+                import ssl
+
+                options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+            if "SASL" in self.kafka_security_protocol:
+                options.update(sasl_mechanism=self.kafka_sasl_mechanism, sasl_plain_username=self.kafka_sasl_username,
+                               sasl_plain_password=self.kafka_sasl_password)
+        return options
 
     @classmethod
     def load(cls, path: Path | None = None) -> CliConfig:

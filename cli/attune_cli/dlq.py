@@ -8,12 +8,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_contracts import Topic
 from attune_contracts.messages import DeadLetter
 
-from .bus import end_offsets
+from .bus import end_offsets, kafka_options
 
 
 async def read_dead_letters(bootstrap: str) -> list[tuple[str, DeadLetter]]:
     """Every dead letter currently on the topic, as ("partition:offset", letter)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         ends = await end_offsets(consumer, Topic.DEAD_LETTER.value)
@@ -40,7 +40,7 @@ async def replay(bootstrap: str, which: list[str] | None) -> list[str]:
     # A truncated letter holds only the first bytes of its record: replaying them would publish something else.
     chosen = [(ref, letter) for ref, letter in letters
               if (wanted is None or ref in wanted) and not letter.truncated]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), enable_idempotence=False)
     await producer.start()
     try:
         for ref, letter in chosen:

@@ -42,6 +42,8 @@ PANELS = [
     ("Dead-lettered (1h)", "short", [
         ("consumer {{service}} {{error_kind}}", "sum by (service, error_kind) (increase(attune_consumer_dead_lettered_total[1h]))"),
         ("notifications {{reason}}", "sum by (reason) (increase(attune_notifier_dead_lettered_total[1h]))"),
+        ("untrusted producer {{service}} {{topic}}",
+         "sum by (service, topic) (increase(attune_consumer_untrusted_total[1h]))"),
     ]),
     ("Consumer lag by group and partition", "short", [
         ("{{group}} {{topic}}[{{partition}}]", "sum by (group, topic, partition) (attune_consumer_lag)"),

@@ -213,7 +213,7 @@ class ChaosRun:
     # ---- set-up -------------------------------------------------------------------------------
 
     async def set_up(self) -> None:
-        async with AttunePublisher.connect(self.cluster.bootstrap, producer="attune-chaos", linger_ms=5) as publisher:
+        async with AttunePublisher.connect(self.cluster.bootstrap, producer="attune-cli", linger_ms=5) as publisher:
             await asyncio.gather(*(self._register(publisher, h) for h in self.households))
             notifier = self.cluster.url("notifier")
             await _bounded(16, [self._wait_member_known(notifier, m) for _, m in self.members])

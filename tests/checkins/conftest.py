@@ -36,6 +36,7 @@ from attune_contracts.messages import (
     RitualDue,
     SubmitCheckIn,
 )
+from attune_contracts.trust import sender_of
 from attune_contracts.types import Contract
 from attune_runtime.testing import temporary_database
 from prometheus_client import CollectorRegistry
@@ -119,7 +120,7 @@ class Harness:
 
     async def send(self, payload: Contract, *, occurred_at: datetime | None = None, household: UUID | None = None,
                    event_id: UUID | None = None) -> Envelope[Any]:
-        envelope = make_envelope(payload, household_id=household or self.household, producer="test",
+        envelope = make_envelope(payload, household_id=household or self.household, producer=sender_of(payload),
                                  occurred_at=occurred_at or self.clock.now(), event_id=event_id)
         await self.service.handle(envelope)
         return envelope

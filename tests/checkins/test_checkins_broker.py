@@ -28,6 +28,7 @@ from attune_contracts.messages import (
     StreakUpdated,
     SubmitCheckIn,
 )
+from attune_contracts.trust import sender_of
 from attune_contracts.types import Contract
 from attune_runtime.testing import eventually
 from pydantic import SecretStr
@@ -88,7 +89,7 @@ async def read_topic(bootstrap: str, topic: Topic, accept: Any, *, until: Any, t
 
 
 def env(payload: Contract, household: UUID, **kw: Any) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="test", **kw)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), **kw)
 
 
 async def rows(parts: Checkins, sql: str, **params: Any) -> int:

@@ -40,6 +40,7 @@ from attune_contracts.messages import (
     RitualDue,
     SubmitCheckIn,
 )
+from attune_contracts.trust import sender_of
 from attune_runtime.retry import Backoff
 from attune_runtime.tansu import _answers, binary, free_port
 from attune_runtime.testing import eventually, temporary_database
@@ -234,7 +235,7 @@ async def test_the_outbox_migration_goes_up_and_down(backend: str, tmp_path: Pat
 
 
 def _envelope(payload: Any, household: UUID) -> Any:
-    return make_envelope(payload, household_id=household, producer="test")
+    return make_envelope(payload, household_id=household, producer=sender_of(payload))
 
 
 async def _read_checkins(bootstrap: str, *, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:

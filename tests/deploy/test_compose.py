@@ -29,7 +29,7 @@ def test_matches_the_compose_specification_schema() -> None:
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
     for name, service in SERVICES.items():
-        if name == "topic-init":
+        if name in ("topic-init", "kafka-init"):  # jobs that run once and exit
             continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
 
@@ -92,3 +92,54 @@ def test_dockerfile_installs_from_the_lock_file() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "uv sync --frozen --no-dev" in dockerfile
     assert "USER attune" in dockerfile
+
+
+def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> None:
+    # The principal each service authenticates as is the one the ACLs (deploy/kafka/acls.txt) are granted to.
+    from attune_runtime.acls import parse
+
+    principals = {acl.principal for acl in parse((ROOT / "deploy" / "kafka" / "acls.txt").read_text())}
+    for name in ATTUNE:
+        env = SERVICES[name]["environment"]
+        prefix = f"ATTUNE_{name.upper()}_KAFKA_"
+        assert env[f"{prefix}SECURITY_PROTOCOL"] in ("SASL_PLAINTEXT", "SASL_SSL"), name
+        assert env[f"{prefix}SASL_MECHANISM"].startswith("SCRAM-SHA-"), name
+        assert env[f"{prefix}SASL_USERNAME"] == name and name in principals
+        assert str(env[f"{prefix}SASL_PASSWORD"]).startswith("${") and ":?" in str(env[f"{prefix}SASL_PASSWORD"])
+        assert env[f"{prefix}CREATE_TOPICS"] == "false", f"{name} has no right to create topics; topic-init does"
+    init = SERVICES["topic-init"]["environment"]
+    assert init["ATTUNE_KAFKA_SECURITY_PROTOCOL"] in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+def test_kafka_listens_only_with_sasl_and_denies_what_no_acl_allows() -> None:
+    env = SERVICES["kafka"]["environment"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+    for listener, address in listeners.items():
+        if listener == env["KAFKA_CONTROLLER_LISTENER_NAMES"]:
+            assert address.startswith("127.0.0.1:"), "the controller listener stays inside the container"
+        else:
+            assert protocols[listener] in ("SASL_PLAINTEXT", "SASL_SSL"), f"{listener} is {protocols[listener]}"
+    for advertised in env["KAFKA_ADVERTISED_LISTENERS"].split(","):
+        assert protocols[advertised.split("://")[0]] in ("SASL_PLAINTEXT", "SASL_SSL"), advertised
+    assert "SCRAM-SHA-512" in env["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert "PLAINTEXT://" not in " ".join((env["KAFKA_LISTENERS"], env["KAFKA_ADVERTISED_LISTENERS"]))
+
+
+def test_kafka_init_creates_a_user_for_every_principal_of_the_acls() -> None:
+    from attune_runtime.acls import parse
+
+    init = SERVICES["kafka-init"]
+    assert init["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert SERVICES["topic-init"]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    assert "./deploy/kafka:/attune-kafka:ro" in init["volumes"]
+    principals = {acl.principal for acl in parse((ROOT / "deploy" / "kafka" / "acls.txt").read_text())}
+    env = init["environment"]
+    for principal in principals:
+        variable = "ATTUNE_PASSWORD_" + principal.upper().replace("-", "_")
+        assert variable in env, f"kafka-init needs {variable} (the password of {principal})"
+        assert str(env[variable]).startswith("${") and ":?" in str(env[variable])
+    script = (ROOT / "deploy" / "kafka" / "init.sh").read_text()
+    assert "kafka-acls.sh" in script and "SCRAM-SHA-512=[password=" in script and "acls.txt" in script

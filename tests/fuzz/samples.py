@@ -13,6 +13,7 @@ from typing import Any
 import annotated_types
 from attune_contracts import Topic, all_specs, make_envelope
 from attune_contracts.registry import MessageSpec
+from attune_contracts.trust import sender_of
 from pydantic import BaseModel, ValidationError
 
 # Strings whose shape a pattern or validator constrains, by field name.
@@ -86,4 +87,4 @@ def specs_on(topic: Topic) -> list[MessageSpec]:
 def example_envelope(spec: MessageSpec, household: uuid.UUID) -> dict[str, Any]:
     """A valid envelope of `spec` as plain JSON values (a fresh event id each time)."""
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    return make_envelope(build(spec.model, now), household_id=household, producer="fuzz").model_dump(mode="json")
+    return make_envelope(build(spec.model, now), household_id=household, producer=sender_of(spec.type)).model_dump(mode="json")

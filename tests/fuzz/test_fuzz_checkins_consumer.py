@@ -29,6 +29,7 @@ from attune_contracts.messages import (
     MomentKind,
     RitualDue,
 )
+from attune_contracts.trust import sender_of
 from attune_runtime.testing import eventually, temporary_database
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -77,7 +78,7 @@ async def _ready(parts: Checkins) -> bool:
 
 
 def env(payload: Any, household: UUID) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="fuzz")
+    return make_envelope(payload, household_id=household, producer=sender_of(payload))
 
 
 async def _ids(parts: Checkins, sql: str, ids: list[Any]) -> set[UUID]:

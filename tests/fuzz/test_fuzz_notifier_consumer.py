@@ -27,6 +27,7 @@ from attune_contracts.messages import (
     NotificationRequested,
     RitualDue,
 )
+from attune_contracts.trust import sender_of
 from attune_notifier.bootstrap import TOPICS, build_app
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
@@ -70,7 +71,7 @@ async def notifier_one_by_one(fuzz_kafka: str) -> AsyncIterator[tuple[str, Any]]
         yield running_one
 
 def env(payload: Any, household: UUID) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="fuzz")
+    return make_envelope(payload, household_id=household, producer=sender_of(payload))
 
 
 async def _ids(app: Any, sql: str, ids: list[Any]) -> set[UUID]:

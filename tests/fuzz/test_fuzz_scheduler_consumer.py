@@ -19,6 +19,7 @@ import httpx
 import pytest
 from attune_contracts import Envelope, Topic, make_envelope
 from attune_contracts.messages import MemberRole, RegisterHousehold, ScheduleRitual, UpsertMember
+from attune_contracts.trust import sender_of
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import temporary_database
 from attune_scheduler.bootstrap import build_app
@@ -63,7 +64,7 @@ async def scheduler(fuzz_kafka: str) -> AsyncIterator[str]:
 
 
 def command(payload: Any, household: uuid.UUID) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="fuzz")
+    return make_envelope(payload, household_id=household, producer=sender_of(payload))
 
 
 @st.composite

@@ -10,6 +10,7 @@ from uuid import UUID
 from attune_contracts import make_envelope
 from attune_contracts.links import LinkSigner
 from attune_contracts.messages import MemberRole, MemberUpserted
+from attune_contracts.trust import sender_of
 from attune_notifier.adapters.apprise_sender import AppriseSender, validate_channel_url
 from attune_notifier.adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
 from attune_notifier.delivery import DeliveryWorker
@@ -37,7 +38,7 @@ class Harness:
     signer: LinkSigner
 
     async def event(self, payload: Any, household: UUID = HOUSEHOLD) -> Any:
-        env = make_envelope(payload, household_id=household, producer="test", occurred_at=self.clock.now)
+        env = make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=self.clock.now)
         await self.handler(env)
         return env
 

@@ -22,6 +22,7 @@ from attune_contracts.messages import (
     NotificationRequested,
     RitualDue,
 )
+from attune_contracts.trust import sender_of
 from attune_runtime.batch import BatchConsumer
 from attune_runtime.consumer import ConsumerMetrics, ReliableConsumer, RetryPolicy
 from attune_runtime.retry import Backoff
@@ -49,7 +50,7 @@ async def h(db_url: str) -> Any:
 
 
 def envelope(h: Harness, payload: Any, household: UUID = HOUSEHOLD) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="test", occurred_at=h.clock.now)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now)
 
 
 def request(member: UUID = ANA, body: str = "hello", purpose: str = "test.batch") -> NotificationRequested:

@@ -15,6 +15,7 @@ from uuid import UUID
 import pytest
 from attune_contracts import Envelope, make_envelope
 from attune_contracts.messages import ChannelKind, NotificationRequested, RitualDue
+from attune_contracts.trust import sender_of
 from attune_notifier.adapters.apprise_sender import AppriseSender
 from attune_notifier.adapters.sql import ChannelCipher, SqlStore
 from attune_notifier.adapters.tables import members
@@ -60,7 +61,7 @@ class ScriptedSender:
 
 
 def envelope(h: Harness, payload: Any, household: UUID = HOUSEHOLD) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="test", occurred_at=h.clock.now)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now)
 
 
 def request(body: str, member: UUID = ANA) -> NotificationRequested:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_contracts import Topic, make_envelope
 from attune_contracts.credentials import development_issuer
 from attune_contracts.messages import DeadLetter, MemberRole, MemberUpserted, NotificationRequested
+from attune_contracts.trust import sender_of
 from attune_notifier.bootstrap import build_app
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
@@ -49,7 +50,7 @@ class Running:
     async def publish(self, payload: Any, household: uuid.UUID, **kw: Any) -> Any:
         from attune_contracts.registry import spec_of
 
-        env = make_envelope(payload, household_id=household, producer="test", **kw)
+        env = make_envelope(payload, household_id=household, producer=sender_of(payload), **kw)
         await self.produce(spec_of(type(payload)).topic, env.to_bytes(), household)
         return env
 
@@ -133,7 +134,7 @@ async def test_the_same_event_delivered_twice_by_kafka_sends_once(service: Runni
     ana = await add_member(service, household)
     assert (await add_channel(service, ana, http_sink.url("json", "hook"))).status_code == 201
     env = make_envelope(NotificationRequested(member_id=ana, purpose="test.dedupe", title="Hello", body="Once only"),
-                        household_id=household, producer="test")
+                        household_id=household, producer="calendar-sync")
     before = service.metric("attune_notifier_duplicates_total", purpose="request")
     await service.produce(Topic.NOTIFICATION_REQUESTS, env.to_bytes(), household)
     await service.produce(Topic.NOTIFICATION_REQUESTS, env.to_bytes(), household)
@@ -155,7 +156,7 @@ async def test_bad_input_is_refused_clearly_nothing_is_lost_and_the_service_keep
     ana = await add_member(service, household)
     assert (await add_channel(service, ana, http_sink.url("json", "hook"))).status_code == 201
     good = make_envelope(NotificationRequested(member_id=ana, purpose="test.bad", title="Still here", body="ok"),
-                         household_id=household, producer="test")
+                         household_id=household, producer="calendar-sync")
     oversized = json.loads(good.to_bytes())
     oversized["event_id"] = str(uuid.uuid4())
     oversized["payload"]["body"] = "x" * 5000

@@ -41,7 +41,7 @@ async def test_each_message_of_a_handled_batch_is_logged_with_its_ids() -> None:
                                 handler=one, metrics=ConsumerMetrics(CollectorRegistry()))
     envelopes = [make_envelope(NotificationRequested(member_id=uuid.uuid4(), purpose="test.log", title="t",
                                                      body=f"b{n}"),
-                               household_id=uuid.uuid4(), producer="test", correlation_id=f"corr-{n}")
+                               household_id=uuid.uuid4(), producer="calendar-sync", correlation_id=f"corr-{n}")
                  for n in range(3)]
     try:
         await BatchConsumer(reliable, handle_batch)([Record(e.to_bytes(), n) for n, e in enumerate(envelopes)])

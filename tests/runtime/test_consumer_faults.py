@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from asyncpg import exceptions as pg
 from attune_contracts import Topic, make_envelope
 from attune_contracts.messages import DeadLetter, LogMoment, MomentKind
+from attune_contracts.trust import sender_of
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import (
     KEEP_VALUE_BYTES,
@@ -47,7 +48,7 @@ FAST_BUG_RETRIES = RetryPolicy(max_attempts=3, backoff=Backoff(base_s=0.05, max_
 
 def moment() -> bytes:
     payload = LogMoment(moment_id=uuid.uuid4(), member_id=uuid.uuid4(), kind=MomentKind.POSITIVE)
-    return make_envelope(payload, household_id=HOUSEHOLD, producer="test").to_bytes()
+    return make_envelope(payload, household_id=HOUSEHOLD, producer=sender_of(payload)).to_bytes()
 
 
 def event_id(value: bytes) -> str:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from attune_contracts import Topic, make_envelope
 from attune_contracts.messages import DeadLetter, LogMoment, MomentKind
+from attune_contracts.trust import sender_of
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
 from attune_runtime.kafka import ensure_topics, make_broker
 from attune_runtime.retry import Backoff
@@ -30,7 +31,7 @@ HOUSEHOLD = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 def moment(kind: MomentKind = MomentKind.POSITIVE) -> bytes:
     payload = LogMoment(moment_id=uuid.uuid4(), member_id=uuid.uuid4(), kind=kind)
-    return make_envelope(payload, household_id=HOUSEHOLD, producer="test").to_bytes()
+    return make_envelope(payload, household_id=HOUSEHOLD, producer=sender_of(payload)).to_bytes()
 
 
 async def make_topic(bootstrap: str, name: str, partitions: int = 1) -> None:

@@ -16,6 +16,7 @@ from attune_contracts.messages import (
     ScheduleRitual,
     UpsertMember,
 )
+from attune_contracts.trust import sender_of
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.metrics import SchedulerMetrics
 from attune_scheduler.ports import OutboxRow
@@ -51,7 +52,7 @@ class RecordingSink:
 
 
 def command(payload: Any, household: uuid.UUID, event_id: uuid.UUID | None = None) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer="test", event_id=event_id)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), event_id=event_id)
 
 
 def make_scheduler(store: SqlStore, clock: Any, sink: Any, **kw: Any) -> Scheduler:

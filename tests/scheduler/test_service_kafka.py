@@ -93,7 +93,7 @@ async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_ur
             assert (await client.get("/healthz")).json()["status"] == "ok"
 
             async with Collector(kafka_bootstrap, household) as seen, \
-                    AttunePublisher.connect(kafka_bootstrap, producer="test") as publisher:
+                    AttunePublisher.connect(kafka_bootstrap, producer="attune-cli") as publisher:
                 # Contract-invalid: an unknown zone never reaches the handler; it is dead-lettered with the
                 # reason, and the sender is answered with a rejection saying the same.
                 invalid_id = uuid.uuid4()

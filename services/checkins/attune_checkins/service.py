@@ -25,7 +25,7 @@ Rules, in one place:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
@@ -36,11 +36,17 @@ from attune_contracts.catalog import TEMPLATES
 from attune_contracts.messages import (
     CheckInSource,
     CheckInStatus,
+    LogMoment,
     MemberRitualTally,
+    MemberUpserted,
+    RecordAchievement,
+    RitualDue,
     StreakUnit,
+    SubmitCheckIn,
     SuggestedFocus,
     WeeklySummary,
 )
+from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 
 NAMESPACE = UUID("6f1f6a0e-3b52-4d7a-9d6e-2f0c1b7a4c11")
 MAX_NOTE = 2000
@@ -167,6 +173,28 @@ def erased_reason(erased_at: datetime) -> str:
     """Why anything for an erased household is refused (a replayed or late command or event)."""
     return (f"this household was erased on {erased_at.date().isoformat()} and stays erased; nothing of it is "
             "recorded again (a replayed or late message is refused)")
+# ---- who a message may name ---------------------------------------------------------------------
+
+
+def named_members(payload: object) -> list[UUID]:
+    """The members a message names (whose households `check_members` needs)."""
+    if isinstance(payload, SubmitCheckIn | LogMoment | RecordAchievement | MemberUpserted):
+        return [payload.member_id]
+    if isinstance(payload, RitualDue):
+        return list(payload.participants)
+    return []
+
+
+def check_members(payload: object, household_id: UUID, homes: Mapping[UUID, frozenset[UUID]]) -> None:
+    """Kafka is a trust boundary: a message may only name members of its envelope's household, and a
+    MemberUpserted never moves a member known in another household. `homes`: the households each named
+    member is known in here. TrustViolation: dead-lettered as "rejected" (a command is also answered with
+    CheckInCommandRejected)."""
+    rule = moved_member if isinstance(payload, MemberUpserted) else foreign_member
+    for member_id in named_members(payload):
+        elsewhere = sorted(h for h in homes.get(member_id, ()) if h != household_id)
+        if elsewhere and (reason := rule(member_id, household_id, elsewhere[0])) is not None:
+            raise TrustViolation(reason)
 
 
 # ---- check-ins ----------------------------------------------------------------------------------

@@ -160,6 +160,7 @@ class CheckinsService:
     async def handle(self, envelope: Envelope[Any]) -> None:
         outbox = Outbox(envelope.event_id, envelope.household_id, envelope.correlation_id)
         async with self.store.tx() as tx:
+            await self._check_members(tx, [envelope])
             await self._apply(tx, envelope, outbox)
             staged = await self._stage(tx, outbox)
         await self._committed(staged)
@@ -222,6 +223,7 @@ class CheckinsService:
             return
         staged: list[Outbox] = []
         async with self.store.tx() as tx:
+            await self._check_members(tx, envelopes)
             run: list[Envelope[Any]] = []
             for envelope in envelopes:
                 if isinstance(envelope.payload, SubmitCheckIn):
@@ -237,6 +239,16 @@ class CheckinsService:
                 await self._submit_many(tx, run, staged)
             any_staged = await self._stage(tx, *staged)
         await self._committed(any_staged)
+
+    @staticmethod
+    async def _check_members(tx: SqlTx, envelopes: list[Envelope[Any]]) -> None:
+        """TrustViolation (the whole batch then goes one by one) if a message names another household's member."""
+        named = {m for e in envelopes for m in rules.named_members(e.payload)}
+        if not named:
+            return
+        homes = await tx.homes_of(named)
+        for envelope in envelopes:
+            rules.check_members(envelope.payload, envelope.household_id, homes)
 
     async def _submit_many(self, tx: SqlTx, envelopes: list[Envelope[Any]], staged: list[Outbox]) -> None:
         now = self.clock.now()

@@ -30,7 +30,7 @@ from .adapters.sql import SqlStore
 from .delivery import DeliveryWorker
 from .metrics import NotifierMetrics
 from .ports import Clock
-from .service import OCCURRENCE_PURPOSES, Intent, Plan, plan
+from .service import OCCURRENCE_PURPOSES, Intent, Plan, check_members, named_members, plan
 
 log = logging.getLogger("attune.notifier.handlers")
 
@@ -65,18 +65,22 @@ class NotifierHandler:
             # RitualDue). Refused with a reason; the consumer handles the rest of a batch one by one.
             raise HouseholdErasedError(ERASED_REASON)
         waiting: list[tuple[Envelope[Any], list[Intent]]] = []
+        homes = await self.store.homes_of({m for env in batch for m in named_members(env.payload)})
         for env in batch:
             if isinstance(env.payload, HouseholdErased):
                 await self._store(waiting)
                 await self._erase(env)
+                homes = {m: h for m, h in homes.items() if h != env.household_id}
                 continue
             if isinstance(env.payload, HouseholdCredentialsRevoked):
                 await self.store.revoke_credentials(env.household_id, env.payload.not_before)
                 log.info("household credentials revoked", extra=_ids(env))
                 continue
+            check_members(env, homes)  # TrustViolation: the batch goes one by one, this event is dead-lettered
             decided = await self._plan(env)
             if decided.member is not None:
                 await self.store.upsert_member(env.household_id, decided.member, self.clock())
+                homes[decided.member.member_id] = env.household_id
             if decided.suppress_occurrence is not None:
                 await self._store(waiting)
                 await self._suppress(env, decided.suppress_occurrence)

@@ -33,6 +33,7 @@ from attune_contracts.messages import (
     RitualReminder,
     WeeklySummary,
 )
+from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 from attune_runtime.retry import Backoff
 
 from . import content
@@ -211,6 +212,28 @@ def _when(local_iso: str) -> str:
     except ValueError:
         return "soon"
     return f"{local:%H:%M} on {local:%A}"
+
+
+def named_members(payload: object) -> list[UUID]:
+    """The members an event names: whose household `check_members` needs before anything is planned."""
+    if isinstance(payload, NotificationRequested | MemberUpserted | CheckInRecorded | AchievementRecorded):
+        return [payload.member_id]
+    if isinstance(payload, RitualDue | RitualReminder | RitualMissed):
+        return list(payload.participants)
+    if isinstance(payload, WeeklySummary):
+        return [t.member_id for t in payload.tallies]
+    return []
+
+
+def check_members(env: Envelope[Any], homes: Mapping[UUID, UUID]) -> None:
+    """Kafka is a trust boundary: an event may only name members of its envelope's household (a
+    NotificationRequested for another household's member would reach that member), and a MemberUpserted
+    never moves a member to another household (their channels and one-tap links would follow). `homes`:
+    the household each named member is known in here. TrustViolation: dead-lettered as "rejected"."""
+    rule = moved_member if isinstance(env.payload, MemberUpserted) else foreign_member
+    for member_id in named_members(env.payload):
+        if (reason := rule(member_id, env.household_id, homes.get(member_id))) is not None:
+            raise TrustViolation(reason)
 
 
 def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str | None = None) -> Plan:

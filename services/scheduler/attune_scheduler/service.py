@@ -51,6 +51,7 @@ from attune_contracts.messages import (
     UpsertMember,
     WithdrawConsent,
 )
+from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 from attune_contracts.types import Contract
 
 from .recurrence import (
@@ -151,6 +152,8 @@ class HouseholdView:
     rituals: dict[uuid.UUID, Ritual] = field(default_factory=dict)
     erased_at: datetime | None = None
     """Set once the household was erased: its tombstone, which no later command can lift."""
+    elsewhere: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    """Members the command names that belong to ANOTHER household: member id -> that household."""
 
 
 @dataclass
@@ -320,6 +323,26 @@ def _check_start_window(start_date: date, now: datetime) -> None:
         )
 
 
+def named_members(cmd: Contract) -> list[uuid.UUID]:
+    """The members a command names (whose household the store looks up for `check_members`)."""
+    if isinstance(cmd, UpsertMember | GiveConsent | WithdrawConsent):
+        return [cmd.member_id]
+    if isinstance(cmd, ScheduleRitual | UpdateRitual):
+        return list(cmd.participants or ())
+    return []
+
+
+def check_members(view: HouseholdView, cmd: Contract) -> None:
+    """Kafka is a trust boundary: a command may only name members of its envelope's household, and a member
+    never moves between households (UpsertMember of another household's member). TrustViolation: dead-
+    lettered as "rejected", with a SchedulerCommandRejected for the sender."""
+    for member_id in named_members(cmd):
+        home = view.elsewhere.get(member_id)
+        rule = moved_member if isinstance(cmd, UpsertMember) else foreign_member
+        if (reason := rule(member_id, view.id, home)) is not None:
+            raise TrustViolation(reason)
+
+
 def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outcome:
     """Accept (changes + facts) or refuse (a SchedulerCommandRejected saying why) one command.
 
@@ -327,6 +350,7 @@ def decide(view: HouseholdView, envelope: Envelope[Any], now: datetime) -> Outco
     written ahead of time for that ritual, so a pause, an update or a withdrawn consent takes effect at once.
     """
     cmd = envelope.payload
+    check_members(view, cmd)
     try:
         if (reason := screen(envelope, now)) is not None:
             raise Refused(reason)

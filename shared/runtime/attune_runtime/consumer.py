@@ -50,6 +50,7 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from attune_contracts import ContractError, Envelope, Topic, parse
 from attune_contracts.messages import DeadLetter
+from attune_contracts.trust import producer_refusal
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -68,6 +69,8 @@ log = logging.getLogger("attune.consumer")
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
 InvalidHook = Callable[[Any, str], Awaitable[None]]
+
+_CATALOG_TOPICS = frozenset(t.value for t in Topic)
 
 # aiokafka's default, set explicitly: every call of a handler here returns within half of it (see above).
 MAX_POLL_INTERVAL_MS = 300_000
@@ -114,6 +117,11 @@ class ConsumerMetrics:
             "attune_consumer_infrastructure_waits_total",
             "Attempts that failed because a dependency was down; the message was kept and retried",
             ["service", "topic", "dependency"], registry=registry,
+        )
+        self.untrusted = Counter(
+            "attune_consumer_untrusted_total",
+            "Valid messages refused because their producer may not send that type (on that topic)",
+            ["service", "topic"], registry=registry,
         )
         self.paused = Gauge(
             "attune_consumer_paused", "1 while the consumer's partitions are paused, waiting for a dependency",
@@ -413,7 +421,18 @@ class ReliableConsumer:
             self.metrics.ignored.labels(self.service, record.topic).inc()
             return
         with envelope_context(envelope):
+            if (refusal := self.untrusted(envelope, record)) is not None:
+                await self.refuse(record, refusal, "rejected", 1, consumer, deadline)
+                return
             await self.handle(envelope, record, consumer, deadline)
+
+    def untrusted(self, envelope: Envelope[Any], record: Any) -> str | None:
+        """Why a valid message must be refused before any handler sees it: its `producer` may not send its
+        type, or not on this topic (attune_contracts.trust, from the topic catalog); None when it may."""
+        refusal = producer_refusal(envelope, record.topic if record.topic in _CATALOG_TOPICS else None)
+        if refusal is not None:
+            self.metrics.untrusted.labels(self.service, record.topic).inc()
+        return refusal
 
     async def handle(self, envelope: Envelope[Any], record: Any, consumer: Any, deadline: float) -> None:
         """Run the handler on a valid message until it is finished (see the module docstring), or GiveBack."""

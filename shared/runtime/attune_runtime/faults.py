@@ -91,7 +91,7 @@ _PERMANENT_NAMES = {
     f"{__name__}.PermanentError",
     "sqlalchemy.exc.DataError", "sqlalchemy.exc.IntegrityError",
     "pydantic_core._pydantic_core.ValidationError",
-    "attune_contracts.registry.ContractError",
+    "attune_contracts.registry.ContractError", "attune_contracts.trust.TrustViolation",
     "asyncpg.exceptions.DataError", "asyncpg.exceptions.IntegrityConstraintViolationError",
     "asyncpg.exceptions.CharacterNotInRepertoireError", "asyncpg.exceptions.UntranslatableCharacterError",
     "sqlite3.DataError", "sqlite3.IntegrityError",
@@ -251,7 +251,7 @@ def describe(exc: BaseException, limit: int = 500) -> str:
         drivers = [link for link in links if any(n.startswith(_DRIVERS) for n in _names(link))]
         shown = drivers[-1] if drivers else links[-1]
     text = str(shown).strip()
-    if isinstance(shown, PermanentError):
+    if isinstance(shown, PermanentError) or "attune_contracts.trust.TrustViolation" in _names(shown):
         return (text.splitlines()[0] if text else "refused by the handler")[:limit]
     if "pydantic_core._pydantic_core.ValidationError" in _names(shown):
         errors = shown.errors(include_input=False, include_url=False)  # type: ignore[attr-defined]

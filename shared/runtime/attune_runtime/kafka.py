@@ -13,7 +13,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
 
-from attune_contracts import CATALOG, Publisher, Topic
+from attune_contracts import CATALOG, Publisher, Topic, TopicSpec
 
 from .settings import ServiceSettings
 
@@ -65,6 +65,11 @@ def make_broker(settings: ServiceSettings, *, service: str, registry: CollectorR
     )
 
 
+def topic_configs(spec: TopicSpec) -> dict[str, str]:
+    """What a catalog topic is created with: its retention (records carry personal data; see deploy/RUNBOOK.md)."""
+    return {"retention.ms": str(spec.retention_ms)}
+
+
 async def ensure_topics(settings: ServiceSettings, topics: list[Topic] | None = None) -> list[str]:
     """Create the catalog's topics that do not exist yet. Safe to run from every instance at once."""
     wanted = [CATALOG[t] for t in (topics or list(Topic))]
@@ -73,7 +78,8 @@ async def ensure_topics(settings: ServiceSettings, topics: list[Topic] | None = 
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(spec.topic.value, num_partitions=settings.kafka_partitions or spec.partitions, replication_factor=1)
+            NewTopic(spec.topic.value, num_partitions=settings.kafka_partitions or spec.partitions, replication_factor=1,
+                     topic_configs=topic_configs(spec))
             for spec in wanted
             if spec.topic.value not in existing
         ]

@@ -297,12 +297,17 @@ class SqlTx:
         return found
 
     async def members_of(self, household_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
+        return await self._members_by(t.members.c.household_id, t.members.c.member_id, household_ids)
+
+    async def homes_of(self, member_ids: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
+        """The households each member is known in here."""
+        return await self._members_by(t.members.c.member_id, t.members.c.household_id, member_ids)
+
+    async def _members_by(self, key: Any, value: Any, keys: Iterable[UUID]) -> dict[UUID, frozenset[UUID]]:
         found: dict[UUID, set[UUID]] = {}
-        for chunk in _chunks(list(household_ids)):
-            rows = (await self.conn.execute(select(t.members.c.household_id, t.members.c.member_id)
-                                            .where(t.members.c.household_id.in_(chunk)))).all()
-            for household, member in rows:
-                found.setdefault(household, set()).add(member)
+        for chunk in _chunks(list(keys)):
+            for k, v in (await self.conn.execute(select(key, value).where(key.in_(chunk)))).all():
+                found.setdefault(k, set()).add(v)
         return {k: frozenset(v) for k, v in found.items()}
 
     async def checkins_for(self, pairs: set[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], CheckIn]:

@@ -33,6 +33,7 @@ members = Table(
     "members", metadata,
     Column("household_id", Uuid, primary_key=True),
     Column("member_id", Uuid, primary_key=True),
+    Index("ix_members_member_id", "member_id"),  # which household a member is in (service.check_members)
 )
 
 rituals = Table(

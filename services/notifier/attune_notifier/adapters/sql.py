@@ -210,12 +210,27 @@ class SqlStore:
                   "time_zone": fact.time_zone, "updated_at": now}
         stmt = self._insert(members).values(
             member_id=fact.member_id, discreet=False, daily_cap=12, categories={}, **values,
-        ).on_conflict_do_update(index_elements=[members.c.member_id], set_=values)
+        ).on_conflict_do_update(index_elements=[members.c.member_id], set_=values,
+                                # never moves a member to another household (service.check_members says why)
+                                where=members.c.household_id == household_id)
         async with self.engine.begin() as conn:
             erased = (await conn.execute(select(erased_households.c.household_id)
                                          .where(erased_households.c.household_id == household_id))).first()
             if erased is None:
                 await conn.execute(stmt)
+
+    async def homes_of(self, member_ids: Iterable[UUID]) -> dict[UUID, UUID]:
+        """The household each of these members belongs to here (members not known here are left out)."""
+        ids = list(member_ids)
+        found: dict[UUID, UUID] = {}
+        if not ids:
+            return found
+        async with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = await conn.execute(select(members.c.member_id, members.c.household_id)
+                                          .where(members.c.member_id.in_(ids[start:start + 500])))
+                found.update({row.member_id: row.household_id for row in rows})
+        return found
 
     async def get_member(self, member_id: UUID) -> Recipient | None:
         async with self.engine.connect() as conn:

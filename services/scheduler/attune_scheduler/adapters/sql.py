@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from ..service import (
     Ritual,
     WakeResult,
     fact_event_id,
+    named_members,
 )
 from .tables import (
     BigId,
@@ -165,8 +166,14 @@ class SqlStore:
 
     # ---- commands ------------------------------------------------------------------------------
 
-    async def _load_view(self, conn: AsyncConnection, household_id: uuid.UUID, *, lock: bool = True) -> HouseholdView:
+    async def _load_view(self, conn: AsyncConnection, household_id: uuid.UUID,
+                         named: Iterable[uuid.UUID] = (), *, lock: bool = True) -> HouseholdView:
         view = HouseholdView(id=household_id, household=None)
+        named = set(named)
+        if named:  # where the members the command names live, if not here (service.check_members)
+            for m in await conn.execute(sa.select(members.c.member_id, members.c.household_id).where(
+                    members.c.member_id.in_(named), members.c.household_id != household_id)):
+                view.elsewhere[m.member_id] = m.household_id
         query = sa.select(households).where(households.c.id == household_id)
         row = (await conn.execute(query.with_for_update() if lock and self.postgres else query)).first()
         if row is None:
@@ -223,7 +230,7 @@ class SqlStore:
             )).first()
             if seen is not None:
                 return None
-            view = await self._load_view(conn, envelope.household_id)
+            view = await self._load_view(conn, envelope.household_id, named_members(envelope.payload))
             # Off the event loop: a household's rituals are re-planned here (bounded per ritual, but a zone
             # change re-plans them all), and the consumer's heartbeat must not wait for it.
             outcome = await asyncio.to_thread(decide, view, envelope, now)
