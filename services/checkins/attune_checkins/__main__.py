@@ -8,9 +8,11 @@ from uuid import UUID
 
 
 def main(argv: list[str]) -> None:
+    from attune_runtime.settings import load_settings
+
     from .config import Settings
 
-    settings = Settings()
+    settings = load_settings(Settings)
     if argv[:1] == ["token"]:
         from .http import household_token
 

@@ -10,10 +10,12 @@ from uuid import UUID
 
 from attune_contracts.messages import ChannelKind
 from attune_contracts.types import IanaZone
+from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,8 +68,12 @@ def preferences_out(r: Recipient) -> dict[str, Any]:
     }
 
 
-def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock) -> FastAPI:
+def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, admin_token: SecretStr, clock: Clock,
+                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
+    # Before routing, so before the bearer check and before any body is parsed: 413 and 429 (per credential).
+    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="notifier",
+               respond=lambda path, status, message, headers: JSONResponse({"detail": message}, status, headers))
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from attune_runtime.settings import Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, Environment, ServiceSettings
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -13,7 +13,8 @@ from pydantic_settings import SettingsConfigDict
 # Development only: stable so a local database stays readable across restarts; refused elsewhere.
 DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
-DEV_ADMIN_TOKEN = "attune-development-admin-token"
+DEV_ADMIN_TOKEN = "attune-development-admin-token"  # noqa: S105 - published on purpose; refused outside development
+MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class NotifierSettings(ServiceSettings):
@@ -83,8 +84,7 @@ class NotifierSettings(ServiceSettings):
                 Fernet(key.encode())
             except ValueError:
                 raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY must be Fernet keys (32 url-safe base64 bytes); "
-                                 "make one with: python -c 'from cryptography.fernet import Fernet; "
-                                 "print(Fernet.generate_key().decode())'") from None
+                                 f"make one with: {MAKE_FERNET_KEY}") from None
         return value
 
     def per_host_concurrency(self) -> int:
@@ -112,13 +112,15 @@ class NotifierSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _no_development_secrets_elsewhere(self) -> NotifierSettings:
+        # Every list: a real current key beside a development one still lets anyone forge links or read channels.
         if self.environment is Environment.DEVELOPMENT:
             return self
-        dev = {"admin_token": DEV_ADMIN_TOKEN, "channel_key": DEV_CHANNEL_KEY, "link_keys": DEV_LINK_KEYS}
-        for name, value in dev.items():
-            if getattr(self, name).get_secret_value() == value:
-                raise ValueError(f"ATTUNE_NOTIFIER_{name.upper()} still has its development value; "
-                                 f"set a real one outside development")
+        self.refuse_development_keys("admin_token", [self.admin_token.get_secret_value()], [DEV_ADMIN_TOKEN],
+                                     MAKE_A_SECRET)
+        self.refuse_development_keys("channel_key", self.channel_key.get_secret_value().split(","),
+                                     [DEV_CHANNEL_KEY], MAKE_FERNET_KEY)
+        self.refuse_development_keys("link_keys", self.link_key_map().values(), [DEV_LINK_KEYS.partition(":")[2]],
+                                     "kid:$(" + MAKE_A_SECRET + ")")
         return self
 
     def link_key_map(self) -> dict[str, str]:
