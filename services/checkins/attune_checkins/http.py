@@ -34,7 +34,7 @@ from .metrics import Metrics
 from .service import MAX_NOTE, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
-TOKEN_PREFIX = "hh1_"
+TOKEN_PREFIX = "hh1_"  # noqa: S105 - a token's public prefix, not a secret
 log = logging.getLogger("attune.checkins.http")
 
 
