@@ -11,6 +11,8 @@ A service passes `respond` to answer people (HTML) rather than programs (JSON) o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -37,14 +39,30 @@ def json_responder(path: str, status: int, message: str, headers: dict[str, str]
     return app
 
 
+# What is read and thrown away of a refused body before answering, so that a client still sending can read
+# the 413 (a server that closes while the client writes makes most clients report a reset, not the answer).
+DISCARD_BYTES = 1024 * 1024
+DISCARD_S = 1.0
+
+
 class BodyLimit:
     """Reads at most `max_bytes` of a request body before the app sees it: a larger one (by its
-    Content-Length, or by what actually arrives) is answered 413 with a reason, and the app never runs."""
+    Content-Length, or by what actually arrives) is answered 413 with a reason, and the app never runs.
+    Up to DISCARD_BYTES more of a refused body are read (not kept) first, for DISCARD_S at most."""
 
     def __init__(self, app: Any, max_bytes: int, respond: Responder = json_responder) -> None:
         self.app, self.max_bytes, self.respond = app, max_bytes, respond
 
-    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+    async def _too_large(self, scope: Any, receive: Any, send: Any, *, discard: bool) -> None:
+        if discard:  # let a client still sending finish, so that it reads the answer
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DISCARD_S):
+                    discarded = 0
+                    while discarded <= DISCARD_BYTES:
+                        message = await receive()
+                        if message["type"] != "http.request" or not message.get("more_body", False):
+                            break
+                        discarded += len(message.get("body", b""))
         message = f"the request body is larger than {self.max_bytes} bytes"
         await self.respond(scope["path"], 413, message, {"Connection": "close"})(scope, receive, send)
 
@@ -58,7 +76,7 @@ class BodyLimit:
                 scope, receive, send)
             return
         if int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, discard=int(declared) <= DISCARD_BYTES)
             return
         chunks, size = [], 0
         while True:
@@ -68,7 +86,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(scope, receive, send)
+                await self._too_large(scope, receive, send, discard=message.get("more_body", False))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
