@@ -81,6 +81,15 @@ def test_a_service_started_without_its_secrets_exits_naming_the_variable(
     assert "Traceback" not in run.stderr, run.stderr[-2000:]  # a message for a person, not a stack
 
 
+@pytest.mark.unit
+def test_a_signing_kid_missing_from_the_key_list_is_named_at_start_up() -> None:
+    """operator — sets link keys but forgets which kid signs — a message naming the variable, not a crash."""
+    with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_LINK_KID \\('dev'\\) must name one of the key ids"):
+        NotifierSettings(environment="production", **{**REAL["notifier"], "link_kid": "dev"})
+    with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_LINK_CURRENT_KID \\('2026'\\) must name one"):
+        CheckinsSettings(environment="production", link_current_kid="2026", **REAL["checkins"])
+
+
 # ---- development keys are refused in any key list outside development ------------------------------
 
 MIXED = [

@@ -89,6 +89,15 @@ class Settings(ServiceSettings):
                                          [DEV_LINK_KEYS.partition(":")[2]], "kid:$(" + MAKE_A_SECRET + ")")
         return self
 
+    @model_validator(mode="after")
+    def _current_link_kid_is_listed(self) -> Settings:
+        if self.link_current_kid is not None and (self.link_keys is not None
+                                                  or self.environment is Environment.DEVELOPMENT):
+            if self.link_current_kid not in self.link_key_map():
+                raise ValueError(f"ATTUNE_CHECKINS_LINK_CURRENT_KID ({self.link_current_kid!r}) must name one of the "
+                                 f"key ids in ATTUNE_CHECKINS_LINK_KEYS ({', '.join(self.link_key_map())})")
+        return self
+
     def _dev(self, what: str) -> str:
         if self.environment is not Environment.DEVELOPMENT:
             raise ValueError(f"ATTUNE_CHECKINS_{what.upper()} must be set outside development")

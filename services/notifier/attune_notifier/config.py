@@ -123,6 +123,13 @@ class NotifierSettings(ServiceSettings):
                                      "kid:$(" + MAKE_A_SECRET + ")")
         return self
 
+    @model_validator(mode="after")
+    def _link_kid_is_listed(self) -> NotifierSettings:
+        if self.link_kid not in self.link_key_map():
+            raise ValueError(f"ATTUNE_NOTIFIER_LINK_KID ({self.link_kid!r}) must name one of the key ids in "
+                             f"ATTUNE_NOTIFIER_LINK_KEYS ({', '.join(self.link_key_map())}): it picks the key that signs")
+        return self
+
     def link_key_map(self) -> dict[str, str]:
         pairs = [p.split(":", 1) for p in self.link_keys.get_secret_value().split(",") if p.strip()]
         if any(len(p) != 2 for p in pairs):
