@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import ClassVar
 
-from attune_runtime.settings import MAKE_A_SECRET, Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -15,7 +15,6 @@ from pydantic_settings import SettingsConfigDict
 _DEV_SEED = "attune-checkins-development-only"
 # The notifier's development default too, so links it mints in development verify here without set-up.
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
-MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 def _dev_value(what: str) -> str:

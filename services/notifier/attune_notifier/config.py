@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from attune_runtime.settings import MAKE_A_SECRET, Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -14,7 +14,6 @@ from pydantic_settings import SettingsConfigDict
 DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 DEV_ADMIN_TOKEN = "attune-development-admin-token"  # noqa: S105 - published on purpose; refused outside development
-MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class NotifierSettings(ServiceSettings):

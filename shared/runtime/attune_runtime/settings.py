@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "development", "test", "xxx"}
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command that makes a secret, not one
+MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class Environment(StrEnum):
