@@ -230,7 +230,7 @@ async def main() -> None:
     await admin.execute(f'CREATE DATABASE "{db}"')
     await admin.close()
     with Tansu() as tansu:
-        settings = Settings(
+        settings = Settings(environment="development",
             kafka_bootstrap_servers=tansu.bootstrap,
             database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
             kafka_session_timeout_ms=6000, notes_key=SecretStr(FERNET_KEY), log_json=False,

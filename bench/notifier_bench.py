@@ -184,7 +184,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                        "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
                        "ATTUNE_NOTIFIER_CONSUMER_GROUP": group, "ATTUNE_NOTIFIER_LOG_LEVEL": "WARNING",
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-                       "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05"}
+                       "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05", "ATTUNE_NOTIFIER_ENVIRONMENT": "development",
+                       "ATTUNE_NOTIFIER_HTTP_RATE_PER_S": "10000", "ATTUNE_NOTIFIER_HTTP_RATE_BURST": "100000"}
                 out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115, ASYNC230
                 command = ["-m", "attune_notifier"]
                 if args.profile:

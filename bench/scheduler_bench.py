@@ -153,7 +153,7 @@ async def role_scheduler(bootstrap: str, url: str, n: int, due: datetime | None,
     from prometheus_client import CollectorRegistry
 
     # The service's own defaults (SchedulerSettings), but for a lookahead long enough to write the burst ahead.
-    settings = SchedulerSettings(kafka_bootstrap_servers=bootstrap, database_url=url, lookahead_s=LOOKAHEAD_S)
+    settings = SchedulerSettings(environment="development", kafka_bootstrap_servers=bootstrap, database_url=url, lookahead_s=LOOKAHEAD_S)
     store = SqlStore.from_url(url)
     kafka = KafkaSink(kafka_client_options(settings))
     await kafka.start()

@@ -88,7 +88,7 @@ def cli(*args: str) -> dict:
            "ATTUNE_SCHEDULER_URL": f"http://127.0.0.1:{BASE_PORT + 1}",
            "ATTUNE_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
            "ATTUNE_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}"}
-    run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,  # noqa: S603 - our own CLI, fixed argv, no shell
                          text=True, timeout=120)
     if run.returncode != 0:
         raise SystemExit(f"demo set-up failed at `attune {' '.join(args)}`:\n{run.stderr or run.stdout}")
@@ -138,7 +138,7 @@ def main() -> None:
     broker = Tansu(port, log_path=DATA / "tansu.log").start()
     BOOTSTRAP = broker.bootstrap
     processes: list[tuple[Service, subprocess.Popen[bytes]]] = []
-    inbox = subprocess.Popen([sys.executable, "-m", "attune_cli.inbox", "--port", str(INBOX_PORT),
+    inbox = subprocess.Popen([sys.executable, "-m", "attune_cli.inbox", "--port", str(INBOX_PORT),  # noqa: S603 - our own inbox module, fixed argv, no shell
                               "--smtp-port", str(SMTP_PORT)])
     try:
         for service in SERVICES:
@@ -146,7 +146,7 @@ def main() -> None:
                 print(f"    ({service.name}: not built yet, skipped)")
                 continue
             print(f"==> starting {service.name} on http://127.0.0.1:{service.port}", flush=True)
-            process = subprocess.Popen([sys.executable, "-m", service.module],
+            process = subprocess.Popen([sys.executable, "-m", service.module],  # noqa: S603 - our own service modules, fixed argv, no shell
                                        env=service_env(service, broker.bootstrap))
             processes.append((service, process))
         for service, process in processes:

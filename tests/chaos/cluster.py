@@ -178,18 +178,20 @@ class Cluster:
             f"{p}HTTP_PORT": str(port),
             f"{p}DATABASE_URL": database_url,
             f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000",
+            # The harness drives many households through one operator token: rate limits are tested elsewhere.
+            f"{p}HTTP_RATE_PER_S": "10000",
+            f"{p}HTTP_RATE_BURST": "100000",
+            f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
             "PYTHONUNBUFFERED": "1",
         }
         if service == "checkins":
             env |= {
                 f"{p}NOTES_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
-                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_CURRENT_KID": "chaos",
             }
         if service == "notifier":
             env |= {
-                f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
                 f"{p}CHANNEL_KEY": self.channel_key,
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "chaos",

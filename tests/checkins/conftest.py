@@ -223,7 +223,7 @@ class Api:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    settings = Settings(
+    settings = Settings(environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path}/api.db", notes_key=SecretStr(FERNET_KEY.decode()),
         link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
         link_occurrence_wait_s=1.0,

@@ -42,7 +42,7 @@ pytestmark = [pytest.mark.integration]
 @pytest.fixture(params=[500, 1], ids=["batch", "one-by-one"])
 async def service(request: pytest.FixtureRequest, kafka_bootstrap: str, pg_url: str,
                   unique: str) -> AsyncIterator[Checkins]:
-    settings = Settings(
+    settings = Settings(environment="development",
         kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
         notes_key=SecretStr(FERNET_KEY.decode()), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
         batch_max_records=request.param,

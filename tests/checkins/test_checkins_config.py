@@ -41,13 +41,13 @@ def test_a_bad_notes_key_or_link_keys_say_how_to_fix_them() -> None:
     with pytest.raises(ValueError, match="Fernet.generate_key"):
         NoteCipher([b"not-a-fernet-key"])
     with pytest.raises(ValueError, match="kid:secret"):
-        Settings(link_keys=SecretStr("no-colon-here-at-all")).link_key_map()
+        Settings(environment="development", link_keys=SecretStr("no-colon-here-at-all")).link_key_map()
 
 
 def test_rotated_notes_key_still_reads_old_notes() -> None:
     old, new = Fernet.generate_key(), Fernet.generate_key()
     sealed = NoteCipher([old]).seal("before the rotation")
-    settings = Settings(notes_key=SecretStr(new.decode()), notes_old_keys=SecretStr(old.decode()))
+    settings = Settings(environment="development", notes_key=SecretStr(new.decode()), notes_old_keys=SecretStr(old.decode()))
     assert NoteCipher(settings.fernet_keys()).open(sealed) == "before the rotation"
     assert "unreadable" in (NoteCipher([new]).open(sealed) or "")
 
@@ -56,5 +56,5 @@ def test_the_app_is_built_outside_an_event_loop(tmp_path) -> None:  # type: igno
     # main.py builds it at import time, before uvicorn starts the loop: nothing may need a running loop.
     from attune_checkins.bootstrap import build_app
 
-    app = build_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
+    app = build_app(Settings(environment="development", database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
     assert app.checkins.producer is not None  # type: ignore[attr-defined]

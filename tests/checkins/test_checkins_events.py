@@ -54,7 +54,7 @@ async def test_send_all_delivers_every_record_in_order_across_full_producer_batc
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     finally:
         await admin.close()
-    producer = EventProducer(Settings(kafka_bootstrap_servers=kafka_bootstrap))
+    producer = EventProducer(Settings(environment="development", kafka_bootstrap_servers=kafka_bootstrap))
     await producer.start()
     households = [str(uuid4()).encode() for _ in range(4)]
     # ~1.4 MB, 4 keys on 3 partitions: one partition gets two keys (~700 KB), more than one 512 KB batch.

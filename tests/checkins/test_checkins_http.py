@@ -126,7 +126,7 @@ async def test_a_bad_rating_or_a_late_tap_is_refused_without_using_the_link(api:
 async def test_link_routes_through_the_service_app(tmp_path: Path) -> None:
     from attune_checkins.bootstrap import build_app
 
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db")
+    settings = Settings(environment="development", database_url=f"sqlite+aiosqlite:///{tmp_path}/app.db")
     app = build_app(settings, sink=FakeSink())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
         assert (await client.get("/l/nope")).status_code == 400

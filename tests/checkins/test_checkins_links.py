@@ -47,17 +47,16 @@ def test_expired() -> None:
 
 
 def test_tampered_claims_and_signature() -> None:
-    from attune_contracts.links import SALT
-    from itsdangerous import URLSafeSerializer
+    from attune_contracts.links import link_serializer
 
     signer = LinkSigner(KEYS, "2027a")
     token = mint(signer)
     kid, _, body = token.partition(".")
     payload, _, signature = body.rpartition(".")
-    ok, claims = URLSafeSerializer(KEYS["2027a"], salt=SALT).loads_unsafe(body)
+    ok, claims = link_serializer(KEYS["2027a"]).loads_unsafe(body)
     assert ok and claims["action"] == "done"
     claims["action"] = "skip"  # same claims, one field changed, original signature kept
-    changed = URLSafeSerializer("x" * 20, salt=SALT).dumps(claims).rpartition(".")[0]
+    changed = link_serializer("x" * 20).dumps(claims).rpartition(".")[0]
     assert changed != payload
     assert reason(signer, f"{kid}.{changed}.{signature}") == "bad_signature"
     assert reason(signer, f"{kid}.{payload}.{signature[:-2]}xx") == "bad_signature"
@@ -70,13 +69,12 @@ def test_forged_and_malformed() -> None:
     assert reason(signer, "2027a." + "a" * 3000) == "malformed"
     assert reason(signer, "2027a.eyJhIjoxfQ.bm90LWEtc2lnbmF0dXJl") == "bad_signature"
     # Correctly signed, but not link claims: still refused.
-    from attune_contracts.links import SALT
-    from itsdangerous import URLSafeSerializer
+    from attune_contracts.links import link_serializer
 
-    odd = URLSafeSerializer(KEYS["2027a"], salt=SALT).dumps({"hello": "world"})
+    odd = link_serializer(KEYS["2027a"]).dumps({"hello": "world"})
     assert reason(signer, f"2027a.{odd}") == "malformed"
     # Signed with the right key but another purpose (salt): refused.
-    other = URLSafeSerializer(KEYS["2027a"], salt="something-else").dumps({"hello": "world"})
+    other = link_serializer(KEYS["2027a"], salt="something-else").dumps({"hello": "world"})
     assert reason(signer, f"2027a.{other}") == "bad_signature"
 
 

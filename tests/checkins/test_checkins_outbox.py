@@ -326,7 +326,7 @@ async def test_with_the_broker_down_a_check_in_and_a_tap_are_answered_at_once_an
         stack.push_async_callback(line.stop)
         url = (f"sqlite+aiosqlite:///{tmp_path}/outage.db" if backend == "sqlite"
                else await stack.enter_async_context(temporary_database()))
-        settings = Settings(
+        settings = Settings(environment="development",
             kafka_bootstrap_servers=line.bootstrap, database_url=url, notes_key=SecretStr(FERNET_KEY.decode()),
             link_keys=SecretStr(",".join(f"{k}:{v}" for k, v in KEYS.items())), link_current_kid="k1",
             outbox_max_backoff_s=0.5, outbox_poll_s=0.2,

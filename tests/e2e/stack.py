@@ -72,6 +72,9 @@ class Stack:
             f"{p}HTTP_PORT": str(port),
             f"{p}DATABASE_URL": f"{pg}/{database}",
             f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000",
+            # The harness drives many households through one operator token: rate limits are tested elsewhere.
+            f"{p}HTTP_RATE_PER_S": "10000",
+            f"{p}HTTP_RATE_BURST": "100000",
             "PYTHONUNBUFFERED": "1",
             # The three services verify the same credentials (the household export on each).
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],

@@ -48,7 +48,7 @@ RSS_BOUND = 300 * MIB  # generous: the point is "bounded", not "small" (the bug 
 async def running(fuzz_kafka: str, batch: int) -> AsyncIterator[Checkins]:
     """The service in batches (production's default) or one message at a time (`batch_max_records=1`)."""
     async with temporary_database() as url:
-        settings = Settings(
+        settings = Settings(environment="development",
             kafka_bootstrap_servers=fuzz_kafka, database_url=url, kafka_session_timeout_ms=6000,
             notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
             batch_max_records=batch,

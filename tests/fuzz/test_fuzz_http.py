@@ -30,7 +30,7 @@ from attune_checkins.bootstrap import build_app as build_checkins
 from attune_checkins.config import Settings as CheckinsSettings
 from attune_contracts import make_envelope
 from attune_contracts.credentials import development_issuer
-from attune_contracts.links import SALT, LinkAction
+from attune_contracts.links import LinkAction, link_serializer
 from attune_contracts.messages import (
     HouseholdKind,
     HouseholdRegistered,
@@ -46,7 +46,6 @@ from attune_scheduler.bootstrap import build_app as build_scheduler
 from attune_scheduler.config import SchedulerSettings
 from fastapi.routing import APIRoute
 from hypothesis import strategies as st
-from itsdangerous import URLSafeSerializer
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -59,6 +58,9 @@ NOBODY = "127.0.0.1:1"  # no broker: the HTTP layer must not need one to answer
 # The household's credential (development key; these services run in development). Set in the fixture.
 ADMIN = ""
 LINK_KEYS = "k1:a-fuzz-link-key-of-enough-length"
+
+# The fuzzer sends thousands of requests with one credential: the rate limit (tested elsewhere) is lifted.
+UNLIMITED: dict[str, Any] = {"http_rate_per_s": 10_000, "http_rate_burst": 100_000}
 
 
 @dataclass
@@ -109,8 +111,8 @@ async def targets() -> AsyncIterator[list[Target]]:
     async with temporary_database() as checkins_db, temporary_database() as notifier_db, \
             temporary_database() as scheduler_db:
         checkins_settings = CheckinsSettings(
-            kafka_bootstrap_servers=NOBODY, database_url=checkins_db, link_keys=SecretStr(LINK_KEYS),
-            link_occurrence_wait_s=0.1,
+            environment="development", kafka_bootstrap_servers=NOBODY, database_url=checkins_db,
+            link_keys=SecretStr(LINK_KEYS), link_occurrence_wait_s=0.1, **UNLIMITED,
         )
         checkins = build_checkins(checkins_settings, sink=Sink(), registry=CollectorRegistry())
         parts = checkins.checkins  # type: ignore[attr-defined]
@@ -142,8 +144,8 @@ async def targets() -> AsyncIterator[list[Target]]:
             routes=[*_api_routes(parts.http), ("GET", "/l/{token}"), ("POST", "/l/{token}")],
         )
 
-        notifier = build_notifier(NotifierSettings(kafka_bootstrap_servers=NOBODY, database_url=notifier_db,
-                                                   ),
+        notifier = build_notifier(NotifierSettings(environment="development", kafka_bootstrap_servers=NOBODY,
+                                                   database_url=notifier_db, **UNLIMITED),
                                   registry=CollectorRegistry(), run_worker=False)
         store = notifier.notifier.store  # type: ignore[attr-defined]
         await migrate(store.engine)
@@ -165,7 +167,7 @@ async def targets() -> AsyncIterator[list[Target]]:
             secrets=["secret-path-fuzz"],
         )
 
-        scheduler = build_scheduler(SchedulerSettings(kafka_bootstrap_servers=NOBODY, database_url=scheduler_db),
+        scheduler = build_scheduler(SchedulerSettings(environment="development", kafka_bootstrap_servers=NOBODY, database_url=scheduler_db),
                                     registry=CollectorRegistry())
         scheduler_target = Target("scheduler", scheduler, auth={}, ids={}, bodies={}, routes=[])
         try:
@@ -361,7 +363,7 @@ async def test_a_channel_url_with_control_characters_is_refused(url: str, target
 async def test_a_link_signed_with_our_key_but_saying_nonsense_is_refused_with_a_page(targets: list[Target]) -> None:
     """Claims that are signed (a leaked or misused key) but hostile: deep, huge, wrong types."""
     checkins = next(t for t in targets if t.name == "checkins")
-    serializer = URLSafeSerializer(LINK_KEYS.split(":", 1)[1], salt=SALT)
+    serializer = link_serializer(LINK_KEYS.split(":", 1)[1])
     claims = draw_many(json_values, 40) + [[[[[[]]]]], {"token_id": "x" * 1500}, {"expires_at": "9999-12-31T23:59:59Z"}]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=checkins.app), base_url="http://fuzz") as client:
         for data in claims:

@@ -49,7 +49,7 @@ async def running(fuzz_kafka: str, batch: int) -> AsyncIterator[tuple[str, Any]]
     """The running notifier (in batches, or one event at a time): its base URL and its app."""
     async with temporary_database() as url:
         port = free_port()
-        settings = NotifierSettings(
+        settings = NotifierSettings(environment="development",
             kafka_bootstrap_servers=fuzz_kafka, database_url=url, http_port=port,
             consumer_group=f"attune-notifier-fuzz-{batch}", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.2,
             retry_base_delay_s=0.05, retry_max_delay_s=0.2, batch_max_records=batch,

@@ -54,7 +54,7 @@ async def scheduler(fuzz_kafka: str) -> AsyncIterator[str]:
     async with temporary_database() as url:
         port = free_port()
         settings = SchedulerSettings(
-            kafka_bootstrap_servers=fuzz_kafka, http_port=port, database_url=url, group_id="attune-scheduler-fuzz",
+            environment="development", kafka_bootstrap_servers=fuzz_kafka, http_port=port, database_url=url, group_id="attune-scheduler-fuzz",
             kafka_session_timeout_ms=6000, relay_poll_s=0.1, metrics_refresh_s=0.5, retry_base_delay_s=0.05,
             retry_max_delay_s=0.2,
         )

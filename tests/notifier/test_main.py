@@ -28,10 +28,10 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
                          channel_key=Fernet.generate_key().decode())
     with pytest.raises(ValidationError, match="development key"):
         NotifierSettings(environment="production", credential_keys=f"{keys},{development_public_keys()}")
-    with pytest.raises(ValidationError, match="development value"):
-        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32)
+    with pytest.raises(ValidationError, match="CHANNEL_KEY is unset or holds a development key"):
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1")
     with pytest.raises(ValidationError, match="Fernet"):
-        NotifierSettings(channel_key="not-a-fernet-key-but-long-enough")
+        NotifierSettings(environment="development", channel_key="not-a-fernet-key-but-long-enough")
     ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                           channel_key=Fernet.generate_key().decode())
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
@@ -48,6 +48,7 @@ def test_python_dash_m_runs_the_service_and_stops_cleanly(kafka_bootstrap: str, 
         "ATTUNE_NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/data/notifier.db",
         "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "ATTUNE_NOTIFIER_CONSUMER_GROUP": f"attune-notifier-{uuid.uuid4().hex[:6]}",
+        "ATTUNE_NOTIFIER_ENVIRONMENT": "development",
     }
     process = subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env, cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -176,11 +176,11 @@ def test_the_lease_is_a_setting_that_must_outlive_a_send() -> None:
     from attune_notifier.config import NotifierSettings
     from pydantic import ValidationError
 
-    settings = NotifierSettings()
+    settings = NotifierSettings(environment="development")
     assert settings.delivery_lease_s == 30 and settings.send_timeout_s == 15
-    assert NotifierSettings(delivery_lease_s=90, send_timeout_s=60).delivery_lease_s == 90
+    assert NotifierSettings(environment="development", delivery_lease_s=90, send_timeout_s=60).delivery_lease_s == 90
     with pytest.raises(ValidationError, match="DELIVERY_LEASE_S .* must be at least"):
-        NotifierSettings(delivery_lease_s=20, send_timeout_s=15)
+        NotifierSettings(environment="development", delivery_lease_s=20, send_timeout_s=15)
 
 
 async def test_a_row_whose_lease_no_longer_covers_a_send_is_given_back_unsent(

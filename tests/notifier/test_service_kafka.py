@@ -64,7 +64,7 @@ async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
     await _pg_execute(f'CREATE DATABASE "{db}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     port = free_port()
-    settings = NotifierSettings(
+    settings = NotifierSettings(environment="development",
         kafka_bootstrap_servers=kafka_bootstrap, database_url=f"{base}/{db}", http_port=port,
         consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
         kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1, retry_base_delay_s=0.05, retry_max_delay_s=0.2,

@@ -104,7 +104,7 @@ def test_workers_need_postgresql_and_the_per_host_share_defaults_to_three_quarte
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="needs PostgreSQL"):
-        NotifierSettings(workers=2, database_url="sqlite+aiosqlite:///./x.db")
-    assert NotifierSettings(workers=2, database_url="postgresql+asyncpg://h/db").workers == 2
-    assert NotifierSettings(delivery_concurrency=256).per_host_concurrency() == 192
-    assert NotifierSettings(delivery_concurrency=64, delivery_per_host_concurrency=100).per_host_concurrency() == 64
+        NotifierSettings(environment="development", workers=2, database_url="sqlite+aiosqlite:///./x.db")
+    assert NotifierSettings(environment="development", workers=2, database_url="postgresql+asyncpg://h/db").workers == 2
+    assert NotifierSettings(environment="development", delivery_concurrency=256).per_host_concurrency() == 192
+    assert NotifierSettings(environment="development", delivery_concurrency=64, delivery_per_host_concurrency=100).per_host_concurrency() == 64

@@ -72,7 +72,7 @@ class Collector:
 async def test_commands_in_facts_and_occurrences_out(kafka_bootstrap: str, pg_url: str, unique: str) -> None:
     port = free_port()
     settings = SchedulerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, http_port=port, database_url=pg_url,
+        environment="development", kafka_bootstrap_servers=kafka_bootstrap, http_port=port, database_url=pg_url,
         group_id=f"attune-scheduler-{unique}", kafka_session_timeout_ms=6000, relay_poll_s=0.1,
         metrics_refresh_s=0.2, retry_base_delay_s=0.05, retry_max_delay_s=0.1,
     )
@@ -186,7 +186,8 @@ async def test_python_m_attune_scheduler_serves_health_and_metrics(kafka_bootstr
     import sys
 
     port = free_port()
-    env = {**os.environ, "ATTUNE_SCHEDULER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+    env = {**os.environ, "ATTUNE_SCHEDULER_ENVIRONMENT": "development",
+           "ATTUNE_SCHEDULER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
            "ATTUNE_SCHEDULER_HTTP_PORT": str(port),
            "ATTUNE_SCHEDULER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/scheduler.db",
            "ATTUNE_SCHEDULER_GROUP_ID": f"attune-scheduler-{uuid.uuid4().hex[:8]}",

@@ -83,7 +83,7 @@ async def scheduler(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIter
 
     port = free_port()
     settings = SchedulerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, http_port=port, database_url=pg_url,
+        environment="development", kafka_bootstrap_servers=kafka_bootstrap, http_port=port, database_url=pg_url,
         group_id=f"attune-scheduler-{unique}", kafka_session_timeout_ms=6000, relay_poll_s=0.1,
         metrics_refresh_s=0.2, retry_base_delay_s=0.05, retry_max_delay_s=0.1,
     )
@@ -97,7 +97,7 @@ async def checkins(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
 
     port = free_port()
     settings = CheckinsSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
+        environment="development", kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
         http_port=port, notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
     )
     async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
@@ -111,7 +111,7 @@ async def notifier(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
 
     port = free_port()
     settings = NotifierSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, http_port=port, admin_token=ADMIN_TOKEN,
+        environment="development", kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, http_port=port,
         consumer_group=f"attune-notifier-{unique}", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1,
         retry_base_delay_s=0.05, retry_max_delay_s=0.2,
     )

@@ -7,11 +7,13 @@ import sys
 
 
 def main(argv: list[str]) -> None:
+    from attune_runtime.settings import load_settings
+
     from .config import Settings
 
     if argv:
         raise SystemExit("usage: python -m attune_checkins (for an API credential: attune credentials issue --help)")
-    settings = Settings()
+    settings = load_settings(Settings)
     import uvicorn
 
     uvicorn.run("attune_checkins.main:app", host=settings.http_host, port=settings.http_port,

@@ -14,6 +14,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
+from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
 from attune_runtime.producer import BatchProducer
 from attune_runtime.retry import Backoff
@@ -172,8 +173,8 @@ def build(
             on_invalid=make_invalid_hook(service),
         )
     signer = LinkSigner(settings.link_key_map(), settings.current_link_kid())
-    http = build_http_app(service, signer, settings.credential_verifier(), metrics,
-                          max_body_bytes=settings.http_max_body_bytes)
+    http = build_http_app(service, signer, settings.credential_verifier(), metrics, limits=HttpLimits.of(settings),
+                          registry=registry)
     return Checkins(settings, service, store, broker, registry, readiness, http, signer, relay, run_timer=run_timer,
                     producer=producer)
 

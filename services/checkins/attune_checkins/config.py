@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import ClassVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from attune_runtime.settings import Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +16,13 @@ from pydantic_settings import SettingsConfigDict
 _DEV_SEED = "attune-checkins-development-only"
 # The notifier's development default too, so links it mints in development verify here without set-up.
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
+
+
+def _dev_value(what: str) -> str:
+    return hashlib.sha256(f"{_DEV_SEED}:{what}".encode()).hexdigest()
+
+
+DEV_NOTES_KEY = base64.urlsafe_b64encode(bytes.fromhex(_dev_value("notes_key"))).decode()
 
 
 class Settings(ServiceSettings):
@@ -59,10 +67,33 @@ class Settings(ServiceSettings):
                                         description="longest wait between relay attempts while the broker is down")
     outbox_drain_timeout_s: float = Field(default=5.0, ge=0, le=60,
                                           description="how long a stop waits for the relay to publish what is left")
-    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
-                                     description="larger request bodies are refused with 413")
-
     secret_fields: tuple[str, ...] = ("notes_key", "link_keys")
+    secret_recipes: ClassVar[dict[str, str]] = {"notes_key": MAKE_FERNET_KEY,
+                                                "link_keys": "kid:$(" + MAKE_A_SECRET + ")"}
+
+    @model_validator(mode="after")
+    def _no_development_keys_elsewhere(self) -> Settings:
+        # Every list: a real current key beside a development one still lets anyone forge links or tokens,
+        # or read notes sealed with the published key.
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        notes = [self.notes_key.get_secret_value()] if self.notes_key is not None else []
+        old = self.notes_old_keys.get_secret_value().split(",") if self.notes_old_keys is not None else []
+        self.refuse_development_keys("notes_key", notes, [DEV_NOTES_KEY], MAKE_FERNET_KEY)
+        self.refuse_development_keys("notes_old_keys", old, [DEV_NOTES_KEY], MAKE_FERNET_KEY)
+        if self.link_keys is not None:
+            self.refuse_development_keys("link_keys", self.link_key_map().values(),
+                                         [DEV_LINK_KEYS.partition(":")[2]], "kid:$(" + MAKE_A_SECRET + ")")
+        return self
+
+    @model_validator(mode="after")
+    def _current_link_kid_is_listed(self) -> Settings:
+        if self.link_current_kid is not None and (self.link_keys is not None
+                                                  or self.environment is Environment.DEVELOPMENT):
+            if self.link_current_kid not in self.link_key_map():
+                raise ValueError(f"ATTUNE_CHECKINS_LINK_CURRENT_KID ({self.link_current_kid!r}) must name one of the "
+                                 f"key ids in ATTUNE_CHECKINS_LINK_KEYS ({', '.join(self.link_key_map())})")
+        return self
 
     @model_validator(mode="after")
     def _credential_keys_usable(self) -> Settings:
@@ -72,13 +103,14 @@ class Settings(ServiceSettings):
     def _dev(self, what: str) -> str:
         if self.environment is not Environment.DEVELOPMENT:
             raise ValueError(f"ATTUNE_CHECKINS_{what.upper()} must be set outside development")
-        return hashlib.sha256(f"{_DEV_SEED}:{what}".encode()).hexdigest()
+        return _dev_value(what)
 
     def fernet_keys(self) -> list[bytes]:
         if self.notes_key is not None:
             keys = [self.notes_key.get_secret_value()]
         else:
-            keys = [base64.urlsafe_b64encode(bytes.fromhex(self._dev("notes_key"))).decode()]
+            self._dev("notes_key")  # refuses outside development
+            keys = [DEV_NOTES_KEY]
         if self.notes_old_keys is not None:
             keys += [k.strip() for k in self.notes_old_keys.get_secret_value().split(",") if k.strip()]
         return [k.encode() for k in keys]

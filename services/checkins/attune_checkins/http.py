@@ -20,9 +20,11 @@ from attune_contracts.credentials import CredentialVerifier
 from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
 from attune_runtime.auth import Authenticator, Principal
+from attune_runtime.http import ASGIApp, HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
@@ -107,15 +109,17 @@ def _describe(errors: Any) -> str:
 
 
 def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: CredentialVerifier, metrics: Metrics, *,
-                   max_body_bytes: int = 64 * 1024) -> FastAPI:
+                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(
         title="Attune check-ins",
         version="1.0.0",
         description="Check-ins, moments, streaks and summaries for one household. "
                     "Authenticate with `Authorization: Bearer <household or member credential>`.",
     )
-    # No request here needs more than a few KB: a larger body is refused (413) before it is read whole.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # No request here needs more than a few KB: a larger body is refused (413) before it is read whole, and
+    # each credential (or address, for links) has a rate limit (429); both before parsing and authentication.
+    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="checkins",
+               respond=_refusal)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -124,7 +128,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
     # Starlette's class: also the router's own 404 and 405, and FastAPI's "error parsing the body".
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = _http_message(exc, max_body_bytes)
+        message = _http_message(exc)
         if _is_link(request.url.path):  # a person on a phone, not a program: a page
             return page("That didn't work", message, status=exc.status_code)
         return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
@@ -289,58 +293,19 @@ def _is_link(path: str) -> bool:
     return path == "/l" or path.startswith("/l/")
 
 
-def _too_large(path: str, max_bytes: int) -> Response:
-    message = f"the request body is larger than {max_bytes} bytes"
+def _refusal(path: str, status: int, message: str, headers: dict[str, str]) -> ASGIApp:
+    """The guards' answers (413, 429, 400): a page on a one-tap link, JSON for a program."""
     if _is_link(path):
-        return page("That didn't work", message + ". Open the link again from the reminder.", status=413)
-    return JSONResponse({"error": message}, status_code=413)
+        if status == 429:
+            response: Response = page("Please wait a moment", message[:1].upper() + message[1:] + ".", status=status)
+        else:
+            response = page("That didn't work", message + ". Open the link again from the reminder.", status=status)
+        response.headers.update(headers)
+        return response
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-class BodyLimit:
-    """Reads at most `max_bytes` of a request body before the app sees it: a larger one (by its
-    Content-Length, or by what actually arrives) is answered 413 with a reason, and the app never runs."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
-        if not declared.isdigit():
-            await JSONResponse({"error": "the Content-Length header is not a number"}, status_code=400)(
-                scope, receive, send)
-            return
-        if int(declared) > self.max_bytes:
-            await _too_large(scope["path"], self.max_bytes)(scope, receive, send)
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await _too_large(scope["path"], self.max_bytes)(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _http_message(exc: StarletteHTTPException, max_body_bytes: int) -> str:
+def _http_message(exc: StarletteHTTPException) -> str:
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         return "the request body is not valid JSON (or is nested too deeply, or has a number too long)"
     return str(exc.detail)

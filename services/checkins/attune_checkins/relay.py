@@ -72,7 +72,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish everything in the outbox, oldest first, batch by batch; how many events went."""
         if not self._connected:
-            assert self._connect is not None
+            assert self._connect is not None  # noqa: S101 - narrows a type; start() set it
             await self._connect()
             self._connected = True
         sent = 0

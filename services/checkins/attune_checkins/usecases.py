@@ -295,7 +295,7 @@ class CheckinsService:
             except Rejected as exc:
                 self._reject(outbox, envelope, exc.reason, cmd.member_id)
                 continue
-            assert occurrence is not None
+            assert occurrence is not None  # noqa: S101 - narrows a type; refused above when None
             checkin = CheckIn(
                 checkin_id=rules.checkin_id_for(cmd.occurrence_id, cmd.member_id),
                 occurrence_id=cmd.occurrence_id, member_id=cmd.member_id, household_id=envelope.household_id,
@@ -368,7 +368,7 @@ class CheckinsService:
             member_id=cmd.member_id, members=household.members if household else None,
             closeness=cmd.closeness, note=cmd.note, submitted_at=submitted_at,
         )
-        assert occurrence is not None
+        assert occurrence is not None  # noqa: S101 - narrows a type; refused above when None
         now = self.clock.now()
         checkin = CheckIn(
             checkin_id=rules.checkin_id_for(cmd.occurrence_id, cmd.member_id), occurrence_id=cmd.occurrence_id,
@@ -380,7 +380,7 @@ class CheckinsService:
         existing = await tx.checkin(cmd.occurrence_id, cmd.member_id)
         outcome = rules.decide_submission(existing, checkin)
         if outcome in (Outcome.UNCHANGED, Outcome.STALE):
-            assert existing is not None
+            assert existing is not None  # noqa: S101 - narrows a type; rules return these only for an existing one
             return SubmitResult(outcome, existing)
         await tx.put_checkin(checkin, replace=outcome is Outcome.REPLACED)
         self._recorded(outbox, checkin, now)
@@ -410,7 +410,7 @@ class CheckinsService:
                 outbox.add(StreakUpdated(ritual_id=ritual_id, template=occurrence.template,
                                          length=streak.length, unit=unit, best=best))
             for mark in rules.milestones_crossed(prev_len, streak.length, unit):
-                assert streak.run_start is not None
+                assert streak.run_start is not None  # noqa: S101 - narrows a type; a streak with a length has a start
                 marks.append((ritual_id, occurrence.household_id, streak.run_start, mark))
             kept, expected = None, None
             if rules.is_date_night(occurrence.template):

@@ -12,9 +12,11 @@ import uvicorn
 
 
 def main() -> None:
+    from attune_runtime.settings import load_settings
+
     from .config import NotifierSettings
 
-    settings = NotifierSettings()
+    settings = load_settings(NotifierSettings)
     if settings.workers > 1:
         uvicorn.run("attune_notifier.main:app", host=settings.http_host, port=settings.http_port,
                     workers=settings.workers, log_config=None, access_log=False)

@@ -12,9 +12,11 @@ from attune_contracts.credentials import CredentialVerifier, Scope
 from attune_contracts.messages import ChannelKind
 from attune_contracts.types import IanaZone
 from attune_runtime.auth import Authenticator, Principal
+from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -80,9 +82,12 @@ def delivery_out(d: Any) -> dict[str, Any]:
     }
 
 
-def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: CredentialVerifier,
-                   clock: Clock) -> FastAPI:
+def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: CredentialVerifier, clock: Clock,
+                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
+    # Before routing, so before the credential check and before any body is parsed: 413 and 429 (per credential).
+    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="notifier",
+               respond=lambda path, status, message, headers: JSONResponse({"detail": message}, status, headers))
     authenticate = Authenticator(verifier, store.credentials_not_before, clock)
 
     @app.exception_handler(RequestValidationError)
@@ -144,7 +149,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         if "categories" in given:
             changes["categories"] = {k: [kind.value for kind in v] for k, v in (body.categories or {}).items()}
         updated = await store.update_preferences(member_id, changes, clock())
-        assert updated is not None
+        assert updated is not None  # noqa: S101 - narrows a type; member_or_404 found it
         return preferences_out(updated)
 
     @app.post("/v1/members/{member_id}/channels", status_code=201)

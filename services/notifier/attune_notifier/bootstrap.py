@@ -12,6 +12,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
+from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
@@ -115,7 +116,8 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
-        http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock),
+        http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock,
+                                limits=HttpLimits.of(settings), registry=registry),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.notifier = Notifier(settings, store, worker, handler, metrics, registry, readiness)  # type: ignore[attr-defined]

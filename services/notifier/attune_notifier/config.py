@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from attune_runtime.settings import Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -94,8 +94,7 @@ class NotifierSettings(ServiceSettings):
                 Fernet(key.encode())
             except ValueError:
                 raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY must be Fernet keys (32 url-safe base64 bytes); "
-                                 "make one with: python -c 'from cryptography.fernet import Fernet; "
-                                 "print(Fernet.generate_key().decode())'") from None
+                                 f"make one with: {MAKE_FERNET_KEY}") from None
         return value
 
     def per_host_concurrency(self) -> int:
@@ -123,13 +122,20 @@ class NotifierSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _no_development_secrets_elsewhere(self) -> NotifierSettings:
+        # Every list: a real current key beside a development one still lets anyone forge links or read channels.
         if self.environment is Environment.DEVELOPMENT:
             return self
-        dev = {"channel_key": DEV_CHANNEL_KEY, "link_keys": DEV_LINK_KEYS}
-        for name, value in dev.items():
-            if getattr(self, name).get_secret_value() == value:
-                raise ValueError(f"ATTUNE_NOTIFIER_{name.upper()} still has its development value; "
-                                 f"set a real one outside development")
+        self.refuse_development_keys("channel_key", self.channel_key.get_secret_value().split(","),
+                                     [DEV_CHANNEL_KEY], MAKE_FERNET_KEY)
+        self.refuse_development_keys("link_keys", self.link_key_map().values(), [DEV_LINK_KEYS.partition(":")[2]],
+                                     "kid:$(" + MAKE_A_SECRET + ")")
+        return self
+
+    @model_validator(mode="after")
+    def _link_kid_is_listed(self) -> NotifierSettings:
+        if self.link_kid not in self.link_key_map():
+            raise ValueError(f"ATTUNE_NOTIFIER_LINK_KID ({self.link_kid!r}) must name one of the key ids in "
+                             f"ATTUNE_NOTIFIER_LINK_KEYS ({', '.join(self.link_key_map())}): it picks the key that signs")
         return self
 
     def link_key_map(self) -> dict[str, str]:

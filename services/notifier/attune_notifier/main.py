@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from attune_runtime.logs import configure_logging
+from attune_runtime.settings import load_settings
 
 from .bootstrap import build_app
 from .config import NotifierSettings
 
-settings = NotifierSettings()
+settings = load_settings(NotifierSettings)
 configure_logging("notifier", json_lines=settings.log_json, level=settings.log_level)
 app = build_app(settings)

@@ -365,7 +365,7 @@ def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_
 def next_question_index(bank_size: int, used: Sequence[int], seed: str) -> int:
     """The next question in a household's own shuffled order, never repeating until the bank is used up."""
     order = list(range(bank_size))
-    random.Random(seed).shuffle(order)
+    random.Random(seed).shuffle(order)  # noqa: S311 - a seeded shuffle of questions, meant to be reproducible
     cycle = len(used) // bank_size if bank_size else 0
     seen = set(used[cycle * bank_size:]) if bank_size else set()
     for index in order:

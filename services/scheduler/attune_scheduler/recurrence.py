@@ -395,7 +395,7 @@ def _period_start(rule: rrule, target: datetime) -> datetime:
         index = start.year * 12 + start.month - 1 + (months // interval) * interval
         day = date(index // 12, index % 12 + 1, 1)
     else:
-        assert rule._freq == YEARLY
+        assert rule._freq == YEARLY  # noqa: S101 - the only frequency left
         day = date(start.year + ((target.year - start.year) // interval) * interval, 1, 1)
     begin = datetime.combine(day, time(0))
     return max(start, begin)

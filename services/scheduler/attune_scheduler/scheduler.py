@@ -334,7 +334,7 @@ class Scheduler:
             for row in rows:
                 self.read_ahead.setdefault(row.id, row)
             last = rows[-1]
-            assert last.publish_at is not None  # the query selects rows by publish_at
+            assert last.publish_at is not None  # the query selects rows by publish_at  # noqa: S101 - narrows a type
             self._read_ahead_cursor = (last.publish_at, last.id)
             prepare = getattr(self.sink, "prepare", None)
             if prepare is not None:

@@ -2,12 +2,16 @@
 
 The notifier mints them; the check-ins service verifies them. Tokens look like `<kid>.<signed claims>`:
 the key id picks the verification key, so keys can rotate (add a new key, make it current, and drop
-the old one once its links have expired). Signing is itsdangerous (HMAC-SHA1 by default, salted
-per purpose); expiry is checked against an injected clock.
+the old one once its links have expired). Signing is itsdangerous with HMAC-SHA256, salted per purpose
+and version (SALT); expiry is checked against an injected clock.
+
+Links of the first version (HMAC-SHA1, salt `attune.checkin-link.v1`) are refused: those still in inboxes
+when this version is deployed get a page saying the reminder is out of date (they lived 36 hours at most).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,7 +23,10 @@ from pydantic import ValidationError
 
 from .types import Contract, UtcDatetime
 
-SALT = "attune.checkin-link.v1"
+SALT = "attune.checkin-link.v2"
+DIGEST = hashlib.sha256
+# Recognised only to say why such a link no longer works; never accepted.
+_OUTDATED_SALT = "attune.checkin-link.v1"
 _KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
@@ -46,6 +53,11 @@ class LinkError(ValueError):
         self.reason = reason
 
 
+def link_serializer(secret: str, salt: str = SALT) -> URLSafeSerializer:
+    """What signs a link's claims: HMAC-SHA256 with the key, salted per purpose and version."""
+    return URLSafeSerializer(secret, salt=salt, signer_kwargs={"digest_method": DIGEST})
+
+
 class LinkSigner:
     def __init__(self, keys: Mapping[str, str], current_kid: str) -> None:
         if current_kid not in keys:
@@ -55,7 +67,8 @@ class LinkSigner:
                 raise ValueError(f"link key id {kid!r} must be 1-32 letters, digits, '-' or '_'")
             if len(secret) < 16:
                 raise ValueError(f"link key {kid!r} is shorter than 16 characters")
-        self._serializers = {kid: URLSafeSerializer(secret, salt=SALT) for kid, secret in keys.items()}
+        self._serializers = {kid: link_serializer(secret) for kid, secret in keys.items()}
+        self._outdated = {kid: URLSafeSerializer(secret, salt=_OUTDATED_SALT) for kid, secret in keys.items()}
         self.current_kid = current_kid
 
     def mint(
@@ -85,6 +98,10 @@ class LinkSigner:
         try:
             data = serializer.loads(body)
         except BadSignature:
+            if self._outdated[kid].loads_unsafe(body)[0]:
+                raise LinkError("outdated", "This reminder's link is from an older version of Attune and no longer "
+                                            "works. You can check in from the Attune app or the CLI; the next "
+                                            "reminder's links will work.") from None
             raise LinkError("bad_signature", "This link has been changed or was not made by Attune.") from None
         try:
             claims = LinkClaims.model_validate_json(_as_json(data))

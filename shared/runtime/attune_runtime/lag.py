@@ -34,7 +34,7 @@ class LagTracker:
             for tp in assigned:
                 try:
                     position = await consumer.position(tp)
-                except Exception:  # noqa: BLE001 - partition revoked between calls
+                except Exception:  # noqa: S112, BLE001 - partition revoked between calls; partition revoked between calls; nothing to log
                     continue
                 lag = max(0, ends[tp] - position)
                 seen[(group, tp.topic, tp.partition)] = lag

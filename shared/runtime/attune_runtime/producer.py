@@ -77,7 +77,7 @@ class BatchProducer:
         """Send records in order; return when the broker has acknowledged every one of them."""
         client = self._started()
         acked: list[asyncio.Future[Any]] = []
-        assert self._order is not None
+        assert self._order is not None  # noqa: S101 - narrows a type; start() set it
         try:
             async with self._order:
                 batches: dict[tuple[str, int], Any] = {}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "development", "test", "xxx"}
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command that makes a secret, not one
+MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class Environment(StrEnum):
@@ -22,8 +26,10 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: Environment = Field(default=Environment.DEVELOPMENT,
-                                     description="development, test or production; secrets are checked outside development")
+    environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="production (the default), test or development; development (published keys, loopback only) "
+                    "must be asked for, and every secret is checked outside it")
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated")
     kafka_client_id: str | None = Field(default=None, description="Kafka client id (default attune-<service>)")
     kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
@@ -43,6 +49,13 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", description="address for /healthz, /readyz, /metrics and the API")
     http_port: int = Field(default=8000, ge=0, le=65535)
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                     description="larger request bodies are refused with 413 before they are read")
+    http_rate_per_s: float = Field(default=5.0, gt=0, le=10_000,
+                                   description="HTTP API requests per second allowed to one credential (or to one "
+                                               "client address when the request carries none)")
+    http_rate_burst: int = Field(default=60, ge=1, le=100_000,
+                                 description="requests one credential may make at once before HTTP_RATE_PER_S applies")
     database_url: str = "sqlite+aiosqlite:///./data/attune.db"
     log_json: bool = Field(default=True, description="JSON lines (production) or readable lines (make run)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
@@ -53,6 +66,22 @@ class ServiceSettings(BaseSettings):
     retry_max_delay_s: float = Field(default=10.0, gt=0, description="longest retry delay")
 
     secret_fields: tuple[str, ...] = ()
+    # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
+    secret_recipes: ClassVar[dict[str, str]] = {}
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets `field` (ATTUNE_<SERVICE>_<FIELD>)."""
+        return (self.model_config.get("env_prefix") or "") + field.upper()
+
+    @model_validator(mode="after")
+    def _development_listens_on_loopback_only(self) -> ServiceSettings:
+        # Development runs on published keys: reachable from another machine, anyone could use them.
+        if self.environment is Environment.DEVELOPMENT and self.http_host.strip("[]") not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"{self.env_name('http_host')}={self.http_host} is refused in development: a development service "
+                f"runs on published keys, so it listens on loopback only (127.0.0.1, ::1 or localhost). "
+                f"Set {self.env_name('environment')}=production with real secrets to listen elsewhere")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
@@ -62,9 +91,38 @@ class ServiceSettings(BaseSettings):
             value: Any = getattr(self, name)
             raw = value.get_secret_value() if isinstance(value, SecretStr) else value
             if raw is None or str(raw).strip().lower() in PLACEHOLDERS or len(str(raw)) < 16:
-                env = (self.model_config.get("env_prefix") or "") + name.upper()
                 raise ValueError(
-                    f"{env} is missing or a placeholder; outside development set it to a random value "
-                    f"of at least 16 characters (for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                    f"{self.env_name(name)} is missing or a placeholder; outside development set it to a random value "
+                    f"of at least 16 characters (make one with: {self.secret_recipes.get(name, MAKE_A_SECRET)}), or set "
+                    f"{self.env_name('environment')}=development on this machine only"
                 )
         return self
+
+    def refuse_development_keys(self, field: str, given: Iterable[str], development: Iterable[str], how: str) -> None:
+        """Outside development, no key of a list (the current one or an old one kept for reading) may be a
+        published development key: one such key among real ones still lets anyone forge or read."""
+        if self.environment is Environment.DEVELOPMENT:
+            return
+        published = {d.strip() for d in development}
+        if any(key.strip() in published for key in given):
+            raise ValueError(
+                f"{self.env_name(field)} is unset or holds a development key: those are published, so they are "
+                f"refused outside development (even beside real keys); set it to real keys only, made with: {how}")
+
+
+Settings = TypeVar("Settings", bound=ServiceSettings)
+
+
+def load_settings(cls: type[Settings]) -> Settings:
+    """The service's settings from the environment, or exit non-zero with what to set (no traceback)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix") or ""
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            lines.append(f"  - {prefix}{where.upper()}: {message}" if where else f"  - {message}")
+        raise SystemExit(f"{prefix.rstrip('_').lower() or 'attune'}: cannot start, the settings are not usable:\n"
+                         + "\n".join(lines)) from None

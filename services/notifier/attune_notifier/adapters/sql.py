@@ -134,7 +134,7 @@ _ARRAYS = {
     "expires_at": "timestamptz", "next_attempt_at": "timestamptz",
 }
 _INSERT_MANY = text(
-    "INSERT INTO notifier_deliveries (notification_id, household_id, member_id, cause_event_id, cause_type, "
+    "INSERT INTO notifier_deliveries (notification_id, household_id, member_id, cause_event_id, cause_type, "  # noqa: S608 - names from _ARRAYS
     "purpose, category, template, params, sensitive, occurrence_id, ritual_id, occurred_at, created_at, "
     "expires_at, status, channel_index, attempt, total_attempts, next_attempt_at) "
     "SELECT i.notification_id, i.household_id, i.member_id, i.cause_event_id, i.cause_type, i.purpose, "
@@ -152,7 +152,7 @@ _SAVED_TYPES = {
 }
 # A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone.
 _SAVE_MANY = text(
-    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = u.{n}' for n in _SAVED_TYPES)} "
+    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = u.{n}' for n in _SAVED_TYPES)} "  # noqa: S608 - constant names
     f"FROM unnest(CAST(:notification_id AS uuid[]), "
     f"{', '.join(f'CAST(:{n} AS {kind}[])' for n, kind in _SAVED_TYPES.items())}) "
     f"AS u(notification_id, {', '.join(_SAVED_TYPES)}) "
