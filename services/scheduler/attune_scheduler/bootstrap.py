@@ -8,6 +8,7 @@ from typing import Any
 from attune_contracts import Topic
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
@@ -91,7 +92,8 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_loops], on_shutdown=[shut_down],
-        http_app=build_http_app(store, settings.credential_verifier(), clock.now),
+        http_app=build_http_app(store, settings.credential_verifier(), clock.now, limits=HttpLimits.of(settings),
+                                registry=registry),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and operators

@@ -11,14 +11,19 @@ from uuid import UUID
 
 from attune_contracts.credentials import CredentialVerifier, Scope
 from attune_runtime.auth import Authenticator, Principal
+from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException
+from prometheus_client import CollectorRegistry
 
 from .adapters.sql import SqlStore
 
 
-def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[[], datetime]) -> FastAPI:
+def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[[], datetime], *,
+                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(title="Attune scheduler", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/v1/openapi.json")
+    # As on every Attune API: 413 and 429 (per credential) before the credential is even read.
+    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="scheduler")
     authenticate = Authenticator(verifier, store.credentials_not_before, now)
 
     async def household_access(household_id: UUID, principal: Principal = Depends(authenticate)) -> UUID:  # noqa: B008
