@@ -201,7 +201,7 @@ def test_a_development_service_refuses_to_listen_beyond_loopback(host: str) -> N
     for cls in (ServiceSettings, SchedulerSettings, CheckinsSettings, NotifierSettings):
         with pytest.raises(ValidationError, match="loopback only"):
             cls(environment="development", http_host=host)
-    assert SchedulerSettings(environment="production", http_host=host).http_host == host
+    assert SchedulerSettings(environment="production", http_host=host, credential_keys=CREDENTIAL_KEYS).http_host == host
 
 
 @pytest.mark.unit
