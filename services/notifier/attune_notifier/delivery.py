@@ -354,7 +354,8 @@ class DeliveryWorker:
         if result.broken:
             return self._broken(d, kind, now, routes)
         plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
-                             policy=self.retry, rng=self.rng)
+                             policy=self.retry, rng=self.rng, transient=result.transient,
+                             retry_after_s=result.retry_after_s)
         if plan.dead:
             d.status, d.reason, d.next_attempt_at = "dead", "attempts_exhausted", None
 
