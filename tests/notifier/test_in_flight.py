@@ -129,3 +129,23 @@ async def test_a_429_with_retry_after_is_sent_again_when_the_gateway_said(db_url
         await h.worker.stop()
         await gw.stop()
         await h.close()
+
+
+async def test_overlapping_rounds_keep_the_daily_cap(db_url: str) -> None:
+    """Claim-as-you-go: a round starts while another's sends are still out. Ana's cap is 2 a day and 5 are due;
+    rounds of one row each, the gateway answering in 1 s: only 2 reach her phone, the rest wait for tomorrow."""
+    gw = await Gateway(delay_s=(1.0, 1.0), seed=1).start()
+    sender = AppriseSender(timeout_s=10, max_in_flight=8)
+    h = await make_harness(db_url, WallClock(), sender=sender, concurrency=8, batch=1,  # type: ignore[arg-type]
+                           idle_poll_s=0.1)
+    try:
+        await h.member(ANA, "Ana", daily_cap=2)
+        await h.channel(ANA, gw.url("m/ana"))
+        await h.handler.handle_batch(requests(h, ANA, 5, "n"))
+        h.worker.start()
+        await eventually(lambda: h.metric("attune_notifier_deferred_total", reason="daily_cap") >= 3, timeout=30)
+        assert len(gw.arrivals) == 2, [a.body["message"] for a in gw.arrivals]
+    finally:
+        await h.worker.stop()
+        await gw.stop()
+        await h.close()
