@@ -68,7 +68,7 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
                     return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
                 except httpx.HTTPError:
                     return False
-            await eventually(ready, timeout=90, interval=0.3)
+            await eventually(ready, timeout=180, interval=0.3)  # under load two workers took 90 s to start
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(workers) == 2, (children, log.read_text()[-3000:])  # (beside multiprocessing's tracker)
