@@ -10,10 +10,12 @@ scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers 
 2. Naive: `asyncio.gather` over `Apprise().async_notify` for the same number of sends (2 per household, or
    `--naive-sends`), against the same gateway, with Apprise's default thread pool (CPUs + 4 threads).
 3. The services as separate processes, as docker-compose.yml starts them (`python -m attune_scheduler`,
-   `python -m attune_notifier`), `--schedulers` and `--notifiers` instances sharing one database each.
-   Set-up goes through the same doors the CLI uses (RegisterHousehold/UpsertMember/ScheduleRitual on
-   Kafka; channels through the notifier's HTTP API) and is not measured. Every ritual is due at the same
-   whole minute, far enough ahead for set-up to finish.
+   `python -m attune_notifier`), `--schedulers` and `--notifiers` instances sharing one database each, each
+   notifier with `--notifier-workers` processes (ATTUNE_NOTIFIER_WORKERS). Set-up is not measured and takes
+   two bench-only shortcuts (README, "Set-up"): the commands are decided by the scheduler's own rules and
+   written in bulk straight into its tables (`seed_commands`), and the channels are written encrypted
+   straight into the notifier's table once it has learnt every member from the scheduler's events
+   (`seed_channels`). Every ritual is due at the same whole minute, after set-up.
 4. From the minute on: wait for a push per member (or `--timeout`), then a quiet spell for late
    duplicates. Figures: pushes per member (exactly once?), lateness of each first arrival after the minute
    (p50/p99/max; the target is the last within 30 s), the most sends in flight at the gateway, and CPU
@@ -495,7 +497,8 @@ if __name__ == "__main__":
     parser.add_argument("--delay-max", type=float, default=1.0)
     parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/5xx")
     parser.add_argument("--seed", type=int, default=1, help="the gateway's seed (which sends fail)")
-    parser.add_argument("--lead", type=float, help="seconds for scheduling before the minute (default 30 + households/10)")
+    parser.add_argument("--lead", type=float, help="seconds from set-up to the minute, rounded up to a whole minute "
+                                                   "(default 20 + the seconds the households took to seed)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds after the minute to wait for every push")
     parser.add_argument("--quiet", type=float, default=5, help="seconds to wait for late duplicates")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
