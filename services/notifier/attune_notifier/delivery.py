@@ -185,19 +185,22 @@ class DeliveryWorker:
             sent_today[m] += len(self._counted.get(m, set()) - ctx.sent_ids)
         batch = _Batch(ctx, sent_today, on_done=on_done)
         try:
+            await self._run_round(due, batch)
+        finally:  # saved (or left to their lease): the store's count takes over
+            for d in due:
+                self._counted.get(d.member_id, set()).discard(d.notification_id)
+                if not self._counted.get(d.member_id, True):
+                    del self._counted[d.member_id]
+
+    async def _run_round(self, due: list[Delivery], batch: _Batch) -> None:
+        try:
             await asyncio.gather(*(self._guarded(d, batch) for d in due))
         finally:
             if batch.released:
                 await self._release(batch.released)
             if batch.parked:
                 await self._release(batch.parked, self.clock() + timedelta(seconds=PARK_S))
-            try:
-                await self.writer.flush()
-            finally:  # saved (or left to their lease): the store's count takes over
-                for d in due:
-                    self._counted.get(d.member_id, set()).discard(d.notification_id)
-                    if not self._counted.get(d.member_id, True):
-                        del self._counted[d.member_id]
+        await self.writer.flush()
 
     async def _release(self, rows: list[Delivery], not_before: datetime | None = None) -> None:
         try:
