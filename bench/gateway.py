@@ -6,7 +6,8 @@ the one thing that matters in a burst: how many sends the notifier keeps in flig
 
 - answers each POST after a delay drawn uniformly from `--delay LO-HI` seconds (default 0.2-1.0);
 - fails a share of POSTs (`--fail-share`, default 0) with 429, 500, 502 or 503, drawn from a seeded
-  RNG so a run can be repeated (the notifier's retry policy sends them again);
+  RNG so a run can be repeated (the notifier's retry policy sends them again); a 429 or 503 carries
+  `Retry-After: 1` (`--retry-after`, seconds or an HTTP date; empty for none), as real gateways' do;
 - accepts thousands of concurrent connections (listen backlog 16,384; one coroutine per connection,
   HTTP/1.1 keep-alive);
 - records each arrival (path, body, wall-clock time, status answered) — in memory when imported, and
@@ -76,6 +77,8 @@ class Gateway:
     port: int = 0
     backlog: int = 16384
     record: IO[str] | None = None  # JSON lines, one per arrival, flushed as they come
+    script: list[int] = field(default_factory=list)  # statuses for the first POSTs, in arrival order (tests)
+    retry_after: str | None = "1"  # the Retry-After header on a 429 or 503 (None: none)
     keep: bool = True  # keep arrivals in memory (a process run with --record may not need them)
     arrivals: list[Arrival] = field(default_factory=list)
     per_path: Counter = field(default_factory=Counter)
@@ -138,7 +141,7 @@ class Gateway:
                     payload = b"{}" if status == 200 else json.dumps({"error": _REASONS[status]}).encode()
                 else:
                     status, payload = 404, b"{}"
-                extra = "Retry-After: 1\r\n" if status == 429 else ""
+                extra = f"Retry-After: {self.retry_after}\r\n" if status in (429, 503) and self.retry_after else ""
                 writer.write(
                     f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n{extra}"
                     f"Content-Length: {len(payload)}\r\n\r\n".encode("latin-1")
@@ -164,6 +167,9 @@ class Gateway:
         delay = self._rng.uniform(*self.delay_s)
         failed = self.fail_share > 0 and self._rng.random() < self.fail_share
         status = self._rng.choice(FAIL_STATUSES) if failed else 200
+        if self.script:
+            status = self.script.pop(0)
+            failed = status != 200
         arrival = Arrival(path, parsed if isinstance(parsed, dict) else {"body": parsed}, time.time(), status)
         self.total += 1
         self.failures += failed
@@ -210,6 +216,7 @@ async def _main(args: argparse.Namespace, record: IO[str] | None) -> None:
         port=args.port,
         record=record,
         keep=False,
+        retry_after=args.retry_after or None,
     ).start()
     print(f"listening {gw.host} {gw.port}", flush=True)
     stop = asyncio.Event()
@@ -230,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--fail-share", type=float, default=0.0, help="share of POSTs answered 429/5xx")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retry-after", default="1", help="Retry-After on a 429/503 (empty: none)")
     parser.add_argument("--record", default=None, help="append each arrival as a JSON line to this file")
     args = parser.parse_args(argv)
     # Thousands of connections: lift the soft limit on open files as far as the hard one allows.

@@ -36,6 +36,8 @@ class HttpSink:
     received: list[SinkRequest] = field(default_factory=list)
     refused: list[SinkRequest] = field(default_factory=list)
     fail_next: int = 0
+    fail_status: int = 500  # what `fail_next` answers
+    retry_after: str | None = None  # a Retry-After header on those answers
 
     def url(self, scheme: str, path: str = "") -> str:
         return f"{scheme}://127.0.0.1:{self.port}/{path}"
@@ -60,10 +62,13 @@ class HttpSink:
         if self.fail_next > 0:
             self.fail_next -= 1
             self.refused.append(request)
-            status = 500
+            status = self.fail_status
         else:
             self.received.append(request)
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        headers = [(b"content-type", b"application/json")]
+        if status != 200 and self.retry_after is not None:
+            headers.append((b"retry-after", self.retry_after.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"{}"})
 
 

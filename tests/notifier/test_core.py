@@ -311,3 +311,50 @@ def test_a_broken_channel_moves_to_the_next_at_once_or_ends_the_delivery() -> No
     moved = after_broken(now=now, channel_index=0, attempt=1, channels=2)
     assert (moved.dead, moved.channel_index, moved.attempt, moved.next_attempt_at) == (False, 1, 0, now)
     assert after_broken(now=now, channel_index=1, attempt=1, channels=2).dead
+
+
+# ---- what a gateway's answer means for the next try (issue 12) ----------------------------------------
+
+def test_retry_after_reads_seconds_and_http_dates_and_refuses_nonsense() -> None:
+    from attune_notifier.adapters.apprise_sender import parse_retry_after
+
+    now = utc(2026, 11, 30, 19, 0)
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after(" 1.5 ", now) == 1.5
+    assert parse_retry_after("-5", now) == 0.0
+    assert parse_retry_after("Mon, 30 Nov 2026 19:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Mon, 30 Nov 2026 18:00:00 GMT", now) == 0.0  # already past: at once
+    for nonsense in (None, "", "soon", "nan", "inf", "Mon, 99 Foo 2026"):
+        assert parse_retry_after(nonsense, now) is None, nonsense
+
+
+def test_busy_gateways_are_transient_and_refusals_are_not() -> None:
+    from attune_notifier.adapters.apprise_sender import Exchange, classify
+
+    assert classify([Exchange(429, "3")]) == (True, 3.0, "HTTP 429")
+    assert classify([Exchange(503, None)]) == (True, None, "HTTP 503")
+    assert classify([Exchange(504, "x")])[:2] == (True, None)
+    assert classify([Exchange(400, "3")]) == (False, None, "HTTP 400")  # the message is wrong: no Retry-After
+    assert classify([Exchange(401)])[0] is False
+    assert classify([Exchange(None, connected=False)])[0] is True  # nothing left: retry soon
+    assert classify([Exchange(None)])[0] is False  # lost after connecting: may have arrived, no haste
+    assert classify([]) == (False, None, "")  # Apprise failed before sending anything
+    assert classify([Exchange(500), Exchange(429, "9")])[1] == 9.0  # the last answer counts
+
+
+def test_a_busy_gateway_is_retried_in_seconds_and_retry_after_is_honoured_and_capped() -> None:
+    now, plan, rng = utc(2026, 11, 30, 19, 0), RetryPlan(), random.Random(3)
+
+    def wait(**kw: object) -> float:
+        step = after_failure(now=now, attempt=1, channel_index=0, channels=1, policy=plan, rng=rng, **kw)
+        assert step.next_attempt_at is not None
+        return (step.next_attempt_at - now).total_seconds()
+
+    assert all(1 <= wait(transient=True) <= 2 for _ in range(50))
+    assert all(10 <= wait() <= 20 for _ in range(50))
+    assert all(7 <= wait(transient=True, retry_after_s=7) <= 7.7 for _ in range(50))
+    assert all(0 <= wait(transient=True, retry_after_s=0) <= 0.5 for _ in range(50))
+    assert all(300 <= wait(transient=True, retry_after_s=86400) <= 330 for _ in range(50))
+    last = after_failure(now=now, attempt=8, channel_index=0, channels=2, policy=plan, transient=True,
+                         retry_after_s=1)
+    assert (last.channel_index, last.attempt, last.next_attempt_at) == (1, 0, now)  # fail over as before

@@ -155,10 +155,56 @@ async def test_retry_with_backoff_then_succeed(h: Harness, http_sink: HttpSink) 
     failed = h.publisher.events("notification_failed")
     assert [e["payload"]["attempts"] for e in failed] == [1, 2]
     waits = [(utc_of(e["payload"]["next_attempt_at"]) - start).total_seconds() for e in failed]
-    assert 10 <= waits[0] <= 20 and waits[1] > waits[0]  # 20 s ceiling with jitter, then growing
+    # A 500 is the gateway's trouble, not the message's: first retry after 1-2 s, then 3-6 s later (issue 12).
+    assert 1 <= waits[0] <= 2 and 3 <= waits[1] - waits[0] <= 6.5, waits
     [sent] = h.publisher.events("notification_sent")
     assert sent["payload"]["attempts"] == 3
     assert h.metric("attune_notifier_delivery_attempts_total", channel_kind="push") == 3
+
+
+async def first_retry_wait(h: Harness, http_sink: HttpSink, member=ANA) -> float:
+    """One failed answer, then success: how long after the first try the second was planned."""
+    await h.member(member, "Ana")
+    await h.channel(member, http_sink.url("json", "hook"))
+    start = h.clock.now
+    sent_before = len(h.publisher.events("notification_sent"))
+    await h.event(request(member=member))
+    await run_until_settled(h)
+    assert len(http_sink.refused) == 1 and len(http_sink.received) == 1
+    http_sink.refused.clear(), http_sink.received.clear()
+    [failed] = [e for e in h.publisher.events("notification_failed") if e["payload"]["member_id"] == str(member)]
+    assert len(h.publisher.events("notification_sent")) == sent_before + 1
+    return (utc_of(failed["payload"]["next_attempt_at"]) - start).total_seconds()
+
+
+async def test_a_429_with_retry_after_in_seconds_is_retried_after_it_not_20_s_later(
+        h: Harness, http_sink: HttpSink) -> None:
+    """The gateway says when: 7 s. A 400 with the same header says the message or channel is wrong, not that
+    the gateway is busy: it keeps the ordinary backoff (10-20 s)."""
+    http_sink.fail_next, http_sink.fail_status, http_sink.retry_after = 1, 429, "7"
+    wait = await first_retry_wait(h, http_sink)
+    assert 7 <= wait <= 7.7 + 0.1, wait  # never before Retry-After; jitter up to a tenth of it
+    http_sink.fail_next, http_sink.fail_status = 1, 400
+    wait = await first_retry_wait(h, http_sink, member=BEN)
+    assert 10 <= wait <= 20, wait
+
+
+async def test_a_503_with_retry_after_as_an_http_date_is_retried_then(h: Harness, http_sink: HttpSink) -> None:
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+
+    http_sink.fail_next, http_sink.fail_status = 1, 503
+    # The gateway's date is wall-clock time (whole seconds), whatever the harness's clock says.
+    http_sink.retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=42), usegmt=True)
+    wait = await first_retry_wait(h, http_sink)
+    assert 40.5 <= wait <= 42 + 4.3, wait
+
+
+async def test_a_retry_after_of_a_day_is_capped(h: Harness, http_sink: HttpSink) -> None:
+    http_sink.fail_next, http_sink.fail_status, http_sink.retry_after = 1, 429, "86400"
+    wait = await first_retry_wait(h, http_sink)
+    assert 300 <= wait <= 330, wait  # RetryPlan.max_retry_after_s
+
 
 
 def utc_of(text: str):

@@ -3,7 +3,8 @@
 The running delivery loop (what the service runs, not `drain`) with real Apprise and a real clock:
 - a slow gateway sees as many requests at once as DELIVERY_CONCURRENCY says, and no more;
 - one gateway answering in 3 s does not hold back the deliveries to another answering in 0.05 s:
-  sends in flight per gateway host are bounded, and the loop claims as rows are done, not per round.
+  sends in flight per gateway host are bounded, and the loop claims as rows are done, not per round;
+- a gateway answering 429 with Retry-After gets the message again when it said, not 20 s later.
 """
 
 from __future__ import annotations
@@ -102,4 +103,49 @@ async def test_a_slow_gateway_does_not_starve_a_fast_one(db_url: str) -> None:
         await h.worker.stop()
         await slow.stop()
         await fast.stop()
+        await h.close()
+
+
+async def test_a_429_with_retry_after_is_sent_again_when_the_gateway_said(db_url: str) -> None:
+    """The running loop on the wall clock: the gateway answers the first POST 429 with `Retry-After: 2`, then
+    200. The message arrives again 2 s after the refusal (plus up to 0.5 s jitter, the loop's 0.2 s idle poll
+    and Apprise), not 10-20 s later as before issue 12's retry policy, and once."""
+    gw = await Gateway(delay_s=(0.05, 0.05), seed=1, script=[429], retry_after="2").start()
+    sender = AppriseSender(timeout_s=10, max_in_flight=8)
+    h = await make_harness(db_url, WallClock(), sender=sender, concurrency=8, idle_poll_s=0.2)  # type: ignore[arg-type]
+    try:
+        await h.member(ANA, "Ana", daily_cap=1000)
+        await h.channel(ANA, gw.url("m/ana"))
+        await h.handler.handle_batch(requests(h, ANA, 1, "n"))
+        h.worker.start()
+        await eventually(lambda: len(gw.delivered()) >= 1, timeout=30)
+        refused, delivered = gw.arrivals
+        assert refused.status == 429 and delivered.status == 200
+        gap = delivered.at - refused.at
+        assert 2.0 <= gap <= 4.5, gap
+        await eventually(lambda: len(h.publisher.events("notification_sent")) == 1, timeout=10)
+        assert len(gw.delivered()) == 1
+    finally:
+        await h.worker.stop()
+        await gw.stop()
+        await h.close()
+
+
+async def test_overlapping_rounds_keep_the_daily_cap(db_url: str) -> None:
+    """Claim-as-you-go: a round starts while another's sends are still out. Ana's cap is 2 a day and 5 are due;
+    rounds of one row each, the gateway answering in 1 s: only 2 reach her phone, the rest wait for tomorrow."""
+    gw = await Gateway(delay_s=(1.0, 1.0), seed=1).start()
+    sender = AppriseSender(timeout_s=10, max_in_flight=8)
+    h = await make_harness(db_url, WallClock(), sender=sender, concurrency=8, batch=1,  # type: ignore[arg-type]
+                           idle_poll_s=0.1)
+    try:
+        await h.member(ANA, "Ana", daily_cap=2)
+        await h.channel(ANA, gw.url("m/ana"))
+        await h.handler.handle_batch(requests(h, ANA, 5, "n"))
+        h.worker.start()
+        await eventually(lambda: h.metric("attune_notifier_deferred_total", reason="daily_cap") >= 3, timeout=30)
+        assert len(gw.arrivals) == 2, [a.body["message"] for a in gw.arrivals]
+    finally:
+        await h.worker.stop()
+        await gw.stop()
         await h.close()

@@ -68,7 +68,7 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
                     return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
                 except httpx.HTTPError:
                     return False
-            await eventually(ready, timeout=90, interval=0.3)
+            await eventually(ready, timeout=180, interval=0.3)  # under load two workers took 90 s to start
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(workers) == 2, (children, log.read_text()[-3000:])  # (beside multiprocessing's tracker)
@@ -88,6 +88,15 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
         bodies = sorted(a.body["message"] for a in gw.arrivals)
         assert bodies == sorted(f"w{n}" for n in range(240)), len(bodies)
         assert 16 < gw.max_in_flight <= 32, gw.max_in_flight
+
+        # Both delivered, so no one process counted all 240: /metrics adds the workers up (multiprocess mode),
+        # whichever of them answers the scrape.
+        async with httpx.AsyncClient() as client:
+            async def sent_counted() -> list[float]:
+                answers = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for _ in range(6)]
+                return [sample(text, 'attune_notifier_deliveries_total{channel_kind="push",outcome="sent"}')
+                        for text in answers]
+            await eventually(lambda: _all_equal_to(sent_counted, 240.0), timeout=30, interval=0.5)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -97,6 +106,14 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
         await engine.dispose()
         await gw.stop()
         await _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def sample(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def _all_equal_to(read, value: float) -> bool:
+    return all(v == value for v in await read())
 
 
 def test_workers_need_postgresql_and_the_per_host_share_defaults_to_three_quarters() -> None:

@@ -46,6 +46,16 @@ class NotifierSettings(ServiceSettings):
     delivery_attempts_per_channel: int = Field(default=8, ge=1, le=20)
     delivery_retry_base_s: float = Field(default=20.0, gt=0)
     delivery_retry_max_s: float = Field(default=900.0, gt=0)
+    delivery_transient_retry_base_s: float = Field(
+        default=2.0, gt=0,
+        description="first retry after a gateway answered 429, 408 or 5xx or could not be reached: 1-2 s by "
+                    "default, tripling (3-6 s, 9-18 s…) up to DELIVERY_RETRY_MAX_S; other failures wait on "
+                    "DELIVERY_RETRY_BASE_S",
+    )
+    delivery_retry_after_max_s: float = Field(
+        default=300.0, gt=0, le=86400,
+        description="a gateway's Retry-After (seconds or a date) is honoured up to this long",
+    )
     delivery_idle_poll_s: float = Field(default=1.0, gt=0)
     send_timeout_s: float = Field(default=15.0, gt=0, le=300,
                                   description="a send still going after this is cut off; its outcome is unknown")

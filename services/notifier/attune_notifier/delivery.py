@@ -148,6 +148,7 @@ class DeliveryWorker:
         self.gateway_of = gateway_of or getattr(sender, "gateway", None) or host_of
         self._host_in_flight: Counter[str] = Counter()
         self._claimed = 0  # rows claimed by the running loop and not yet done
+        self._counted: dict[UUID, set[UUID]] = {}  # member -> sends started here, outcome not yet saved
         self._freed = asyncio.Event()  # a row of the running loop is done
         self._parked: deque[tuple[float, int]] = deque()  # (monotonic time, rows) given back, gateway full
         self._wake = asyncio.Event()
@@ -179,7 +180,19 @@ class DeliveryWorker:
         sent_today = {
             m: sum(t >= local_day_start(now, r.zone) for t in ctx.sent.get(m, [])) for m, r in ctx.members.items()
         }
+        # Rounds overlap (claim as you go): another round's sends, still out or not yet saved, count too.
+        for m in sent_today:
+            sent_today[m] += len(self._counted.get(m, set()) - ctx.sent_ids)
         batch = _Batch(ctx, sent_today, on_done=on_done)
+        try:
+            await self._run_round(due, batch)
+        finally:  # saved (or left to their lease): the store's count takes over
+            for d in due:
+                self._counted.get(d.member_id, set()).discard(d.notification_id)
+                if not self._counted.get(d.member_id, True):
+                    del self._counted[d.member_id]
+
+    async def _run_round(self, due: list[Delivery], batch: _Batch) -> None:
         try:
             await asyncio.gather(*(self._guarded(d, batch) for d in due))
         finally:
@@ -269,8 +282,10 @@ class DeliveryWorker:
             batch.parked.append(d)  # its gateway has its share in flight: back to the store for a moment
             self._parked.append((time.monotonic(), 1))  # counted now: its place is freed at once
             return
-        # Counted before the first await, so later rows of this round for the same member (and host) see it.
+        # Counted before the first await, so later rows of this round for the same member (and host) see it,
+        # and until its outcome is saved, so do overlapping rounds (`_round`).
         batch.sent_today[d.member_id] = batch.sent_today.get(d.member_id, 0) + 1
+        self._counted.setdefault(d.member_id, set()).add(d.notification_id)
         if host is None:
             self._record(await self._attempt(d, recipient, channel, routes, url, broken, batch.sending))
             return
@@ -354,7 +369,8 @@ class DeliveryWorker:
         if result.broken:
             return self._broken(d, kind, now, routes)
         plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
-                             policy=self.retry, rng=self.rng)
+                             policy=self.retry, rng=self.rng, transient=result.transient,
+                             retry_after_s=result.retry_after_s)
         if plan.dead:
             d.status, d.reason, d.next_attempt_at = "dead", "attempts_exhausted", None
 

@@ -19,13 +19,17 @@ class SendResult:
     - ok: the gateway accepted the message.
     - unknown: the send timed out after the request may have left; the message may still arrive.
     - broken: this channel cannot work as stored (its URL no longer loads); retrying it cannot help.
-    - otherwise: a definite failure (refused, connection not made, gateway error); retried per plan.
+    - otherwise: a definite failure (refused, connection not made, gateway error); retried per plan:
+      soon when `transient` (the gateway answered 429, 408 or a 5xx, or could not be reached), after
+      `retry_after_s` when the gateway said so (Retry-After), else on the ordinary backoff.
     """
 
     ok: bool
     error: str = ""
     unknown: bool = False
     broken: bool = False
+    transient: bool = False
+    retry_after_s: float | None = None
 
 
 class Sender(Protocol):

@@ -432,10 +432,18 @@ def local_day_start(now: datetime, zone: ZoneInfo) -> datetime:
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """Exponential backoff with jitter on one channel, then the next channel (defaults: 8 tries, ~30 min)."""
+    """Exponential backoff with jitter on one channel, then the next channel (defaults: 8 tries, ~30 min).
+
+    A gateway that said "not now" (429, 408, a 5xx, or a connection that could not be made: `transient`) is
+    tried again soon, on `transient_backoff` (first retry after 1-2 s, then 3-6 s, 9-18 s…, about as long in
+    all as `backoff`), or when its Retry-After says, capped at `max_retry_after_s`; any other failure waits
+    on `backoff` (first retry after 10-20 s). See `after_failure`.
+    """
 
     attempts_per_channel: int = 8
     backoff: Backoff = field(default_factory=lambda: Backoff(base_s=20.0, max_s=900.0))
+    transient_backoff: Backoff = field(default_factory=lambda: Backoff(base_s=2.0, max_s=900.0, factor=3.0))
+    max_retry_after_s: float = 300.0
     max_waiting_attempts: int = 12  # unknown member / no channel yet: keep trying for a while, then give up
     unknown_retry_delay: timedelta = timedelta(minutes=2)  # see `after_unknown`
     unknown_retries: int = 1  # see `after_unknown`
@@ -450,10 +458,26 @@ class AfterFailure:
 
 
 def after_failure(*, now: datetime, attempt: int, channel_index: int, channels: int, policy: RetryPlan,
-                  rng: random.Random | None = None) -> AfterFailure:
-    """`attempt` is the number of attempts made so far on the current channel, this one included."""
+                  rng: random.Random | None = None, transient: bool = False,
+                  retry_after_s: float | None = None) -> AfterFailure:
+    """`attempt` is the number of attempts made so far on the current channel, this one included.
+
+    The next try on the same channel waits, in this order of precedence:
+    - `retry_after_s` (the gateway's Retry-After), never less, capped at `policy.max_retry_after_s`, plus a
+      jitter of up to a tenth of it (at least 0.5 s) so the sends a gateway refused together do not return
+      together;
+    - `policy.transient_backoff` when the gateway was only busy or briefly away (`transient`);
+    - `policy.backoff` for any other failure (the gateway refused this message, or Apprise could not send it).
+    Attempts count the same either way: after `attempts_per_channel` the next channel, then dead.
+    """
     if attempt < policy.attempts_per_channel:
-        delay = policy.backoff.delay(attempt, rng)
+        if retry_after_s is not None:
+            wait = min(max(0.0, retry_after_s), policy.max_retry_after_s)
+            delay = wait + (rng or random).uniform(0, max(0.5, wait / 10))
+        elif transient:
+            delay = policy.transient_backoff.delay(attempt, rng)
+        else:
+            delay = policy.backoff.delay(attempt, rng)
         return AfterFailure(False, channel_index, attempt, now + timedelta(seconds=delay))
     if channel_index + 1 < channels:
         return AfterFailure(False, channel_index + 1, 0, now)

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -74,7 +75,16 @@ def _is_utf8(raw: bytes) -> bool:
 def metrics_app(registry: CollectorRegistry) -> ASGIApp:
     """prometheus_client's ASGI app, minus its one crash: it decodes the Accept header and the query string as
     UTF-8 and raises on anything else (a 500 for a scraper's stray byte). Bytes that are not UTF-8 cannot
-    name a format or a metric, so they are dropped and the default answer is given."""
+    name a format or a metric, so they are dropped and the default answer is given.
+
+    With PROMETHEUS_MULTIPROC_DIR set (a notifier running ATTUNE_NOTIFIER_WORKERS > 1 sets it), every process
+    keeps its metrics in files there and a scrape, whichever process answers it, reads them all
+    (prometheus_client's multiprocess collector): counters and histograms are the sum over the processes."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     inner = make_asgi_app(registry)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -17,18 +17,32 @@ left), so it is reported as unknown, never as a plain failure. Each plugin's soc
 seconds by default, reported by Apprise as an ordinary failure) is raised above our send timeout, so
 a gateway that is slow to answer trips our timeout (unknown) rather than a plugin's (failure, retried at
 once). A connection that cannot be made (refused, connect timeout) is still a plain failure: nothing left.
+
+Why a send failed: Apprise reports only failure, never the HTTP status or headers. Its plugins send with
+`requests`, on Apprise's pool, in a copy of the caller's context (`contextvars`), so `observe_http` wraps
+`requests.adapters.HTTPAdapter.send` once: while a send of ours runs, each response's status and Retry-After
+header (and each connection that could not be made) is noted in a list held by a context variable; other
+code using `requests` in the process is passed straight through. `classify` turns the last exchange into the
+retry policy's terms: 429, 408, 425 and 5xx or no connection are transient (retried in seconds, after
+Retry-After when given, see `service.after_failure`); any other failure keeps the ordinary backoff.
+Statuses and headers are kept in memory for the one send only and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 import copy
 import logging
+import math
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from apprise import Apprise, AppriseAsset, NotifyFormat
@@ -101,6 +115,98 @@ def size_apprise_pool(max_in_flight: int) -> int:
     if old is not None:
         old.shutdown(wait=False)
     return workers
+
+
+# ---- what the gateway answered ---------------------------------------------------------------------
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP request a plugin made: the status answered (None: no answer, see `connected`)."""
+
+    status: int | None
+    retry_after: str | None = None
+    connected: bool = True  # False: the connection could not be made (refused, connect timeout): nothing left
+    read_timeout: bool = False  # connected, sent, no answer in time: the message may have arrived
+
+
+_EXCHANGES: contextvars.ContextVar[list[Exchange] | None] = contextvars.ContextVar("attune_http_exchanges",
+                                                                                    default=None)
+_OBSERVER_LOCK = threading.Lock()
+
+
+def observe_http() -> None:
+    """Wrap `requests`' HTTP adapter once per process so our sends learn what the gateway answered."""
+    from requests import exceptions
+    from requests.adapters import HTTPAdapter
+
+    with _OBSERVER_LOCK:
+        if getattr(HTTPAdapter.send, "_attune_observed", False):
+            return
+        original = HTTPAdapter.send
+
+        def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            seen = _EXCHANGES.get()
+            if seen is None:
+                return original(self, request, *args, **kwargs)
+            try:
+                response = original(self, request, *args, **kwargs)
+            except (exceptions.ConnectTimeout, exceptions.ProxyError, exceptions.SSLError):
+                seen.append(Exchange(None, connected=False))
+                raise
+            except exceptions.ReadTimeout:
+                seen.append(Exchange(None, read_timeout=True))
+                raise
+            except exceptions.ConnectionError as exc:
+                # Refused or unreachable: urllib3 wraps a NewConnectionError; anything else (reset, remote
+                # closed) may have come after the request left.
+                connected = "NewConnectionError" not in repr(exc) and "NameResolutionError" not in repr(exc)
+                seen.append(Exchange(None, connected=connected))
+                raise
+            seen.append(Exchange(response.status_code, response.headers.get("Retry-After")))
+            return response
+
+        send._attune_observed = True  # type: ignore[attr-defined]
+        HTTPAdapter.send = send  # type: ignore[method-assign]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3). None when
+    absent or unreadable; 0 for a date already past. The caller caps it."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify(exchanges: list[Exchange], now: datetime | None = None) -> tuple[bool, float | None, str]:
+    """(transient, retry_after_s, detail) from the last request a failed send made."""
+    if not exchanges:
+        return False, None, ""
+    last = exchanges[-1]
+    if last.status is not None:
+        transient = last.status in TRANSIENT_STATUSES or 500 <= last.status <= 599
+        after = parse_retry_after(last.retry_after, now) if transient else None
+        return transient, after, f"HTTP {last.status}"
+    if not last.connected:
+        return True, None, "gateway unreachable"
+    return False, None, "connection lost" if not last.read_timeout else "no answer in time"
 
 
 class ChannelRejected(ValueError):
@@ -180,6 +286,7 @@ class AppriseSender:
         from apprise.manager_plugins import NotificationManager
 
         _ = "json" in NotificationManager()
+        observe_http()
         if self.max_in_flight is not None:
             size_apprise_pool(self.max_in_flight)
 
@@ -226,6 +333,8 @@ class AppriseSender:
         notifier = self._idle.pop() if self._idle else Apprise(asset=self._asset)
         notifier.add(plugin)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
+        exchanges: list[Exchange] = []
+        token = _EXCHANGES.set(exchanges)  # copied into Apprise's worker thread with the context (observe_http)
         try:
             result = await asyncio.wait_for(
                 notifier.async_notify(
@@ -239,6 +348,8 @@ class AppriseSender:
                                      f"arrive", unknown=True)
         except Exception as exc:  # noqa: BLE001 - Apprise should not raise; if it does, it is a failed attempt
             return SendResult(False, f"{message.kind} delivery raised {type(exc).__name__}")
+        finally:
+            _EXCHANGES.reset(token)
         notifier.clear()
         self._idle.append(notifier)
         if result is None or not result:
@@ -247,5 +358,11 @@ class AppriseSender:
                 return SendResult(False, f"{message.kind} delivery timed out in Apprise; it may still arrive",
                                   unknown=True)
             name = getattr(status, "name", "no result")
-            return SendResult(False, f"{message.kind} delivery failed ({str(name).lower()})")
+            if exchanges and exchanges[-1].read_timeout:  # sent, no answer: it may still arrive
+                return SendResult(False, f"{message.kind} delivery got no answer in time; it may still arrive",
+                                  unknown=True)
+            transient, after, detail = classify(exchanges)
+            detail = f", {detail}" if detail else ""
+            return SendResult(False, f"{message.kind} delivery failed ({str(name).lower()}{detail})",
+                              transient=transient, retry_after_s=after)
         return SendResult(True)

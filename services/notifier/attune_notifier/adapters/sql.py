@@ -80,6 +80,7 @@ class RoundContext:
     sent: dict[UUID, list[datetime]]
     broken_members: dict[UUID, str] = field(default_factory=dict)  # why, never a secret
     broken_channels: dict[UUID, str] = field(default_factory=dict)
+    sent_ids: set[UUID] = field(default_factory=set)  # the notifications behind `sent`
 
 
 @dataclass
@@ -294,7 +295,7 @@ class SqlStore:
                        channels.c.secret).where(channels.c.member_id.in_(ids)).order_by(channels.c.position)
             )).all()
             times = (await conn.execute(
-                select(deliveries.c.member_id, deliveries.c.sent_at)
+                select(deliveries.c.member_id, deliveries.c.sent_at, deliveries.c.notification_id)
                 .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent",
                        deliveries.c.sent_at >= sent_since)
             )).all()
@@ -319,6 +320,7 @@ class SqlStore:
                 ctx.broken_channels[r.channel_id] = f"{kind} channel {exc}"
         for r in times:
             ctx.sent[r.member_id].append(r.sent_at)
+            ctx.sent_ids.add(r.notification_id)
         return ctx
 
     async def channel_url(self, channel_id: UUID) -> str | None:
