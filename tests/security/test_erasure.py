@@ -236,7 +236,10 @@ def test_one_export_gathers_what_every_service_holds(findings: Findings) -> None
     assert s["scheduler"]["name"] == secrets["household name"]
     assert {m["display_name"] for m in s["scheduler"]["members"]} == {secrets["member name"], secrets["partner name"]}
     assert [r["title"] for r in s["scheduler"]["rituals"]] == [secrets["ritual title"]]
-    assert [m["note"] for m in s["checkins"]["moments"]] == [secrets["moment note"]]
+    # A moment's note is private to its author: the household credential's export says it is withheld (the
+    # author reads it with their own member credential).
+    assert [(m["note"], m.get("note_withheld")) for m in s["checkins"]["moments"]] == [(None, True)]
+    assert secrets["moment note"] not in json.dumps(findings.export)
     assert [a["dream"] for a in s["checkins"]["achievements"]] == [secrets["dream"]]
     names = {m["preferences"]["display_name"] for m in s["notifier"]["members"]}
     assert names == {secrets["member name"], secrets["partner name"]}
