@@ -159,14 +159,19 @@ async def test_the_private_postgres_goes_away_and_comes_back() -> None:
 
 
 def test_a_second_copy_is_excused_only_when_the_first_was_in_flight_at_a_notifier_kill() -> None:
-    first, again = Arrival("/m/a", {}, at=100.0), Arrival("/m/a", {}, at=400.0)
-    assert _resent_after_a_kill([again, first], kills=[101.0], window=2.5) == 1  # killed mid-send: excused
-    assert _resent_after_a_kill([first, again], kills=[110.0], window=2.5) == 0  # sent long before the kill
-    assert _resent_after_a_kill([first, again], kills=[99.0], window=2.5) == 0  # the kill came before the send
-    assert _resent_after_a_kill([first], kills=[101.0], window=2.5) == 0
-    # Killed while the database was down (99-109): outcomes since just before the outage could not be saved.
-    assert _resent_after_a_kill([first, again], kills=[108.0], window=2.5, outages=[(99.0, 109.0)]) == 1
-    assert _resent_after_a_kill([first, again], kills=[108.0], window=2.5, outages=[(104.0, 109.0)]) == 0
+    # Reached the gateway at 100, answered at 100.4; the notifier may take `slack` (2.5) to save its outcome.
+    first, again = Arrival("/m/a", {}, at=100.0, answered_at=100.4), Arrival("/m/a", {}, at=400.0)
+    assert _resent_after_a_kill([again, first], kills=[100.2], slack=2.5) == 1  # killed mid-send: excused
+    assert _resent_after_a_kill([again, first], kills=[102.8], slack=2.5) == 1  # answered, not yet saved: excused
+    assert _resent_after_a_kill([first, again], kills=[103.0], slack=2.5) == 0  # saved long before the kill
+    assert _resent_after_a_kill([first, again], kills=[99.0], slack=2.5) == 0  # the kill came before the send
+    assert _resent_after_a_kill([first], kills=[101.0], slack=2.5) == 0
+    # Killed while the database was down (99-109) or just after: outcomes answered since just before the outage
+    # could not be saved.
+    assert _resent_after_a_kill([first, again], kills=[108.0], slack=2.5, outages=[(99.0, 109.0)]) == 1
+    assert _resent_after_a_kill([first, again], kills=[111.0], slack=2.5, outages=[(99.0, 109.0)]) == 1
+    assert _resent_after_a_kill([first, again], kills=[112.0], slack=2.5, outages=[(99.0, 109.0)]) == 0
+    assert _resent_after_a_kill([first, again], kills=[108.0], slack=2.5, outages=[(104.0, 109.0)]) == 0
 
 
 def test_the_ledger_sorts_reminders_by_member_and_occurrence_and_tells_partner_news_apart() -> None:
