@@ -4,6 +4,7 @@ the sink records what it was sent and answers slowly, the private PostgreSQL rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import time
 import uuid
@@ -172,6 +173,10 @@ def test_a_second_copy_is_excused_only_when_the_first_was_in_flight_at_a_notifie
     assert _resent_after_a_kill([first, again], kills=[111.0], slack=2.5, outages=[(99.0, 109.0)]) == 1
     assert _resent_after_a_kill([first, again], kills=[112.0], slack=2.5, outages=[(99.0, 109.0)]) == 0
     assert _resent_after_a_kill([first, again], kills=[108.0], slack=2.5, outages=[(104.0, 109.0)]) == 0
+    # Read by the gateway 0.5 s after the kill (this test's loop was held up), its sender gone by the answer.
+    late = Arrival("/m/a", {}, at=100.5, answered_at=100.9, abandoned=True)
+    assert _resent_after_a_kill([late, again], kills=[100.0], slack=2.5) == 1
+    assert _resent_after_a_kill([dataclasses.replace(late, abandoned=False), again], kills=[100.0], slack=2.5) == 0
 
 
 def test_the_ledger_sorts_reminders_by_member_and_occurrence_and_tells_partner_news_apart() -> None:
