@@ -4,7 +4,10 @@ The machine's PostgreSQL (127.0.0.1:5432) serves every other test, running at th
 never touches it. It runs its own cluster instead, from the same server binaries (`initdb`, `pg_ctl`),
 in a temporary directory on a free port, with trust authentication on 127.0.0.1 only. PostgreSQL refuses
 to run as root, so as root the binaries run as the `postgres` user (runuser) in a directory it owns.
-`fsync=off`: the operating system never crashes under this cluster, only the server is stopped.
+`fsync=off`: the operating system never crashes under this cluster, only the server is stopped. Commits stay
+synchronous (`synchronous_commit` on, the default): with it off, the server acknowledged commits whose WAL was still
+in its shared memory, and the abrupt stop lost them, which no real server does (a service that had committed a
+batch and then its Kafka offsets lost the batch for good).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class PrivatePostgres:
 
     async def _start(self) -> None:
         options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
+                   "-c full_page_writes=off -c max_connections=400")
         await self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
                         "-w", "-t", "60", "start")
 

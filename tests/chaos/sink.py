@@ -24,6 +24,7 @@ class Arrival:
     body: dict
     at: float  # wall clock (time.time())
     abandoned: bool = False  # the sender had gone before the answer was written
+    answered_at: float | None = None  # wall clock: when the answer was written (the sender could know from then)
 
 
 @dataclass
@@ -70,6 +71,8 @@ class SlowSink:
                     # The transport keeps reading while we wait: a killed sender's socket shows up as EOF or reset.
                     arrival.abandoned = reader.at_eof() or reader.exception() is not None or writer.is_closing()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                if method == "POST":
+                    arrival.answered_at = time.time()
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break

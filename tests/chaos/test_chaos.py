@@ -31,7 +31,7 @@ def chosen_profile() -> Profile:
 PROFILE = chosen_profile()
 
 
-@pytest.mark.timeout(600 if PROFILE is BOUNDED else 2400)
+@pytest.mark.timeout(900 if PROFILE is BOUNDED else 2400)
 async def test_each_reminder_arrives_once_and_each_checkin_is_kept_under_fire(
         tmp_path: Path, chaos_report: list[str]) -> None:
     try:

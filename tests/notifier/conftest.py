@@ -194,6 +194,17 @@ class RecordingPublisher(Publisher):
         return [json.loads(v) for _, v in self.sent if json.loads(v)["type"].endswith(type_suffix)]
 
 
+class WallClock:
+    """For the running delivery loop: its leases and parked rows need time to pass on its own."""
+
+    @property
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 

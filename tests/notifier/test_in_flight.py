@@ -10,7 +10,6 @@ The running delivery loop (what the service runs, not `drain`) with real Apprise
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from attune_contracts.messages import NotificationRequested
 from attune_notifier.adapters.apprise_sender import AppriseSender
 from attune_runtime.testing import eventually
 
-from .conftest import ANA, BEN, HOUSEHOLD
+from .conftest import ANA, BEN, HOUSEHOLD, WallClock
 from .harness import make_harness
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -34,17 +33,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/notifier.db"
     return request.getfixturevalue("pg_url")
-
-
-class WallClock:
-    """The loop's leases and parked rows need time to pass on its own."""
-
-    @property
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def requests(h: Any, member: Any, count: int, tag: str) -> list[Any]:

@@ -272,6 +272,7 @@ class DeliveryWorker:
             return
         assert decision.channel is not None  # noqa: S101 - narrows a type; a send decision names a channel
         channel = decision.channel
+        await self._until_outcomes_can_be_saved(d)
         if self._stopping or not self._lease_covers_a_send(d):
             batch.released.append(d)  # not sent: back to the store for whoever runs next
             return
@@ -296,6 +297,12 @@ class DeliveryWorker:
             self._host_in_flight[host] -= 1
             if self._host_in_flight[host] <= 0:
                 del self._host_in_flight[host]
+
+    async def _until_outcomes_can_be_saved(self, d: Delivery) -> None:
+        """While outcomes cannot be saved (the database is away), a send is held back: its outcome would wait
+        in memory, and a kill then would send it again. It goes once saves work, if its lease still covers it."""
+        while not self.writer.saving and not self._stopping and self._lease_covers_a_send(d):
+            await self.writer.wait_saving(0.25)
 
     def _lease_covers_a_send(self, d: Delivery) -> bool:
         """A send may start only if the row stays ours until the send has surely ended and been saved."""

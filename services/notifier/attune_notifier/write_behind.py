@@ -10,11 +10,18 @@ then publishes the outcomes of the rows really saved (never before: an announced
 disk). The flusher is its own task, so a delivery round that is cancelled or fails still has the rows it
 queued saved. A failed save is retried with capped backoff for as long as it takes (the rows stay in
 memory and their claims in the store), except rows the database refuses outright (DataError,
-IntegrityError), which are saved one by one so only the bad one is left to its lease.
+IntegrityError), which are saved one by one so only the bad one is left to its lease. While saves fail,
+`saving` is False and the delivery loop starts no new send (a row sent then could only be re-sent).
+
+Publishing never holds up saving: the outcomes of a saved batch are published by a task of their own,
+after those of the batch before (so they leave in order), while the flusher goes on saving. (It used to
+await them: a broker cut or a slow acknowledgement then left every row queued meanwhile unsaved for
+seconds, and a kill in those seconds re-sent them all.)
 
 The window that remains: a kill -9 between a send returning and its row being saved loses that row's
-outcome (the message goes out again after the lease): `interval_s` plus one save (a few milliseconds),
-or as long as the database is unreachable.
+outcome (the message goes out again after the lease): `interval_s` plus one save (a few milliseconds on
+an idle machine, longer when the event loop or the database is busy), or as long as the database is
+unreachable.
 """
 
 from __future__ import annotations
@@ -46,6 +53,21 @@ class OutcomeWriter:
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._in_flight = 0
+        self._announcing: asyncio.Task[None] | None = None  # the latest batch's outcomes being published
+        self._saving = asyncio.Event()  # set while saves work: cleared by a failed save, set by the next success
+        self._saving.set()
+
+    @property
+    def saving(self) -> bool:
+        """False while the last save failed (the database is away): outcomes wait in memory."""
+        return self._saving.is_set()
+
+    async def wait_saving(self, timeout_s: float) -> None:
+        """Return once saves work again, or after `timeout_s`."""
+        try:
+            await asyncio.wait_for(self._saving.wait(), timeout_s)
+        except TimeoutError:
+            pass
 
     @property
     def pending(self) -> int:
@@ -65,6 +87,8 @@ class OutcomeWriter:
         while self._task is not None and not self._task.done():
             # Shielded: a caller that is cancelled (a round cut short) must not cancel the saving.
             await asyncio.shield(self._task)
+        if self._announcing is not None and not self._announcing.done():
+            await asyncio.shield(self._announcing)  # the last batch's waits for every earlier one
 
     async def close(self, timeout_s: float) -> int:
         """Flush for up to `timeout_s`; return how many rows could not be saved (they go out again after
@@ -76,6 +100,9 @@ class OutcomeWriter:
             lost = self.pending
             if self._task is not None:
                 self._task.cancel()
+            if self._announcing is not None:
+                self._announcing.cancel()  # saved rows: only their outcome events are not published
+            self._saving.set()  # nothing left that fails to save
             self._queue.clear()
             return lost
 
@@ -94,16 +121,26 @@ class OutcomeWriter:
                 saved = await self._save(rows)
             finally:
                 self._in_flight = 0
-            announce = [after() for d, after in rows if after is not None and d.notification_id in saved]
+            announce = [after for d, after in rows if after is not None and d.notification_id in saved]
             if announce:
-                await asyncio.gather(*announce, return_exceptions=True)
+                self._announcing = asyncio.create_task(self._announce(self._announcing, announce),
+                                                       name="notifier-outcome-announcer")
+
+    @staticmethod
+    async def _announce(before: asyncio.Task[None] | None, announce: list[Callable[[], Awaitable[None]]]) -> None:
+        if before is not None:
+            await asyncio.gather(before, return_exceptions=True)  # in order: the earlier batch's first
+        await asyncio.gather(*(after() for after in announce), return_exceptions=True)
 
     async def _save(self, rows: list[Write]) -> set[UUID]:
         failures = 0
         while True:
             try:
-                return await self._save_many([d for d, _ in rows])
+                written = await self._save_many([d for d, _ in rows])
+                self._saving.set()
+                return written
             except (DataError, IntegrityError):
+                self._saving.set()  # the database answered
                 if len(rows) > 1:  # find the one row the database refuses; save the others
                     saved: set[UUID] = set()
                     for row in rows:
@@ -113,6 +150,7 @@ class OutcomeWriter:
                           rows[0][0].notification_id, extra={"notification_id": str(rows[0][0].notification_id)})
                 return set()
             except Exception as exc:  # noqa: BLE001 - the database is away: keep the rows, try again
+                self._saving.clear()
                 failures += 1
                 if failures == 1 or failures % 20 == 0:
                     log.warning("could not save %d delivery outcomes (%s, try %d); retrying", len(rows),
