@@ -363,6 +363,32 @@ async def test_the_same_event_twice_sends_once_and_missed_nudges_once_a_day(h: H
     assert h.metric("attune_notifier_duplicates_total", purpose="missed_nudge") == 1
 
 
+async def test_a_child_gets_the_childs_words_and_one_without_a_channel_is_skipped_not_dead_lettered(
+    h: Harness, http_sink: HttpSink
+) -> None:
+    from attune_contracts.messages import MemberRole, MemberUpserted
+
+    kim, leo = uuid4(), uuid4()
+    for member, name, role in ((BEN, "Ben", MemberRole.PARENT), (kim, "Kim", MemberRole.CHILD),
+                               (leo, "Leo", MemberRole.CHILD)):
+        await h.store.upsert_member(HOUSEHOLD, MemberUpserted(
+            member_id=member, display_name=name, role=role, time_zone="Europe/London"), h.clock.now)
+    await h.channel(BEN, http_sink.url("json", "ben"))
+    await h.channel(kim, http_sink.url("json", "kim"))  # Leo has no phone
+    await h.event(ritual_due("parent_child_attunement", at=h.clock.now, members=(BEN, kim, leo),
+                             title="Tune in to your child"))
+    await h.worker.drain()
+    sent = {r.path: r.json for r in http_sink.received}
+    assert sent["/ben"]["title"] == "Tune in to your child"
+    assert sent["/kim"]["title"] == "Time together" and "your child" not in sent["/kim"]["message"]
+    [dropped] = h.publisher.events("notification_dropped")
+    assert dropped["payload"]["member_id"] == str(leo) and dropped["payload"]["reason"] == "no_channel"
+    assert h.metric("attune_notifier_dropped_total", reason="no_channel") == 1
+    assert h.publisher.events("notification_failed") == []
+    await run_until_settled(h)
+    assert h.publisher.events("notification_dead_lettered") == []
+
+
 async def test_daily_cap_defers_the_rest_to_tomorrow(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana", daily_cap=2)
     await h.channel(ANA, http_sink.url("json", "hook"))

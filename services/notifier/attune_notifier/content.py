@@ -47,6 +47,78 @@ def ritual_content(template: str, *, title: str | None = None, sensitive: bool |
                          base.relevant_minutes, base.discreet_title)
 
 
+# What a child reads instead of the adults' words (warm, simple, nothing intimate): the ritual's title and
+# prompt as a child would hear them. A ritual without its own entry gets CHILD_DEFAULT.
+CHILD_WORDS: dict[str, tuple[str, str]] = {
+    "parent_child_attunement": ("Time together", "A few cosy minutes with your grown-up: tell them about your day!"),
+}
+CHILD_DEFAULT = ("Time together", "A little time together with your family.")
+
+
+def may_include_children(template: str) -> bool:
+    """Whether a ritual may have a child among its participants (the scheduler refuses one in any other)."""
+    known = catalog.template(template)
+    return known is None or catalog.Audience.FAMILY in known.audience
+
+
+def child_words(template: str) -> dict[str, str]:
+    """The `ritual` and `prompt` a child gets for a ritual (never the adults' title, even a renamed one)."""
+    title, prompt = CHILD_WORDS.get(template, CHILD_DEFAULT)
+    return {"ritual": title, "prompt": prompt}
+
+
+# A missed ritual's "next chance", by its cadence: when the next one comes, and how long this one had.
+_NEXT_CHANCE = {
+    "daily": {"next_time": "tomorrow", "span": " today", "next_chance": "Tomorrow is another chance."},
+    "weekly": {"next_time": "next week", "span": " this week", "next_chance": "Next week is another chance."},
+    None: {"next_time": "next time", "span": "", "next_chance": "There's always a next time."},
+}
+
+
+def cadence(template: str) -> str | None:
+    """"daily" or "weekly" from the ritual's default rhythm in the catalog; None when it is neither plainly
+    (weekdays only, every other week, on demand, unknown template): the words then say "next time"."""
+    known = catalog.template(template)
+    if known is None or known.rhythm is None:
+        return None
+    parts = dict(p.split("=", 1) for p in known.rhythm.rrule.upper().split(";") if "=" in p)
+    if parts.get("INTERVAL", "1") != "1":
+        return None
+    days = [d for d in parts.get("BYDAY", "").split(",") if d]
+    if parts.get("FREQ") == "DAILY" and not days or parts.get("FREQ") == "WEEKLY" and len(days) == 7:
+        return "daily"
+    if parts.get("FREQ") == "WEEKLY" and len(days) == 1:
+        return "weekly"
+    return None
+
+
+def next_chance(template: str) -> dict[str, str]:
+    return dict(_NEXT_CHANCE[cadence(template)])
+
+
+# The article's steps that belong to a sensitive ritual (3 experiment, 4 stay close afterwards): a weekly
+# summary's focus on one of them is worded like that ritual's own reminders (see `focus_words`).
+_SENSITIVE_STEPS: dict[int, str] = {
+    int(t.step[:1]): t.key for t in catalog.TEMPLATES.values() if t.sensitive and t.step[:1].isdigit()
+}
+SENSITIVE_FOCUS_TEXT = "One of your rituals could use a little care this week. Open Attune to see which."
+
+
+def summary_title(template: str) -> str:
+    """A ritual's title as a summary lists it: a sensitive ritual by its discreet title, as its reminders are."""
+    words = ritual_content(template)
+    if words.sensitive:
+        return words.discreet_title or NEUTRAL_TITLE
+    return words.title
+
+
+def focus_words(step: int, title: str, text: str) -> tuple[str, str]:
+    """A summary's focus as every channel may show it: a sensitive ritual's step by its discreet words."""
+    if step in _SENSITIVE_STEPS:
+        return summary_title(_SENSITIVE_STEPS[step]), SENSITIVE_FOCUS_TEXT
+    return title, text
+
+
 def question_bank() -> tuple[str, ...]:
     return tuple(catalog.CURIOSITY_QUESTIONS)
 
@@ -84,12 +156,12 @@ TEMPLATES: dict[str, Template] = {
         subject="{name} kept {ritual}",
         html="<p>{name} just checked in for <strong>{ritual}</strong>. A good moment to join in.</p>",
     ),
-    "missed_nudge": Template(
-        title="{ritual} can wait for tomorrow",
-        body="{ritual} slipped by today, and that's fine. Tomorrow is another chance.",
-        sms="Attune: {ritual} slipped by today. Tomorrow is another chance.",
-        subject="{ritual} can wait for tomorrow",
-        html="<p><strong>{ritual}</strong> slipped by today, and that's fine. Tomorrow is another chance.</p>",
+    "missed_nudge": Template(  # next_time, span, next_chance: by the ritual's cadence (`next_chance`)
+        title="{ritual} can wait for {next_time}",
+        body="{ritual} slipped by{span}, and that's fine. {next_chance}",
+        sms="Attune: {ritual} slipped by{span}. {next_chance}",
+        subject="{ritual} can wait for {next_time}",
+        html="<p><strong>{ritual}</strong> slipped by{span}, and that's fine. {next_chance}</p>",
     ),
     "milestone": Template(
         title="{length} {unit} of {ritual}",

@@ -90,7 +90,10 @@ class NotifierHandler:
 
     async def _plan(self, env: Envelope[Any]) -> Plan:
         payload = env.payload
-        members = await self.store.household_members(env.household_id) if isinstance(payload, NEEDS_HOUSEHOLD) else {}
+        # A ritual that may include a child needs the roles too: a child gets the child's words.
+        needs_household = isinstance(payload, NEEDS_HOUSEHOLD) or (
+            isinstance(payload, RitualDue | RitualReminder) and content.may_include_children(payload.template))
+        members = await self.store.household_members(env.household_id) if needs_household else {}
         question = None
         if isinstance(payload, RitualDue) and payload.template in CURIOSITY_TEMPLATES:
             bank = content.question_bank()

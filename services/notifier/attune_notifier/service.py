@@ -206,6 +206,16 @@ def _ritual_params(template: str, title: str, sensitive: bool) -> tuple[dict[str
     return params, words.sensitive, words
 
 
+def _for(members: Mapping[UUID, Recipient], member_id: UUID, template: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One member's copy of a ritual's words: a child gets the child's words (`content.child_words`)."""
+    who = members.get(member_id)
+    if who is None or who.role != "child":
+        return dict(params)
+    mine = {k: v for k, v in params.items() if k != "discreet_title"}
+    mine.update(content.child_words(template))
+    return mine
+
+
 def _when(local_iso: str) -> str:
     try:
         local = datetime.fromisoformat(local_iso)
@@ -249,7 +259,8 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         if words.relevant_minutes is not None:
             expires = min(expires, p.scheduled_for + timedelta(minutes=words.relevant_minutes))
         return Plan([
-            _intent(env, m, Purpose.RITUAL_DUE, template="ritual_due", params=dict(params), category=p.template,
+            _intent(env, m, Purpose.RITUAL_DUE, template="ritual_due", params=_for(members, m, p.template, params),
+                    category=p.template,
                     sensitive=sensitive, expires_at=expires, occurrence_id=p.occurrence_id, ritual_id=p.ritual_id)
             for m in p.participants
         ])
@@ -257,7 +268,8 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         params, sensitive, _ = _ritual_params(p.template, p.title, p.sensitive)
         params["when"] = _when(p.local_time)
         return Plan([
-            _intent(env, m, f"{Purpose.RITUAL_REMINDER}", template="ritual_reminder", params=dict(params),
+            _intent(env, m, f"{Purpose.RITUAL_REMINDER}", template="ritual_reminder",
+                    params=_for(members, m, p.template, params),
                     category=p.template, sensitive=sensitive, expires_at=p.scheduled_for,
                     occurrence_id=p.occurrence_id, ritual_id=p.ritual_id)
             for m in p.participants
@@ -270,7 +282,8 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
             # The member asked to be reminded later: the same words, with a fresh link, at that time.
             params, sensitive, _ = _ritual_params(p.template, "", False)
             result.intents = [_intent(
-                env, p.member_id, Purpose.SNOOZED_REMINDER, template="ritual_due", params=params,
+                env, p.member_id, Purpose.SNOOZED_REMINDER, template="ritual_due",
+                params=_for(members, p.member_id, p.template, params),
                 category=p.template, sensitive=sensitive, not_before=p.snoozed_until,
                 expires_at=p.snoozed_until + SNOOZE_RELEVANCE, occurrence_id=p.occurrence_id, ritual_id=p.ritual_id,
             )]
@@ -287,13 +300,14 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         return result
     if isinstance(p, RitualMissed):
         params, sensitive, _ = _ritual_params(p.template, "", p.sensitive)
+        params.update(content.next_chance(p.template))
         intents = []
         for m in p.participants:
             zone = members[m].zone if m in members else ZoneInfo("UTC")
             local_day = p.deadline.astimezone(zone).date()
             # One gentle nudge per ritual, member and local day, however many occurrences were missed.
             intents.append(_intent(
-                env, m, Purpose.MISSED_NUDGE, template="missed_nudge", params=dict(params),
+                env, m, Purpose.MISSED_NUDGE, template="missed_nudge", params=_for(members, m, p.template, params),
                 category=Purpose.MISSED_NUDGE, sensitive=sensitive,
                 expires_at=env.occurred_at + RELEVANCE[Purpose.MISSED_NUDGE], ritual_id=p.ritual_id,
                 dedupe_cause=f"missed|{p.ritual_id}|{local_day.isoformat()}",
@@ -348,16 +362,18 @@ def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_
     rows = "".join(
         "<tr><td>{}</td><td>{}</td><td>{} of {}</td></tr>".format(
             html.escape(members[t.member_id].display_name if t.member_id in members else "Someone"),
-            html.escape(content.ritual_content(t.template).title), t.kept, t.expected,
+            html.escape(content.summary_title(t.template)), t.kept, t.expected,
         )
         for t in p.tallies
     )
+    # A focus on a sensitive ritual's step is worded as that ritual's reminders are, on every channel.
+    focus_title, focus_text = content.focus_words(p.focus.step, p.focus.title, p.focus.text)
     return {
         "week_start": p.week_start.isoformat(), "week_end": p.week_end.isoformat(),
         "kept": sum(t.kept for t in mine), "expected": sum(t.expected for t in mine),
         "date_nights_kept": p.date_nights_kept_4w, "date_nights_expected": p.date_nights_expected_4w,
         "positive": p.positive_moments, "negative": p.negative_moments,
-        "focus_title": p.focus.title, "focus_text": p.focus.text,
+        "focus_title": focus_title, "focus_text": focus_text,
         "tally_rows_html": f"<table>{rows}</table>" if rows else "",
     }
 
@@ -420,6 +436,9 @@ def decide(
             return Decision(Action.DROP, "daily_cap")
         return Decision(Action.DEFER, "daily_cap", at=at)
     if not routes:
+        if recipient.role == "child":
+            # Many children have no phone of their own: skipped on purpose (counted), not retried into a dead letter.
+            return Decision(Action.DROP, "no_channel")
         return Decision(Action.RETRY, "no_channel")
     if channel_index >= len(routes):
         channel_index = len(routes) - 1
