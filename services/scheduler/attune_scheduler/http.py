@@ -13,6 +13,7 @@ from attune_contracts.credentials import CredentialVerifier, Scope
 from attune_runtime.auth import Authenticator, Principal
 from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from .adapters.sql import SqlStore
@@ -23,7 +24,8 @@ def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[
     app = FastAPI(title="Attune scheduler", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/v1/openapi.json")
     # As on every Attune API: 413 and 429 (per credential) before the credential is even read.
-    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="scheduler")
+    add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="scheduler",
+               respond=lambda path, status, message, headers: JSONResponse({"detail": message}, status, headers))
     authenticate = Authenticator(verifier, store.credentials_not_before, now)
 
     async def household_access(household_id: UUID, principal: Principal = Depends(authenticate)) -> UUID:  # noqa: B008
