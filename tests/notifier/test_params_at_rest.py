@@ -101,6 +101,32 @@ async def test_a_row_written_in_plaintext_before_the_upgrade_still_sends(
         await h.close()
 
 
+async def test_at_start_up_rows_from_before_the_upgrade_are_sealed_and_still_send(
+    db_url: str, clock: FakeClock, http_sink: HttpSink
+) -> None:
+    h = await make_harness(db_url, clock)
+    try:
+        await setup(h, http_sink)
+        for member, body in ((ANA, "first old note"), (BEN, "second old note"), (ANA, "new note")):
+            await h.event(NotificationRequested(member_id=member, purpose="test.seal", title="T", body=body))
+        async with h.store.engine.begin() as conn:  # two rows as an older notifier stored them
+            for body in ("first old note", "second old note"):
+                row = next(d for d in await h.store.deliveries_for(ANA) + await h.store.deliveries_for(BEN)
+                           if d.params["body"] == body)
+                await conn.execute(update(deliveries).where(deliveries.c.notification_id == row.notification_id)
+                                   .values(params={"title": "T", "body": body}))
+        assert sum("old note" in v for v in await raw_params(h)) == 2
+        assert await h.store.seal_plaintext_params(page=1) == 2  # page by page
+        assert await h.store.seal_plaintext_params() == 0  # nothing left: a second process finds nothing
+        dump = await raw_params(h)
+        assert len(dump) == 3 and not any("note" in v for v in dump), dump
+        await h.worker.drain()
+        assert sorted(r.json["message"] for r in http_sink.received) == ["first old note", "new note",
+                                                                         "second old note"]
+    finally:
+        await h.close()
+
+
 async def test_after_a_key_rotation_old_rows_still_read_and_new_rows_use_the_new_key(
     db_url: str, clock: FakeClock, http_sink: HttpSink
 ) -> None:

@@ -402,6 +402,27 @@ class SqlStore:
                                  .returning(deliveries.c.notification_id))
         return self._insert_stmt
 
+    async def seal_plaintext_params(self, page: int = 500) -> int:
+        """Encrypt the params of rows written before params were encrypted (plain JSON objects); returns how
+        many. Run at start-up after `migrate`: reading such a row works without it, but a dump would not
+        stay blind to them. Safe to run from several processes at once (a row already sealed is skipped)."""
+        kind = "json_typeof" if self._postgres else "json_type"
+        plain = text(f"{kind}(notifier_deliveries.params) = 'object'")
+        sealed = 0
+        while True:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(select(deliveries.c.notification_id, deliveries.c.params)
+                                           .where(plain).limit(page))).all()
+                done = 0
+                for row in rows:
+                    if isinstance(row.params, dict):
+                        done += (await conn.execute(
+                            update(deliveries).where(deliveries.c.notification_id == row.notification_id, plain)
+                            .values(params=self.cipher.seal_params(row.params)))).rowcount
+            sealed += done
+            if len(rows) < page or done == 0:
+                return sealed
+
     async def revoke_credentials(self, household_id: UUID, not_before: datetime) -> None:
         """Refuse the household's credentials issued before `not_before` (never moves back)."""
         async with self.engine.begin() as conn:
