@@ -105,6 +105,7 @@ def build_app(
 
     async def start_up() -> None:
         await migrate(engine)
+        await store.seal_plaintext_params()  # rows from before params were encrypted (issue 13)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
 

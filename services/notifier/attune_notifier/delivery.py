@@ -247,6 +247,9 @@ class DeliveryWorker:
         if d.member_id in ctx.broken_members:
             self._record(self._wait_for_route(d, now, "member_unreadable", ctx.broken_members[d.member_id]))
             return
+        if d.params_error is not None:  # its text is undecryptable with the current keys: nothing is sent
+            self._record(self._wait_for_route(d, now, "params_unreadable", d.params_error))
+            return
         recipient = ctx.members.get(d.member_id)
         channels = ctx.channels.get(d.member_id, [])
         routes = route(recipient, channels, category=d.category, purpose=d.purpose) if recipient else []

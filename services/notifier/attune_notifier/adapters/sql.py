@@ -54,7 +54,8 @@ async def migrate(engine: AsyncEngine) -> None:
 
 
 class ChannelCipher:
-    """Fernet encryption of channel URLs; several comma-separated keys allow rotation (first encrypts)."""
+    """Fernet encryption of channel URLs and of delivery params; several comma-separated keys allow rotation
+    (first encrypts, all decrypt)."""
 
     def __init__(self, keys: str) -> None:
         self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
@@ -68,6 +69,24 @@ class ChannelCipher:
         except (InvalidToken, UnicodeDecodeError):
             raise ValueError("its stored URL could not be decrypted with the configured channel keys "
                              "(was the key that encrypted it retired?)") from None
+
+    def seal_params(self, params: dict[str, Any]) -> str:
+        """A delivery's message params (names, notes, ritual titles) as a Fernet token, stored as a JSON string."""
+        return self._fernet.encrypt(json.dumps(params, separators=(",", ":")).encode()).decode("ascii")
+
+    def open_params(self, stored: Any) -> dict[str, Any]:
+        """Params as stored: a token (sealed by `seal_params`), or a JSON object written before params were
+        encrypted, which is read as it is."""
+        if isinstance(stored, dict):
+            return stored
+        try:
+            value = json.loads(self._fernet.decrypt(str(stored).encode()))
+        except (InvalidToken, UnicodeDecodeError, ValueError):
+            raise ValueError("its stored message could not be decrypted with the configured channel keys "
+                             "(was the key that encrypted it retired?)") from None
+        if not isinstance(value, dict):
+            raise ValueError("its stored message is not a set of params")  # noqa: TRY004 - one error type for callers
+        return value
 
 
 @dataclass
@@ -111,10 +130,17 @@ class Delivery:
     last_error: str | None
     sent_at: datetime | None
     unknown_sends: int = 0
+    # Why its params could not be read (decrypted), never a secret; such a delivery is not sent.
+    params_error: str | None = None
 
     @classmethod
-    def of(cls, row: Any) -> Delivery:
-        return cls(**dict(row._mapping))
+    def of(cls, row: Any, cipher: ChannelCipher) -> Delivery:
+        values = dict(row._mapping)
+        try:
+            values["params"] = cipher.open_params(values["params"])
+        except ValueError as exc:
+            values["params"], values["params_error"] = {}, f"the notification's text: {exc}"
+        return cls(**values)
 
 
 def _recipient(row: Any) -> Recipient:
@@ -162,7 +188,7 @@ _SAVE_MANY = text(
 )
 
 
-def _columns_of(intents: Sequence[Intent], now: datetime) -> dict[str, Any]:
+def _columns_of(intents: Sequence[Intent], now: datetime, cipher: ChannelCipher) -> dict[str, Any]:
     def aware(value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:  # as the column type does: never guess a zone
             raise ValueError("naive datetimes are not stored: pass an aware UTC datetime")
@@ -174,7 +200,7 @@ def _columns_of(intents: Sequence[Intent], now: datetime) -> dict[str, Any]:
         "member_id": [i.member_id for i in intents], "cause_event_id": [i.cause_event_id for i in intents],
         "cause_type": [i.cause_type for i in intents], "purpose": [i.purpose for i in intents],
         "category": [i.category for i in intents], "template": [i.template for i in intents],
-        "params": [json.dumps(i.params) for i in intents], "sensitive": [i.sensitive for i in intents],
+        "params": [json.dumps(cipher.seal_params(i.params)) for i in intents], "sensitive": [i.sensitive for i in intents],
         "occurrence_id": [i.occurrence_id for i in intents], "ritual_id": [i.ritual_id for i in intents],
         "occurred_at": [aware(i.occurred_at) for i in intents], "expires_at": [aware(i.expires_at) for i in intents],
         "next_attempt_at": [aware(max(now, i.not_before)) for i in intents],
@@ -346,12 +372,12 @@ class SqlStore:
             return set()
         if self._postgres:
             async with self.auto.connect() as conn:
-                result = await conn.execute(_INSERT_MANY, _columns_of(intents, now))
+                result = await conn.execute(_INSERT_MANY, _columns_of(intents, now, self.cipher))
                 return {r[0] for r in result.all()}
         rows = [{
             "notification_id": i.notification_id, "household_id": i.household_id, "member_id": i.member_id,
             "cause_event_id": i.cause_event_id, "cause_type": i.cause_type, "purpose": i.purpose,
-            "category": i.category, "template": i.template, "params": i.params, "sensitive": i.sensitive,
+            "category": i.category, "template": i.template, "params": self.cipher.seal_params(i.params), "sensitive": i.sensitive,
             "occurrence_id": i.occurrence_id, "ritual_id": i.ritual_id, "occurred_at": i.occurred_at,
             "created_at": now, "expires_at": i.expires_at, "status": "pending", "reason": None,
             "channel_index": 0, "attempt": 0, "total_attempts": 0,
@@ -376,6 +402,27 @@ class SqlStore:
                                  .returning(deliveries.c.notification_id))
         return self._insert_stmt
 
+    async def seal_plaintext_params(self, page: int = 500) -> int:
+        """Encrypt the params of rows written before params were encrypted (plain JSON objects); returns how
+        many. Run at start-up after `migrate`: reading such a row works without it, but a dump would not
+        stay blind to them. Safe to run from several processes at once (a row already sealed is skipped)."""
+        kind = "json_typeof" if self._postgres else "json_type"
+        plain = text(f"{kind}(notifier_deliveries.params) = 'object'")
+        sealed = 0
+        while True:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(select(deliveries.c.notification_id, deliveries.c.params)
+                                           .where(plain).limit(page))).all()
+                done = 0
+                for row in rows:
+                    if isinstance(row.params, dict):
+                        done += (await conn.execute(
+                            update(deliveries).where(deliveries.c.notification_id == row.notification_id, plain)
+                            .values(params=self.cipher.seal_params(row.params)))).rowcount
+            sealed += done
+            if len(rows) < page or done == 0:
+                return sealed
+
     async def revoke_credentials(self, household_id: UUID, not_before: datetime) -> None:
         """Refuse the household's credentials issued before `not_before` (never moves back)."""
         async with self.engine.begin() as conn:
@@ -398,7 +445,7 @@ class SqlStore:
         if household_id is not None:
             query = query.where(deliveries.c.household_id == household_id)
         async with self.engine.connect() as conn:
-            return [Delivery.of(r) for r in (await conn.execute(query)).all()]
+            return [Delivery.of(r, self.cipher) for r in (await conn.execute(query)).all()]
 
     async def erased_among(self, household_ids: Iterable[UUID]) -> set[UUID]:
         ids = list(set(household_ids))
@@ -418,7 +465,7 @@ class SqlStore:
                 .values(status="dropped", reason=reason, next_attempt_at=None, claimed_until=None)
                 .returning(*deliveries.c)
             )).all()
-        return [Delivery.of(r) for r in rows]
+        return [Delivery.of(r, self.cipher) for r in rows]
 
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
         """Take due deliveries for `lease`; several instances on PostgreSQL skip each other's rows."""
@@ -439,7 +486,7 @@ class SqlStore:
                 update(deliveries).where(deliveries.c.notification_id.in_(ids))
                 .values(claimed_until=now + lease).returning(*deliveries.c)
             )).all()
-        return sorted((Delivery.of(r) for r in rows), key=lambda d: d.next_attempt_at or now)
+        return sorted((Delivery.of(r, self.cipher) for r in rows), key=lambda d: d.next_attempt_at or now)
 
     async def next_due_at(self) -> datetime | None:
         async with self.engine.connect() as conn:
@@ -500,14 +547,14 @@ class SqlStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(
                 select(deliveries).where(deliveries.c.notification_id == notification_id))).first()
-        return Delivery.of(row) if row else None
+        return Delivery.of(row, self.cipher) if row else None
 
     async def deliveries_for(self, member_id: UUID) -> list[Delivery]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(
                 select(deliveries).where(deliveries.c.member_id == member_id).order_by(deliveries.c.created_at)
             )).all()
-        return [Delivery.of(r) for r in rows]
+        return [Delivery.of(r, self.cipher) for r in rows]
 
     async def pick_question(self, occurrence_id: UUID, household_id: UUID, ritual_id: UUID, bank_size: int,
                             seed: str, now: datetime) -> int:
