@@ -190,11 +190,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
 
     async def household_access(household_id: UUID, principal: Principal = Depends(authenticate)) -> UUID:  # noqa: B008
         """The household's own credential (a member credential would read the other members' history)."""
-        principal.for_household(household_id)
-        if principal.scope is not Scope.HOUSEHOLD:
-            raise HTTPException(403, f"the household export needs the household credential of {household_id}; "
-                                     f"you sent {principal.describe()} (a member exports its own: "
-                                     f"/v1/members/{{member_id}}/export)")
+        principal.household_itself(household_id, hint=" (a member exports its own: /v1/members/{member_id}/export)")
         return household_id
 
     @app.get("/v1/households/{household_id}/export",

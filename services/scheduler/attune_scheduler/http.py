@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from attune_contracts.credentials import CredentialVerifier, Scope
+from attune_contracts.credentials import CredentialVerifier
 from attune_runtime.auth import Authenticator, Principal
 from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException
@@ -30,10 +30,7 @@ def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[
 
     async def household_access(household_id: UUID, principal: Principal = Depends(authenticate)) -> UUID:  # noqa: B008
         """The one check of this API: the household's own credential."""
-        principal.for_household(household_id)
-        if principal.scope is not Scope.HOUSEHOLD:
-            raise HTTPException(403, f"the household export needs the household credential of {household_id}; "
-                                     f"you sent {principal.describe()}")
+        principal.household_itself(household_id)
         return household_id
 
     @app.get("/v1/households/{household_id}/export",

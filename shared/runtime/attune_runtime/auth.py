@@ -54,6 +54,15 @@ class Principal:
                              f"you sent {self.describe()}")
         return self
 
+    def household_itself(self, household_id: UUID, *, hint: str = "") -> Principal:
+        """The household credential of this household only (an export of every member's data); 403 otherwise.
+        `hint` is added to the 403 (where the caller may look instead)."""
+        self.for_household(household_id)
+        if self.scope is not Scope.HOUSEHOLD:
+            raise _forbidden(f"the household export needs the household credential of {household_id}; "
+                             f"you sent {self.describe()}{hint}")
+        return self
+
     def acting_as(self, member_id: UUID) -> None:
         """A member credential acts as its own member only (a household credential acts for any of its members)."""
         if self.scope is Scope.MEMBER and self.claims.member_id != member_id:
