@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 from attune_contracts.credentials import generate_key_pair
+from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import _answers, binary, free_port
 from e2e.stack import compose_command
 
@@ -193,6 +194,7 @@ class Cluster:
         if service == "notifier":
             env |= {
                 f"{p}CHANNEL_KEY": self.channel_key,
+                f"{p}VAPID_PRIVATE_KEY": generate_private_key_text(),
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "chaos",
                 f"{p}CHECKINS_PUBLIC_URL": checkins_url,

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import yaml
 from attune_contracts.credentials import generate_key_pair
+from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import Tansu, free_port
 from attune_runtime.testing import PG_ADMIN_DSN
 
@@ -88,6 +89,7 @@ class Stack:
         if name == "notifier":
             env |= {
                 f"{p}CHANNEL_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                f"{p}VAPID_PRIVATE_KEY": generate_private_key_text(),
                 f"{p}LINK_KEYS": self.link_keys,
                 f"{p}LINK_KID": "e2e",
                 f"{p}CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{self.services['checkins'].port}"

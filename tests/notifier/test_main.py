@@ -15,6 +15,7 @@ import httpx
 import pytest
 from attune_contracts.credentials import development_public_keys, generate_key_pair
 from attune_notifier.config import NotifierSettings
+from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import free_port
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
@@ -32,8 +33,17 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1")
     with pytest.raises(ValidationError, match="Fernet"):
         NotifierSettings(environment="development", channel_key="not-a-fernet-key-but-long-enough")
+    with pytest.raises(ValidationError, match="VAPID_PRIVATE_KEY is missing or a placeholder|VAPID_PRIVATE_KEY is "
+                                              "unset or holds a development key"):
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
+                         channel_key=Fernet.generate_key().decode())
+    with pytest.raises(ValidationError, match="P-256") as refused:
+        NotifierSettings(environment="development", vapid_private_key="not-a-key-but-quite-long-enough")
+    assert "not-a-key" not in str(refused.value.errors(include_input=False))  # as load_settings prints it
+    vapid = generate_private_key_text()
     ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
-                          channel_key=Fernet.generate_key().decode())
+                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid)
+    assert vapid not in repr(ok)
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
     assert "y" * 32 not in repr(ok)
 

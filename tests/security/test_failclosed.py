@@ -22,11 +22,12 @@ import uvicorn
 from attune_checkins.bootstrap import build as build_checkins
 from attune_checkins.config import DEV_LINK_KEYS, DEV_NOTES_KEY
 from attune_checkins.config import Settings as CheckinsSettings
+from attune_contracts.credentials import CredentialIssuer, generate_key_pair
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_notifier.adapters.sql import migrate
 from attune_notifier.bootstrap import build_app as build_notifier
 from attune_notifier.config import DEV_CHANNEL_KEY, NotifierSettings
-from attune_contracts.credentials import CredentialIssuer, generate_key_pair
+from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.settings import Environment, ServiceSettings
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
@@ -45,7 +46,8 @@ REAL = {
                  "link_keys": SecretStr(REAL_LINK_KEYS)},
     "notifier": {"credential_keys": CREDENTIAL_KEYS,
                  "channel_key": SecretStr(Fernet.generate_key().decode()),
-                 "link_keys": SecretStr(REAL_LINK_KEYS), "link_kid": "2027a"},
+                 "link_keys": SecretStr(REAL_LINK_KEYS), "link_kid": "2027a",
+                 "vapid_private_key": SecretStr(generate_private_key_text())},
 }
 
 

@@ -4,6 +4,7 @@ member's own credential or its household's; delivery inspection (no message text
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import time
 from typing import Annotated, Any
 from uuid import UUID
@@ -25,6 +26,7 @@ from .adapters.sql import SqlStore
 from .metrics import NotifierMetrics
 from .ports import Clock
 from .service import Recipient
+from .webpush import SubscriptionRejected, WebPushSubscription
 
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 Category = Annotated[str, StringConstraints(pattern=r"^(\*|[a-z][a-z0-9_.\-]{0,63})$")]
@@ -59,6 +61,31 @@ class ChannelIn(BaseModel):
         return value
 
 
+class WebPushKeysIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    p256dh: str = Field(max_length=200)
+    auth: str = Field(max_length=100)
+
+
+class WebPushSubscriptionIn(BaseModel):
+    """A browser's `PushSubscription.toJSON()`, as the PWA posts it, and where it goes in the channel order."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    endpoint: str = Field(max_length=1024)
+    expirationTime: int | None = None  # the browser's name (PushSubscription.toJSON); unused
+    keys: WebPushKeysIn
+    position: int | None = Field(default=None, ge=0, le=100)
+
+
+@dataclass(frozen=True)
+class WebPushIntake:
+    """What the API needs for web push: the public key browsers subscribe with, and the push service hosts a
+    subscription's endpoint may be at (the notifier POSTs there)."""
+
+    public_key: str
+    allowed_hosts: list[str]
+
+
 def preferences_out(r: Recipient) -> dict[str, Any]:
     return {
         "member_id": str(r.member_id), "household_id": str(r.household_id), "display_name": r.display_name,
@@ -83,7 +110,8 @@ def delivery_out(d: Any) -> dict[str, Any]:
 
 
 def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: CredentialVerifier, clock: Clock,
-                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+                   limits: HttpLimits | None = None, registry: CollectorRegistry | None = None,
+                   webpush: WebPushIntake | None = None) -> FastAPI:
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
     # Before routing, so before the credential check and before any body is parsed: 413 and 429 (per credential).
     add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="notifier",
@@ -155,6 +183,11 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
     @app.post("/v1/members/{member_id}/channels", status_code=201)
     async def add_channel(member_id: UUID, body: ChannelIn, member: Recipient = member_dependency) -> dict[str, Any]:
         url = body.url.get_secret_value()
+        if url.lstrip().lower().startswith(("vapid:", "webpush:")):
+            # vapid:// reads key and subscription files (or URLs) named in the URL: never from a member's input.
+            metrics.channel_registrations.labels(ChannelKind.PUSH.value, "rejected").inc()
+            raise HTTPException(422, "web push is added as a browser subscription: POST it to "
+                                     f"/v1/members/{member_id}/channels/webpush")
         try:
             guessed = await asyncio.to_thread(validate_channel_url, url)
         except ChannelRejected as exc:
@@ -165,10 +198,37 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         metrics.channel_registrations.labels(kind.value, "registered").inc()
         return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position}
 
+    @app.get("/v1/webpush/vapid-public-key",
+             summary="The VAPID public key a browser subscribes with (applicationServerKey); public, no credential")
+    async def vapid_public_key() -> dict[str, Any]:
+        if webpush is None:
+            raise HTTPException(404, "web push is not set up on this notifier")
+        return {"public_key": webpush.public_key}
+
+    @app.post("/v1/members/{member_id}/channels/webpush", status_code=201,
+              summary="Add a browser's web push subscription as one of the member's push channels (stored encrypted)")
+    async def add_webpush(member_id: UUID, body: WebPushSubscriptionIn,
+                          member: Recipient = member_dependency) -> dict[str, Any]:
+        if webpush is None:
+            raise HTTPException(404, "web push is not set up on this notifier")
+        try:
+            subscription = WebPushSubscription.checked(body.endpoint, body.keys.p256dh, body.keys.auth,
+                                                       allowed_hosts=webpush.allowed_hosts)
+        except SubscriptionRejected as exc:
+            metrics.channel_registrations.labels(ChannelKind.PUSH.value, "rejected").inc()
+            raise HTTPException(422, f"invalid web push subscription: {exc}") from None
+        ref = await store.add_channel(member, ChannelKind.PUSH, subscription.to_secret(), body.position, clock())
+        metrics.channel_registrations.labels(ChannelKind.PUSH.value, "registered").inc()
+        return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position,
+                "webpush": True}
+
     @app.get("/v1/members/{member_id}/channels")
     async def list_channels(member_id: UUID, member: Recipient = member_dependency) -> list[dict[str, Any]]:
-        return [{"channel_id": str(c.channel_id), "kind": c.kind.value, "position": c.position}
-                for c in await store.list_channels(member_id)]
+        # `retired`: its destination is gone (a web push subscription the push service no longer knows), so it
+        # is never used again; the person subscribes afresh and may delete this one.
+        return [{"channel_id": str(c.channel_id), "kind": c.kind.value, "position": c.position,
+                 "retired": retired_at is not None}
+                for c, retired_at in await store.channel_states(member_id)]
 
     @app.delete("/v1/members/{member_id}/channels/{channel_id}", status_code=204)
     async def delete_channel(member_id: UUID, channel_id: UUID, member: Recipient = member_dependency) -> None:

@@ -19,13 +19,15 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
-from .api import build_http_app
+from .adapters.webpush_sender import SenderWithWebPush, WebPushSender
+from .api import WebPushIntake, build_http_app
 from .config import NotifierSettings
 from .delivery import DeliveryWorker
 from .handlers import ACCEPTED_TYPES, NotifierHandler
 from .metrics import NotifierMetrics
 from .ports import Clock, Sender
 from .service import RetryPlan
+from .webpush import public_key_text
 
 SERVICE = "notifier"
 TOPICS = (Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS, Topic.NOTIFICATION_REQUESTS, Topic.SCHEDULER_EVENTS)
@@ -69,8 +71,10 @@ def build_app(
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
     worker = DeliveryWorker(
-        store, sender or AppriseSender(timeout_s=settings.send_timeout_s,
-                                       max_in_flight=settings.delivery_concurrency),
+        store, sender or SenderWithWebPush(
+            AppriseSender(timeout_s=settings.send_timeout_s, max_in_flight=settings.delivery_concurrency),
+            WebPushSender(settings.vapid_key(), settings.vapid_contact, ttl_s=settings.webpush_ttl_s,
+                          timeout_s=settings.send_timeout_s)),
         publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
@@ -121,7 +125,9 @@ def build_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
         http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock,
-                                limits=HttpLimits.of(settings), registry=registry),
+                                limits=HttpLimits.of(settings), registry=registry,
+                                webpush=WebPushIntake(public_key_text(settings.vapid_key()),
+                                                      settings.webpush_hosts())),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.notifier = Notifier(settings, store, worker, handler, metrics, registry, readiness)  # type: ignore[attr-defined]

@@ -1,15 +1,20 @@
-"""The notifier's settings. Secrets: the channel encryption key and the link keys (credential keys are public)."""
+"""The notifier's settings. Secrets: the channel encryption key, the link keys and the VAPID key (credential keys
+are public)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from typing import ClassVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
 from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from .webpush import DEV_VAPID_PRIVATE_KEY, MAKE_VAPID_KEY, load_private_key
 
 # Development only: stable so a local database stays readable across restarts; refused elsewhere.
 DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-development-only").digest()).decode()
@@ -82,7 +87,37 @@ class NotifierSettings(ServiceSettings):
                     "1 = one event at a time (no batch subscriber)",
     )
 
-    secret_fields: tuple[str, ...] = ("channel_key", "link_keys")
+    vapid_private_key: SecretStr = Field(
+        default=SecretStr(DEV_VAPID_PRIVATE_KEY),
+        description="the VAPID key that signs web pushes (P-256: 32 bytes base64url, or a PEM; make one with "
+                    f"`{MAKE_VAPID_KEY}`). Browsers subscribe with its public key (GET /v1/webpush/vapid-public-key): "
+                    "changing it ends every web push subscription")
+    vapid_contact: str = Field(
+        default="webpush@attune.invalid", pattern=r"^[^@\s/?#]+@[^@\s/?#]+$",
+        description="the e-mail address push services may write to about these pushes (the VAPID JWT's sub)")
+    webpush_push_hosts: str = Field(
+        default="fcm.googleapis.com,updates.push.services.mozilla.com,*.push.services.mozilla.com,"
+                "web.push.apple.com,*.push.apple.com,*.notify.windows.com",
+        description="push service hosts a web push subscription's endpoint may be at, comma-separated ('*.' "
+                    "matches subdomains): the notifier POSTs to that endpoint, so no other host is accepted")
+    webpush_ttl_s: int = Field(
+        default=4 * 3600, ge=0, le=28 * 86400,
+        description="how long a push service keeps a web push for a phone that is off or asleep (TTL header)")
+
+    secret_fields: tuple[str, ...] = ("channel_key", "link_keys", "vapid_private_key")
+    secret_recipes: ClassVar[dict[str, str]] = {"vapid_private_key": MAKE_VAPID_KEY}
+
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_key_loads(cls, value: SecretStr) -> SecretStr:
+        load_private_key(value.get_secret_value())  # the ValueError never quotes the key
+        return value
+
+    def vapid_key(self) -> ec.EllipticCurvePrivateKey:
+        return load_private_key(self.vapid_private_key.get_secret_value())
+
+    def webpush_hosts(self) -> list[str]:
+        return [h.strip() for h in self.webpush_push_hosts.split(",") if h.strip()]
 
     @model_validator(mode="after")
     def _credential_keys_usable(self) -> NotifierSettings:
@@ -137,6 +172,8 @@ class NotifierSettings(ServiceSettings):
             return self
         self.refuse_development_keys("channel_key", self.channel_key.get_secret_value().split(","),
                                      [DEV_CHANNEL_KEY], MAKE_FERNET_KEY)
+        self.refuse_development_keys("vapid_private_key", [self.vapid_private_key.get_secret_value()],
+                                     [DEV_VAPID_PRIVATE_KEY], MAKE_VAPID_KEY)
         self.refuse_development_keys("link_keys", self.link_key_map().values(), [DEV_LINK_KEYS.partition(":")[2]],
                                      "kid:$(" + MAKE_A_SECRET + ")")
         return self

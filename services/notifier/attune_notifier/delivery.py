@@ -40,6 +40,7 @@ flight / answer time. Two bounds:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -376,6 +377,10 @@ class DeliveryWorker:
         d.last_error = result.error[:500] or f"{kind} delivery failed"
         if result.unknown:
             return self._unknown(d, kind, now, routes)
+        if result.gone:  # the destination no longer exists (web push 404/410): retire it, never retry it
+            if await self.store.retire_channel(channel.channel_id, now):
+                self.metrics.channels_retired.labels(kind.value).inc()
+            return self._broken(d, kind, now, routes, retired=True)
         if result.broken:
             return self._broken(d, kind, now, routes)
         plan = after_failure(now=now, attempt=d.attempt, channel_index=d.channel_index, channels=len(routes),
@@ -423,9 +428,12 @@ class DeliveryWorker:
                                                       next_attempt_at=d.next_attempt_at))
         return d, retry_later
 
-    def _broken(self, d: Delivery, kind: ChannelKind, now: datetime, routes: list[ChannelRef]) -> Write:
+    def _broken(self, d: Delivery, kind: ChannelKind, now: datetime, routes: list[ChannelRef],
+                retired: bool = False) -> Write:
         self.metrics.deliveries.labels(kind.value, "broken").inc()
         plan = after_broken(now=now, channel_index=d.channel_index, attempt=d.attempt, channels=len(routes))
+        if retired and not plan.dead:  # routes leave a retired channel out: the next one moves into its place
+            plan = dataclasses.replace(plan, channel_index=d.channel_index)
         if plan.dead:
             d.status, d.reason, d.next_attempt_at = "dead", "channel_broken", None
 

@@ -39,6 +39,9 @@ class NotifierMetrics:
         self.channel_registrations = Counter("attune_notifier_channel_registrations_total",
                                              "Channel registrations by kind and outcome",
                                              ["channel_kind", "outcome"], registry=registry)
+        self.channels_retired = Counter("attune_notifier_channels_retired_total",
+                                        "Channels retired because their destination is gone (web push 404/410)",
+                                        ["channel_kind"], registry=registry)
         self.erasures = Counter("attune_notifier_household_erasures_total", "Households erased", registry=registry)
         self.ignored = Counter("attune_notifier_ignored_events_total", "Events ignored (erased household)",
                                ["reason"], registry=registry)

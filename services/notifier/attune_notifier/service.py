@@ -551,6 +551,7 @@ class Rendered:
     title: str
     body: str
     html: str | None = None
+    link: str | None = None  # the one-tap link also written in the body (a web push's tap opens it)
 
     @property
     def text(self) -> str:
@@ -608,7 +609,8 @@ def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, n
             html_body = f"<p>{html.escape(body)}</p>" + (content.LINK_HTML.format(link=html.escape(link)) if link else "")
             text = body + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
             return Rendered(kind, title, text, html_body)
-        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{content.LINK_TEXT.format(link=link)}" if link else ""))
+        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{content.LINK_TEXT.format(link=link)}" if link else ""),
+                        link=link)
     template = (templates or content.TEMPLATES)[template_key]
     plain = _Blank({k: v for k, v in params.items() if not k.endswith("_html")})
     if kind is ChannelKind.SMS:
@@ -624,7 +626,7 @@ def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, n
     body = _clip(template.body.format_map(plain), PUSH_BODY_MAX)
     if link:
         body += "\n" + content.LINK_TEXT.format(link=link)
-    return Rendered(kind, _clip(template.title.format_map(plain), PUSH_TITLE_MAX), body)
+    return Rendered(kind, _clip(template.title.format_map(plain), PUSH_TITLE_MAX), body, link=link)
 
 
 def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:

@@ -303,6 +303,22 @@ class SqlStore:
             )).all()
         return [ChannelRef(r.channel_id, ChannelKind(r.kind), r.position) for r in rows]
 
+    async def channel_states(self, member_id: UUID) -> list[tuple[ChannelRef, datetime | None]]:
+        """The member's channels in order, each with when it was retired (None: in use)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.kind, channels.c.position, channels.c.retired_at)
+                .where(channels.c.member_id == member_id).order_by(channels.c.position)
+            )).all()
+        return [(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position), r.retired_at) for r in rows]
+
+    async def retire_channel(self, channel_id: UUID, now: datetime) -> bool:
+        """Stop routing to a channel whose destination is gone; kept (and listed as retired) until deleted."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(channels).where(
+                channels.c.channel_id == channel_id, channels.c.retired_at.is_(None)).values(retired_at=now))
+        return result.rowcount > 0
+
     async def load_batch(self, member_ids: Iterable[UUID], sent_since: datetime) -> RoundContext:
         """Everything one delivery round needs about its members, read on one connection.
 
@@ -318,7 +334,8 @@ class SqlStore:
             people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
             rows = (await conn.execute(
                 select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position,
-                       channels.c.secret).where(channels.c.member_id.in_(ids)).order_by(channels.c.position)
+                       channels.c.secret).where(channels.c.member_id.in_(ids), channels.c.retired_at.is_(None))
+                .order_by(channels.c.position)
             )).all()
             times = (await conn.execute(
                 select(deliveries.c.member_id, deliveries.c.sent_at, deliveries.c.notification_id)

@@ -43,6 +43,8 @@ channels = Table(
     Column("position", Integer, nullable=False),
     Column("secret", LargeBinary, nullable=False),  # Fernet token of the Apprise URL
     Column("created_at", UtcDateTime(), nullable=False),
+    # Set when the gateway said the destination no longer exists (a web push 404/410): never routed to again.
+    Column("retired_at", UtcDateTime()),
 )
 
 deliveries = Table(
