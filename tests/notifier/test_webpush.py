@@ -206,6 +206,8 @@ async def test_a_member_adds_their_browser_subscription_stored_encrypted_and_it_
     async with h.store.engine.connect() as conn:
         [stored] = (await conn.execute(select(channels.c.secret))).scalars().all()
     assert b"127.0.0.1" not in stored and browser.as_json()["keys"]["auth"].encode() not in stored
+    again = await client.post(path, json=browser.as_json(), headers=member_auth(ANA))  # a second tap
+    assert again.status_code == 200 and again.json()["channel_id"] == answer.json()["channel_id"]
     listed = (await client.get(f"/v1/members/{ANA}/channels", headers=member_auth(ANA))).json()
     assert listed == [{"channel_id": answer.json()["channel_id"], "kind": "push", "position": 0, "retired": False}]
 

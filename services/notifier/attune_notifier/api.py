@@ -208,7 +208,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
     @app.post("/v1/members/{member_id}/channels/webpush", status_code=201,
               summary="Add a browser's web push subscription as one of the member's push channels (stored encrypted)")
     async def add_webpush(member_id: UUID, body: WebPushSubscriptionIn,
-                          member: Recipient = member_dependency) -> dict[str, Any]:
+                          member: Recipient = member_dependency) -> Any:
         if webpush is None:
             raise HTTPException(404, "web push is not set up on this notifier")
         try:
@@ -217,6 +217,10 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
         except SubscriptionRejected as exc:
             metrics.channel_registrations.labels(ChannelKind.PUSH.value, "rejected").inc()
             raise HTTPException(422, f"invalid web push subscription: {exc}") from None
+        existing = await store.channel_holding(member_id, subscription.to_secret())
+        if existing is not None:  # the same browser subscribing again (each tap on the button): one channel
+            return JSONResponse({"channel_id": str(existing.channel_id), "kind": existing.kind.value,
+                                 "position": existing.position, "webpush": True}, status_code=200)
         ref = await store.add_channel(member, ChannelKind.PUSH, subscription.to_secret(), body.position, clock())
         metrics.channel_registrations.labels(ChannelKind.PUSH.value, "registered").inc()
         return {"channel_id": str(ref.channel_id), "kind": ref.kind.value, "position": ref.position,

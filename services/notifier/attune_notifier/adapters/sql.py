@@ -312,6 +312,22 @@ class SqlStore:
             )).all()
         return [(ChannelRef(r.channel_id, ChannelKind(r.kind), r.position), r.retired_at) for r in rows]
 
+    async def channel_holding(self, member_id: UUID, secret: str) -> ChannelRef | None:
+        """The member's channel in use whose stored URL (or subscription) is exactly `secret`, if any. Tokens are
+        salted, so each of the member's few channels is opened and compared."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(channels.c.channel_id, channels.c.kind, channels.c.position, channels.c.secret)
+                .where(channels.c.member_id == member_id, channels.c.retired_at.is_(None))
+            )).all()
+        for r in rows:
+            try:
+                if self.cipher.decrypt(r.secret) == secret:
+                    return ChannelRef(r.channel_id, ChannelKind(r.kind), r.position)
+            except ValueError:
+                continue
+        return None
+
     async def retire_channel(self, channel_id: UUID, now: datetime) -> bool:
         """Stop routing to a channel whose destination is gone; kept (and listed as retired) until deleted."""
         async with self.engine.begin() as conn:
