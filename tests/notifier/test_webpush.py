@@ -90,6 +90,7 @@ async def test_a_reminder_reaches_the_phone_through_apprise_vapid_with_the_right
     [push] = sink.pushes_for(browser)
     assert push.claims["aud"] == sink.origin and push.claims["sub"] == "mailto:webpush@attune.example.org"
     assert push.vapid_public_key == VAPID_PUBLIC
+    assert push.headers["ttl"] == str(4 * 3600)  # kept for a phone that is asleep, not the URL's 60 s at most
     message = push.json
     assert message["title"] == "Coming up: Evening attunement"
     assert "Evening attunement is at" in message["body"]

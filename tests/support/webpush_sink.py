@@ -16,6 +16,12 @@ point the sender at `ca_file` (`REQUESTS_CA_BUNDLE=...` for a process that sends
 
 It runs on its own thread and event loop, so a synchronous test (a browser test) can use it as well as an
 async one: `with WebPushSink() as sink: ...`.
+
+For a browser test with a notifier process (tests/notifier/test_webpush_process.py shows the settings):
+ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY, ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS=127.0.0.1 and REQUESTS_CA_BUNDLE=sink.ca_file
+in its environment. Headless Chromium reaches no push service, so replace `PushManager.prototype.subscribe` in
+the page with one returning `{toJSON: () => sink.subscribe("ana").as_json()}` (tests/webpush/
+test_subscribe_browser.py does); subscribe.js then posts that subscription as it would a real one.
 """
 
 from __future__ import annotations
