@@ -98,19 +98,26 @@ class WebPushSender:
         local, _, domain = self.contact.partition("@")
         return f"vapid://{quote(local, safe='')}@{quote(domain, safe='')}/{self.target_of(subscription)}?image=no"
 
-    def _plugin(self, secret: str) -> Any | None:
+    def _build(self, secret: str) -> Any | None:
+        """A vapid plugin for one subscription (a few ms of CPU: run off the event loop)."""
+        subscription = WebPushSubscription.from_secret(secret)
+        plugin = Apprise.instantiate(self.apprise_url(subscription), asset=self._asset)
+        if plugin is None:
+            return None
+        plugin.pem = self._pem
+        if not plugin.subscriptions.add(subscription.as_dict(), name=self.target_of(subscription)):
+            return None
+        plugin.ttl = self.ttl_s  # the URL's ttl stops at 60 s; a reminder may wait hours for a phone to wake
+        plugin.socket_read_timeout = self.timeout_s + READ_TIMEOUT_HEADROOM_S
+        return plugin
+
+    async def _plugin(self, secret: str) -> Any | None:
         plugin = self._plugins.get(secret)
         if plugin is None:
-            subscription = WebPushSubscription.from_secret(secret)
-            plugin = Apprise.instantiate(self.apprise_url(subscription), asset=self._asset)
+            plugin = await asyncio.to_thread(self._build, secret)
             if plugin is None:
                 return None
-            plugin.pem = self._pem
-            if not plugin.subscriptions.add(subscription.as_dict(), name=self.target_of(subscription)):
-                return None
-            plugin.ttl = self.ttl_s  # the URL's ttl stops at 60 s; a reminder may wait hours for a phone to wake
-            plugin.socket_read_timeout = self.timeout_s + READ_TIMEOUT_HEADROOM_S
-            self._plugins[secret] = plugin
+            self._plugins[secret] = plugin  # the cache is touched on the event loop only
             if len(self._plugins) > self.cache_size:
                 self._plugins.popitem(last=False)
         else:
@@ -130,8 +137,8 @@ class WebPushSender:
 
     async def send(self, secret: str, message: Rendered) -> SendResult:
         try:
-            plugin = await asyncio.to_thread(self._plugin, secret)
-        except (ValueError, KeyError, TypeError):
+            plugin = await self._plugin(secret)
+        except (ValueError, KeyError, TypeError):  # a stored subscription that no longer reads
             plugin = None
         if plugin is None:
             return SendResult(False, "web push subscription could not be loaded", broken=True)
