@@ -254,14 +254,19 @@ TRANSLATED_PARAMS = frozenset({"ritual", "prompt", "discreet_title", "next_time"
 # ---- languages -------------------------------------------------------------------------------------------
 
 
-def normalise_locale(value: str | None) -> str:
-    """A member's locale as Babel spells it ("de-DE" -> "de_DE"); DEFAULT_LOCALE for none or an unknown one."""
+def known_locale(value: str | None) -> str | None:
+    """A locale as Babel spells it ("de-DE" -> "de_DE"), or None when CLDR does not know it."""
     if not value:
-        return DEFAULT_LOCALE
+        return None
     try:
         return str(Locale.parse(value.replace("-", "_")))
-    except (ValueError, UnknownLocaleError):
-        return DEFAULT_LOCALE
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
+
+
+def normalise_locale(value: str | None) -> str:
+    """A member's locale as Babel spells it; DEFAULT_LOCALE for none or an unknown one."""
+    return known_locale(value) or DEFAULT_LOCALE
 
 
 def po_path(language: str) -> Path:
