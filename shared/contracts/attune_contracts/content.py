@@ -288,8 +288,9 @@ def _translations(language: str) -> NullTranslations:
 
 def translator(locale: str | None) -> Callable[[str], str]:
     """gettext for a member's locale: a msgid in their language, anything else unchanged."""
-    language = Locale.parse(normalise_locale(locale)).language
-    return _translations(language).gettext
+    gettext = _translations(Locale.parse(normalise_locale(locale)).language).gettext
+    # gettext("") is the catalog's header, never a word: an empty text (a missed ritual's span) stays empty.
+    return lambda text: gettext(text) if text else text
 
 
 def _plain(text: str) -> str:
@@ -337,6 +338,27 @@ def msgids() -> Iterator[str]:
         if text and text not in seen and text.strip():
             seen.add(text)
             yield text
+
+
+def catalog_problems(language: str, path: Path | None = None) -> list[str]:
+    """What keeps a language's catalog from being complete: a msgid with no translation (or only a fuzzy one),
+    a translation that drops or invents a {placeholder}, an entry for a text no longer used. Empty: complete."""
+    path = path or po_path(language)
+    if not path.exists():
+        return [f"{path}: no catalog for {language!r}"]
+    with path.open("rb") as fp:
+        po = read_po(fp, locale=language, domain=DOMAIN)
+    problems = []
+    wanted = list(msgids())
+    for text in wanted:
+        entry = po.get(text)
+        if entry is None or not entry.string or entry.fuzzy:
+            problems.append(f"{language}: no translation of {text!r}")
+        elif placeholders(entry.string) != placeholders(text):
+            problems.append(f"{language}: {text!r} -> {entry.string!r} changes the placeholders")
+    problems += [f"{language}: {entry.id!r} is no longer used" for entry in po
+                 if entry.id and entry.id not in set(wanted)]
+    return problems
 
 
 def update_po_files() -> list[Path]:
