@@ -5,6 +5,7 @@ No Kafka, no SQL, no Apprise here: every function takes what it needs and return
 
 from __future__ import annotations
 
+import functools
 import html
 import random
 import re
@@ -603,10 +604,7 @@ def localise(params: Mapping[str, Any], locale: str | None) -> dict[str, Any]:
     tr = catalog_words.translator(locale)
     out = {k: (tr(v) if k in catalog_words.TRANSLATED_PARAMS and isinstance(v, str) else v) for k, v in params.items()}
     if params.get("when_local"):
-        try:
-            out["when"] = catalog_words.format_when(datetime.fromisoformat(str(params["when_local"])), locale)
-        except ValueError:
-            out["when"] = tr(catalog_words.SOON)
+        out["when"] = _when_words(str(params["when_local"]), locale)
     elif isinstance(params.get("when"), str):
         out["when"] = tr(params["when"])
     for key in ("week_start", "week_end"):
@@ -615,6 +613,14 @@ def localise(params: Mapping[str, Any], locale: str | None) -> dict[str, Any]:
         except (KeyError, ValueError):
             pass
     return out
+
+
+@functools.lru_cache(maxsize=4096)  # the members of a household share their rituals' times; CLDR formatting is slow
+def _when_words(local_iso: str, locale: str | None) -> str:
+    try:
+        return catalog_words.format_when(datetime.fromisoformat(local_iso), locale)
+    except ValueError:
+        return catalog_words.translator(locale)(catalog_words.SOON)
 
 
 def _tally_rows(params: Mapping[str, Any], tr: Callable[[str], str]) -> str:

@@ -254,6 +254,7 @@ TRANSLATED_PARAMS = frozenset({"ritual", "prompt", "discreet_title", "next_time"
 # ---- languages -------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)  # every render asks; a member's locale is one of a few
 def known_locale(value: str | None) -> str | None:
     """A locale as Babel spells it ("de-DE" -> "de_DE"), or None when CLDR does not know it."""
     if not value:
@@ -286,6 +287,7 @@ def _translations(language: str) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+@lru_cache(maxsize=256)
 def translator(locale: str | None) -> Callable[[str], str]:
     """gettext for a member's locale: a msgid in their language, anything else unchanged."""
     gettext = _translations(Locale.parse(normalise_locale(locale)).language).gettext
