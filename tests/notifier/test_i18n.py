@@ -296,3 +296,11 @@ def test_the_golden_file_shows_every_message_as_rendered() -> None:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
     assert GOLDEN.read_text(encoding="utf-8") == text, "stale: run with ATTUNE_UPDATE_GOLDEN=1 and review the diff"
+
+
+def test_a_partner_the_notifier_does_not_know_is_your_partner_in_german() -> None:
+    members = {BEN: Recipient(BEN, HOUSEHOLD, "Ben", locale="de")}  # Ana checked in; she is not known here yet
+    event = dict(ritual_events("date_night", [ANA, BEN]))["partner kept it"]
+    [intent] = planned(event, members)
+    push = render(intent.template, intent.params, ChannelKind.PUSH, neutral=False, locale="de")
+    assert push.title == "Dein Partner: Date-Abend erledigt"

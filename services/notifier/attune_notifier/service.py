@@ -296,7 +296,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         if p.status is CheckInStatus.DONE:
             params, sensitive, _ = _ritual_params(p.template, "", False)
             who = members.get(p.member_id)
-            params["name"] = who.display_name if who else "Your partner"
+            params["name"] = who.display_name if who else catalog_words.YOUR_PARTNER
             result.intents = [
                 _intent(env, m, Purpose.PARTNER_CHECKIN, template="partner_checkin", params=dict(params),
                         category=Purpose.PARTNER_CHECKIN, sensitive=sensitive,
@@ -337,7 +337,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         ])
     if isinstance(p, AchievementRecorded):
         who = members.get(p.member_id)
-        params = {"name": who.display_name if who else "Your partner", "dream": p.dream}
+        params = {"name": who.display_name if who else catalog_words.YOUR_PARTNER, "dream": p.dream}
         return Plan([
             _intent(env, m, Purpose.ACHIEVEMENT, template="achievement", params=dict(params),
                     category=Purpose.ACHIEVEMENT, expires_at=env.occurred_at + RELEVANCE[Purpose.ACHIEVEMENT])
@@ -603,6 +603,8 @@ def localise(params: Mapping[str, Any], locale: str | None) -> dict[str, Any]:
     a dream pass through), the ritual's time in their clock and the summary's days in their calendar."""
     tr = catalog_words.translator(locale)
     out = {k: (tr(v) if k in catalog_words.TRANSLATED_PARAMS and isinstance(v, str) else v) for k, v in params.items()}
+    if params.get("name") in (catalog_words.YOUR_PARTNER, catalog_words.SOMEONE):  # no name known: our words
+        out["name"] = tr(params["name"])
     if params.get("when_local"):
         out["when"] = _when_words(str(params["when_local"]), locale)
     elif isinstance(params.get("when"), str):
