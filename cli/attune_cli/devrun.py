@@ -104,10 +104,12 @@ def create_demo() -> None:
     if not state.exists():
         print(f"==> creating the demo household (two partners, {DEMO_ZONE})", flush=True)
         cli("household", "create", "--name", "Ana & Ben (demo)", "--tz", DEMO_ZONE)
-        for name in ("Ana", "Ben"):
+        # Ben reads German (a 24-hour clock); Ana the default English.
+        for name, locale in (("Ana", ()), ("Ben", ("--locale", "de-DE"))):
             lower = name.lower()
             cli("member", "add", name, "--push", f"json://127.0.0.1:{INBOX_PORT}/push/{lower}",
-                "--email", f"mailto://127.0.0.1:{SMTP_PORT}?from=attune@localhost&to={lower}@localhost&mode=insecure")
+                "--email", f"mailto://127.0.0.1:{SMTP_PORT}?from=attune@localhost&to={lower}@localhost&mode=insecure",
+                *locale)
     now = datetime.now(ZoneInfo(DEMO_ZONE))
     first = (now + timedelta(seconds=15)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     for template, at in (("evening_attunement", first), ("six_second_kiss_evening", first + timedelta(minutes=1))):

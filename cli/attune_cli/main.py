@@ -16,6 +16,7 @@ from rich.table import Table
 
 from attune_contracts import Topic
 from attune_contracts.catalog import TEMPLATES, template
+from attune_contracts.content import known_locale
 from attune_contracts.messages import (
     CheckInSource, CheckInStatus, DeleteRitual, EraseHousehold, GiveConsent, HouseholdKind, MemberRole, PauseRitual,
     RegisterHousehold, ResumeRitual, RevokeHouseholdCredentials, ScheduleRitual, SubmitCheckIn, UpsertMember,
@@ -156,6 +157,8 @@ def member_add(
     push: list[str] = typer.Option([], help="push channel Apprise URL (ntfy://, json://, pover://, …), repeatable"),
     sms: list[str] = typer.Option([], help="SMS channel Apprise URL (twilio://, vonage://, …), repeatable"),
     email: list[str] = typer.Option([], help="email channel Apprise URL (mailto://…), repeatable"),
+    locale: str | None = typer.Option(None, help="language and clock of their messages: de, de-DE, en-US, … "
+                                                  "(default: English, 24-hour clock)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Add a member to the current household, with their channels in the order given (push, SMS, email)."""
@@ -164,9 +167,11 @@ def member_add(
         problem = services.channel_problem(url)
         if problem:
             fail(f"{kind} channel #{index} is not usable: {problem}", "nothing was stored; fix the URL and run again")
+    if locale is not None and known_locale(locale) is None:
+        fail(f"{locale!r} is not a locale Attune knows", "try de, de-DE, en-GB or en-US")
     config = CliConfig.load()
     household = the_household()
-    if channels:
+    if channels or locale:
         try:
             services.household_credential(config, household)
         except services.ServiceError as exc:
@@ -175,10 +180,11 @@ def member_add(
     run_command(UpsertMember(member_id=member, display_name=name, role=role), household, f"adding {name}")
     remember_member(name, member)
     registered = []
-    if channels:
+    if channels or locale:
         with console.status(f"registering {len(channels)} channel(s) with the notifier…"):
             try:
-                registered = asyncio.run(services.register_channels(config, household, member, channels))
+                registered = asyncio.run(services.register_channels(config, household, member, channels,
+                                                                    locale=locale))
             except services.ServiceError as exc:
                 fail(str(exc), "the member exists; add the channels again with the same URLs once this is fixed")
     emit({"member_id": member, "channels": registered}, as_json,

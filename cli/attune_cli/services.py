@@ -58,7 +58,7 @@ def _explain(response: httpx.Response, what: str) -> ServiceError:
 
 
 async def register_channels(config: CliConfig, household: UUID, member: UUID, channels: list[tuple[str, str]],
-                            wait_s: float = 20.0) -> list[dict[str, Any]]:
+                            wait_s: float = 20.0, locale: str | None = None) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {household_credential(config, household)}"}
     async with httpx.AsyncClient(base_url=config.notifier_url, headers=headers, timeout=10) as client:
         # The notifier learns members from the scheduler's MemberUpserted event: wait until it has.
@@ -73,6 +73,10 @@ async def register_channels(config: CliConfig, household: UUID, member: UUID, ch
             if found.status_code != 404 or asyncio.get_running_loop().time() > deadline:
                 raise _explain(found, "looking the member up in the notifier")
             await asyncio.sleep(0.3)
+        if locale:
+            response = await client.put(f"/v1/members/{member}/preferences", json={"locale": locale})
+            if response.status_code != 200:
+                raise _explain(response, f"setting the locale {locale!r}")
         registered = []
         for position, (kind, url) in enumerate(channels):
             response = await client.post(f"/v1/members/{member}/channels",

@@ -25,6 +25,8 @@ from attune_contracts.messages import (
     RatioDropped,
     RecordAchievement,
     RitualMissed,
+    RitualScheduled,
+    RitualState,
     StreakUnit,
     StreakUpdated,
     SubmitCheckIn,
@@ -583,3 +585,28 @@ async def test_a_new_rituals_unbroken_run_is_read_once(harness: Harness) -> None
     lengths = await _days_kept(h, uuid4(), 10)
     assert lengths == list(range(1, 11))
     assert len(read_back) == 10  # one read per check-in: nothing before the first window to look for
+
+
+@pytest.mark.parametrize("rrule,cadence", [
+    ("FREQ=WEEKLY;BYDAY=MO", "weekly"),  # the household made a daily template weekly: "next week", not "tomorrow"
+    ("FREQ=DAILY", "daily"),
+    ("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "other"),
+    (None, None),  # a ritual check-ins has not heard of: the notifier goes by the template's default
+])
+async def test_a_missed_ritual_carries_the_cadence_of_its_own_rule(harness: Harness, rrule: str | None,
+                                                                   cadence: str | None) -> None:
+    h = harness
+    await h.setup_household()
+    ritual = uuid4()
+    if rrule is not None:
+        await h.send(RitualScheduled(
+            ritual_id=ritual, template="evening_attunement", title="Evening attunement", participants=[h.ana, h.ben],
+            rrule=rrule, local_time="20:30", start_date=date(2027, 3, 1), time_zone=h.zone,
+            reminder_offsets_minutes=[], catch_up_minutes=60, sensitive=False, state=RitualState.ACTIVE))
+    due = h.due(ritual, datetime(2027, 3, 2, 1, 30, tzinfo=UTC))
+    await h.send(due)
+    h.service.policy = h.service.policy.__class__(weekly_summary_catch_up=timedelta(0))
+    h.clock.set(due.deadline)
+    await h.service.tick()
+    [missed] = h.sink.of(RitualMissed)
+    assert missed.cadence == cadence

@@ -44,6 +44,8 @@ def value_for(name: str, annotation: typing.Any, metadata: list[typing.Any], fil
         return [value_for(name, item, [], fill_optional)]
     if origin is dict:
         return {}
+    if origin is typing.Literal:
+        return typing.get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return list(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -9,6 +10,7 @@ from uuid import uuid4
 import httpx
 import pytest
 from attune_contracts.credentials import development_issuer, verifier_from_setting
+from attune_contracts.messages import RitualReminder
 from attune_notifier.adapters.tables import channels
 from attune_notifier.api import build_http_app
 from hypothesis import HealthCheck, given, settings
@@ -228,3 +230,27 @@ async def test_the_household_export_takes_the_household_credential_of_that_house
         assert [m["preferences"]["display_name"] for m in exported["members"]] == ["Ana"]
         await h.event(HouseholdErased(erased_at=h.clock.now))
         assert (await c.get(path, headers=AUTH)).status_code == 410
+
+
+async def test_a_members_locale_is_a_preference_that_changes_their_words(client: httpx.AsyncClient, h: Harness,
+                                                                          http_sink: HttpSink) -> None:
+    assert (await client.get(f"/v1/members/{ANA}/preferences", headers=AUTH)).json()["locale"] == "en_GB"
+    response = await client.put(f"/v1/members/{ANA}/preferences", json={"locale": "de-DE"}, headers=AUTH)
+    assert response.status_code == 200 and response.json()["locale"] == "de_DE", response.text
+    for bad in ("xx-QQ", "de\x00", "../de", "d" * 60):
+        assert (await client.put(f"/v1/members/{ANA}/preferences", json={"locale": bad},
+                                 headers=AUTH)).status_code == 422, bad
+
+    await h.channel(ANA, http_sink.url("json", "ana"))
+    at = h.clock.now
+    await h.event(RitualReminder(
+        occurrence_id=uuid4(), ritual_id=uuid4(), template="date_night", title="Date night", participants=[ANA],
+        scheduled_for=at + timedelta(days=1), local_time="2026-11-27T19:00:00+00:00", time_zone="Europe/London",
+        sensitive=False, reminder_id=uuid4(), offset_minutes=24 * 60, remind_at=at))
+    assert await h.worker.drain() == 1
+    [push] = [r.json for r in http_sink.received]
+    assert push["title"] == "Bald: Date-Abend"
+    assert push["message"].startswith("Date-Abend: Freitag um 19:00.") and "Erledigt? Tippe:" in push["message"]
+
+    back = await client.put(f"/v1/members/{ANA}/preferences", json={"locale": None}, headers=AUTH)
+    assert back.json()["locale"] == "en_GB"  # the default again: English, 24-hour clock

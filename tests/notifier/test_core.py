@@ -261,7 +261,7 @@ def test_weekly_summary_email_escapes_names_and_counts_own_tallies() -> None:
     intents = plan(make_envelope(s, household_id=HOUSEHOLD, producer="checkins"), members).intents
     ana = next(i for i in intents if i.member_id == ANA)
     email = render(ana.template, ana.params, ChannelKind.EMAIL, neutral=False)
-    assert email.title.startswith("Your week together: 2026-11-16")
+    assert email.title.startswith("Your week together: 16 November 2026")  # the default locale, en_GB
     assert "Ana &amp; co" in email.html and "5 of 7" in email.html and "Stay curious" in email.html
     assert "5 of 7 rituals kept" in render(ana.template, ana.params, ChannelKind.PUSH, neutral=False).body
 

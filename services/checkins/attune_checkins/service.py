@@ -33,6 +33,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from attune_contracts.catalog import TEMPLATES
+from attune_contracts.content import FOCUS_STEPS
 from attune_contracts.messages import (
     CheckInSource,
     CheckInStatus,
@@ -396,22 +397,9 @@ def next_summary_at(now: datetime, zone: str, hour: int) -> datetime:
     return nxt.astimezone(UTC)
 
 
-STEPS: dict[int, tuple[str, str]] = {
-    1: ("Tune in to each other's feelings",
-        ("Once a day, let your partner talk without interrupting. Reflect what you hear (\"that sounds hard\"), "
-         "then ask an open question such as \"how did that feel?\" or \"what would help next?\".")),
-    2: ("Keep dating",
-        ("Put one date night in the calendar this week and protect it. When you part and meet again, try a "
-         "kiss that lasts at least six seconds.")),
-    3: ("Try something new together",
-        "Pick one small new thing to try together this week, and talk afterwards about what you both enjoyed."),
-    4: ("Stay close afterwards",
-        "Take a few unhurried minutes to stay close, cuddle and say something kind before getting on with the day."),
-    5: ("Stay curious",
-        "Ask one open question a day and listen for the whole answer; follow up before you share your own view."),
-    6: ("Invest in each other's dreams",
-        "Ask about one dream your partner has, offer one concrete way to support it, and celebrate any progress."),
-}
+# The focus of each of the article's steps (title, text): words from the one content catalog, where the
+# notifier also finds them to translate.
+STEPS: dict[int, tuple[str, str]] = FOCUS_STEPS
 
 _STEP_WORDS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (1, ("attun", "feeling", "listen")),

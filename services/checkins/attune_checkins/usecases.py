@@ -21,6 +21,7 @@ from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
+from attune_contracts.content import cadence_of
 from attune_contracts.links import LinkAction, LinkClaims
 from attune_contracts.messages import (
     AchievementRecorded,
@@ -75,6 +76,14 @@ HANDLED_TYPES = frozenset({
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
     "scheduler.household_credentials_revoked",
 })
+
+
+def missed_cadence(rrule: str | None) -> str | None:
+    """The cadence a RitualMissed carries, so its words fit the household's own rule ("tomorrow" for a daily
+    ritual, "next week" for a weekly one, "next time" otherwise); None when the ritual's rule is not known here."""
+    if not rrule:
+        return None
+    return cadence_of(rrule) or "other"
 
 
 @dataclass(frozen=True)
@@ -663,11 +672,12 @@ class CheckinsService:
                 return  # another instance handled it
             if missed:
                 self.metrics.missed.labels(self.metrics.template(occurrence.template)).inc()
+                rrules, _ = await tx.ritual_states([occurrence.ritual_id])
                 outbox.add(RitualMissed(
                     occurrence_id=occurrence.occurrence_id, ritual_id=occurrence.ritual_id,
                     template=occurrence.template, participants=list(occurrence.participants),
                     scheduled_for=occurrence.scheduled_for, deadline=occurrence.deadline,
-                    sensitive=occurrence.sensitive,
+                    sensitive=occurrence.sensitive, cadence=missed_cadence(rrules.get(occurrence.ritual_id)),
                 ), event_id=rules.derived_id("missed", occurrence.occurrence_id))
                 await self._refresh_ritual(tx, outbox, occurrence)
             staged = await self._stage(tx, outbox)

@@ -9,6 +9,7 @@ from datetime import time
 from typing import Annotated, Any
 from uuid import UUID
 
+from attune_contracts.content import known_locale
 from attune_contracts.credentials import CredentialVerifier, Scope
 from attune_contracts.messages import ChannelKind
 from attune_contracts.types import IanaZone
@@ -45,6 +46,16 @@ class PreferencesIn(BaseModel):
     discreet: bool | None = None
     daily_cap: int | None = Field(default=None, ge=0, le=200)
     categories: dict[Category, list[ChannelKind]] | None = Field(default=None, max_length=50)
+    locale: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8}){0,3}$")] | None = Field(
+        default=None, description="BCP 47 / CLDR locale of the member's messages (de, de-DE, en-US); "
+        "null: the default (English, 24-hour clock)")
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str | None) -> str | None:
+        if value is not None and known_locale(value) is None:
+            raise ValueError("not a locale this service knows (try de, de-DE, en-GB, en-US)")
+        return value
 
 
 class ChannelIn(BaseModel):
@@ -93,6 +104,7 @@ def preferences_out(r: Recipient) -> dict[str, Any]:
         "quiet_hours": ({"start": r.quiet_hours.start.strftime("%H:%M"), "end": r.quiet_hours.end.strftime("%H:%M")}
                         if r.quiet_hours else None),
         "categories": {k: [kind.value for kind in v] for k, v in r.categories.items()},
+        "locale": r.locale,
     }
 
 
@@ -174,6 +186,8 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
             changes["discreet"] = body.discreet
         if "daily_cap" in given and body.daily_cap is not None:
             changes["daily_cap"] = body.daily_cap
+        if "locale" in given:
+            changes["locale"] = known_locale(body.locale)
         if "categories" in given:
             changes["categories"] = {k: [kind.value for kind in v] for k, v in (body.categories or {}).items()}
         updated = await store.update_preferences(member_id, changes, clock())

@@ -354,7 +354,7 @@ class DeliveryWorker:
             result = SendResult(False, f"{kind} channel was removed")
         else:
             message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
-                             link=self._link(d))
+                             link=self._link(d), locale=recipient.locale if recipient else None)
             sending.add(d.notification_id)
             async with self._sending:
                 result = await self._send(url, message, kind)

@@ -5,19 +5,21 @@ No Kafka, no SQL, no Apprise here: every function takes what it needs and return
 
 from __future__ import annotations
 
+import functools
 import html
 import random
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
+from attune_contracts import content as catalog_words
 from attune_contracts.messages import (
     AchievementRecorded,
     ChannelKind,
@@ -122,6 +124,8 @@ class Recipient:
     discreet: bool = False
     daily_cap: int = 12
     categories: Mapping[str, tuple[ChannelKind, ...]] = field(default_factory=dict)
+    locale: str = catalog_words.DEFAULT_LOCALE
+    """The member's language and clock (a delivery preference; see attune_contracts.content)."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -200,7 +204,8 @@ def _intent(env: Envelope[Any], member_id: UUID, purpose: str, *, template: str,
 
 def _ritual_params(template: str, title: str, sensitive: bool) -> tuple[dict[str, Any], bool, content.RitualContent]:
     words = content.ritual_content(template, title=title or None, sensitive=sensitive)
-    params: dict[str, Any] = {"ritual": words.title, "prompt": words.prompt}
+    # `ritual_key`: the catalog entry whose "why" (the article's reason) the email version carries.
+    params: dict[str, Any] = {"ritual": words.title, "prompt": words.prompt, "ritual_key": template}
     if words.sensitive and words.discreet_title:
         params["discreet_title"] = words.discreet_title
     return params, words.sensitive, words
@@ -211,7 +216,7 @@ def _for(members: Mapping[UUID, Recipient], member_id: UUID, template: str, para
     who = members.get(member_id)
     if who is None or who.role != "child":
         return dict(params)
-    mine = {k: v for k, v in params.items() if k != "discreet_title"}
+    mine = {k: v for k, v in params.items() if k not in ("discreet_title", "ritual_key")}
     mine.update(content.child_words(template))
     return mine
 
@@ -266,7 +271,8 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         ])
     if isinstance(p, RitualReminder):
         params, sensitive, _ = _ritual_params(p.template, p.title, p.sensitive)
-        params["when"] = _when(p.local_time)
+        params["when"] = _when(p.local_time)  # what a render falls back to; `when_local` in the member's clock
+        params["when_local"] = p.local_time
         return Plan([
             _intent(env, m, f"{Purpose.RITUAL_REMINDER}", template="ritual_reminder",
                     params=_for(members, m, p.template, params),
@@ -290,7 +296,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         if p.status is CheckInStatus.DONE:
             params, sensitive, _ = _ritual_params(p.template, "", False)
             who = members.get(p.member_id)
-            params["name"] = who.display_name if who else "Your partner"
+            params["name"] = who.display_name if who else catalog_words.YOUR_PARTNER
             result.intents = [
                 _intent(env, m, Purpose.PARTNER_CHECKIN, template="partner_checkin", params=dict(params),
                         category=Purpose.PARTNER_CHECKIN, sensitive=sensitive,
@@ -300,7 +306,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         return result
     if isinstance(p, RitualMissed):
         params, sensitive, _ = _ritual_params(p.template, "", p.sensitive)
-        params.update(content.next_chance(p.template))
+        params.update(content.next_chance(p.template, p.cadence))
         intents = []
         for m in p.participants:
             zone = members[m].zone if m in members else ZoneInfo("UTC")
@@ -331,7 +337,7 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         ])
     if isinstance(p, AchievementRecorded):
         who = members.get(p.member_id)
-        params = {"name": who.display_name if who else "Your partner", "dream": p.dream}
+        params = {"name": who.display_name if who else catalog_words.YOUR_PARTNER, "dream": p.dream}
         return Plan([
             _intent(env, m, Purpose.ACHIEVEMENT, template="achievement", params=dict(params),
                     category=Purpose.ACHIEVEMENT, expires_at=env.occurred_at + RELEVANCE[Purpose.ACHIEVEMENT])
@@ -359,13 +365,9 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
 
 def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_id: UUID) -> dict[str, Any]:
     mine = [t for t in p.tallies if t.member_id == member_id] or list(p.tallies)
-    rows = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{} of {}</td></tr>".format(
-            html.escape(members[t.member_id].display_name if t.member_id in members else "Someone"),
-            html.escape(content.summary_title(t.template)), t.kept, t.expected,
-        )
-        for t in p.tallies
-    )
+    # Rows as data (name, the ritual's msgid, kept, expected): a render words them in the member's language.
+    rows = [[members[t.member_id].display_name if t.member_id in members else catalog_words.SOMEONE,
+             content.summary_title(t.template), t.kept, t.expected] for t in p.tallies]
     # A focus on a sensitive ritual's step is worded as that ritual's reminders are, on every channel.
     focus_title, focus_text = content.focus_words(p.focus.step, p.focus.title, p.focus.text)
     return {
@@ -374,7 +376,7 @@ def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_
         "date_nights_kept": p.date_nights_kept_4w, "date_nights_expected": p.date_nights_expected_4w,
         "positive": p.positive_moments, "negative": p.negative_moments,
         "focus_title": focus_title, "focus_text": focus_text,
-        "tally_rows_html": f"<table>{rows}</table>" if rows else "",
+        "tallies": rows,
     }
 
 
@@ -572,7 +574,7 @@ _GSM7 = set(
     "abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _SMS_FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
-                           "\u2014": "-", "\u2026": "..."})
+                           "\u2014": "-", "\u2026": "...", "\u201e": '"', "\u202f": " ", "\u00a0": " "})
 _SPACE = re.compile(r"\s+")
 
 
@@ -597,36 +599,90 @@ def fit_sms(text: str) -> str:
     return text if len(text) <= limit else _clip(text, limit, "...")
 
 
+def localise(params: Mapping[str, Any], locale: str | None) -> dict[str, Any]:
+    """A message's params in the member's language: the catalog's words translated (a renamed ritual, a name or
+    a dream pass through), the ritual's time in their clock and the summary's days in their calendar."""
+    tr = catalog_words.translator(locale)
+    out = {k: (tr(v) if k in catalog_words.TRANSLATED_PARAMS and isinstance(v, str) else v) for k, v in params.items()}
+    if params.get("name") in (catalog_words.YOUR_PARTNER, catalog_words.SOMEONE):  # no name known: our words
+        out["name"] = tr(params["name"])
+    if params.get("when_local"):
+        out["when"] = _when_words(str(params["when_local"]), locale)
+    elif isinstance(params.get("when"), str):
+        out["when"] = tr(params["when"])
+    for key in ("week_start", "week_end"):
+        try:
+            out[key] = catalog_words.format_day(date.fromisoformat(str(params[key])), locale)
+        except (KeyError, ValueError):
+            pass
+    return out
+
+
+@functools.lru_cache(maxsize=4096)  # the members of a household share their rituals' times; CLDR formatting is slow
+def _when_words(local_iso: str, locale: str | None) -> str:
+    try:
+        return catalog_words.format_when(datetime.fromisoformat(local_iso), locale)
+    except ValueError:
+        return catalog_words.translator(locale)(catalog_words.SOON)
+
+
+def _tally_rows(params: Mapping[str, Any], tr: Callable[[str], str]) -> str:
+    rows = params.get("tallies")
+    if not isinstance(rows, list):
+        return str(params.get("tally_rows_html", ""))  # a summary planned before the rows were data
+    cells = "".join(
+        f"<tr><td>{html.escape(tr(str(name)) if name == catalog_words.SOMEONE else str(name))}</td><td>{html.escape(tr(str(title)))}</td><td>{html.escape(tr(catalog_words.TALLY_ROW).format(kept=kept, expected=expected))}</td></tr>"
+        for name, title, kept, expected in rows
+    )
+    return f"<table>{cells}</table>" if cells else ""
+
+
+def _why(template_key: str, params: Mapping[str, Any]) -> str | None:
+    """The article's reason for a ritual, for the email version of its reminders (never a child's: no key)."""
+    if template_key not in ("ritual_due", "ritual_reminder") or not params.get("ritual_key"):
+        return None
+    return catalog_words.ritual_words(str(params["ritual_key"])).why
+
+
 def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, neutral: bool,
-           link: str | None = None, templates: Mapping[str, content.Template] | None = None) -> Rendered:
-    """The message for one channel kind. `neutral` (sensitive ritual or discreet member) hides the subject."""
+           link: str | None = None, templates: Mapping[str, content.Template] | None = None,
+           locale: str | None = None) -> Rendered:
+    """The message for one channel kind in the member's `locale` (None: the default). `neutral` (sensitive
+    ritual or discreet member) hides the subject."""
+    tr = catalog_words.translator(locale)
+    link_text = tr(content.LINK_TEXT).format(link=link) if link else ""
+    link_html = (f'<p><a href="{html.escape(link)}">{html.escape(tr(catalog_words.LINK_LABEL))}</a></p>'
+                 if link else "")
     if neutral:
-        title = str(params.get("discreet_title") or content.NEUTRAL_TITLE)
-        body = content.NEUTRAL_BODY
+        title = tr(str(params.get("discreet_title") or content.NEUTRAL_TITLE))
+        body = tr(content.NEUTRAL_BODY)
         if kind is ChannelKind.SMS:
             return Rendered(kind, "", fit_sms(f"Attune: {title}. {body}"))
         if kind is ChannelKind.EMAIL:
-            html_body = f"<p>{html.escape(body)}</p>" + (content.LINK_HTML.format(link=html.escape(link)) if link else "")
-            text = body + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
+            html_body = f"<p>{html.escape(body)}</p>" + link_html
+            text = body + (f"\n\n{link_text}" if link else "")
             return Rendered(kind, title, text, html_body)
-        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{content.LINK_TEXT.format(link=link)}" if link else ""),
-                        link=link)
+        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{link_text}" if link else ""), link=link)
     template = (templates or content.TEMPLATES)[template_key]
-    plain = _Blank({k: v for k, v in params.items() if not k.endswith("_html")})
+    words = localise(params, locale)
+    plain = _Blank({k: v for k, v in words.items() if not k.endswith("_html")})
     if kind is ChannelKind.SMS:
-        return Rendered(kind, "", fit_sms(template.sms.format_map(plain)))
+        return Rendered(kind, "", fit_sms(tr(template.sms).format_map(plain)))
     if kind is ChannelKind.EMAIL:
-        escaped = _Blank({k: (v if k.endswith("_html") else html.escape(str(v))) for k, v in params.items()})
-        escaped["tally_rows"] = params.get("tally_rows_html", "")
-        html_body = template.html.format_map(escaped)
-        if link:
-            html_body += content.LINK_HTML.format(link=html.escape(link))
-        text = template.body.format_map(plain) + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
-        return Rendered(kind, _clip(template.subject.format_map(plain), 150), text, html_body)
-    body = _clip(template.body.format_map(plain), PUSH_BODY_MAX)
+        escaped = _Blank({k: (v if k.endswith("_html") else html.escape(str(v))) for k, v in words.items()})
+        escaped["tally_rows"] = _tally_rows(params, tr)
+        html_body = tr(template.html).format_map(escaped)
+        text = tr(template.body).format_map(plain)
+        if why := _why(template_key, params):
+            html_body += f"<h3>{html.escape(tr(catalog_words.WHY_HEADING))}</h3><p>{html.escape(tr(why))}</p>"
+            text += f"\n\n{tr(why)}"
+        html_body += link_html
+        text += f"\n\n{link_text}" if link else ""
+        return Rendered(kind, _clip(tr(template.subject).format_map(plain), 150), text, html_body)
+    body = _clip(tr(template.body).format_map(plain), PUSH_BODY_MAX)
     if link:
-        body += "\n" + content.LINK_TEXT.format(link=link)
-    return Rendered(kind, _clip(template.title.format_map(plain), PUSH_TITLE_MAX), body, link=link)
+        body += "\n" + link_text
+    return Rendered(kind, _clip(tr(template.title).format_map(plain), PUSH_TITLE_MAX), body, link=link)
 
 
 def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, text, update
@@ -149,6 +150,7 @@ def _recipient(row: Any) -> Recipient:
         time_zone=row.time_zone, role=row.role, quiet_hours=QuietHours.parse(row.quiet_start, row.quiet_end),
         discreet=row.discreet, daily_cap=row.daily_cap,
         categories={k: tuple(ChannelKind(x) for x in v) for k, v in (row.categories or {}).items()},
+        locale=normalise_locale(row.locale),
     )
 
 

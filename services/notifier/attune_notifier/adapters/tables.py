@@ -32,6 +32,7 @@ members = Table(
     Column("daily_cap", Integer, nullable=False, default=12),
     Column("categories", JSON, nullable=False, default=dict),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("locale", String(35)),  # NULL: attune_contracts.content.DEFAULT_LOCALE
 )
 
 channels = Table(

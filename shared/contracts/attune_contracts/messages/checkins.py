@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field, StringConstraints, model_validator
@@ -152,6 +152,10 @@ class RitualMissed(Contract):
     scheduled_for: UtcDatetime
     deadline: UtcDatetime
     sensitive: bool = False
+    cadence: Literal["daily", "weekly", "other"] | None = Field(
+        default=None, description="The ritual's own rhythm, from its RRULE: plainly daily, plainly weekly, or "
+        "other (weekdays only, every other week, ...); None: the producer does not say, and a consumer goes by "
+        "the template's default rhythm")
 
 
 @message("checkins.moment_logged", kind="event", topic=Topic.CHECKINS_EVENTS)
