@@ -92,7 +92,7 @@ def test_dockerfile_installs_from_the_lock_file_without_development_packages() -
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "uv sync --frozen --no-default-groups" in dockerfile
     assert "--no-dev" not in dockerfile, "--no-dev still installs the local and bench groups"
-    assert re.search(r"^USER 10001:10001$", dockerfile, re.M), "a numeric non-root user (runAsNonRoot can check it)"
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE), "a numeric non-root user (runAsNonRoot can check it)"
 
 
 def test_production_dependencies_leave_out_development_and_benchmark_packages() -> None:
