@@ -159,3 +159,37 @@ def test_kafka_init_creates_a_user_for_every_principal_of_the_acls() -> None:
         assert str(env[variable]).startswith("${") and ":?" in str(env[variable])
     script = (ROOT / "deploy" / "kafka" / "init.sh").read_text()
     assert "kafka-acls.sh" in script and "SCRAM-SHA-512=[password=" in script and "acls.txt" in script
+
+
+def test_services_can_be_scaled_no_fixed_host_port_and_prometheus_finds_every_replica() -> None:
+    # `docker compose up --scale notifier=3` fails when a service binds a fixed host port.
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (attune,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "attune"]
+    assert "static_configs" not in attune, "a static list finds one replica only"
+    discovered = {(c["names"][0], c["port"]) for c in attune["dns_sd_configs"] if c["type"] == "A"}
+    for name in ATTUNE:
+        service = SERVICES[name]
+        port = int(service["environment"][f"ATTUNE_{name.upper()}_HTTP_PORT"])
+        for published in service.get("ports", []):
+            assert ":" not in str(published), f"{name} binds a fixed host port ({published}): --scale cannot work"
+        assert "container_name" not in service, f"{name}: a fixed container name cannot be scaled"
+        assert (name, port) in discovered, f"Prometheus does not discover {name}'s replicas by DNS"
+    assert {"source_labels": ["__meta_dns_name"], "target_label": "service"} in attune["relabel_configs"]
+
+
+def test_broker_side_lag_is_measured_and_the_alerts_and_dashboard_use_it() -> None:
+    exporter = SERVICES["kafka-exporter"]
+    assert exporter["image"].startswith("danielqsj/kafka-exporter:")
+    flags = exporter["command"]
+    assert "--sasl.username=kafka-exporter" in flags and "--sasl.mechanism=scram-sha512" in flags
+    assert any(f.startswith("--sasl.password=${KAFKA_EXPORTER_PASSWORD:?") for f in flags)
+    assert SERVICES["prometheus"]["depends_on"]["kafka-exporter"]["condition"] == "service_healthy"
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "kafka-exporter"]
+    assert job["static_configs"][0]["targets"] == ["kafka-exporter:9308"]
+    rules = {r["alert"]: r for r in yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())["groups"][0]["rules"]}
+    lag = rules["AttuneConsumerLagGrowing"]["expr"]
+    assert "kafka_consumergroup_lag" in lag and "attune_consumer_lag" not in lag, "the broker's lag, not the consumer's"
+    assert 'up{job="kafka-exporter"}' in rules["AttuneLagUnmeasured"]["expr"]
+    dashboard = (ROOT / "deploy" / "grafana" / "dashboards" / "attune.json").read_text()
+    assert "kafka_consumergroup_lag" in dashboard
