@@ -1,6 +1,6 @@
 """Bring one service's database schema up to date, then exit (the migration Jobs of deploy/k8s).
 
-    python -m attune_cli.migrate scheduler|checkins|notifier
+    python -m attune_cli.migrate scheduler|checkins|notifier|app
 
 It runs the service's own start-up migration (same Alembic scripts, same PostgreSQL advisory lock), so a
 Job and instances starting at the same time wait for each other; an instance that starts after the Job
@@ -36,10 +36,17 @@ async def _notifier(engine: AsyncEngine) -> None:
     await migrate(engine)
 
 
+async def _app(engine: AsyncEngine) -> None:
+    from attune_app.adapters.migrate import upgrade  # services/app, the household's web app
+
+    await upgrade(engine)
+
+
 MIGRATIONS: dict[str, Callable[[AsyncEngine], Awaitable[None]]] = {
     "scheduler": _scheduler,
     "checkins": _checkins,
     "notifier": _notifier,
+    "app": _app,
 }
 
 

@@ -116,7 +116,7 @@ def test_every_service_has_probes_resources_a_budget_autoscaling_and_discovery(
 @pytest.mark.parametrize("docs", [BASE, PRODUCTION], ids=["base", "production"])
 def test_every_pod_is_non_root_with_a_read_only_root_filesystem(docs: list[dict[str, Any]]) -> None:
     pods = [d for d in docs if d["kind"] in ("Deployment", "Job")]
-    assert len(pods) == len(SERVICES) + 1 + 4  # the services, kafka_exporter, 3 migrations and topic-init
+    assert len(pods) == 2 * len(SERVICES) + 2  # the services, their migrations, kafka_exporter and topic-init
     for doc in pods:
         spec = doc["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
@@ -188,8 +188,8 @@ def test_network_policies_deny_by_default_and_let_each_service_reach_only_kafka_
         assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": f"attune-{service}"}}
         ports = {p["port"] for rule in spec["egress"] for p in rule["ports"]}
         allowed = {9093, 5432}
-        if service == "app":  # the web app calls the other services' HTTP APIs
-            allowed |= {PORTS[s] for s in SERVICES if s != "app"}
+        if service == "app":  # the web app calls the check-ins API
+            allowed |= {PORTS["checkins"]}
         if service == "notifier":  # deliveries: HTTPS and SMTP submission to the providers
             allowed |= {443, 465, 587}
         assert ports == allowed, f"{service} egress {ports}"
@@ -202,6 +202,9 @@ def test_network_policies_deny_by_default_and_let_each_service_reach_only_kafka_
         sources = [peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
                    for peer in ingress["from"]]
         assert "monitoring" in sources, f"Prometheus must reach {service}"
+        callers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in ingress["from"]
+                   if "namespaceSelector" not in peer}
+        assert callers == ({"attune-app"} if service == "checkins" else set()), f"{service} callers {callers}"
 
 
 def test_the_namespace_enforces_the_restricted_pod_security_standard() -> None:
