@@ -244,3 +244,48 @@ def test_the_policy_check_passes_with_every_accepted_finding_justified(tmp_path:
     for skipped in report["results"]["skipped_checks"]:
         # each accepted finding says why, in the manifest itself
         assert len(skipped["check_result"].get("suppress_comment", "")) > 40, skipped["check_id"]
+
+
+def _relabel(labels: dict[str, str], rules: list[dict[str, Any]]) -> dict[str, str] | None:
+    """Prometheus's relabelling (keep and replace, the actions deploy/k8s/prometheus.yml uses)."""
+    out = dict(labels)
+    for rule in rules:
+        value = rule.get("separator", ";").join(out.get(name, "") for name in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        action = rule.get("action", "replace")
+        if action == "keep":
+            if match is None:
+                return None
+        elif action == "replace":
+            if match is not None:
+                out[rule["target_label"]] = match.expand(re.sub(r"\$(\d+)", r"\\g<\1>", rule.get("replacement", "$1")))
+        else:
+            raise AssertionError(f"unknown relabel action {action}")
+    return out
+
+
+def test_prometheus_in_the_cluster_finds_every_replica_through_the_pod_annotations() -> None:
+    # promtool of Debian's prometheus is built without Kubernetes discovery, so the config's relabelling is
+    # applied here to the labels Prometheus gives each rendered pod.
+    config = yaml.safe_load((K8S / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["../alerts.yml"] and (K8S / config["rule_files"][0]).exists()
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"attune", "kafka-exporter"}  # the jobs deploy/alerts.yml names
+    found: dict[str, set[str]] = {name: set() for name in jobs}
+    for deployment in by_kind(PRODUCTION, "Deployment").values():
+        template = deployment["spec"]["template"]
+        meta = {"__address__": "10.1.2.3", "__meta_kubernetes_pod_name": f"{deployment['metadata']['name']}-x1",
+                "__metrics_path__": "/metrics"}
+        for key, value in template["metadata"]["labels"].items():
+            meta["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)] = value
+        for key, value in template["metadata"]["annotations"].items():
+            meta["__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)] = value
+        for name, job in jobs.items():
+            assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["attune"]}}]
+            target = _relabel(meta, job["relabel_configs"])
+            if target is None:
+                continue
+            port = template["spec"]["containers"][0]["ports"][0]["containerPort"]
+            assert target["__address__"] == f"10.1.2.3:{port}" and target["__metrics_path__"] == "/metrics"
+            found[name].add(target.get("service", deployment["metadata"]["name"]))
+    assert found == {"attune": set(SERVICES), "kafka-exporter": {"attune-kafka-exporter"}}
