@@ -86,7 +86,9 @@ def test_every_service_has_probes_resources_a_budget_autoscaling_and_discovery(
     assert env[f"{prefix}HTTP_PORT"]["value"] == str(port) and env[f"{prefix}HTTP_HOST"]["value"] == "0.0.0.0"
     assert env[f"{prefix}ENVIRONMENT"]["value"] == "production"
     assert env[f"{prefix}KAFKA_CREATE_TOPICS"]["value"] == "false", "topics are created by the topic-init Job"
-    assert env[f"{prefix}KAFKA_SASL_USERNAME"]["value"] == service
+    # its own SCRAM user, the principal deploy/kafka/acls.txt grants (the web app's is attune-app)
+    assert env[f"{prefix}KAFKA_SASL_USERNAME"]["value"] == ("attune-app" if service == "app" else service)
+    assert env[f"{prefix}KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": name, "key": "kafka-sasl-password"}
 
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
