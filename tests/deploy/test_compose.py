@@ -125,6 +125,8 @@ def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> Non
         assert env[f"{prefix}CREATE_TOPICS"] == "false", f"{name} has no right to create topics; topic-init does"
     init = SERVICES["topic-init"]["environment"]
     assert init["ATTUNE_KAFKA_SECURITY_PROTOCOL"] in ("SASL_PLAINTEXT", "SASL_SSL")
+    # compose runs one broker: one copy of each partition (deploy/k8s's production overlay: 3, 2 in sync)
+    assert init["ATTUNE_KAFKA_REPLICATION_FACTOR"] == "1" and init["ATTUNE_KAFKA_MIN_INSYNC_REPLICAS"] == "1"
 
 
 def test_kafka_listens_only_with_sasl_and_denies_what_no_acl_allows() -> None:
