@@ -2,7 +2,8 @@
 
 It knows what deploy/k8s uses, and refuses anything else (so a new feature in a kustomization cannot be
 silently ignored): `resources` (files and directories), `namespace`, `images`, `labels` (pairs, on metadata
-only) and `patches` given by `path` (strategic merge, with the merge keys of the fields used here).
+only) and `patches` given by `path` (strategic merge, with the merge keys of the fields used here; `$patch: delete`
+of a whole resource).
 tests/deploy/test_k8s.py compares its output with `kubectl kustomize` where kubectl is installed.
 
     python tests/deploy/kustomize.py deploy/k8s/overlays/production > rendered.yaml
@@ -75,7 +76,10 @@ def render(directory: Path) -> list[dict[str, Any]]:
                        if d["kind"] == patch["kind"] and d["metadata"]["name"] == patch["metadata"]["name"]]
             if len(targets) != 1:
                 raise ValueError(f"patch {patch['kind']}/{patch['metadata']['name']} matches {len(targets)} resources")
-            docs[targets[0]] = _merge(docs[targets[0]], patch)
+            if patch.get("$patch") == "delete":
+                del docs[targets[0]]
+            else:
+                docs[targets[0]] = _merge(docs[targets[0]], patch)
     for label in kustomization.get("labels", []):
         if set(label) != {"pairs"}:
             raise ValueError(f"{directory}: only plain label pairs are known here, not {label}")

@@ -218,8 +218,37 @@ def test_the_namespace_enforces_the_restricted_pod_security_standard() -> None:
     assert "attune:latest" not in images, "production names the released image"
 
 
+def test_the_lag_autoscaling_overlay_scales_each_service_on_its_consumer_group() -> None:
+    from attune_contracts.topics import CATALOG, CONSUMER_GROUPS
+
+    keda = render(K8S / "overlays" / "production-keda")
+    assert not by_kind(keda, "HorizontalPodAutoscaler"), "KEDA makes its own; two autoscalers would fight"
+    for doc in keda:  # everything but KEDA's own kinds is checked against the Kubernetes schemas
+        if not doc["apiVersion"].startswith("keda.sh/"):
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    (auth,) = by_kind(keda, "TriggerAuthentication").values()
+    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {"attune-keda-kafka"}
+    assert {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]} == {"sasl", "username", "password", "tls", "ca"}
+    scaled = by_kind(keda, "ScaledObject")
+    deployments = by_kind(keda, "Deployment")
+    groups = {f"attune-{s}": f"attune-{s}" for s in SERVICES}  # each service's consumer group has its name
+    for service in SERVICES:
+        name = f"attune-{service}"
+        obj = scaled[name]
+        assert obj["metadata"]["namespace"] == "attune" and obj["spec"]["scaleTargetRef"] == {"name": name}
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "kafka" and trigger["authenticationRef"] == {"name": "attune-kafka-lag"}
+        assert trigger["metadata"]["consumerGroup"] == groups[name]
+        assert obj["spec"]["minReplicaCount"] == deployments[name]["spec"]["replicas"]
+        # never more pods than the fewest partitions of a topic the group reads (the extra ones would idle)
+        principal = next((p for p, g in CONSUMER_GROUPS.items() if g == groups[name]), None)
+        if principal is not None:
+            fewest = min(spec.partitions for spec in CATALOG.values() if principal in spec.consumers)
+            assert obj["spec"]["maxReplicaCount"] <= fewest, name
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed: the renderer is not cross-checked")
-@pytest.mark.parametrize("directory", ["base", "overlays/production"])
+@pytest.mark.parametrize("directory", ["base", "overlays/production", "overlays/production-keda"])
 def test_the_renderer_agrees_with_kubectl_kustomize(directory: str) -> None:
     run = subprocess.run(["kubectl", "kustomize", str(K8S / directory)], capture_output=True, text=True,
                          timeout=120, check=False)
