@@ -259,12 +259,13 @@ def test_the_renderer_agrees_with_kubectl_kustomize(directory: str) -> None:
 
 
 @pytest.mark.slow
-def test_the_policy_check_passes_with_every_accepted_finding_justified(tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlay", ["production", "production-keda"])
+def test_the_policy_check_passes_with_every_accepted_finding_justified(tmp_path: Path, overlay: str) -> None:
     checkov = ROOT / ".tools" / "checkov" / "bin" / "checkov"
     if not checkov.exists():
         pytest.fail("checkov is missing: `make test` (or `make k8s-check`) installs it into .tools/checkov")
-    rendered = tmp_path / "production.yaml"
-    rendered.write_text(yaml.safe_dump_all(PRODUCTION, sort_keys=False))
+    rendered = tmp_path / f"{overlay}.yaml"
+    rendered.write_text(yaml.safe_dump_all(render(K8S / "overlays" / overlay), sort_keys=False))
     run = subprocess.run([str(checkov), "-f", str(rendered), "--framework", "kubernetes", "--skip-download",
                           "--compact", "-o", "json"], capture_output=True, text=True, timeout=600, check=False)
     report = json.loads(run.stdout)
