@@ -5,6 +5,7 @@ policy, non-root with a read-only root filesystem, secrets only from Secret obje
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
@@ -147,6 +148,27 @@ def test_secrets_come_only_from_secret_objects(docs: list[dict[str, Any]]) -> No
                     assert "secretKeyRef" in env.get("valueFrom", {}), f"{doc['metadata']['name']}: {env['name']}"
                     checked += 1
     assert checked >= 15
+
+
+SETTINGS = {"scheduler": "attune_scheduler.config:SchedulerSettings", "checkins": "attune_checkins.config:Settings",
+            "notifier": "attune_notifier.config:NotifierSettings", "app": "attune_app.config:Settings"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_secret_a_service_requires_comes_from_its_secret(service: str) -> None:
+    # A secret the service refuses to start without in production (its settings' secret_fields), and its
+    # Kafka password, must be in the Deployment, from the service's Secret.
+    module_name, _, class_name = SETTINGS[service].partition(":")
+    if importlib.util.find_spec(module_name.split(".")[0]) is None:
+        pytest.skip(f"{module_name} is not in this tree yet")
+    settings_class = getattr(importlib.import_module(module_name), class_name)
+    container = pod_of(by_kind(PRODUCTION, "Deployment")[f"attune-{service}"])[1]
+    env = {e["name"]: e for e in container["env"]}
+    prefix = settings_class.model_config["env_prefix"]
+    for field in (*settings_class.model_fields["secret_fields"].default, "kafka_sasl_password", "database_url"):
+        variable = prefix + field.upper()
+        assert variable in env, f"{service} needs {variable} in production: add it from the Secret attune-{service}"
+        assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == f"attune-{service}", variable
 
 
 def test_production_topics_have_three_copies_two_in_sync_and_the_jobs_read_them() -> None:
