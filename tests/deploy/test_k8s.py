@@ -165,7 +165,10 @@ def test_every_secret_a_service_requires_comes_from_its_secret(service: str) -> 
     container = pod_of(by_kind(PRODUCTION, "Deployment")[f"attune-{service}"])[1]
     env = {e["name"]: e for e in container["env"]}
     prefix = settings_class.model_config["env_prefix"]
-    for field in (*settings_class.model_fields["secret_fields"].default, "kafka_sasl_password", "database_url"):
+    required = {*settings_class.model_fields["secret_fields"].default, "kafka_sasl_password", "database_url"}
+    required |= {name for name, field in settings_class.model_fields.items()  # e.g. "required outside development"
+                 if "SecretStr" in str(field.annotation) and "required" in (field.description or "")}
+    for field in sorted(required):
         variable = prefix + field.upper()
         assert variable in env, f"{service} needs {variable} in production: add it from the Secret attune-{service}"
         assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == f"attune-{service}", variable
