@@ -5,8 +5,11 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 UV_VERSION := 0.13.9
+# The policy check of deploy/k8s, in a venv of its own: checkov pins dozens of packages that would fight ours.
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
-.PHONY: run test chaos env broker contracts lint bench clean postgres system-deps
+.PHONY: run test chaos env broker contracts lint bench clean postgres system-deps k8s-check
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into $(TOOLS)/ (first run only)"
@@ -19,6 +22,15 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock shared/contracts/pyproject.toml
 	@touch $@
 
 env: $(VENV)/.synced
+
+$(CHECKOV):
+	@echo "==> installing checkov $(CHECKOV_VERSION) into $(TOOLS)/checkov/ (first run only)"
+	@rm -rf $(TOOLS)/checkov && $(PYTHON) -m venv $(TOOLS)/checkov
+	@$(TOOLS)/checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
+# deploy/k8s rendered, validated against the Kubernetes schemas and checked by checkov (also part of `make test`).
+k8s-check: env $(CHECKOV)
+	@$(VENV)/bin/python -m pytest -q tests/deploy/test_k8s.py
 
 run: env
 	@$(VENV)/bin/python -m attune_cli.devrun
@@ -40,7 +52,7 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	    || echo "   (could not install$$missing; the tests that need them will say so)"; fi
 
-test: env postgres system-deps
+test: env postgres system-deps $(CHECKOV)
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The long chaos run (20+ kill -9s, broker cuts, a PostgreSQL restart; ~10 min). `make test` runs a bounded one.

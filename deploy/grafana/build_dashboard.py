@@ -45,8 +45,10 @@ PANELS = [
         ("untrusted producer {{service}} {{topic}}",
          "sum by (service, topic) (increase(attune_consumer_untrusted_total[1h]))"),
     ]),
-    ("Consumer lag by group and partition", "short", [
-        ("{{group}} {{topic}}[{{partition}}]", "sum by (group, topic, partition) (attune_consumer_lag)"),
+    # Broker-side (kafka_exporter: log end - committed offset), so a stopped consumer's lag still shows.
+    ("Consumer lag by group and topic (broker)", "short", [
+        ("{{consumergroup}} {{topic}}",
+         'sum by (consumergroup, topic) (kafka_consumergroup_lag{consumergroup=~"attune-.+"})'),
     ]),
     ("Scheduler outbox backlog", "short", [
         ("backlog", "max(attune_scheduler_outbox_backlog)"),

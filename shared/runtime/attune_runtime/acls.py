@@ -4,6 +4,8 @@ Each principal (one SASL/SCRAM user per service, the CLI, the operator, each par
 - WRITE exactly the topics the catalog names it a producer of (REPLAYERS: every topic that has consumers);
 - READ exactly the topics the catalog names it a consumer of;
 - READ (join) only its own consumer group (CONSUMER_GROUPS).
+The lag monitor (LAG_MONITOR, kafka_exporter) may only DESCRIBE the consumed topics and the services' groups:
+committed offsets and log ends, never a record.
 Nothing else: no wildcard, no cluster permission (topics are created by the `topic-init` job as the broker's
 admin), and the broker allows nobody where no ACL is found.
 
@@ -27,10 +29,14 @@ HEADER = """\
 """
 
 
+# kafka_exporter's SCRAM user (docker-compose.yml, deploy/k8s): broker-side consumer lag for the alerts.
+LAG_MONITOR = "kafka-exporter"
+
+
 @dataclass(frozen=True, order=True)
 class Acl:
     principal: str
-    operation: str  # READ or WRITE
+    operation: str  # READ or WRITE (DESCRIBE for the lag monitor only)
     resource: str  # topic or group
     name: str
 
@@ -50,6 +56,10 @@ def acls() -> list[Acl]:
                 found.add(Acl(principal, "WRITE", "topic", spec.topic.value))
     for principal, group in CONSUMER_GROUPS.items():
         found.add(Acl(principal, "READ", "group", group))
+        found.add(Acl(LAG_MONITOR, "DESCRIBE", "group", group))
+    for spec in CATALOG.values():
+        if set(spec.consumers) & set(CONSUMER_GROUPS):
+            found.add(Acl(LAG_MONITOR, "DESCRIBE", "topic", spec.topic.value))
     return sorted(found)
 
 

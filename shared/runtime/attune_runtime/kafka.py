@@ -65,21 +65,30 @@ def make_broker(settings: ServiceSettings, *, service: str, registry: CollectorR
     )
 
 
-def topic_configs(spec: TopicSpec) -> dict[str, str]:
-    """What a catalog topic is created with: its retention (records carry personal data; see deploy/RUNBOOK.md)."""
-    return {"retention.ms": str(spec.retention_ms)}
+def topic_configs(spec: TopicSpec, min_insync_replicas: int = 1) -> dict[str, str]:
+    """What a catalog topic is created with: its retention (records carry personal data; see deploy/RUNBOOK.md)
+    and how many copies must hold a record before it counts as written (producers use acks=all)."""
+    configs = {"retention.ms": str(spec.retention_ms)}
+    if min_insync_replicas > 1:  # 1 is every broker's default; the development broker is left its defaults
+        configs["min.insync.replicas"] = str(min_insync_replicas)
+    return configs
 
 
 async def ensure_topics(settings: ServiceSettings, topics: list[Topic] | None = None) -> list[str]:
     """Create the catalog's topics that do not exist yet. Safe to run from every instance at once."""
     wanted = [CATALOG[t] for t in (topics or list(Topic))]
+    if settings.kafka_min_insync_replicas > settings.kafka_replication_factor:
+        # Every acks=all write would be refused (NOT_ENOUGH_REPLICAS): say so before creating anything.
+        raise ValueError(f"min.insync.replicas {settings.kafka_min_insync_replicas} is more than the replication "
+                         f"factor {settings.kafka_replication_factor}")
     admin = AIOKafkaAdminClient(**kafka_client_options(settings), client_id="attune-topic-init")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [
-            NewTopic(spec.topic.value, num_partitions=settings.kafka_partitions or spec.partitions, replication_factor=1,
-                     topic_configs=topic_configs(spec))
+            NewTopic(spec.topic.value, num_partitions=settings.kafka_partitions or spec.partitions,
+                     replication_factor=settings.kafka_replication_factor,
+                     topic_configs=topic_configs(spec, settings.kafka_min_insync_replicas))
             for spec in wanted
             if spec.topic.value not in existing
         ]

@@ -46,6 +46,14 @@ class ServiceSettings(BaseSettings):
                                                      "process exits non-zero (to be restarted)")
     kafka_create_topics: bool = Field(default=True, description="create the catalog's missing topics at start-up")
     kafka_partitions: int | None = Field(default=None, ge=1, description="override the catalog's partition counts")
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=16,
+        description="copies of each partition for the topics this creates: 1 on one broker (development, compose), "
+                    "3 in production (deploy/k8s sets it), so one broker lost loses nothing")
+    kafka_min_insync_replicas: int = Field(
+        default=1, ge=1, le=16,
+        description="min.insync.replicas of the topics this creates: copies that must have a record before the "
+                    "producer (acks=all) is told it is written; 2 in production, at most the replication factor")
 
     http_host: str = Field(default="127.0.0.1", description="address for /healthz, /readyz, /metrics and the API")
     http_port: int = Field(default=8000, ge=0, le=65535)
@@ -72,6 +80,15 @@ class ServiceSettings(BaseSettings):
     def env_name(self, field: str) -> str:
         """The environment variable that sets `field` (ATTUNE_<SERVICE>_<FIELD>)."""
         return (self.model_config.get("env_prefix") or "") + field.upper()
+
+    @model_validator(mode="after")
+    def _min_insync_replicas_fit_the_copies(self) -> ServiceSettings:
+        # More than the copies and every acks=all write to the topics created would be refused.
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(f"{self.env_name('kafka_min_insync_replicas')} ({self.kafka_min_insync_replicas}) must "
+                             f"not exceed {self.env_name('kafka_replication_factor')} "
+                             f"({self.kafka_replication_factor})")
+        return self
 
     @model_validator(mode="after")
     def _development_listens_on_loopback_only(self) -> ServiceSettings:
