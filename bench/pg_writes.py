@@ -59,15 +59,18 @@ async def sample(args: argparse.Namespace) -> None:
 def summary(path: Path, since: str, until: str | None) -> dict[str, dict[str, int]]:
     first: dict[str, dict] = {}
     last: dict[str, dict] = {}
+    biggest: dict[str, int] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)
         if row["at"] < since or (until and row["at"] > until):
             continue
         first.setdefault(row["datname"], row)
         last[row["datname"]] = row
+        biggest[row["datname"]] = max(biggest.get(row["datname"], 0), row["bytes"])
     return {name: {"from": first[name]["at"], "to": last[name]["at"],
                    **{f: last[name][f] - first[name][f] for f in FIELDS},
-                   "bytes_at_end": last[name]["bytes"]} for name in last}
+                   # The last sample may catch the database while it is being dropped: the largest is its size.
+                   "bytes_first": first[name]["bytes"], "bytes_max": biggest[name]} for name in last}
 
 
 if __name__ == "__main__":
