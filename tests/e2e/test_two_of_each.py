@@ -7,12 +7,13 @@ both partners of a household have their reminder, one checks in through the one-
 check-ins instance, as a load balancer would) and the other with a SubmitCheckIn command on Kafka (split
 between the two check-ins consumers by partition).
 
-When a third of wave A's reminders have reached the push gateway, one instance of each service goes, the
-way each goes in a cluster and stays exact: scheduler-2 and checkins-2 are kill -9'd (their duplicate
-windows resend the same event ids, which their consumers dedupe), notifier-2 gets SIGTERM, as a scale-in or
-a rolling update sends it (a notifier kill -9 mid-send has a documented window in which a person can see a
-message twice: docs/RELIABILITY.md; the chaos suite counts it). The survivors finish wave A and serve wave B
-alone. Deadlines are generous failure guards only; nothing here is timed.
+Each notifier sends only NOTIFIER_CONCURRENCY at a time to a gateway answering in 0.2-0.8 s, so a minute's
+pushes take seconds to go out. When a third of wave A's reminders have reached the gateway, scheduler-2 is
+kill -9'd (its relay's duplicate window resends the same event ids, which consumers dedupe) and notifier-2
+gets SIGTERM, as a scale-in or a rolling update sends it (a notifier kill -9 mid-send has a documented window
+in which a person can see a message twice: docs/RELIABILITY.md; the chaos suite counts it). Once checkins-2
+has recorded three link check-ins, it is kill -9'd while the others are still coming in. The survivors finish
+wave A and serve wave B alone. Deadlines are generous failure guards only; nothing here is timed.
 """
 
 from __future__ import annotations
