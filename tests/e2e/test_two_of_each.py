@@ -352,7 +352,10 @@ class Run:
             for record in await read_topic(self.stack.broker.bootstrap, topic.value, idle_s=1.0):
                 if record.key in ours:
                     try:
-                        per_type[parse(record.value).type] += 1
+                        event = parse(record.value)
+                        per_type[event.type] += 1
+                        if event.type == "notifications.notification_dropped":
+                            per_type[f"  dropped: {event.payload.reason}"] += 1
                     except (ContractError, ValueError):
                         per_type[f"{topic.value}: not a message"] += 1
         notifier_2 = self.stack.services["notifier-2"]
