@@ -255,6 +255,8 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if isinstance(checked, HTMLResponse):
             return checked
         claims, occurrence, used_at = checked
+        if occurrence.announced:  # tapped before its ritual: what is coming, and when this link will work
+            return coming_page(claims, occurrence, service.clock.now(), status=200)
         if used_at is not None:
             metrics.link_failures.labels("replayed").inc()
             return page("Already recorded", "This link has already been used; your answer was recorded then. "
@@ -267,6 +269,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if isinstance(checked, HTMLResponse):
             return checked
         claims, occurrence, _ = checked
+        if occurrence.announced:
+            metrics.link_failures.labels("not_yet_due").inc()
+            return coming_page(claims, occurrence, service.clock.now(), status=409)
         form = parse_qs((await request.body()).decode("utf-8", "replace")[:1000])
         raw = (form.get("closeness") or [""])[0].strip()
         closeness = None
@@ -387,6 +392,29 @@ def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence) -> HTML
         f'<form method="post" action="{escape(action)}"><button class="plain">Confirm</button></form>'
     )
     return _html("Not this time?" if claims.action is LinkAction.SKIP else "Later, then", body, 200)
+
+
+_WILL_DO = {LinkAction.DONE: "check in", LinkAction.SKIP: "skip it this time",
+            LinkAction.SNOOZE: "ask to be reminded a little later"}
+
+
+def coming_page(claims: LinkClaims, occurrence: Occurrence, now: datetime, *, status: int) -> HTMLResponse:
+    """A reminder's link tapped before its ritual: what it is and when, and when this same link will work.
+    Nothing is recorded (there is nothing to record yet), and the link is not used up."""
+    name, when = escape(_ritual_name(occurrence)), escape(_when(occurrence))
+    prompt = ""
+    known = TEMPLATES.get(occurrence.template)
+    if known is not None and not occurrence.sensitive:
+        prompt = f"<p>{escape(known.short_prompt)}</p>"
+    until = claims.expires_at.astimezone(ZoneInfo(occurrence.time_zone)).strftime("%A %d %B, %H:%M")
+    if now < occurrence.scheduled_for:
+        timing = (f"<p>Keep this message: from {when} this same link lets you {_WILL_DO[claims.action]}. "
+                  f"It works until {escape(until)}.</p>")
+    else:  # its time has come but the service has not opened it yet (a moment's delay)
+        timing = ("<p>It is just opening for check-ins. Please try this link again in a minute or two; "
+                  f"it works until {escape(until)}.</p>")
+    body = f'<p><strong>{name}</strong></p><p class="when">{when}</p>{prompt}{timing}'
+    return _html("Coming up", body, status)
 
 
 def done_page(claims: LinkClaims, occurrence: Occurrence, closeness: int | None) -> HTMLResponse:

@@ -41,6 +41,7 @@ from attune_contracts.messages import (
     MemberUpserted,
     RecordAchievement,
     RitualDue,
+    RitualReminder,
     StreakUnit,
     SubmitCheckIn,
     SuggestedFocus,
@@ -95,6 +96,8 @@ class Occurrence:
     sensitive: bool = False
     closed_at: datetime | None = None  # when the timer handled its deadline
     missed: bool = False
+    # Known only from its RitualReminder: not due yet, nothing can be recorded for it (`deadline` is a placeholder).
+    announced: bool = False
 
     @property
     def local_date(self) -> date:
@@ -180,7 +183,7 @@ def named_members(payload: object) -> list[UUID]:
     """The members a message names (whose households `check_members` needs)."""
     if isinstance(payload, SubmitCheckIn | LogMoment | RecordAchievement | MemberUpserted):
         return [payload.member_id]
-    if isinstance(payload, RitualDue):
+    if isinstance(payload, RitualDue | RitualReminder):
         return list(payload.participants)
     return []
 

@@ -41,6 +41,7 @@ from attune_contracts.messages import (
     RitualDeleted,
     RitualDue,
     RitualMissed,
+    RitualReminder,
     RitualScheduled,
     RitualUpdated,
     StreakUpdated,
@@ -70,7 +71,7 @@ PRODUCER = "checkins"
 
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
-    "ritual.due",
+    "ritual.due", "ritual.reminder",
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
     "scheduler.household_credentials_revoked",
@@ -88,6 +89,9 @@ class Policy:
     # A link can be tapped before its RitualDue has reached this service (the notifier is fast; this
     # consumer may lag): wait this long for the occurrence before saying it is unknown.
     link_occurrence_wait_s: float = 5.0
+    # An occurrence a reminder announced and whose RitualDue never came (the ritual was paused, deleted or
+    # skipped meanwhile) is forgotten this long after its scheduled time.
+    announced_kept: timedelta = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,10 @@ class CheckinsService:
             case RitualDue():
                 _storable(envelope, template=payload.template, title=payload.title)
                 await self._ritual_due(tx, household_id, payload)
+            case RitualReminder():
+                _storable(envelope, template=payload.template, title=payload.title)
+                await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
+                await tx.announce(_occurrence_of(household_id, payload, deadline=payload.scheduled_for))
             case HouseholdRegistered():
                 await tx.put_household(household_id, payload.time_zone, now)
             case MemberUpserted():
@@ -348,14 +356,10 @@ class CheckinsService:
     async def _ritual_due(self, tx: SqlTx, household_id: UUID, due: RitualDue) -> None:
         now = self.clock.now()
         await tx.put_household(household_id, due.time_zone, now, overwrite=False)
-        occurrence = Occurrence(
-            occurrence_id=due.occurrence_id, household_id=household_id, ritual_id=due.ritual_id,
-            template=due.template, title=due.title, participants=tuple(due.participants),
-            scheduled_for=due.scheduled_for, deadline=due.deadline, time_zone=due.time_zone,
-            sensitive=due.sensitive,
-        )
+        occurrence = _occurrence_of(household_id, due, deadline=due.deadline)
         if await tx.add_occurrence(occurrence):
             self.wake.set()  # the timer may need to wake earlier for this deadline
+        await tx.forget_announced(due.occurrence_id)
 
     # ---- check-ins ------------------------------------------------------------------------------
 
@@ -539,8 +543,11 @@ class CheckinsService:
     async def link_preview(self, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
         """What a link would record, and when it was used if it already was.
 
-        An occurrence not known yet is waited for (up to `link_occurrence_wait_s`): a validly signed link
-        names one, and its RitualDue may still be on its way here.
+        A reminder's link can be tapped before its ritual (the day-before date-night reminder): the
+        occurrence its RitualReminder announced is returned at once, marked `announced` (nothing can be
+        recorded for it yet). An occurrence not known yet, or announced and already past its time, is waited
+        for (up to `link_occurrence_wait_s`): a validly signed link names one, and its RitualDue may still be
+        on its way here. Still only announced after the wait: returned as announced all the same.
         """
         deadline = asyncio.get_running_loop().time() + self.policy.link_occurrence_wait_s
         while True:
@@ -548,7 +555,14 @@ class CheckinsService:
                 occurrence = await tx.occurrence(claims.occurrence_id)
                 if occurrence is not None and occurrence.household_id == claims.household_id:
                     return occurrence, await tx.token_used_at(claims.token_id)
+                announced = await tx.announced(claims.occurrence_id) if occurrence is None else None
+            if announced is not None and announced.household_id != claims.household_id:
+                announced = None
+            if announced is not None and self.clock.now() < announced.scheduled_for:
+                return announced, None
             if occurrence is not None or asyncio.get_running_loop().time() >= deadline:
+                if announced is not None:
+                    return announced, None
                 raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
             await asyncio.sleep(_LINK_POLL_S)
 
@@ -638,6 +652,7 @@ class CheckinsService:
         """Handle every deadline and summary that is due; return how long the timer may sleep."""
         now = self.clock.now()
         async with self.store.tx() as tx:
+            await tx.forget_announced(before=now - self.policy.announced_kept)
             overdue = await tx.overdue(now)
             for occurrence_id in await tx.answered_unclaimed(now):
                 await tx.close_occurrence(occurrence_id, now, missed=False)
@@ -721,6 +736,15 @@ class CheckinsService:
             finally:
                 for task in (sleeper, woken, stopped):
                     task.cancel()
+
+
+def _occurrence_of(household_id: UUID, facts: RitualDue | RitualReminder, *, deadline: datetime) -> Occurrence:
+    return Occurrence(
+        occurrence_id=facts.occurrence_id, household_id=household_id, ritual_id=facts.ritual_id,
+        template=facts.template, title=facts.title, participants=tuple(facts.participants),
+        scheduled_for=facts.scheduled_for, deadline=deadline, time_zone=facts.time_zone,
+        sensitive=facts.sensitive, announced=isinstance(facts, RitualReminder),
+    )
 
 
 def _storable(envelope: Envelope[Any], **texts: str | None) -> None:

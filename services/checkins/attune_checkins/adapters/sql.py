@@ -482,6 +482,34 @@ class SqlTx:
         }))
         return result.rowcount == 1
 
+    async def announce(self, occ: Occurrence) -> bool:
+        """Remember an occurrence a reminder announced (no deadline yet: only its RitualDue sets one)."""
+        if (await self.occurrence(occ.occurrence_id)) is not None:
+            return False  # already due: the reminder came late, nothing to announce
+        result = await self.conn.execute(_insert_ignore(self.conn, t.announced_occurrences, {
+            "occurrence_id": occ.occurrence_id, "household_id": occ.household_id, "ritual_id": occ.ritual_id,
+            "template": occ.template, "title": occ.title, "participants": [str(p) for p in occ.participants],
+            "scheduled_for": occ.scheduled_for, "time_zone": occ.time_zone, "sensitive": occ.sensitive,
+        }))
+        return result.rowcount == 1
+
+    async def announced(self, occurrence_id: UUID) -> Occurrence | None:
+        """An occurrence known only from its reminder (its deadline is its scheduled time, a placeholder)."""
+        row = (await self.conn.execute(
+            select(t.announced_occurrences).where(t.announced_occurrences.c.occurrence_id == occurrence_id)
+        )).one_or_none()
+        if row is None:
+            return None
+        return Occurrence(row.occurrence_id, row.household_id, row.ritual_id, row.template, row.title,
+                          tuple(map(UUID, row.participants)), row.scheduled_for, row.scheduled_for, row.time_zone,
+                          row.sensitive, announced=True)
+
+    async def forget_announced(self, occurrence_id: UUID | None = None, *, before: datetime | None = None) -> int:
+        """Drop an announcement (its RitualDue came), or every one scheduled before `before` (never due)."""
+        table = t.announced_occurrences
+        where = table.c.occurrence_id == occurrence_id if occurrence_id is not None else table.c.scheduled_for < before
+        return (await self.conn.execute(delete(table).where(where))).rowcount
+
     async def occurrence(self, occurrence_id: UUID) -> Occurrence | None:
         row = (await self.conn.execute(
             select(*_OCCURRENCE_COLUMNS).where(t.occurrences.c.occurrence_id == occurrence_id)
