@@ -102,3 +102,82 @@ async def test_a_reminder_for_another_households_link_is_not_shown(api: Api) -> 
                                      action=LinkAction.DONE, now=api.h.clock.now())
     page = await api.client.get(f"/l/{stranger}")
     assert page.status_code == 404 and "Date night" not in page.text
+
+
+async def test_a_used_or_expired_link_says_what_it_was_for_and_what_is_recorded(api: Api) -> None:
+    """Issue 15: expired and used links lead somewhere useful (and never to an app that does not exist yet)."""
+    token = api.mint()
+    await api.client.post(f"/l/{token}", content="closeness=4", headers=FORM)
+    again = await api.client.get(f"/l/{token}")
+    assert again.status_code == 409 and "Already recorded" in again.text
+    assert "Evening &lt;script&gt;" in again.text and "recorded as done. Closeness: 4 of 5." in again.text
+
+    old = api.mint(LinkAction.DONE, member=api.h.ben, now=api.h.clock.now() - timedelta(hours=2),
+                   ttl=timedelta(hours=1))
+    expired = await api.client.get(f"/l/{old}")
+    assert expired.status_code == 410 and "This link has expired" in expired.text
+    assert "Evening &lt;script&gt;" in expired.text and "Nothing is recorded for you yet." in expired.text
+    assert "next reminder will bring fresh links" in expired.text and "Attune app" not in expired.text
+    assert api.failures("expired") == 1
+
+    # An expired link of another household shows nothing of this one.
+    stranger = api.parts.signer.mint(household_id=uuid4(), occurrence_id=api.due.occurrence_id, member_id=api.h.ana,
+                                     action=LinkAction.DONE, now=api.h.clock.now() - timedelta(hours=2),
+                                     ttl=timedelta(hours=1))
+    other = await api.client.get(f"/l/{stranger}")
+    assert other.status_code == 410 and "Evening" not in other.text and "recorded" not in other.text
+
+
+# ---- SMS short links ----------------------------------------------------------------------------
+
+
+async def issue_short_link(api: Api, token: str, *, expires_at: datetime | None = None) -> str:
+    """What the notifier does for an SMS: a code, and a ShortLinkIssued with its hash and the sealed token."""
+    from attune_contracts.messages import ShortLinkIssued
+    from attune_runtime import shortlinks
+
+    code = shortlinks.new_code()
+    await api.h.send(ShortLinkIssued(code_id=shortlinks.code_id(code), sealed_token=shortlinks.seal(token, code),
+                                     expires_at=expires_at or api.h.clock.now() + timedelta(hours=36)))
+    return code
+
+
+async def test_an_sms_short_link_leads_to_its_one_tap_page_and_records_once(api: Api) -> None:
+    token = api.mint()
+    code = await issue_short_link(api, token)
+    assert len(f"https://checkins.example.org/s/{code}") < 45
+    hop = await api.client.get(f"/s/{code}")
+    assert hop.status_code == 303 and hop.headers["location"] == f"/l/{token}"
+    assert hop.headers["cache-control"] == "no-store" and api.h.sink.published == []  # opening records nothing
+    page = await api.client.get(hop.headers["location"])
+    assert page.status_code == 200 and page.text.count('name="closeness"') == 6
+    done = await api.client.post(hop.headers["location"], content="closeness=3", headers=FORM)
+    assert done.status_code == 200 and len(api.h.sink.of(CheckInRecorded)) == 1
+    # Single use, as its token: the same code leads to "Already recorded", nothing more is recorded.
+    again = await api.client.get((await api.client.get(f"/s/{code}")).headers["location"])
+    assert again.status_code == 409 and "recorded as done" in again.text
+    assert len(api.h.sink.of(CheckInRecorded)) == 1
+
+
+async def test_short_links_unknown_expired_malformed_and_erased(api: Api) -> None:
+    from attune_contracts.messages import HouseholdErased
+    from attune_runtime import shortlinks
+
+    unknown = await api.client.get(f"/s/{shortlinks.new_code()}")  # waited for, then refused
+    assert unknown.status_code == 404 and "know this short link" in unknown.text
+    assert api.failures("unknown_short_link") == 1
+    for bad in ("short", "0O1lI0O1lI0O", "x" * 200):
+        response = await api.client.get(f"/s/{bad}")
+        assert response.status_code == 400 and "<h1>" in response.text
+    expiring = await issue_short_link(api, api.mint(), expires_at=api.h.clock.now() + timedelta(minutes=5))
+    api.h.clock.advance(minutes=6)
+    expired = await api.client.get(f"/s/{expiring}")
+    assert expired.status_code == 410 and "expired" in expired.text
+    await api.parts.service.tick()
+    assert await api.h.count("short_links") == 0  # tidied away after expiry
+
+    kept = await issue_short_link(api, api.mint())
+    assert await api.h.count("short_links") == 1
+    await api.h.send(HouseholdErased(erased_at=api.h.clock.now()))
+    assert await api.h.count("short_links") == 0
+    assert (await api.client.get(f"/s/{kept}")).status_code == 404

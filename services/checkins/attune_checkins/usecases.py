@@ -44,12 +44,14 @@ from attune_contracts.messages import (
     RitualReminder,
     RitualScheduled,
     RitualUpdated,
+    ShortLinkIssued,
     StreakUpdated,
     SubmitCheckIn,
 )
 from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
+from attune_runtime import shortlinks
 from attune_runtime.consumer import PermanentError
 from attune_runtime.faults import HouseholdErasedError
 from sqlalchemy.exc import IntegrityError
@@ -71,7 +73,7 @@ PRODUCER = "checkins"
 
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
-    "ritual.due", "ritual.reminder",
+    "ritual.due", "ritual.reminder", "notifications.short_link_issued",
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
     "scheduler.household_credentials_revoked",
@@ -205,6 +207,8 @@ class CheckinsService:
                 _storable(envelope, template=payload.template, title=payload.title)
                 await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
                 await tx.announce(_occurrence_of(household_id, payload, deadline=payload.scheduled_for))
+            case ShortLinkIssued():
+                await tx.put_short_link(payload.code_id, household_id, payload.sealed_token, payload.expires_at)
             case HouseholdRegistered():
                 await tx.put_household(household_id, payload.time_zone, now)
             case MemberUpserted():
@@ -566,6 +570,36 @@ class CheckinsService:
                 raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
             await asyncio.sleep(_LINK_POLL_S)
 
+    async def resolve_short_link(self, code: str) -> str:
+        """The one-tap token an SMS's short code stands for. Its ShortLinkIssued may still be on its way here
+        (an SMS is quick): waited for like a link's occurrence. LinkRefused if unknown or expired."""
+        key = shortlinks.code_id(code)
+        deadline = asyncio.get_running_loop().time() + self.policy.link_occurrence_wait_s
+        while True:
+            async with self.store.tx() as tx:
+                found = await tx.short_link(key)
+            if found is not None:
+                _, sealed, expires_at = found
+                if expires_at <= self.clock.now():
+                    raise LinkRefused("expired", "This link has expired. The next reminder will bring fresh links.")
+                token = shortlinks.unseal(sealed, code)
+                if token is None:  # not sealed with this code: not one of ours
+                    raise LinkRefused("bad_signature", "This link has been changed or was not made by Attune.")
+                return token
+            if asyncio.get_running_loop().time() >= deadline:
+                raise LinkRefused("unknown_short_link", "We don't know this short link. It may be mistyped, or "
+                                                        "so old that it has been tidied away.")
+            await asyncio.sleep(_LINK_POLL_S)
+
+    async def link_outcome(self, claims: LinkClaims) -> tuple[Occurrence | None, CheckIn | None]:
+        """For a used or expired link's page: its occurrence (if still known, in the link's household) and what
+        is recorded for its member. No waiting: this only explains a link that no longer records anything."""
+        async with self.store.tx() as tx:
+            occurrence = await tx.occurrence(claims.occurrence_id)
+            if occurrence is None or occurrence.household_id != claims.household_id:
+                return None, None
+            return occurrence, await tx.checkin(claims.occurrence_id, claims.member_id)
+
     async def use_link(self, claims: LinkClaims, closeness: int | None) -> SubmitResult:
         """Record a one-tap link's check-in once; a second use of the same token is refused."""
         now = self.clock.now()
@@ -653,6 +687,7 @@ class CheckinsService:
         now = self.clock.now()
         async with self.store.tx() as tx:
             await tx.forget_announced(before=now - self.policy.announced_kept)
+            await tx.forget_short_links(expired_before=now)
             overdue = await tx.overdue(now)
             for occurrence_id in await tx.answered_unclaimed(now):
                 await tx.close_occurrence(occurrence_id, now, missed=False)

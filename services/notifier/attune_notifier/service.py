@@ -37,6 +37,7 @@ from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 from attune_runtime.retry import Backoff
 
 from . import content
+from .links import ActionLinks
 
 NOTIFICATION_NAMESPACE = UUID("6f1d7a52-3c39-4b4e-9d0a-7b3f0c2a9e11")
 
@@ -436,10 +437,10 @@ def decide(
             return Decision(Action.DROP, "daily_cap")
         return Decision(Action.DEFER, "daily_cap", at=at)
     if not routes:
-        if recipient.role == "child":
-            # Many children have no phone of their own: skipped on purpose (counted), not retried into a dead letter.
-            return Decision(Action.DROP, "no_channel")
-        return Decision(Action.RETRY, "no_channel")
+        # No channel for this message (none at all, or none the member allows for it: many children have no
+        # phone of their own): skipped on purpose and counted, not retried into a dead letter. A channel added
+        # later serves the next message.
+        return Decision(Action.DROP, "no_channel")
     if channel_index >= len(routes):
         channel_index = len(routes) - 1
     return Decision(Action.SEND, channel=routes[channel_index])
@@ -597,34 +598,48 @@ def fit_sms(text: str) -> str:
 
 
 def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, neutral: bool,
-           link: str | None = None, templates: Mapping[str, content.Template] | None = None) -> Rendered:
-    """The message for one channel kind. `neutral` (sensitive ritual or discreet member) hides the subject."""
+           link: str | ActionLinks | None = None,
+           templates: Mapping[str, content.Template] | None = None) -> Rendered:
+    """The message for one channel kind. `neutral` (sensitive ritual or discreet member) hides the subject.
+    `link`: the one-tap links (`links.ActionLinks`; a plain URL is a Done link). Push and email list every
+    link; an SMS carries only the short Done link, and only whole, after text clipped to leave it room."""
+    links = ActionLinks.of(link)
     if neutral:
         title = str(params.get("discreet_title") or content.NEUTRAL_TITLE)
         body = content.NEUTRAL_BODY
         if kind is ChannelKind.SMS:
-            return Rendered(kind, "", fit_sms(f"Attune: {title}. {body}"))
+            return Rendered(kind, "", _sms(f"Attune: {title}. {body}", links))
         if kind is ChannelKind.EMAIL:
-            html_body = f"<p>{html.escape(body)}</p>" + (content.LINK_HTML.format(link=html.escape(link)) if link else "")
-            text = body + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
+            html_body = f"<p>{html.escape(body)}</p>" + (links.html() if links else "")
+            text = body + (f"\n\n{links.text()}" if links else "")
             return Rendered(kind, title, text, html_body)
-        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{content.LINK_TEXT.format(link=link)}" if link else ""))
+        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{links.text()}" if links else ""))
     template = (templates or content.TEMPLATES)[template_key]
     plain = _Blank({k: v for k, v in params.items() if not k.endswith("_html")})
     if kind is ChannelKind.SMS:
-        return Rendered(kind, "", fit_sms(template.sms.format_map(plain)))
+        return Rendered(kind, "", _sms(template.sms.format_map(plain), links))
     if kind is ChannelKind.EMAIL:
         escaped = _Blank({k: (v if k.endswith("_html") else html.escape(str(v))) for k, v in params.items()})
         escaped["tally_rows"] = params.get("tally_rows_html", "")
         html_body = template.html.format_map(escaped)
-        if link:
-            html_body += content.LINK_HTML.format(link=html.escape(link))
-        text = template.body.format_map(plain) + (f"\n\n{content.LINK_TEXT.format(link=link)}" if link else "")
+        if links:
+            html_body += links.html()
+        text = template.body.format_map(plain) + (f"\n\n{links.text()}" if links else "")
         return Rendered(kind, _clip(template.subject.format_map(plain), 150), text, html_body)
     body = _clip(template.body.format_map(plain), PUSH_BODY_MAX)
-    if link:
-        body += "\n" + content.LINK_TEXT.format(link=link)
+    if links:
+        body += "\n" + links.text()
     return Rendered(kind, _clip(template.title.format_map(plain), PUSH_TITLE_MAX), body)
+
+
+def _sms(text: str, links: ActionLinks | None) -> str:
+    """One segment where possible: the text clipped to leave room for the short link, which is never cut."""
+    suffix = links.sms_suffix() if links else ""
+    if not suffix:
+        return fit_sms(text)
+    text = _SPACE.sub(" ", text.translate(_SMS_FOLD)).strip()
+    limit = sms_segment_limit(text + suffix) - len(suffix)
+    return (text if len(text) <= limit else _clip(text, limit, "...")) + suffix
 
 
 def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:

@@ -482,6 +482,22 @@ class SqlTx:
         }))
         return result.rowcount == 1
 
+    async def put_short_link(self, code_id: str, household_id: UUID, sealed_token: str, expires_at: datetime) -> None:
+        await self.conn.execute(_insert_ignore(self.conn, t.short_links, {
+            "code_id": code_id, "household_id": household_id, "sealed_token": sealed_token, "expires_at": expires_at,
+        }))
+
+    async def short_link(self, code_id: str) -> tuple[UUID, str, datetime] | None:
+        """(household, sealed token, expiry) of a short link's code, by the code's hash."""
+        row = (await self.conn.execute(
+            select(t.short_links.c.household_id, t.short_links.c.sealed_token, t.short_links.c.expires_at)
+            .where(t.short_links.c.code_id == code_id))).one_or_none()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def forget_short_links(self, expired_before: datetime) -> int:
+        return (await self.conn.execute(
+            delete(t.short_links).where(t.short_links.c.expires_at < expired_before))).rowcount
+
     async def announce(self, occ: Occurrence) -> bool:
         """Remember an occurrence a reminder announced (no deadline yet: only its RitualDue sets one)."""
         if (await self.occurrence(occ.occurrence_id)) is not None:

@@ -206,7 +206,17 @@ announced_occurrences = Table(
     Column("sensitive", Boolean, nullable=False),
 )
 
+# SMS short links (attune_runtime.shortlinks): a code's hash and its one-tap token sealed with the code.
+short_links = Table(
+    "short_links", metadata,
+    Column("code_id", String(64), primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("sealed_token", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
     ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox, announced_occurrences,
+    short_links,
 )
