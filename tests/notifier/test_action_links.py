@@ -169,3 +169,19 @@ def json_text(value: object) -> str:
     import json
 
     return json.dumps(value)
+
+
+@pytest.mark.parametrize("neutral", [False, True])
+def test_an_sms_keeps_its_short_link_whole_within_one_segment(neutral: bool) -> None:
+    from attune_contracts.messages import ChannelKind
+    from attune_notifier.links import ActionLinks
+    from attune_notifier.service import render
+
+    short = f"{PUBLIC_URL}/s/AbCdEfGhJkLm"
+    links = ActionLinks({LinkAction.DONE: f"{PUBLIC_URL}/l/long-token"}, short=short)
+    long_prompt = {"ritual": "Date night", "prompt": "word " * 60, "when": "19:00 on Friday"}
+    plain = render("ritual_reminder", long_prompt, ChannelKind.SMS, neutral=neutral, link=links).body
+    assert plain.endswith(f" Done? {short}") and len(plain) <= 160 and "/l/" not in plain
+    emoji = render("ritual_due", {**long_prompt, "ritual": "Date night \U0001F49B", "prompt": "word " * 30},
+                   ChannelKind.SMS, neutral=neutral, link=links).body
+    assert emoji.endswith(f" Done? {short}") and len(emoji) <= (160 if neutral else 70)
