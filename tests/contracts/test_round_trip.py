@@ -28,6 +28,7 @@ BY_NAME = {
     "error_kind": "invalid",
     "command_type": "scheduler.schedule_ritual",
     "cause_type": "ritual.due",
+    "code_id": "5e" * 32,
 }
 
 

@@ -27,6 +27,7 @@ BY_NAME = {
     "reason": "stale",
     "command_type": "scheduler.schedule_ritual",
     "cause_type": "ritual.due",
+    "code_id": "5e" * 32,
 }
 
 

@@ -89,13 +89,17 @@ def test_a_child_who_snoozes_is_reminded_in_the_childs_words() -> None:
         assert not ADULT_WORDS.search(text), text
 
 
-def test_a_child_without_a_channel_is_skipped_on_purpose_not_retried() -> None:
+def test_a_member_without_a_channel_is_skipped_on_purpose_not_retried() -> None:
     now = utc(2026, 11, 26, 19)
     kid = decide(now=now, recipient=FAMILY[KID], routes=[], channel_index=0, expires_at=None, sent_today=0)
     assert (kid.action, kid.reason) == (Action.DROP, "no_channel")
-    # An adult without a channel may still add one: that delivery keeps waiting, as before.
+    # An adult with no channel for this message is skipped the same way (issue 15): a channel added later
+    # serves the next message; this one is not retried into a dead letter.
     parent = decide(now=now, recipient=FAMILY[BEN], routes=[], channel_index=0, expires_at=None, sent_today=0)
-    assert (parent.action, parent.reason) == (Action.RETRY, "no_channel")
+    assert (parent.action, parent.reason) == (Action.DROP, "no_channel")
+    # A member not known here yet still waits (their MemberUpserted may be on its way).
+    unknown = decide(now=now, recipient=None, routes=[], channel_index=0, expires_at=None, sent_today=0)
+    assert (unknown.action, unknown.reason) == (Action.RETRY, "unknown_member")
     with_phone = decide(now=now, recipient=FAMILY[KID], routes=[ChannelRef(uuid4(), ChannelKind.PUSH, 0)],
                         channel_index=0, expires_at=None, sent_today=0)
     assert with_phone.action is Action.SEND

@@ -129,11 +129,13 @@ def test_daily_cap_defers_to_the_next_local_day() -> None:
     assert d.action is Action.DEFER and d.reason == "daily_cap" and d.at == utc(2026, 11, 27, 5, 0)
 
 
-def test_unknown_member_and_missing_channel_wait_rather_than_vanish() -> None:
-    assert decide(now=utc(2026, 1, 1), recipient=None, routes=[], channel_index=0, expires_at=None,
-                  sent_today=0).reason == "unknown_member"
-    assert decide(now=utc(2026, 1, 1), recipient=recipient(), routes=[], channel_index=0, expires_at=None,
-                  sent_today=0).action is Action.RETRY
+def test_an_unknown_member_waits_and_a_member_without_a_channel_is_skipped() -> None:
+    unknown = decide(now=utc(2026, 1, 1), recipient=None, routes=[], channel_index=0, expires_at=None, sent_today=0)
+    assert (unknown.action, unknown.reason) == (Action.RETRY, "unknown_member")
+    # Issue 15: no channel for this message is a choice (or no phone), not a fault: skipped and counted.
+    bare = decide(now=utc(2026, 1, 1), recipient=recipient(), routes=[], channel_index=0, expires_at=None,
+                  sent_today=0)
+    assert (bare.action, bare.reason) == (Action.DROP, "no_channel")
 
 
 # ---- retries and channels -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from attune_contracts.catalog import TEMPLATES
 from attune_contracts.credentials import CredentialVerifier
 from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
 from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
+from attune_runtime import shortlinks
 from attune_runtime.auth import Authenticator, Principal
 from attune_runtime.http import ASGIApp, HttpLimits, add_guards
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -31,7 +32,7 @@ from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .metrics import Metrics
-from .service import MAX_NOTE, Occurrence, Outcome, Rejected
+from .service import MAX_NOTE, CheckIn, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
 log = logging.getLogger("attune.checkins.http")
@@ -241,6 +242,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             claims = signer.verify(token, now=service.clock.now())
         except LinkError as exc:
             metrics.link_failures.labels(exc.reason).inc()
+            if exc.claims is not None:  # expired, but genuinely ours: say what it was for and what is recorded
+                occurrence, checkin = await service.link_outcome(exc.claims)
+                return outcome_page("This link has expired", str(exc), occurrence, checkin, status=410)
             return page("This link can't be used", str(exc), status=410 if exc.reason == "expired" else 400)
         try:
             occurrence, used_at = await service.link_preview(claims)
@@ -249,16 +253,39 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             return page("This link can't be used", str(exc), status=404)
         return claims, occurrence, used_at
 
+    async def _used(claims: LinkClaims) -> HTMLResponse:
+        occurrence, checkin = await service.link_outcome(claims)
+        return outcome_page("Already recorded", "This link has already been used; your answer was recorded then. "
+                            "Thank you!", occurrence, checkin, status=409)
+
+    @app.get("/s/{code}", include_in_schema=False)
+    async def short_link(code: str) -> Response:
+        """An SMS's short link: on to the one-tap page of the token it stands for (the page records nothing
+        until its button is pressed, so a phone's link preview opening this changes nothing)."""
+        if not shortlinks.is_code(code):
+            metrics.link_failures.labels("malformed").inc()
+            return page("This link can't be used", "This link is incomplete. Open it again from the original "
+                        "message.", status=400)
+        try:
+            token = await service.resolve_short_link(code)
+        except LinkRefused as exc:
+            metrics.link_failures.labels(exc.reason).inc()
+            return page("This link can't be used", str(exc), status=410 if exc.reason == "expired" else 404)
+        return Response(status_code=303, headers={
+            "Location": f"/l/{quote(token, safe='')}", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+        })
+
     @app.get("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_page(token: str) -> HTMLResponse:
         checked = await _verify(token)
         if isinstance(checked, HTMLResponse):
             return checked
         claims, occurrence, used_at = checked
+        if occurrence.announced:  # tapped before its ritual: what is coming, and when this link will work
+            return coming_page(claims, occurrence, service.clock.now(), status=200)
         if used_at is not None:
             metrics.link_failures.labels("replayed").inc()
-            return page("Already recorded", "This link has already been used; your answer was recorded then. "
-                        "Thank you!", status=409)
+            return await _used(claims)
         return confirm_page(token, claims, occurrence)
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -267,6 +294,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if isinstance(checked, HTMLResponse):
             return checked
         claims, occurrence, _ = checked
+        if occurrence.announced:
+            metrics.link_failures.labels("not_yet_due").inc()
+            return coming_page(claims, occurrence, service.clock.now(), status=409)
         form = parse_qs((await request.body()).decode("utf-8", "replace")[:1000])
         raw = (form.get("closeness") or [""])[0].strip()
         closeness = None
@@ -279,7 +309,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             result = await service.use_link(claims, closeness)
         except LinkRefused as exc:
             metrics.link_failures.labels(exc.reason).inc()
-            return page("Already recorded", str(exc), status=409)
+            return await _used(claims)
         except Rejected as exc:
             metrics.link_failures.labels("rejected").inc()
             return page("We couldn't record that", exc.reason, status=422)
@@ -290,7 +320,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
 
 def _is_link(path: str) -> bool:
     """A one-tap link's path: answered with a page for a person on a phone, not JSON for a program."""
-    return path == "/l" or path.startswith("/l/")
+    return path in ("/l", "/s") or path.startswith(("/l/", "/s/"))
 
 
 def _refusal(path: str, status: int, message: str, headers: dict[str, str]) -> ASGIApp:
@@ -387,6 +417,49 @@ def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence) -> HTML
         f'<form method="post" action="{escape(action)}"><button class="plain">Confirm</button></form>'
     )
     return _html("Not this time?" if claims.action is LinkAction.SKIP else "Later, then", body, 200)
+
+
+_RECORDED_WORDS = {CheckInStatus.DONE: "done", CheckInStatus.SKIPPED: "skipped this time",
+                   CheckInStatus.SNOOZED: "snoozed"}
+
+
+def outcome_page(title: str, message: str, occurrence: Occurrence | None, checkin: CheckIn | None, *,
+                 status: int) -> HTMLResponse:
+    """A link that records nothing more (used, or expired): what it was for and what is recorded now, so the
+    person knows whether anything is left to do. Only what the link's own member recorded is shown."""
+    parts = [f"<p>{escape(message)}</p>"]
+    if occurrence is not None:
+        name, when = escape(_ritual_name(occurrence)), escape(_when(occurrence))
+        if checkin is None:
+            state = "Nothing is recorded for you yet."
+        else:
+            rated = f" Closeness: {checkin.closeness} of 5." if checkin.closeness else ""
+            state = f"It is recorded as {_RECORDED_WORDS[checkin.status]}.{rated}"
+        parts.insert(0, f'<p><strong>{name}</strong></p><p class="when">{when}</p><p>{escape(state)}</p>')
+    return _html(title, "".join(parts), status)
+
+
+_WILL_DO = {LinkAction.DONE: "check in", LinkAction.SKIP: "skip it this time",
+            LinkAction.SNOOZE: "ask to be reminded a little later"}
+
+
+def coming_page(claims: LinkClaims, occurrence: Occurrence, now: datetime, *, status: int) -> HTMLResponse:
+    """A reminder's link tapped before its ritual: what it is and when, and when this same link will work.
+    Nothing is recorded (there is nothing to record yet), and the link is not used up."""
+    name, when = escape(_ritual_name(occurrence)), escape(_when(occurrence))
+    prompt = ""
+    known = TEMPLATES.get(occurrence.template)
+    if known is not None and not occurrence.sensitive:
+        prompt = f"<p>{escape(known.short_prompt)}</p>"
+    until = claims.expires_at.astimezone(ZoneInfo(occurrence.time_zone)).strftime("%A %d %B, %H:%M")
+    if now < occurrence.scheduled_for:
+        timing = (f"<p>Keep this message: from {when} this same link lets you {_WILL_DO[claims.action]}. "
+                  f"It works until {escape(until)}.</p>")
+    else:  # its time has come but the service has not opened it yet (a moment's delay)
+        timing = ("<p>It is just opening for check-ins. Please try this link again in a minute or two; "
+                  f"it works until {escape(until)}.</p>")
+    body = f'<p><strong>{name}</strong></p><p class="when">{when}</p>{prompt}{timing}'
+    return _html("Coming up", body, status)
 
 
 def done_page(claims: LinkClaims, occurrence: Occurrence, closeness: int | None) -> HTMLResponse:

@@ -42,6 +42,7 @@ from attune_contracts.messages import (
     MemberUpserted,
     RecordAchievement,
     RitualDue,
+    RitualReminder,
     StreakUnit,
     SubmitCheckIn,
     SuggestedFocus,
@@ -96,6 +97,8 @@ class Occurrence:
     sensitive: bool = False
     closed_at: datetime | None = None  # when the timer handled its deadline
     missed: bool = False
+    # Known only from its RitualReminder: not due yet, nothing can be recorded for it (`deadline` is a placeholder).
+    announced: bool = False
 
     @property
     def local_date(self) -> date:
@@ -181,7 +184,7 @@ def named_members(payload: object) -> list[UUID]:
     """The members a message names (whose households `check_members` needs)."""
     if isinstance(payload, SubmitCheckIn | LogMoment | RecordAchievement | MemberUpserted):
         return [payload.member_id]
-    if isinstance(payload, RitualDue):
+    if isinstance(payload, RitualDue | RitualReminder):
         return list(payload.participants)
     return []
 

@@ -42,14 +42,17 @@ from attune_contracts.messages import (
     RitualDeleted,
     RitualDue,
     RitualMissed,
+    RitualReminder,
     RitualScheduled,
     RitualUpdated,
+    ShortLinkIssued,
     StreakUpdated,
     SubmitCheckIn,
 )
 from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
+from attune_runtime import shortlinks
 from attune_runtime.consumer import PermanentError
 from attune_runtime.faults import HouseholdErasedError
 from sqlalchemy.exc import IntegrityError
@@ -71,7 +74,7 @@ PRODUCER = "checkins"
 
 HANDLED_TYPES = frozenset({
     "checkins.submit_checkin", "checkins.log_moment", "checkins.record_achievement",
-    "ritual.due",
+    "ritual.due", "ritual.reminder", "notifications.short_link_issued",
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
     "scheduler.household_credentials_revoked",
@@ -97,6 +100,9 @@ class Policy:
     # A link can be tapped before its RitualDue has reached this service (the notifier is fast; this
     # consumer may lag): wait this long for the occurrence before saying it is unknown.
     link_occurrence_wait_s: float = 5.0
+    # An occurrence a reminder announced and whose RitualDue never came (the ritual was paused, deleted or
+    # skipped meanwhile) is forgotten this long after its scheduled time.
+    announced_kept: timedelta = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,12 @@ class CheckinsService:
             case RitualDue():
                 _storable(envelope, template=payload.template, title=payload.title)
                 await self._ritual_due(tx, household_id, payload)
+            case RitualReminder():
+                _storable(envelope, template=payload.template, title=payload.title)
+                await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
+                await tx.announce(_occurrence_of(household_id, payload, deadline=payload.scheduled_for))
+            case ShortLinkIssued():
+                await tx.put_short_link(payload.code_id, household_id, payload.sealed_token, payload.expires_at)
             case HouseholdRegistered():
                 await tx.put_household(household_id, payload.time_zone, now)
             case MemberUpserted():
@@ -357,14 +369,10 @@ class CheckinsService:
     async def _ritual_due(self, tx: SqlTx, household_id: UUID, due: RitualDue) -> None:
         now = self.clock.now()
         await tx.put_household(household_id, due.time_zone, now, overwrite=False)
-        occurrence = Occurrence(
-            occurrence_id=due.occurrence_id, household_id=household_id, ritual_id=due.ritual_id,
-            template=due.template, title=due.title, participants=tuple(due.participants),
-            scheduled_for=due.scheduled_for, deadline=due.deadline, time_zone=due.time_zone,
-            sensitive=due.sensitive,
-        )
+        occurrence = _occurrence_of(household_id, due, deadline=due.deadline)
         if await tx.add_occurrence(occurrence):
             self.wake.set()  # the timer may need to wake earlier for this deadline
+        await tx.forget_announced(due.occurrence_id)
 
     # ---- check-ins ------------------------------------------------------------------------------
 
@@ -548,8 +556,11 @@ class CheckinsService:
     async def link_preview(self, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
         """What a link would record, and when it was used if it already was.
 
-        An occurrence not known yet is waited for (up to `link_occurrence_wait_s`): a validly signed link
-        names one, and its RitualDue may still be on its way here.
+        A reminder's link can be tapped before its ritual (the day-before date-night reminder): the
+        occurrence its RitualReminder announced is returned at once, marked `announced` (nothing can be
+        recorded for it yet). An occurrence not known yet, or announced and already past its time, is waited
+        for (up to `link_occurrence_wait_s`): a validly signed link names one, and its RitualDue may still be
+        on its way here. Still only announced after the wait: returned as announced all the same.
         """
         deadline = asyncio.get_running_loop().time() + self.policy.link_occurrence_wait_s
         while True:
@@ -557,9 +568,46 @@ class CheckinsService:
                 occurrence = await tx.occurrence(claims.occurrence_id)
                 if occurrence is not None and occurrence.household_id == claims.household_id:
                     return occurrence, await tx.token_used_at(claims.token_id)
+                announced = await tx.announced(claims.occurrence_id) if occurrence is None else None
+            if announced is not None and announced.household_id != claims.household_id:
+                announced = None
+            if announced is not None and self.clock.now() < announced.scheduled_for:
+                return announced, None
             if occurrence is not None or asyncio.get_running_loop().time() >= deadline:
+                if announced is not None:
+                    return announced, None
                 raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
             await asyncio.sleep(_LINK_POLL_S)
+
+    async def resolve_short_link(self, code: str) -> str:
+        """The one-tap token an SMS's short code stands for. Its ShortLinkIssued may still be on its way here
+        (an SMS is quick): waited for like a link's occurrence. LinkRefused if unknown or expired."""
+        key = shortlinks.code_id(code)
+        deadline = asyncio.get_running_loop().time() + self.policy.link_occurrence_wait_s
+        while True:
+            async with self.store.tx() as tx:
+                found = await tx.short_link(key)
+            if found is not None:
+                _, sealed, expires_at = found
+                if expires_at <= self.clock.now():
+                    raise LinkRefused("expired", "This link has expired. The next reminder will bring fresh links.")
+                token = shortlinks.unseal(sealed, code)
+                if token is None:  # not sealed with this code: not one of ours
+                    raise LinkRefused("bad_signature", "This link has been changed or was not made by Attune.")
+                return token
+            if asyncio.get_running_loop().time() >= deadline:
+                raise LinkRefused("unknown_short_link", "We don't know this short link. It may be mistyped, or "
+                                                        "so old that it has been tidied away.")
+            await asyncio.sleep(_LINK_POLL_S)
+
+    async def link_outcome(self, claims: LinkClaims) -> tuple[Occurrence | None, CheckIn | None]:
+        """For a used or expired link's page: its occurrence (if still known, in the link's household) and what
+        is recorded for its member. No waiting: this only explains a link that no longer records anything."""
+        async with self.store.tx() as tx:
+            occurrence = await tx.occurrence(claims.occurrence_id)
+            if occurrence is None or occurrence.household_id != claims.household_id:
+                return None, None
+            return occurrence, await tx.checkin(claims.occurrence_id, claims.member_id)
 
     async def use_link(self, claims: LinkClaims, closeness: int | None) -> SubmitResult:
         """Record a one-tap link's check-in once; a second use of the same token is refused."""
@@ -647,6 +695,8 @@ class CheckinsService:
         """Handle every deadline and summary that is due; return how long the timer may sleep."""
         now = self.clock.now()
         async with self.store.tx() as tx:
+            await tx.forget_announced(before=now - self.policy.announced_kept)
+            await tx.forget_short_links(expired_before=now)
             overdue = await tx.overdue(now)
             for occurrence_id in await tx.answered_unclaimed(now):
                 await tx.close_occurrence(occurrence_id, now, missed=False)
@@ -731,6 +781,15 @@ class CheckinsService:
             finally:
                 for task in (sleeper, woken, stopped):
                     task.cancel()
+
+
+def _occurrence_of(household_id: UUID, facts: RitualDue | RitualReminder, *, deadline: datetime) -> Occurrence:
+    return Occurrence(
+        occurrence_id=facts.occurrence_id, household_id=household_id, ritual_id=facts.ritual_id,
+        template=facts.template, title=facts.title, participants=tuple(facts.participants),
+        scheduled_for=facts.scheduled_for, deadline=deadline, time_zone=facts.time_zone,
+        sensitive=facts.sensitive, announced=isinstance(facts, RitualReminder),
+    )
 
 
 def _storable(envelope: Envelope[Any], **texts: str | None) -> None:

@@ -46,7 +46,7 @@ import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,13 +56,17 @@ from attune_contracts import Publisher, catalog
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
     ChannelKind,
+    MemberRole,
     NotificationDeadLettered,
     NotificationDropped,
     NotificationFailed,
     NotificationSent,
+    ShortLinkIssued,
 )
+from attune_runtime import shortlinks
 
 from .adapters.sql import Delivery, RoundContext, SqlStore
+from .links import ActionLinks, LinkMaker, link_ttl
 from .metrics import NotifierMetrics
 from .ports import Clock, Sender, SendResult
 from .service import (
@@ -139,6 +143,7 @@ class DeliveryWorker:
                              f"at least the send timeout ({send_timeout_s:.0f}s) plus {LEASE_MARGIN_S:.0f}s")
         self.store, self.sender, self.publisher, self.metrics = store, sender, publisher, metrics
         self.clock, self.signer, self.public_url = clock, signer, public_url.rstrip("/")
+        self.links = LinkMaker(signer, public_url) if signer is not None else None
         self.retry = retry or RetryPlan()
         self.batch, self.lease, self.idle_poll_s = batch, lease, idle_poll_s
         self.concurrency, self.send_timeout_s = concurrency, send_timeout_s
@@ -259,8 +264,12 @@ class DeliveryWorker:
         if decision.action is Action.DROP:
             d.status, d.reason, d.next_attempt_at = "dropped", decision.reason, None
 
+            role = recipient.role if recipient is not None and decision.reason == "no_channel" else None
+
             async def dropped(reason: str = decision.reason) -> None:
                 self.metrics.dropped.labels(reason).inc()
+                if role is not None:
+                    self.metrics.no_channel.labels(role if role in ROLES else "other").inc()
                 await self._publish(d, NotificationDropped(**self._outcome(d), reason=reason))
             self._record((d, dropped))
             return
@@ -353,8 +362,11 @@ class DeliveryWorker:
         elif url is None:  # deleted between claim and send
             result = SendResult(False, f"{kind} channel was removed")
         else:
-            message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive),
-                             link=self._link(d), locale=recipient.locale if recipient else None)
+            links = self._link(d)
+            if links is not None and kind is ChannelKind.SMS:
+                links = await self._short_link(d, links)
+            message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive), link=links,
+                             locale=recipient.locale if recipient else None)
             sending.add(d.notification_id)
             async with self._sending:
                 result = await self._send(url, message, kind)
@@ -450,12 +462,33 @@ class DeliveryWorker:
                                                       next_attempt_at=d.next_attempt_at))
         return d, next_channel
 
-    def _link(self, d: Delivery) -> str | None:
-        if self.signer is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
+    def _link(self, d: Delivery) -> ActionLinks | None:
+        """Done, Skip and Snooze links for a message about an occurrence (fresh tokens for each send)."""
+        if self.links is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
             return None
-        token = self.signer.mint(household_id=d.household_id, occurrence_id=d.occurrence_id,
-                                 member_id=d.member_id, action=LinkAction.DONE, now=self.clock())
-        return f"{self.public_url}/l/{token}"
+        now = self.clock()
+        ttl = link_ttl(d.purpose, d.expires_at, now)
+        tokens = self.links.tokens(household_id=d.household_id, occurrence_id=d.occurrence_id,
+                                   member_id=d.member_id, ttl=ttl, now=now)
+        return ActionLinks({action: self.links.url(token) for action, token in tokens.items()},
+                           done_token=tokens[LinkAction.DONE], expires_at=now + ttl)
+
+    async def _short_link(self, d: Delivery, links: ActionLinks) -> ActionLinks:
+        """An SMS's short Done link: a fresh code whose ShortLinkIssued (the code's hash, the token sealed with
+        the code) is published before the SMS goes, so the check-ins service can resolve it. If it cannot be
+        published, the SMS goes without a link rather than with one that would not work."""
+        if self.links is None or links.done_token is None or links.expires_at is None:
+            return links
+        code = shortlinks.new_code()
+        issued = ShortLinkIssued(code_id=shortlinks.code_id(code), sealed_token=shortlinks.seal(links.done_token, code),
+                                 expires_at=links.expires_at)
+        try:
+            await self.publisher.publish(issued, household_id=d.household_id, correlation_id=str(d.cause_event_id))
+        except Exception as exc:  # noqa: BLE001 - the message still goes, without its link
+            log.warning("could not issue a short link (%s); the SMS goes without one", type(exc).__name__,
+                        extra={"notification_id": str(d.notification_id)})
+            return links
+        return replace(links, short=self.links.short_url(code))
 
     @staticmethod
     def _outcome(d: Delivery) -> dict[str, Any]:
@@ -583,6 +616,7 @@ def template_label(d: Delivery) -> str:
 
 
 PURPOSES = frozenset(p.value for p in Purpose)
+ROLES = frozenset(r.value for r in MemberRole)
 
 
 @dataclass

@@ -30,6 +30,9 @@ class NotifierMetrics:
                                 ["reason"], registry=registry)
         self.dropped = Counter("attune_notifier_dropped_total", "Deliveries dropped (stale, over the cap)",
                                ["reason"], registry=registry)
+        self.no_channel = Counter("attune_notifier_no_channel_total",
+                                  "Notifications skipped on purpose: the member has no channel for them",
+                                  ["role"], registry=registry)
         self.suppressed = Counter("attune_notifier_suppressed_total",
                                   "Pending deliveries suppressed (occurrence already done)", ["reason"],
                                   registry=registry)

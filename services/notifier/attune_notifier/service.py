@@ -35,10 +35,12 @@ from attune_contracts.messages import (
     RitualReminder,
     WeeklySummary,
 )
+from attune_contracts.links import LinkAction
 from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 from attune_runtime.retry import Backoff
 
 from . import content
+from .links import ActionLinks
 
 NOTIFICATION_NAMESPACE = UUID("6f1d7a52-3c39-4b4e-9d0a-7b3f0c2a9e11")
 
@@ -438,10 +440,10 @@ def decide(
             return Decision(Action.DROP, "daily_cap")
         return Decision(Action.DEFER, "daily_cap", at=at)
     if not routes:
-        if recipient.role == "child":
-            # Many children have no phone of their own: skipped on purpose (counted), not retried into a dead letter.
-            return Decision(Action.DROP, "no_channel")
-        return Decision(Action.RETRY, "no_channel")
+        # No channel for this message (none at all, or none the member allows for it: many children have no
+        # phone of their own): skipped on purpose and counted, not retried into a dead letter. A channel added
+        # later serves the next message.
+        return Decision(Action.DROP, "no_channel")
     if channel_index >= len(routes):
         channel_index = len(routes) - 1
     return Decision(Action.SEND, channel=routes[channel_index])
@@ -553,7 +555,8 @@ class Rendered:
     title: str
     body: str
     html: str | None = None
-    link: str | None = None  # the one-tap link also written in the body (a web push's tap opens it)
+    link: str | None = None  # the Done link, also written in the body (a web push's tap opens it)
+    link_text: str = ""  # the links' lines at the end of a push body (a web push shows the body without them)
 
     @property
     def text(self) -> str:
@@ -645,29 +648,33 @@ def _why(template_key: str, params: Mapping[str, Any]) -> str | None:
 
 
 def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, neutral: bool,
-           link: str | None = None, templates: Mapping[str, content.Template] | None = None,
+           link: str | ActionLinks | None = None, templates: Mapping[str, content.Template] | None = None,
            locale: str | None = None) -> Rendered:
     """The message for one channel kind in the member's `locale` (None: the default). `neutral` (sensitive
-    ritual or discreet member) hides the subject."""
+    ritual or discreet member) hides the subject. `link`: the one-tap links (`links.ActionLinks`; a plain URL
+    is a Done link). Push and email list every link; an SMS carries only the short Done link, and only whole,
+    after text clipped to leave it room."""
     tr = catalog_words.translator(locale)
-    link_text = tr(content.LINK_TEXT).format(link=link) if link else ""
-    link_html = (f'<p><a href="{html.escape(link)}">{html.escape(tr(catalog_words.LINK_LABEL))}</a></p>'
-                 if link else "")
+    links = ActionLinks.of(link)
+    link_text = links.text(tr) if links else ""
+    link_html = links.html(tr) if links else ""
+    done = links.urls.get(LinkAction.DONE) if links else None
     if neutral:
         title = tr(str(params.get("discreet_title") or content.NEUTRAL_TITLE))
         body = tr(content.NEUTRAL_BODY)
         if kind is ChannelKind.SMS:
-            return Rendered(kind, "", fit_sms(f"Attune: {title}. {body}"))
+            return Rendered(kind, "", _sms(f"Attune: {title}. {body}", links, tr))
         if kind is ChannelKind.EMAIL:
             html_body = f"<p>{html.escape(body)}</p>" + link_html
-            text = body + (f"\n\n{link_text}" if link else "")
+            text = body + (f"\n\n{link_text}" if link_text else "")
             return Rendered(kind, title, text, html_body)
-        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{link_text}" if link else ""), link=link)
+        return Rendered(kind, _clip(title, PUSH_TITLE_MAX), body + (f"\n{link_text}" if link_text else ""),
+                        link=done, link_text=link_text)
     template = (templates or content.TEMPLATES)[template_key]
     words = localise(params, locale)
     plain = _Blank({k: v for k, v in words.items() if not k.endswith("_html")})
     if kind is ChannelKind.SMS:
-        return Rendered(kind, "", fit_sms(tr(template.sms).format_map(plain)))
+        return Rendered(kind, "", _sms(tr(template.sms).format_map(plain), links, tr))
     if kind is ChannelKind.EMAIL:
         escaped = _Blank({k: (v if k.endswith("_html") else html.escape(str(v))) for k, v in words.items()})
         escaped["tally_rows"] = _tally_rows(params, tr)
@@ -677,12 +684,22 @@ def render(template_key: str, params: Mapping[str, Any], kind: ChannelKind, *, n
             html_body += f"<h3>{html.escape(tr(catalog_words.WHY_HEADING))}</h3><p>{html.escape(tr(why))}</p>"
             text += f"\n\n{tr(why)}"
         html_body += link_html
-        text += f"\n\n{link_text}" if link else ""
+        text += f"\n\n{link_text}" if link_text else ""
         return Rendered(kind, _clip(tr(template.subject).format_map(plain), 150), text, html_body)
     body = _clip(tr(template.body).format_map(plain), PUSH_BODY_MAX)
-    if link:
+    if link_text:
         body += "\n" + link_text
-    return Rendered(kind, _clip(tr(template.title).format_map(plain), PUSH_TITLE_MAX), body, link=link)
+    return Rendered(kind, _clip(tr(template.title).format_map(plain), PUSH_TITLE_MAX), body, link=done,
+                    link_text=link_text)
+
+def _sms(text: str, links: ActionLinks | None, tr: Callable[[str], str]) -> str:
+    """One segment where possible: the text clipped to leave room for the short link, which is never cut."""
+    suffix = links.sms_suffix(tr) if links else ""
+    if not suffix:
+        return fit_sms(text)
+    text = _SPACE.sub(" ", text.translate(_SMS_FOLD)).strip()
+    limit = sms_segment_limit(text + suffix) - len(suffix)
+    return (text if len(text) <= limit else _clip(text, limit, "...")) + suffix
 
 
 def is_neutral(recipient: Recipient | None, sensitive: bool) -> bool:

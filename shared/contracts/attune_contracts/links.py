@@ -46,11 +46,13 @@ class LinkClaims(Contract):
 
 
 class LinkError(ValueError):
-    """Why a link was refused. `reason` is a short label for metrics; str() is for people."""
+    """Why a link was refused. `reason` is a short label for metrics; str() is for people. `claims`: what an
+    expired link (genuinely signed) said, so its page can tell what it was for and what is recorded."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, claims: LinkClaims | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.claims = claims
 
 
 def link_serializer(secret: str, salt: str = SALT) -> URLSafeSerializer:
@@ -100,15 +102,14 @@ class LinkSigner:
         except BadSignature:
             if self._outdated[kid].loads_unsafe(body)[0]:
                 raise LinkError("outdated", "This reminder's link is from an older version of Attune and no longer "
-                                            "works. You can check in from the Attune app or the CLI; the next "
-                                            "reminder's links will work.") from None
+                                            "works. The next reminder's links will work.") from None
             raise LinkError("bad_signature", "This link has been changed or was not made by Attune.") from None
         try:
             claims = LinkClaims.model_validate_json(_as_json(data))
         except ValidationError:
             raise LinkError("malformed", "This link does not say what to record.") from None
         if claims.expires_at <= (now or datetime.now(UTC)):
-            raise LinkError("expired", "This link has expired. You can still check in from the Attune app or CLI.")
+            raise LinkError("expired", "This link has expired. The next reminder will bring fresh links.", claims)
         return claims
 
 

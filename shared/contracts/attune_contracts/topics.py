@@ -14,6 +14,7 @@ class Topic(StrEnum):
     CHECKINS_EVENTS = "attune.checkins.events"
     NOTIFICATION_REQUESTS = "attune.notifications.requests"
     NOTIFICATION_OUTCOMES = "attune.notifications.outcomes"
+    SHORT_LINKS = "attune.links.short"
     DEAD_LETTER = "attune.deadletter"
 
 
@@ -80,6 +81,11 @@ CATALOG: dict[Topic, TopicSpec] = {
         TopicSpec(
             Topic.NOTIFICATION_OUTCOMES, 6, (NOTIFIER,), (),
             "The outcome of every delivery: sent, failed (will retry), dead-lettered, dropped.",
+        ),
+        TopicSpec(
+            Topic.SHORT_LINKS, 6, (NOTIFIER,), (CHECKINS,),
+            "SMS short links: a code's hash and its one-tap token sealed with the code (attune_runtime.shortlinks).",
+            retention_ms=9 * DAY_MS,  # a reminder's link lives up to 7 days + 36 hours; no longer than that
         ),
         TopicSpec(
             Topic.DEAD_LETTER, 3, (SCHEDULER, CHECKINS, NOTIFIER), (OPERATOR,),

@@ -482,6 +482,50 @@ class SqlTx:
         }))
         return result.rowcount == 1
 
+    async def put_short_link(self, code_id: str, household_id: UUID, sealed_token: str, expires_at: datetime) -> None:
+        await self.conn.execute(_insert_ignore(self.conn, t.short_links, {
+            "code_id": code_id, "household_id": household_id, "sealed_token": sealed_token, "expires_at": expires_at,
+        }))
+
+    async def short_link(self, code_id: str) -> tuple[UUID, str, datetime] | None:
+        """(household, sealed token, expiry) of a short link's code, by the code's hash."""
+        row = (await self.conn.execute(
+            select(t.short_links.c.household_id, t.short_links.c.sealed_token, t.short_links.c.expires_at)
+            .where(t.short_links.c.code_id == code_id))).one_or_none()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def forget_short_links(self, expired_before: datetime) -> int:
+        return (await self.conn.execute(
+            delete(t.short_links).where(t.short_links.c.expires_at < expired_before))).rowcount
+
+    async def announce(self, occ: Occurrence) -> bool:
+        """Remember an occurrence a reminder announced (no deadline yet: only its RitualDue sets one)."""
+        if (await self.occurrence(occ.occurrence_id)) is not None:
+            return False  # already due: the reminder came late, nothing to announce
+        result = await self.conn.execute(_insert_ignore(self.conn, t.announced_occurrences, {
+            "occurrence_id": occ.occurrence_id, "household_id": occ.household_id, "ritual_id": occ.ritual_id,
+            "template": occ.template, "title": occ.title, "participants": [str(p) for p in occ.participants],
+            "scheduled_for": occ.scheduled_for, "time_zone": occ.time_zone, "sensitive": occ.sensitive,
+        }))
+        return result.rowcount == 1
+
+    async def announced(self, occurrence_id: UUID) -> Occurrence | None:
+        """An occurrence known only from its reminder (its deadline is its scheduled time, a placeholder)."""
+        row = (await self.conn.execute(
+            select(t.announced_occurrences).where(t.announced_occurrences.c.occurrence_id == occurrence_id)
+        )).one_or_none()
+        if row is None:
+            return None
+        return Occurrence(row.occurrence_id, row.household_id, row.ritual_id, row.template, row.title,
+                          tuple(map(UUID, row.participants)), row.scheduled_for, row.scheduled_for, row.time_zone,
+                          row.sensitive, announced=True)
+
+    async def forget_announced(self, occurrence_id: UUID | None = None, *, before: datetime | None = None) -> int:
+        """Drop an announcement (its RitualDue came), or every one scheduled before `before` (never due)."""
+        table = t.announced_occurrences
+        where = table.c.occurrence_id == occurrence_id if occurrence_id is not None else table.c.scheduled_for < before
+        return (await self.conn.execute(delete(table).where(where))).rowcount
+
     async def occurrence(self, occurrence_id: UUID) -> Occurrence | None:
         row = (await self.conn.execute(
             select(*_OCCURRENCE_COLUMNS).where(t.occurrences.c.occurrence_id == occurrence_id)

@@ -189,7 +189,34 @@ outbox = Table(
     sqlite_autoincrement=True,
 )
 
+# Occurrences announced by a RitualReminder whose RitualDue has not come yet: only a reminder's one-tap link
+# reads them (to say what is coming and when its link will work). Streaks, summaries and the missed timer
+# never see them: a ritual paused or skipped after its reminder leaves nothing behind but this row, which
+# its RitualDue replaces or the timer prunes once it is long past.
+announced_occurrences = Table(
+    "announced_occurrences", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("ritual_id", Uuid, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("participants", JSON, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False, index=True),
+    Column("time_zone", String(64), nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+)
+
+# SMS short links (attune_runtime.shortlinks): a code's hash and its one-tap token sealed with the code.
+short_links = Table(
+    "short_links", metadata,
+    Column("code_id", String(64), primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("sealed_token", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
-    ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox,
+    ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox, announced_occurrences,
+    short_links,
 )

@@ -25,7 +25,6 @@ from apprise.common import PersistentStoreMode
 from apprise.utils.pem import ApprisePEMController
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..content import LINK_TEXT
 from ..delivery import host_of
 from ..ports import Sender, SendResult
 from ..service import Rendered
@@ -67,10 +66,8 @@ class MemoryVapidKey(ApprisePEMController):
 
 def payload_of(message: Rendered) -> str:
     """The JSON the service worker shows: title, body (without the link line other push channels carry) and url."""
-    body, link = message.body, message.link
-    if link:
-        body = body.removesuffix("\n" + LINK_TEXT.format(link=link))
-    return json.dumps({"title": message.title, "body": body, "url": link}, ensure_ascii=False,
+    body = message.body.removesuffix("\n" + message.link_text) if message.link_text else message.body
+    return json.dumps({"title": message.title, "body": body, "url": message.link}, ensure_ascii=False,
                       separators=(",", ":"))
 
 

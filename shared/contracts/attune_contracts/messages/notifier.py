@@ -14,7 +14,7 @@ from ..types import Body, Contract, Key, Reason, ShortText, UtcDatetime
 
 __all__ = [
     "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
-    "NotificationDeadLettered", "NotificationDropped",
+    "NotificationDeadLettered", "NotificationDropped", "ShortLinkIssued",
 ]
 
 
@@ -75,3 +75,15 @@ class NotificationDropped(NotificationOutcome):
     """A notification was deliberately not sent: stale after quiet hours, already done, over the cap."""
 
     reason: Key
+
+
+@message("notifications.short_link_issued", kind="event", topic=Topic.SHORT_LINKS)
+class ShortLinkIssued(Contract):
+    """The notifier put a short link in an SMS; the check-ins service keeps this to resolve it. Nothing here
+    is usable without the code, which only the SMS carries (see attune_runtime.shortlinks)."""
+
+    code_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of the code (with a fixed prefix), hex")
+    sealed_token: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="the one-tap link token, encrypted with a key derived from the code")
+    expires_at: UtcDatetime = Field(description="when the token expires; the code with it")

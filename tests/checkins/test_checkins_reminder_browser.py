@@ -1,0 +1,99 @@
+"""Issue 15 in a real browser (Debian's headless Chromium): the day-before date-night reminder's links, tapped
+the evening before, show what is coming and when they will work; after the date the same Done link checks in.
+The check-ins HTTP app is served by uvicorn on loopback over the real store; the events arrive as the scheduler
+publishes them; the SMS's short link is issued as the notifier issues it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from attune_contracts.messages import CheckInRecorded, CheckInStatus
+from attune_runtime.tansu import free_port
+
+from .conftest import Api
+from .test_checkins_reminder_links import date_night, issue_short_link
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail("chromium and chromium-driver are missing: `make test` installs them from Debian's packages")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=390,844"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+async def served(api: Api) -> AsyncIterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api.parts.http, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+
+
+async def test_the_day_before_reminder_link_in_a_browser(api: Api, served: str, browser: Any,
+                                                         tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    at = api.h.clock.now() + timedelta(days=1)
+    reminder, due = date_night(api, at)
+    await api.h.send(reminder)
+    done = api.mint(occurrence=due.occurrence_id)
+    code = await issue_short_link(api, api.mint(occurrence=due.occurrence_id))
+    api.h.clock.advance(hours=2)  # the evening before
+
+    def visit(url: str) -> tuple[str, str]:
+        browser.get(url)
+        return browser.find_element(By.TAG_NAME, "h1").text, browser.find_element(By.TAG_NAME, "main").text
+
+    title, text = await asyncio.to_thread(visit, f"{served}/l/{done}")
+    assert title == "Coming up" and "Date night" in text and "this same link lets you check in" in text, text
+    await asyncio.to_thread(browser.save_screenshot, str(tmp_path / "coming-up.png"))
+    title, text = await asyncio.to_thread(visit, f"{served}/s/{code}")  # the SMS's short link, same page
+    assert title == "Coming up" and browser.current_url.startswith(f"{served}/l/")
+    assert api.h.sink.published == []
+
+    await api.h.send(due, occurred_at=at)
+    api.h.clock.set(at + timedelta(hours=3))  # after the date, the same link
+
+    def check_in() -> str:
+        browser.get(f"{served}/l/{done}")
+        browser.find_element(By.CSS_SELECTOR, 'button[value="5"]').click()
+        return browser.find_element(By.TAG_NAME, "main").text
+
+    text = await asyncio.to_thread(check_in)
+    assert "Recorded" in text and "5 of 5" in text, text
+    [recorded] = api.h.sink.of(CheckInRecorded)
+    assert (recorded.occurrence_id, recorded.status, recorded.closeness) == (due.occurrence_id, CheckInStatus.DONE, 5)
