@@ -250,7 +250,7 @@ async def test_a_members_locale_is_a_preference_that_changes_their_words(client:
     assert await h.worker.drain() == 1
     [push] = [r.json for r in http_sink.received]
     assert push["title"] == "Bald: Date-Abend"
-    assert push["message"].startswith("Date-Abend: Freitag um 19:00.") and "Erledigt? Tippe:" in push["message"]
+    assert push["message"].startswith("Date-Abend: Freitag um 19:00.") and "Erledigt: http" in push["message"]
 
     back = await client.put(f"/v1/members/{ANA}/preferences", json={"locale": None}, headers=AUTH)
     assert back.json()["locale"] == "en_GB"  # the default again: English, 24-hour clock

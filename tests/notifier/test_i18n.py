@@ -177,7 +177,7 @@ def test_a_german_member_gets_german_words_and_a_24_hour_clock() -> None:
     push, sms, email = (_reminder("de_DE")[k] for k in (ChannelKind.PUSH, ChannelKind.SMS, ChannelKind.EMAIL))
     assert push.title == "Bald: Date-Abend"
     assert push.body.startswith("Date-Abend: Mittwoch um 19:00. Heute ist Date-Abend")
-    assert "Erledigt? Tippe: https://x/l/tok" in push.body
+    assert "Erledigt: https://x/l/tok" in push.body
     assert sms.body == "Attune: Date-Abend, Mittwoch um 19:00."
     assert email.title == "Bald: Date-Abend, Mittwoch um 19:00"
     assert "<h3>Warum es hilft</h3><p>Hört nicht auf, miteinander auszugehen" in email.html

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
 from attune_contracts import content as catalog_words
+from attune_contracts.links import LinkAction
 from attune_contracts.messages import (
     AchievementRecorded,
     ChannelKind,
@@ -35,7 +36,6 @@ from attune_contracts.messages import (
     RitualReminder,
     WeeklySummary,
 )
-from attune_contracts.links import LinkAction
 from attune_contracts.trust import TrustViolation, foreign_member, moved_member
 from attune_runtime.retry import Backoff
 
