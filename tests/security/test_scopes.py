@@ -235,11 +235,11 @@ async def test_a_service_outside_development_refuses_the_development_key() -> No
 
     with pytest.raises(ValueError, match="development key"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
-                 link_keys=SecretStr("k1:a-real-link-key-0123456789"),
+                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
                  credential_keys=f"{PUBLIC},{development_public_keys()}")
     with pytest.raises(ValueError, match="CREDENTIAL_KEYS must be set"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
-                 link_keys=SecretStr("k1:a-real-link-key-0123456789"))
+                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"))
 
 
 # ---- notifier ----------------------------------------------------------------------------------------

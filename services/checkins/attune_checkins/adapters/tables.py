@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attune_runtime.deadletters import dead_letter_keys_table
 from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
@@ -193,3 +194,6 @@ HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
     ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox,
 )
+
+# Seals this service's dead letters, one key per household: erasing a household deletes its row.
+dead_letter_keys = dead_letter_keys_table(metadata, "checkins")
