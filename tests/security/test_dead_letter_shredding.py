@@ -98,6 +98,27 @@ async def test_erasing_a_household_makes_its_dead_letters_unreadable_and_no_one_
 
 
 @pytest.mark.unit
+async def test_a_late_letter_of_an_erased_household_keeps_no_bytes_and_makes_no_key(engine: AsyncEngine) -> None:
+    from sqlalchemy import Column, Table, Uuid, func
+
+    metadata = MetaData()
+    tombstones = Table("erased_households", metadata, Column("household_id", Uuid, primary_key=True))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    plain = await _vault(engine)
+    vault = DeadLetterVault(engine, plain.table, [Fernet.generate_key().decode()], service="checkins",
+                            erased=tombstones)
+    household = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(tombstones.insert().values(household_id=household))
+    late = await vault.seal(_letter(household), household)
+    assert late.sealed is None and late.value_b64 == "" and late.headers == {} and late.truncated
+    assert SECRET_NOTE not in late.model_dump_json() and "household was erased" in late.reason
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(vault.table))).scalar_one() == 0
+
+
+@pytest.mark.unit
 async def test_a_letter_with_no_household_uses_the_service_key_and_a_moved_seal_does_not_open(
         engine: AsyncEngine) -> None:
     vault = await _vault(engine)
@@ -207,3 +228,99 @@ async def test_the_topic_holds_no_plaintext_the_service_opens_it_and_erasure_shr
             await vault.open(letter)
     finally:
         await engine.dispose()
+
+
+# ---- replay: the operator opens a sealed letter through its service, until the household's erasure --------
+
+
+@pytest.fixture
+async def checkins_at(kafka_bootstrap: str, pg_url: str) -> AsyncIterator[tuple[str, str]]:
+    """The check-ins service in this process (development keys): (its database URL, its base URL)."""
+    from attune_checkins.bootstrap import build_app
+    from attune_checkins.config import Settings as CheckinsSettings
+    from attune_runtime.tansu import free_port
+    from prometheus_client import CollectorRegistry
+
+    from security.test_kafkatrust import FERNET_KEY, _serve
+
+    port = free_port()
+    settings = CheckinsSettings(
+        environment="development", kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url,
+        kafka_session_timeout_ms=6000, http_port=port, notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05,
+        retry_max_delay_s=0.2)
+    async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
+        yield pg_url, f"http://127.0.0.1:{port}"
+
+
+async def test_replay_opens_a_sealed_letter_through_its_service_and_says_so_once_the_household_is_erased(
+        kafka_bootstrap: str, checkins_at: tuple[str, str]) -> None:
+    import httpx
+    from aiokafka import AIOKafkaConsumer
+    from attune_cli.config import CliConfig
+    from attune_cli.dlq import read_dead_letters, replay
+    from attune_contracts.credentials import CredentialIssuer, development_signing_key
+
+    database, base = checkins_at
+    household = uuid.uuid4()
+    value = json.dumps({"event_id": str(uuid.uuid4()), "type": "checkins.log_moment", "version": 1,
+                        "household_id": str(household), "payload": {"kind": "bogus", "note": SECRET_NOTE}}).encode()
+    source = Topic.CHECKINS_COMMANDS.value
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(source, value, key=str(household).encode())
+    finally:
+        await producer.stop()
+    sha256 = hashlib.sha256(value).hexdigest()
+
+    async def sealed_ref() -> str | None:
+        found = [ref for ref, letter in await read_dead_letters(kafka_bootstrap)
+                 if letter.value_sha256 == sha256 and letter.sealed is not None]
+        return found[0] if found else None
+
+    ref = await eventually(sealed_ref, timeout=40, interval=0.5)
+    issuer = CredentialIssuer(development_signing_key())
+    config = CliConfig(kafka=kafka_bootstrap, checkins_url=base, operator_token=issuer.operator())
+
+    # Least privilege: no credential, or a household's, opens nothing; no key ever leaves the service.
+    [letter] = [d for r, d in await read_dead_letters(kafka_bootstrap) if r == ref]
+    async with httpx.AsyncClient(base_url=base) as client:
+        assert (await client.post("/v1/dead-letters/open", content=letter.model_dump_json())).status_code == 401
+        household_credential = {"Authorization": f"Bearer {issuer.household(household)}"}
+        answer = await client.post("/v1/dead-letters/open", content=letter.model_dump_json(),
+                                   headers=household_credential)
+        assert answer.status_code == 403 and "operator credential" in answer.json()["detail"]
+
+    before = await replay(kafka_bootstrap, [ref], config)
+    assert before.replayed == [ref] and before.refused == {}
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"replayed-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    try:
+        async def replayed_copy() -> bytes | None:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    if ("replayed_from_dlq", ref.encode()) in list(record.headers):
+                        return record.value
+            return None
+
+        assert await eventually(replayed_copy, timeout=30, interval=0) == value  # the exact original bytes
+    finally:
+        await consumer.stop()
+
+    await produce(kafka_bootstrap, forged(HouseholdErased(erased_at=datetime.now(UTC)), household))
+    engine = create_async_engine(database)
+    try:
+        from attune_checkins.adapters.tables import dead_letter_keys
+
+        async def key_gone() -> bool:
+            async with engine.connect() as conn:
+                return (await conn.execute(select(dead_letter_keys.c.scope).where(
+                    dead_letter_keys.c.scope == f"household:{household}"))).first() is None
+
+        await eventually(key_gone, timeout=30, interval=0.2)
+    finally:
+        await engine.dispose()
+    after = await replay(kafka_bootstrap, [ref], config)
+    assert after.replayed == []
+    assert "410" in after.refused[ref] and "its household was erased" in after.refused[ref], after.refused

@@ -14,7 +14,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
-from attune_runtime.deadletters import DeadLetterVault
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
 from attune_runtime.producer import BatchProducer
@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.migrate import upgrade
 from .adapters.sql import NoteCipher, SqlStore, make_engine
-from .adapters.tables import dead_letter_keys
+from .adapters.tables import dead_letter_keys, erased_households
 from .config import Settings
 from .handlers import make_handler, make_invalid_hook
 from .http import build_http_app
@@ -142,7 +142,8 @@ def build(
     metrics = Metrics(registry)
     store = SqlStore(make_engine(settings.database_url), NoteCipher(settings.fernet_keys()))
     readiness.add_check(store.ping)
-    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE)
+    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     policy = Policy(
         weekly_summary_hour=settings.weekly_summary_hour,
         weekly_summary_catch_up=timedelta(hours=settings.weekly_summary_catch_up_hours),
@@ -193,6 +194,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, sink: RecordSin
         service=SERVICE, broker=parts.broker, registry=parts.registry, readiness=parts.readiness,
         on_startup=[parts.prepare], after_startup=[parts.start_timer],
         on_shutdown=[parts.stop_timer, parts.close], http_app=parts.http,
+        routes=[(OPEN_PATH, open_route(parts.vault, settings.credential_verifier()))] if parts.vault else [],
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     parts.asgi.checkins = parts  # type: ignore[attr-defined]

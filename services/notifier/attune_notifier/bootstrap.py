@@ -12,7 +12,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
-from attune_runtime.deadletters import DeadLetterVault
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
-from .adapters.tables import dead_letter_keys
+from .adapters.tables import dead_letter_keys, erased_households
 from .api import build_http_app
 from .config import NotifierSettings
 from .delivery import DeliveryWorker
@@ -69,7 +69,8 @@ def build_app(
     publisher: Publisher = broker_publisher(broker, service=SERVICE)
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
-    vault = DeadLetterVault(engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE)
+    vault = DeadLetterVault(engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
     worker = DeliveryWorker(
         store, sender or AppriseSender(timeout_s=settings.send_timeout_s,
@@ -124,6 +125,7 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
+        routes=[(OPEN_PATH, open_route(vault, settings.credential_verifier()))],
         http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock,
                                 limits=HttpLimits.of(settings), registry=registry),
         broker_start_timeout_s=settings.kafka_start_timeout_s,

@@ -8,7 +8,7 @@ from typing import Any
 from attune_contracts import Topic
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
-from attune_runtime.deadletters import DeadLetterVault
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
 from attune_runtime.retry import Backoff
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.kafka import KafkaSink
 from .adapters.sql import SqlStore
-from .adapters.tables import dead_letter_keys
+from .adapters.tables import dead_letter_keys, erased_households
 from .clock import SystemClock
 from .config import SchedulerSettings
 from .handlers import COMMAND_TYPES, command_handler, invalid_command_handler
@@ -61,7 +61,8 @@ def build_app(
     broker = make_broker(settings, service=SERVICE, registry=registry)
     readiness = Readiness()
     scheduler = build_scheduler(settings, store=store, clock=clock, sink=sink, registry=registry)
-    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE)
+    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     subscribe(
         broker, Topic.SCHEDULER_COMMANDS, service=SERVICE, group_id=settings.group_id,
         handler=command_handler(scheduler), metrics=ConsumerMetrics(registry), readiness=readiness,
@@ -96,6 +97,7 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_loops], on_shutdown=[shut_down],
+        routes=[(OPEN_PATH, open_route(vault, settings.credential_verifier(), clock.now))],
         http_app=build_http_app(store, settings.credential_verifier(), clock.now, limits=HttpLimits.of(settings),
                                 registry=registry),
         broker_start_timeout_s=settings.kafka_start_timeout_s,

@@ -41,8 +41,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .sql import UtcDateTime
 
 __all__ = [
-    "SERVICE_WIDE", "DeadLetterKeyErased", "DeadLetterVault", "OpenedDeadLetter", "dead_letter_keys_table",
-    "erase_dead_letter_key", "household_scope", "parse_dead_letter_keys",
+    "OPEN_PATH", "SERVICE_WIDE", "DeadLetterKeyErased", "DeadLetterVault", "OpenedDeadLetter",
+    "dead_letter_keys_table", "erase_dead_letter_key", "household_scope", "open_route", "parse_dead_letter_keys",
 ]
 
 log = logging.getLogger("attune.deadletters")
@@ -116,8 +116,11 @@ def public_reason(reason: str, kind: str) -> str:
 class DeadLetterVault:
     """Seals and opens one service's dead letters with per-household data keys kept in its database."""
 
-    def __init__(self, engine: AsyncEngine, table: Table, keys: Iterable[str], *, service: str) -> None:
-        self.engine, self.table, self.service = engine, table, service
+    def __init__(self, engine: AsyncEngine, table: Table, keys: Iterable[str], *, service: str,
+                 erased: Table | None = None) -> None:
+        """`erased`: the service's tombstones (a `household_id` column): no key is ever made again for a household
+        that was erased, and a late letter of it keeps none of its bytes."""
+        self.engine, self.table, self.service, self.erased = engine, table, service, erased
         fernets = [Fernet(k.encode()) for k in keys]
         self._first, self._wrap = fernets[0], MultiFernet(fernets)
 
@@ -146,6 +149,13 @@ class DeadLetterVault:
         assert row is not None  # noqa: S101 - inserted above, or by a concurrent instance
         return self._wrap.decrypt(row[0].encode())
 
+    async def _was_erased(self, household_id: UUID) -> bool:
+        if self.erased is None:
+            return False
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(self.erased.c.household_id)
+                                       .where(self.erased.c.household_id == household_id))).first() is not None
+
     def _insert_ignore(self, conn: AsyncConnection, values: dict[str, Any]) -> Any:
         if conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
@@ -157,6 +167,12 @@ class DeadLetterVault:
         """`letter` with its value, headers and full reason sealed under the household's key (made on first
         use), or the service-wide one when `household_id` is None."""
         scope = household_scope(household_id)
+        if household_id is not None and await self._was_erased(household_id):
+            # A late or replayed record of an erased household: a new key would outlive the erasure.
+            return letter.model_copy(update={
+                "reason": public_reason(letter.reason, letter.error_kind)[:1900]
+                + " (its household was erased: none of its bytes are kept)",
+                "value_b64": "", "headers": {}, "truncated": letter.value_length is not None or letter.truncated})
         key = await self._data_key(scope, create=True)
         assert key is not None  # noqa: S101 - created when missing
         secret = json.dumps({"reason": letter.reason, "value_b64": letter.value_b64,
@@ -211,3 +227,67 @@ class DeadLetterVault:
                 await conn.execute(self.table.update().where(self.table.c.scope == scope).values(wrapped_key=rotated))
                 changed += 1
         return changed
+
+
+# ---- the operator's way in: replay opens a sealed letter through its own service ---------------------------
+
+OPEN_PATH = "/v1/dead-letters/open"
+# A dead letter fits under the producer's 1 MiB request; the route reads no more than this of a body.
+OPEN_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def open_route(vault: DeadLetterVault, verifier: Any, now: Any = lambda: datetime.now(UTC)) -> Any:
+    """`POST /v1/dead-letters/open` (an ASGI app): an operator credential sends a dead letter as read from the
+    topic and gets back its reason, value and headers (base64), or 410 when its household was erased. The
+    credential is checked before any of the body is read; no key ever leaves the service, so a copy the
+    operator kept of a letter stays unreadable after the erasure."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def answer(status: int, body: dict[str, Any]) -> None:
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+        if scope["type"] != "http":
+            return
+        if scope.get("method") != "POST":
+            await answer(405, {"detail": "POST a dead letter (as `attune dlq list --json` shows it) to open it"})
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        authorization = headers.get("authorization", "")
+        if not authorization.lower().startswith("bearer "):
+            await answer(401, {"detail": "this needs an operator credential: 'Authorization: Bearer <credential>' "
+                                         "(`attune credentials issue operator` makes one)"})
+            return
+        try:
+            claims = verifier.verify(authorization[7:].strip(), now=now())
+        except Exception as exc:  # noqa: BLE001 - CredentialError and anything malformed: 401 with why
+            await answer(401, {"detail": str(exc)[:300] or "credential refused"})
+            return
+        if str(getattr(claims.scope, "value", claims.scope)) != "operator":
+            await answer(403, {"detail": "opening dead letters needs an operator credential; a household's or a "
+                                         "member's reaches no dead letters"})
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > OPEN_MAX_BODY_BYTES:
+                await answer(413, {"detail": "larger than any dead letter"})
+                return
+            if not message.get("more_body"):
+                break
+        try:
+            letter = DeadLetter.model_validate_json(bytes(body))
+        except ValueError as exc:
+            await answer(400, {"detail": f"not a dead letter: {str(exc).splitlines()[0][:200]}"})
+            return
+        try:
+            opened = await vault.open(letter)
+        except DeadLetterKeyErased as exc:
+            await answer(410, {"detail": str(exc)})
+            return
+        await answer(200, {"reason": opened.reason, "headers": opened.headers,
+                           "value_b64": base64.b64encode(opened.value).decode() if opened.value is not None else None})
+
+    return app
