@@ -98,6 +98,23 @@ async def test_erasing_a_household_makes_its_dead_letters_unreadable_and_no_one_
 
 
 @pytest.mark.unit
+async def test_a_sealed_letter_of_a_record_near_the_size_limit_still_fits_under_the_producers_limit(
+        engine: AsyncEngine) -> None:
+    from attune_runtime.consumer import KEEP_HEADER_BYTES, KEEP_VALUE_BYTES
+
+    vault = await _vault(engine)
+    household = uuid.uuid4()
+    huge = KafkaRecord(value=b"n" * (2 * KEEP_VALUE_BYTES), key=str(household).encode(), offset=1,
+                       topic=Topic.CHECKINS_COMMANDS.value,
+                       headers=tuple((f"h{i}", b"v" * (KEEP_HEADER_BYTES // 8 - 10)) for i in range(8)))
+    letter = dead_letter_for(huge, reason="too large", kind="invalid", consumer="checkins/g", attempts=1)
+    sealed = await vault.seal(letter, household)
+    assert len(sealed.model_dump_json().encode()) < 1024 * 1024  # aiokafka's default max_request_size
+    opened = await vault.open(sealed)
+    assert opened.value == b"n" * KEEP_VALUE_BYTES and opened.headers == letter.headers
+
+
+@pytest.mark.unit
 async def test_a_late_letter_of_an_erased_household_keeps_no_bytes_and_makes_no_key(engine: AsyncEngine) -> None:
     from sqlalchemy import Column, Table, Uuid, func
 

@@ -175,8 +175,9 @@ class DeadLetterVault:
                 "value_b64": "", "headers": {}, "truncated": letter.value_length is not None or letter.truncated})
         key = await self._data_key(scope, create=True)
         assert key is not None  # noqa: S101 - created when missing
-        secret = json.dumps({"reason": letter.reason, "value_b64": letter.value_b64,
-                             "headers": letter.headers}).encode()
+        # The value goes in raw, not as base64 inside the JSON: a letter near the size limit must still fit.
+        meta = json.dumps({"reason": letter.reason, "headers": letter.headers}).encode()
+        secret = len(meta).to_bytes(4, "big") + meta + base64.b64decode(letter.value_b64)
         nonce = os.urandom(NONCE_BYTES)
         sealed = SealedDeadLetter(service=self.service, scope=scope, nonce_b64=base64.b64encode(nonce).decode(),
                                   ciphertext_b64=base64.b64encode(
@@ -199,14 +200,15 @@ class DeadLetterVault:
                 "this dead letter can no longer be read or replayed: its household was erased, and its key with it"
                 if sealed.scope != SERVICE_WIDE else f"{self.service} no longer holds its service-wide dead-letter key")
         try:
-            secret = json.loads(AESGCM(key).decrypt(base64.b64decode(sealed.nonce_b64),
-                                                    base64.b64decode(sealed.ciphertext_b64),
-                                                    _aad(letter, self.service, sealed.scope)))
+            secret = AESGCM(key).decrypt(base64.b64decode(sealed.nonce_b64), base64.b64decode(sealed.ciphertext_b64),
+                                         _aad(letter, self.service, sealed.scope))
         except InvalidTag:
             raise DeadLetterKeyErased("this dead letter does not open with its key: it was altered, or its household "
                                       "was erased and later had dead letters again under a new key") from None
-        value = base64.b64decode(secret["value_b64"]) if letter.value_length is not None else None
-        return OpenedDeadLetter(secret["reason"], value, secret["headers"])
+        size = int.from_bytes(secret[:4], "big")
+        meta = json.loads(secret[4:4 + size])
+        value = secret[4 + size:] if letter.value_length is not None else None
+        return OpenedDeadLetter(meta["reason"], value, meta["headers"])
 
     async def rewrap(self) -> int:
         """Re-wrap every data key under the first DEAD_LETTER_KEY (after a rotation); returns the rows changed.
