@@ -32,8 +32,11 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1")
     with pytest.raises(ValidationError, match="Fernet"):
         NotifierSettings(environment="development", channel_key="not-a-fernet-key-but-long-enough")
+    with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_DEAD_LETTER_KEY is missing"):
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
+                         channel_key=Fernet.generate_key().decode())
     ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
-                          channel_key=Fernet.generate_key().decode())
+                          channel_key=Fernet.generate_key().decode(), dead_letter_key=Fernet.generate_key().decode())
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
     assert "y" * 32 not in repr(ok)
 

@@ -183,8 +183,15 @@ def test_a_service_outside_development_needs_its_own_dead_letter_key(service: st
 
     cls: Any = {"scheduler": SchedulerSettings, "checkins": CheckinsSettings, "notifier": NotifierSettings}[service]
     variable = f"ATTUNE_{service.upper()}_DEAD_LETTER_KEY"
-    others: dict[str, Any] = {"notes_key": SecretStr(Fernet.generate_key().decode()), "link_current_kid": "k1",
-                              "link_keys": SecretStr("k1:a-real-link-key-0123456789")} if service == "checkins" else {}
+    from attune_contracts.credentials import generate_key_pair
+
+    others: dict[str, Any] = {"credential_keys": generate_key_pair("2027a")[1]}
+    if service == "checkins":
+        others |= {"notes_key": SecretStr(Fernet.generate_key().decode()), "link_current_kid": "k1",
+                   "link_keys": SecretStr("k1:a-real-link-key-0123456789")}
+    if service == "notifier":
+        others |= {"channel_key": SecretStr(Fernet.generate_key().decode()), "link_kid": "k1",
+                   "link_keys": SecretStr("k1:a-real-link-key-0123456789")}
     for environment in ("production", "test"):
         with pytest.raises(ValidationError, match=f"{variable} is missing"):
             cls(environment=environment, **others)
@@ -194,6 +201,8 @@ def test_a_service_outside_development_needs_its_own_dead_letter_key(service: st
         with pytest.raises(ValidationError, match=f"{variable} must be Fernet keys"):
             cls(environment=environment, **others, dead_letter_key=SecretStr("not-a-fernet-key-but-long-enough"))
     assert cls(environment="development").dead_letter_keys() == [DEV_DEAD_LETTER_KEY]
+    real = Fernet.generate_key().decode()
+    assert cls(environment="production", **others, dead_letter_key=SecretStr(real)).dead_letter_keys() == [real]
 
 
 # ---- against the running check-ins service and a real broker ----------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import ClassVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
@@ -18,6 +19,7 @@ DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 
 class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_NOTIFIER_", extra="ignore", frozen=True)
+    writes_dead_letters: ClassVar[bool] = True  # ATTUNE_NOTIFIER_DEAD_LETTER_KEY required outside development
 
     http_port: int = Field(default=8103, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/notifier.db"

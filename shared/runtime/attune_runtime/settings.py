@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "development", "test", "xxx"}
@@ -76,6 +77,8 @@ class ServiceSettings(BaseSettings):
     retry_max_delay_s: float = Field(default=10.0, gt=0, description="longest retry delay")
 
     secret_fields: tuple[str, ...] = ()
+    # A service whose consumers dead-letter sets this: its DEAD_LETTER_KEY is then required outside development.
+    writes_dead_letters: ClassVar[bool] = False
     # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
     secret_recipes: ClassVar[dict[str, str]] = {}
 
@@ -108,19 +111,26 @@ class ServiceSettings(BaseSettings):
                 )
         return self
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # After every validator, so that a service missing several secrets still names its older ones first.
+        if self.writes_dead_letters and self.dead_letter_key is None \
+                and self.environment is not Environment.DEVELOPMENT:
+            # Fail closed: without it, dead letters (names, notes, dreams) would outlive their household's erasure.
+            message = (f"{self.env_name('dead_letter_key')} is missing; outside development set it to a Fernet key "
+                       f"(make one with: {MAKE_FERNET_KEY}), or set {self.env_name('environment')}=development on "
+                       f"this machine only")
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}),
+                loc=(), input={})])
+
     @model_validator(mode="after")
     def _dead_letter_key_usable(self) -> ServiceSettings:
-        # Fail closed: without it, dead letters (names, notes, dreams) would outlive their household's erasure.
         from .deadletters import parse_dead_letter_keys
 
         name = self.env_name("dead_letter_key")
         if self.dead_letter_key is None:
-            # The bare base (no ATTUNE_<SERVICE>_ prefix) is no service: it writes no dead letters.
-            if self.environment is Environment.DEVELOPMENT or not self.model_config.get("env_prefix"):
-                return self
-            raise ValueError(f"{name} is missing; outside development set it to a Fernet key (make one with: "
-                             f"{MAKE_FERNET_KEY}), or set {self.env_name('environment')}=development on this "
-                             f"machine only")
+            return self  # development's published key, or refused in __init__
         try:
             keys = parse_dead_letter_keys(self.dead_letter_key.get_secret_value())
         except ValueError:
