@@ -350,3 +350,22 @@ async def test_replay_opens_a_sealed_letter_through_its_service_and_says_so_once
     after = await replay(kafka_bootstrap, [ref], config)
     assert after.replayed == []
     assert "410" in after.refused[ref] and "its household was erased" in after.refused[ref], after.refused
+
+
+@pytest.mark.unit
+def test_a_service_started_without_its_dead_letter_key_exits_naming_it(tmp_path: Path) -> None:
+    """operator — starts the scheduler with every other secret but no dead-letter key — it exits, naming it."""
+    import os
+    import subprocess
+    import sys
+
+    from attune_contracts.credentials import generate_key_pair
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")}
+    env |= {"ATTUNE_SCHEDULER_ENVIRONMENT": "production",
+            "ATTUNE_SCHEDULER_CREDENTIAL_KEYS": generate_key_pair("2027a")[1]}
+    run = subprocess.run([sys.executable, "-m", "attune_scheduler"], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode != 0
+    assert "ATTUNE_SCHEDULER_DEAD_LETTER_KEY is missing" in run.stderr and "Fernet.generate_key()" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
