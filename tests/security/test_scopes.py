@@ -79,7 +79,7 @@ async def checkins(tmp_path: Path) -> AsyncIterator[Checkins]:
     settings = Settings(
         environment="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/scopes.db",
         notes_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
-        credential_keys=PUBLIC,
+        credential_keys=PUBLIC, dead_letter_key=SecretStr(FERNET_KEY.decode()),
     )
     clock, sink = CheckinsClock(NOW), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
