@@ -334,7 +334,8 @@ def dlq_list(limit: int = typer.Option(20), as_json: bool = typer.Option(False, 
     table = Table("dlq ref", "from", "consumer", "attempts", "reason")
     for offset, letter in letters:
         table.add_row(str(offset), f"{letter.source_topic}[{letter.partition}]@{letter.offset}", letter.consumer,
-                      str(letter.attempts), letter.reason)
+                      str(letter.attempts),
+                      letter.reason + (f" [bytes sealed by {letter.sealed.service}]" if letter.sealed else ""))
     console.print(table)
 
 
