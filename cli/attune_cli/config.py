@@ -23,6 +23,9 @@ class CliConfig:
     # The issuer's Ed25519 signing key ('kid:key', `attune credentials keygen`): mints credentials; with it and no
     # household_token, the CLI mints itself a household credential for 15 minutes for each command.
     signing_key: str | None = None
+    # An operator credential (`attune credentials issue operator`): `attune dlq replay` opens sealed dead letters
+    # through the service that sealed them with it; minted for 15 minutes from signing_key when unset.
+    operator_token: str | None = None
     # Kafka with SASL (compose): the CLI is the `attune-cli` principal; `attune dlq` needs `attune-operator`.
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"

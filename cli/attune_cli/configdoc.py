@@ -90,6 +90,9 @@ def render() -> str:
         "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
         "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
         "| `ATTUNE_HOUSEHOLD_TOKEN` | — | the household's credential, for `member add --push …`, `status` and `export` |",
+        ("| `ATTUNE_OPERATOR_TOKEN` | — | an operator credential (`attune credentials issue operator`): `attune dlq "
+         "replay` opens sealed dead letters through the service that sealed them; minted for 15 minutes from "
+         "ATTUNE_SIGNING_KEY when unset |"),
         ("| `ATTUNE_SIGNING_KEY` | — | the issuer's Ed25519 key (`attune credentials keygen`): `attune credentials "
          "issue`; without ATTUNE_HOUSEHOLD_TOKEN the CLI mints itself a 15-minute household credential with it |"),
         "| `ATTUNE_CLI_STATE` | `data/cli-state.json` | the CLI's current household and member names |",

@@ -340,7 +340,8 @@ def dlq_list(limit: int = typer.Option(20), as_json: bool = typer.Option(False, 
     table = Table("dlq ref", "from", "consumer", "attempts", "reason")
     for offset, letter in letters:
         table.add_row(str(offset), f"{letter.source_topic}[{letter.partition}]@{letter.offset}", letter.consumer,
-                      str(letter.attempts), letter.reason)
+                      str(letter.attempts),
+                      letter.reason + (f" [bytes sealed by {letter.sealed.service}]" if letter.sealed else ""))
     console.print(table)
 
 
@@ -350,14 +351,19 @@ def dlq_replay(
     all_: bool = typer.Option(False, "--all", help="replay every dead letter"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Publish dead letters back to their source topic, bytes, key and headers unchanged."""
+    """Publish dead letters back to their source topic, bytes, key and headers unchanged. Sealed ones are opened by
+    the service that sealed them (an operator credential); those of an erased household can no longer be."""
     from .dlq import replay
 
     if not offsets and not all_:
         fail("say which dead letters to replay", "attune dlq list shows offsets; or pass --all")
     config = CliConfig.load()
-    replayed = asyncio.run(replay(config.kafka, None if all_ else offsets))
-    emit({"replayed": replayed}, as_json, f"[green]✓[/] replayed {len(replayed)} message(s)")
+    result = asyncio.run(replay(config.kafka, None if all_ else offsets, config))
+    lines = [f"[green]✓[/] replayed {len(result.replayed)} message(s)"]
+    lines += [f"[red]✗[/] {ref} not replayed: {why}" for ref, why in sorted(result.refused.items())]
+    emit({"replayed": result.replayed, "not_replayed": result.refused}, as_json, "\n".join(lines))
+    if result.refused:
+        raise typer.Exit(1)
 
 
 class CredentialScope(str, Enum):

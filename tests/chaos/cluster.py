@@ -36,6 +36,9 @@ STUCK_AFTER_S = 120.0
 INSTANCES = (("scheduler-1", "scheduler"), ("scheduler-2", "scheduler"), ("checkins", "checkins"),
              ("notifier-1", "notifier"), ("notifier-2", "notifier"))
 
+# One per test run, kept across restarts: it wraps the services' dead-letter keys (a secret outside development).
+DEAD_LETTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+
 
 @dataclass
 class Instance:
@@ -183,6 +186,7 @@ class Cluster:
             f"{p}HTTP_RATE_PER_S": "10000",
             f"{p}HTTP_RATE_BURST": "100000",
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
+            f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
             "PYTHONUNBUFFERED": "1",
         }
         if service == "checkins":

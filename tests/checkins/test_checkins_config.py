@@ -25,7 +25,10 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
         Settings(environment="production")
     good = {"notes_key": SecretStr(Fernet.generate_key().decode()),
             "credential_keys": generate_key_pair("k1")[1],
-            "link_keys": SecretStr("2027a:first-long-secret-0123,2027b:second-long-secret-0123")}
+            "link_keys": SecretStr("2027a:first-long-secret-0123,2027b:second-long-secret-0123"),
+            "dead_letter_key": SecretStr(Fernet.generate_key().decode())}
+    with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_DEAD_LETTER_KEY is missing"):
+        Settings(environment="production", **{**good, "dead_letter_key": None})
     with pytest.raises(ValidationError, match="CREDENTIAL_KEYS must be set"):
         Settings(environment="production", **{**good, "credential_keys": None})
     with pytest.raises(ValidationError, match="development key"):

@@ -26,6 +26,9 @@ from attune_runtime.testing import PG_ADMIN_DSN
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "checkins", "notifier")
 
+# One per test run, kept across restarts: it wraps the services' dead-letter keys (a secret outside development).
+DEAD_LETTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+
 
 def compose_command(service: str) -> list[str]:
     command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][service]["command"]
@@ -79,6 +82,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             # The three services verify the same credentials (the household export on each).
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
+            f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
         }
         if name == "checkins":
             env |= {

@@ -233,6 +233,8 @@ def _unfaithful(letter: DeadLetter, value: bytes | None) -> str | None:
         return None if not letter.value_b64 and letter.value_length is None else "invents a value for a tombstone"
     if letter.value_length != len(value) or letter.value_sha256 != hashlib.sha256(value).hexdigest():
         return f"has length {letter.value_length} / hash {letter.value_sha256} for {len(value)} bytes"
+    if letter.sealed is not None:
+        return None if not letter.value_b64 else "keeps bytes in the clear beside its sealed copy"
     kept = letter.value
     if letter.truncated:
         return None if value.startswith(kept) and len(kept) < len(value) else "is cut but not the record's head"

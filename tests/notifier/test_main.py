@@ -33,17 +33,21 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1")
     with pytest.raises(ValidationError, match="Fernet"):
         NotifierSettings(environment="development", channel_key="not-a-fernet-key-but-long-enough")
+    dlq = Fernet.generate_key().decode()
     with pytest.raises(ValidationError, match="VAPID_PRIVATE_KEY is missing or a placeholder|VAPID_PRIVATE_KEY is "
                                               "unset or holds a development key"):
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
-                         channel_key=Fernet.generate_key().decode())
+                         channel_key=Fernet.generate_key().decode(), dead_letter_key=dlq)
     with pytest.raises(ValidationError, match="P-256") as refused:
         NotifierSettings(environment="development", vapid_private_key="not-a-key-but-quite-long-enough")
     assert "not-a-key" not in str(refused.value.errors(include_input=False))  # as load_settings prints it
     vapid = generate_private_key_text()
+    with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_DEAD_LETTER_KEY is missing"):
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
+                         channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid)
     ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
-                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid)
-    assert vapid not in repr(ok)
+                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid, dead_letter_key=dlq)
+    assert vapid not in repr(ok) and dlq not in repr(ok)
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
     assert "y" * 32 not in repr(ok)
 

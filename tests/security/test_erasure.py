@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -55,6 +56,11 @@ class Findings:
     in_logs: dict[str, list[str]] = field(default_factory=dict)
     in_topics: dict[str, list[str]] = field(default_factory=dict)
     replayed: int = 0
+    # Crypto-shredding: one sealed dead letter of the household per service, opened before and after the erasure.
+    sealed_letters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    opened_before: dict[str, int] = field(default_factory=dict)
+    opened_after: dict[str, tuple[int, str]] = field(default_factory=dict)
+    dead_letter_keys_left: list[str] = field(default_factory=list)
 
 
 def _found(text: str, secrets: dict[str, str]) -> list[str]:
@@ -137,6 +143,34 @@ async def _scenario(workdir: Path) -> Findings:
                 to_replay += [r for r in await _read_topic(stack.broker.bootstrap, topic.value)
                               if r.key == str(household).encode()]
 
+            # Each service seals a dead letter of the household under its key (a record that is not an envelope,
+            # keyed by the household), which the operator can open through that service until the erasure.
+            operator = {"Authorization": f"Bearer {CredentialIssuer(stack.credential_keys[0]).operator()}"}
+            bogus = {topic.value: json.dumps({"type": "bogus", "household_id": str(household), "payload": {},
+                                              "event_id": str(uuid.uuid4())}).encode()
+                     for topic in (Topic.SCHEDULER_COMMANDS, Topic.SCHEDULER_EVENTS)}
+            producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, enable_idempotence=False)
+            await producer.start()
+            try:
+                for topic_name, value in bogus.items():
+                    await producer.send_and_wait(topic_name, value, key=str(household).encode())
+            finally:
+                await producer.stop()
+            hashes = [hashlib.sha256(v).hexdigest().encode() for v in bogus.values()]
+
+            async def sealed_by_each() -> dict[str, dict[str, Any]] | None:
+                letters = {}
+                for r in await _read_topic(stack.broker.bootstrap, Topic.DEAD_LETTER.value):
+                    if any(h in r.value for h in hashes) and (letter := json.loads(r.value)).get("sealed"):
+                        letters[letter["sealed"]["service"]] = letter
+                return letters if set(letters) == set(SERVICES) else None
+
+            found.sealed_letters = await eventually(sealed_by_each, timeout=120, interval=1)
+            for name, letter in found.sealed_letters.items():
+                answer = await client.post(f"{stack.services[name].url}/v1/dead-letters/open", json=letter,
+                                           headers=operator)
+                found.opened_before[name] = answer.status_code
+
             await _attune(env, "household", "erase", "--yes")
 
             async def all_gone() -> dict[str, int] | None:
@@ -189,6 +223,10 @@ async def _scenario(workdir: Path) -> Findings:
 
             await eventually(answered, timeout=240, interval=2)
             found.exports_after = (await all_gone()) or {}
+            for name, letter in found.sealed_letters.items():
+                answer = await client.post(f"{stack.services[name].url}/v1/dead-letters/open", json=letter,
+                                           headers=operator)
+                found.opened_after[name] = (answer.status_code, answer.json().get("detail", ""))
         await asyncio.sleep(2)  # anything a replay would have written, written
 
         for name, database in zip(SERVICES, stack.databases, strict=True):
@@ -197,6 +235,9 @@ async def _scenario(workdir: Path) -> Findings:
                 tables = [r["tablename"] for r in await conn.fetch(
                     "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
                 for table in tables:
+                    if table.endswith("_dead_letter_keys") and await conn.fetch(
+                            f'SELECT scope FROM "{table}" WHERE scope = $1', f"household:{household}"):
+                        found.dead_letter_keys_left.append(f"{name}.{table}")
                     rows = await conn.fetch(f'SELECT t::text AS row FROM "{table}" t')
                     hits = sorted({w for r in rows for w in _found(r["row"], secrets)})
                     if hits:
@@ -269,6 +310,16 @@ def test_after_erasure_no_log_line_holds_the_household(findings: Findings) -> No
 
 def test_after_erasure_the_dead_letter_topic_holds_nothing_of_the_household(findings: Findings) -> None:
     assert Topic.DEAD_LETTER.value not in findings.in_topics, findings.in_topics
+
+
+def test_after_erasure_no_service_opens_the_households_dead_letters(findings: Findings) -> None:
+    """operator — opens the household's sealed dead letters through each service: before the erasure they open;
+    after it every service has deleted the household's key, so they stay sealed for good."""
+    assert findings.opened_before == {"scheduler": 200, "checkins": 200, "notifier": 200}
+    assert {name: status for name, (status, _) in findings.opened_after.items()} == {
+        "scheduler": 410, "checkins": 410, "notifier": 410}
+    assert all("its household was erased" in detail for _, detail in findings.opened_after.values())
+    assert findings.dead_letter_keys_left == []
 
 
 @pytest.mark.xfail(strict=True, reason=(

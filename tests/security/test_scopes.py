@@ -79,7 +79,7 @@ async def checkins(tmp_path: Path) -> AsyncIterator[Checkins]:
     settings = Settings(
         environment="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/scopes.db",
         notes_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
-        credential_keys=PUBLIC,
+        credential_keys=PUBLIC, dead_letter_key=SecretStr(FERNET_KEY.decode()),
     )
     clock, sink = CheckinsClock(NOW), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
@@ -235,11 +235,11 @@ async def test_a_service_outside_development_refuses_the_development_key() -> No
 
     with pytest.raises(ValueError, match="development key"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
-                 link_keys=SecretStr("k1:a-real-link-key-0123456789"),
+                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
                  credential_keys=f"{PUBLIC},{development_public_keys()}")
     with pytest.raises(ValueError, match="CREDENTIAL_KEYS must be set"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
-                 link_keys=SecretStr("k1:a-real-link-key-0123456789"))
+                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"))
 
 
 # ---- notifier ----------------------------------------------------------------------------------------

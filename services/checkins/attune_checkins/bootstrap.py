@@ -14,6 +14,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import ensure_topics, kafka_client_options, make_broker
 from attune_runtime.producer import BatchProducer
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.migrate import upgrade
 from .adapters.sql import NoteCipher, SqlStore, make_engine
+from .adapters.tables import dead_letter_keys, erased_households
 from .config import Settings
 from .handlers import make_handler, make_invalid_hook
 from .http import build_http_app
@@ -77,6 +79,7 @@ class Checkins:
     asgi: ServiceAsgi | None = None
     run_timer: bool = True
     producer: EventProducer | None = None
+    vault: DeadLetterVault | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _timer: asyncio.Task[None] | None = None
 
@@ -84,6 +87,8 @@ class Checkins:
         """Before the broker starts: schema up to date, topics present. (The relay connects its producer
         itself, and keeps trying: check-ins are accepted while the broker is away.)"""
         await upgrade(self.store.engine)
+        if self.vault is not None:
+            await self.vault.rewrap()  # after a DEAD_LETTER_KEY rotation, every data key under the new first key
         if self.settings.kafka_create_topics:
             await ensure_topics(self.settings, [*TOPICS, Topic.CHECKINS_EVENTS, Topic.DEAD_LETTER])
         _freeze_startup_heap()
@@ -137,6 +142,8 @@ def build(
     metrics = Metrics(registry)
     store = SqlStore(make_engine(settings.database_url), NoteCipher(settings.fernet_keys()))
     readiness.add_check(store.ping)
+    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     policy = Policy(
         weekly_summary_hour=settings.weekly_summary_hour,
         weekly_summary_catch_up=timedelta(hours=settings.weekly_summary_catch_up_hours),
@@ -160,7 +167,7 @@ def build(
         reliable = ReliableConsumer(
             broker, service=SERVICE, group_id=group_id, handler=make_handler(service),
             metrics=ConsumerMetrics(registry), retry=retry, accept=HANDLED_TYPES,
-            on_invalid=make_invalid_hook(service),
+            on_invalid=make_invalid_hook(service), vault=vault,
         )
         subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=lambda batch: service.handle_batch(batch),
                         readiness=readiness, max_records=settings.batch_max_records,
@@ -170,13 +177,13 @@ def build(
             broker, *TOPICS, service=SERVICE, group_id=group_id, handler=make_handler(service),
             metrics=ConsumerMetrics(registry), readiness=readiness, retry=retry,
             accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
-            on_invalid=make_invalid_hook(service),
+            on_invalid=make_invalid_hook(service), vault=vault,
         )
     signer = LinkSigner(settings.link_key_map(), settings.current_link_kid())
     http = build_http_app(service, signer, settings.credential_verifier(), metrics, limits=HttpLimits.of(settings),
                           registry=registry)
     return Checkins(settings, service, store, broker, registry, readiness, http, signer, relay, run_timer=run_timer,
-                    producer=producer)
+                    producer=producer, vault=vault)
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, sink: RecordSink | None = None,
@@ -187,6 +194,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, sink: RecordSin
         service=SERVICE, broker=parts.broker, registry=parts.registry, readiness=parts.readiness,
         on_startup=[parts.prepare], after_startup=[parts.start_timer],
         on_shutdown=[parts.stop_timer, parts.close], http_app=parts.http,
+        routes=[(OPEN_PATH, open_route(parts.vault, settings.credential_verifier()))] if parts.vault else [],
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     parts.asgi.checkins = parts  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from attune_contracts.links import LinkSigner
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
 from attune_runtime.retry import Backoff
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
+from .adapters.tables import dead_letter_keys, erased_households
 from .adapters.webpush_sender import SenderWithWebPush, WebPushSender
 from .api import WebPushIntake, build_http_app
 from .config import NotifierSettings
@@ -69,6 +71,8 @@ def build_app(
     publisher: Publisher = broker_publisher(broker, service=SERVICE)
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
+    vault = DeadLetterVault(engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
     worker = DeliveryWorker(
         store, sender or SenderWithWebPush(
@@ -93,14 +97,14 @@ def build_app(
     if settings.batch_max_records > 1:
         # A failing batch falls back to this per-message consumer (retries, then the dead-letter topic).
         reliable = ReliableConsumer(broker, service=SERVICE, group_id=settings.consumer_group, handler=handler,
-                                    metrics=ConsumerMetrics(registry), retry=retry, accept=ACCEPTED_TYPES)
+                                    metrics=ConsumerMetrics(registry), retry=retry, accept=ACCEPTED_TYPES, vault=vault)
         subscribe_batch(broker, *TOPICS, reliable=reliable, batch_handler=handler.handle_batch,
                         readiness=readiness, max_records=settings.batch_max_records,
                         session_timeout_ms=settings.kafka_session_timeout_ms)
     else:
         subscribe(broker, *TOPICS, service=SERVICE, group_id=settings.consumer_group, handler=handler,
                   metrics=ConsumerMetrics(registry), readiness=readiness, accept=ACCEPTED_TYPES, retry=retry,
-                  session_timeout_ms=settings.kafka_session_timeout_ms)
+                  session_timeout_ms=settings.kafka_session_timeout_ms, vault=vault)
 
     async def database_ready() -> bool:
         return await store.ping()
@@ -109,6 +113,7 @@ def build_app(
 
     async def start_up() -> None:
         await migrate(engine)
+        await vault.rewrap()  # after a DEAD_LETTER_KEY rotation, every data key under the new first key
         await store.seal_plaintext_params()  # rows from before params were encrypted (issue 13)
         if settings.kafka_create_topics:
             await ensure_topics(settings)
@@ -124,11 +129,13 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_worker], on_shutdown=[shut_down],
+        routes=[(OPEN_PATH, open_route(vault, settings.credential_verifier()))],
         http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock,
                                 limits=HttpLimits.of(settings), registry=registry,
                                 webpush=WebPushIntake(public_key_text(settings.vapid_key()),
                                                       settings.webpush_hosts())),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
+    app.vault = vault  # type: ignore[attr-defined]
     app.notifier = Notifier(settings, store, worker, handler, metrics, registry, readiness)  # type: ignore[attr-defined]
     return app

@@ -8,6 +8,7 @@ from typing import Any
 from attune_contracts import Topic
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
 from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
 from attune_runtime.retry import Backoff
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from .adapters.kafka import KafkaSink
 from .adapters.sql import SqlStore
+from .adapters.tables import dead_letter_keys, erased_households
 from .clock import SystemClock
 from .config import SchedulerSettings
 from .handlers import COMMAND_TYPES, command_handler, invalid_command_handler
@@ -59,12 +61,14 @@ def build_app(
     broker = make_broker(settings, service=SERVICE, registry=registry)
     readiness = Readiness()
     scheduler = build_scheduler(settings, store=store, clock=clock, sink=sink, registry=registry)
+    vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
+                            erased=erased_households)
     subscribe(
         broker, Topic.SCHEDULER_COMMANDS, service=SERVICE, group_id=settings.group_id,
         handler=command_handler(scheduler), metrics=ConsumerMetrics(registry), readiness=readiness,
         retry=RetryPolicy(settings.retry_max_attempts, Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
         accept=COMMAND_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
-        on_invalid=invalid_command_handler(broker_publisher(broker, service=SERVICE)),
+        on_invalid=invalid_command_handler(broker_publisher(broker, service=SERVICE)), vault=vault,
     )
 
     async def database_reachable() -> bool:
@@ -75,6 +79,7 @@ def build_app(
 
     async def start_up() -> None:
         await store.migrate()
+        await vault.rewrap()  # after a DEAD_LETTER_KEY rotation, every data key under the new first key
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         if kafka_sink is not None:
@@ -92,12 +97,14 @@ def build_app(
     app = service_app(
         service=SERVICE, broker=broker, registry=registry, readiness=readiness,
         on_startup=[start_up], after_startup=[start_loops], on_shutdown=[shut_down],
+        routes=[(OPEN_PATH, open_route(vault, settings.credential_verifier(), clock.now))],
         http_app=build_http_app(store, settings.credential_verifier(), clock.now, limits=HttpLimits.of(settings),
                                 registry=registry),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.scheduler = scheduler  # type: ignore[attr-defined]  # for tests and operators
     app.store = store  # type: ignore[attr-defined]
+    app.vault = vault  # type: ignore[attr-defined]
     return app
 
 

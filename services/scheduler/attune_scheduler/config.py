@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_runtime.settings import Environment, ServiceSettings
 from pydantic import Field, model_validator
@@ -10,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 class SchedulerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
+    writes_dead_letters: ClassVar[bool] = True  # ATTUNE_SCHEDULER_DEAD_LETTER_KEY required outside development
 
     http_port: int = Field(default=8101, ge=0, le=65535)
     credential_keys: str | None = Field(

@@ -77,26 +77,26 @@ class BatchConsumer:
                        deadline: float) -> None:
         reliable = self.reliable
         decoded: list[tuple[Any, Envelope[Any]]] = []
-        invalid: list[tuple[Any, str, str]] = []  # (record, reason, "invalid" or "rejected")
+        invalid: list[tuple[Any, str, str, Any]] = []  # (record, reason, "invalid" or "rejected", household)
         for record in records:
             try:
                 envelope = parse(record.value)  # whatever the value, even None: only ContractError
             except ContractError as exc:
-                invalid.append((record, exc.reason, "invalid"))
+                invalid.append((record, exc.reason, "invalid", None))
                 continue
             if reliable.accept is not None and envelope.type not in reliable.accept:
                 reliable.metrics.ignored.labels(reliable.service, record.topic).inc()
                 done.add(_key(record))
                 continue
             if (refusal := reliable.untrusted(envelope, record)) is not None:
-                invalid.append((record, refusal, "rejected"))
+                invalid.append((record, refusal, "rejected", envelope.household_id))
                 continue
             decoded.append((record, envelope))
         if decoded and not await self._as_one_batch(decoded, consumer, deadline):
             await self._one_by_one(decoded, consumer, done, deadline)
         done.update(_key(record) for record, _ in decoded)
-        for record, reason, kind in invalid:
-            await reliable.refuse(record, reason, kind, 1, consumer, deadline)
+        for record, reason, kind, household_id in invalid:
+            await reliable.refuse(record, reason, kind, 1, consumer, deadline, household_id=household_id)
             done.add(_key(record))
 
     async def _as_one_batch(self, decoded: list[tuple[Any, Envelope[Any]]], consumer: Any, deadline: float) -> bool:

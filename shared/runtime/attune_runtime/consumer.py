@@ -45,7 +45,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from attune_contracts import ContractError, Envelope, Topic, parse
@@ -59,6 +60,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from .faults import Fault, HouseholdErasedError, PermanentError, Verdict, classify, describe
 from .logs import message_context
 from .retry import Backoff
+
+if TYPE_CHECKING:
+    from .deadletters import DeadLetterVault
 
 __all__ = [
     "ConsumerMetrics", "Handler", "HouseholdErasedError", "InvalidHook", "PermanentError", "Readiness",
@@ -241,6 +245,16 @@ def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attem
     )
 
 
+def household_of_key(key: bytes | None) -> UUID | None:
+    """The household a record's Kafka key names (every Attune message is keyed by its household id), or None."""
+    if key is None or len(key) > 64:
+        return None
+    try:
+        return UUID(key.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def _of_erased_household(exc: BaseException) -> bool:
     current: BaseException | None = exc
     for _ in range(10):  # the exception or what it was raised from
@@ -384,8 +398,10 @@ class ReliableConsumer:
         on_invalid: InvalidHook | None = None,
         readiness: Readiness | None = None,
         max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS,
+        vault: DeadLetterVault | None = None,
     ) -> None:
         self.broker, self.service, self.group_id = broker, service, group_id
+        self.vault = vault  # seals dead letters under their household's key (attune_runtime.deadletters)
         self.on_invalid = on_invalid
         self.handler, self.metrics, self.retry = handler, metrics, retry
         self.accept = frozenset(accept) if accept is not None else None
@@ -422,7 +438,8 @@ class ReliableConsumer:
             return
         with envelope_context(envelope):
             if (refusal := self.untrusted(envelope, record)) is not None:
-                await self.refuse(record, refusal, "rejected", 1, consumer, deadline)
+                await self.refuse(record, refusal, "rejected", 1, consumer, deadline,
+                                  household_id=envelope.household_id)
                 return
             await self.handle(envelope, record, consumer, deadline)
 
@@ -448,7 +465,7 @@ class ReliableConsumer:
                 self.outage.end(consumer)  # whatever failed, the dependency answered
                 if verdict.fault is Fault.PERMANENT:
                     await self.refuse(record, describe(exc), "rejected", bugs + 1, consumer, deadline,
-                                      withhold_value=_of_erased_household(exc))
+                                      withhold_value=_of_erased_household(exc), household_id=envelope.household_id)
                     return
                 bugs += 1
                 self.metrics.bugs.labels(self.service, record.topic).inc()
@@ -457,7 +474,8 @@ class ReliableConsumer:
                     log.error("bug: %s failed %d times (%s); dead-lettering it", envelope.type, bugs, reason,
                               exc_info=exc)
                     await self.dead_letter(record, f"handler failed {bugs} times; last error: {reason}",
-                                           "handler_failed", bugs, consumer, deadline)
+                                           "handler_failed", bugs, consumer, deadline,
+                                           household_id=envelope.household_id)
                     return
                 self.metrics.retries.labels(self.service, record.topic).inc()
                 delay = self.retry.backoff.delay(bugs)
@@ -495,7 +513,7 @@ class ReliableConsumer:
                 await self.wait_out(verdict, exc, topic, consumer, deadline)
 
     async def refuse(self, record: Any, reason: str, kind: str, attempts: int, consumer: Any,
-                     deadline: float, *, withhold_value: bool = False) -> None:
+                     deadline: float, *, withhold_value: bool = False, household_id: UUID | None = None) -> None:
         """An invalid or rejected message: `on_invalid` tells its sender why, then it is dead-lettered.
 
         The hook runs first so a dependency it needs being down is waited out like any other (the hook is
@@ -509,12 +527,24 @@ class ReliableConsumer:
                 raise
             except Exception:
                 log.exception("on_invalid hook failed for %s[%d]@%d", record.topic, record.partition, record.offset)
-        await self.dead_letter(record, reason, kind, attempts, consumer, deadline, withhold_value=withhold_value)
+        await self.dead_letter(record, reason, kind, attempts, consumer, deadline, withhold_value=withhold_value,
+                               household_id=household_id)
 
     async def dead_letter(self, record: Any, reason: str, kind: str, attempts: int, consumer: Any,
-                          deadline: float, *, withhold_value: bool = False) -> None:
+                          deadline: float, *, withhold_value: bool = False, household_id: UUID | None = None) -> None:
         letter = dead_letter_for(record, reason=reason, kind=kind, consumer=f"{self.service}/{self.group_id}",
                                  attempts=attempts, withhold_value=withhold_value)
+        vault = self.vault
+        if vault is not None:
+            whose = household_id if household_id is not None else household_of_key(record.key)
+
+            async def seal() -> None:
+                nonlocal letter
+                letter = await vault.seal(letter, whose)
+
+            # Never in the clear: a database outage is waited out like any other, before anything is published.
+            await self._with_infrastructure_waits(seal, record.topic, consumer, deadline)
+            reason = letter.reason
 
         async def publish() -> None:
             await self.broker.publish(
@@ -597,6 +627,7 @@ def subscribe(
     session_timeout_ms: int = 10_000,
     on_invalid: InvalidHook | None = None,
     max_poll_interval_ms: int = MAX_POLL_INTERVAL_MS,
+    vault: DeadLetterVault | None = None,
 ) -> ReliableConsumer:
     """Register a reliable group subscriber for `handler` on `topics`.
 
@@ -604,7 +635,7 @@ def subscribe(
     """
     consumer = ReliableConsumer(
         broker, service=service, group_id=group_id, handler=handler, metrics=metrics, retry=retry, accept=accept,
-        on_invalid=on_invalid, readiness=readiness, max_poll_interval_ms=max_poll_interval_ms,
+        on_invalid=on_invalid, readiness=readiness, max_poll_interval_ms=max_poll_interval_ms, vault=vault,
     )
     subscriber = reliable_subscriber(broker, [t.value if isinstance(t, Topic) else t for t in topics],
                                      group_id=group_id, readiness=readiness, session_timeout_ms=session_timeout_ms,

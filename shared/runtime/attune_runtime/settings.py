@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "development", "test", "xxx"}
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command that makes a secret, not one
 MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+# Development only (published): wraps the dead-letter data keys of a development service; refused elsewhere.
+DEV_DEAD_LETTER_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-dead-letter-development-only").digest()).decode()
 
 
 class Environment(StrEnum):
@@ -68,12 +73,20 @@ class ServiceSettings(BaseSettings):
     log_json: bool = Field(default=True, description="JSON lines (production) or readable lines (make run)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
+    dead_letter_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated, that wrap this service's per-household dead-letter keys (the "
+                    "first wraps, all unwrap: rotate by putting a new key first); required outside development, "
+                    "where a published key is the default")
+
     retry_max_attempts: int = Field(default=5, ge=1, le=20,
                                     description="handler attempts per message before it is dead-lettered")
     retry_base_delay_s: float = Field(default=0.2, gt=0, description="first retry delay (doubles, with jitter)")
     retry_max_delay_s: float = Field(default=10.0, gt=0, description="longest retry delay")
 
     secret_fields: tuple[str, ...] = ()
+    # A service whose consumers dead-letter sets this: its DEAD_LETTER_KEY is then required outside development.
+    writes_dead_letters: ClassVar[bool] = False
     # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
     secret_recipes: ClassVar[dict[str, str]] = {}
 
@@ -114,6 +127,42 @@ class ServiceSettings(BaseSettings):
                     f"{self.env_name('environment')}=development on this machine only"
                 )
         return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # After every validator, so that a service missing several secrets still names its older ones first.
+        if self.writes_dead_letters and self.dead_letter_key is None \
+                and self.environment is not Environment.DEVELOPMENT:
+            # Fail closed: without it, dead letters (names, notes, dreams) would outlive their household's erasure.
+            message = (f"{self.env_name('dead_letter_key')} is missing; outside development set it to a Fernet key "
+                       f"(make one with: {MAKE_FERNET_KEY}), or set {self.env_name('environment')}=development on "
+                       f"this machine only")
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}),
+                loc=(), input={})])
+
+    @model_validator(mode="after")
+    def _dead_letter_key_usable(self) -> ServiceSettings:
+        from .deadletters import parse_dead_letter_keys
+
+        name = self.env_name("dead_letter_key")
+        if self.dead_letter_key is None:
+            return self  # development's published key, or refused in __init__
+        try:
+            keys = parse_dead_letter_keys(self.dead_letter_key.get_secret_value())
+        except ValueError:
+            raise ValueError(f"{name} must be Fernet keys (32 url-safe base64 bytes), comma-separated; make one "
+                             f"with: {MAKE_FERNET_KEY}") from None
+        self.refuse_development_keys("dead_letter_key", keys, [DEV_DEAD_LETTER_KEY], MAKE_FERNET_KEY)
+        return self
+
+    def dead_letter_keys(self) -> list[str]:
+        """The Fernet keys wrapping the dead-letter data keys (the first wraps)."""
+        from .deadletters import parse_dead_letter_keys
+
+        if self.dead_letter_key is None:
+            return [DEV_DEAD_LETTER_KEY]
+        return parse_dead_letter_keys(self.dead_letter_key.get_secret_value())
 
     def refuse_development_keys(self, field: str, given: Iterable[str], development: Iterable[str], how: str) -> None:
         """Outside development, no key of a list (the current one or an old one kept for reading) may be a

@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
+from attune_runtime.deadletters import erase_dead_letter_key
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (
     Integer,
@@ -760,6 +761,7 @@ class SqlTx:
         await self.conn.execute(_insert_ignore(
             self.conn, t.erased_households, {"household_id": household_id, "erased_at": erased_at}
         ))
+        removed[t.dead_letter_keys.name] = await erase_dead_letter_key(self.conn, t.dead_letter_keys, household_id)
         return removed  # an erasure again keeps the first tombstone
 
     async def count_household_rows(self, household_id: UUID) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attune_runtime.deadletters import dead_letter_keys_table
 from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
@@ -220,3 +221,6 @@ HOUSEHOLD_TABLES = (
     ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox, announced_occurrences,
     short_links,
 )
+
+# Seals this service's dead letters, one key per household: erasing a household deletes its row.
+dead_letter_keys = dead_letter_keys_table(metadata, "checkins")

@@ -14,13 +14,22 @@ from uuid import UUID, uuid4
 
 from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
+from attune_runtime.deadletters import erase_dead_letter_key
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..service import ChannelRef, Intent, QuietHours, Recipient
-from .tables import channels, credential_revocations, deliveries, erased_households, members, question_picks
+from .tables import (
+    channels,
+    credential_revocations,
+    dead_letter_keys,
+    deliveries,
+    erased_households,
+    members,
+    question_picks,
+)
 
 ACTIVE = ("pending", "deferred", "failed")
 
@@ -619,6 +628,7 @@ class SqlStore:
             for name, table in (("deliveries", deliveries), ("channels", channels), ("members", members),
                                 ("question_picks", question_picks)):
                 counts[name] = (await conn.execute(delete(table).where(table.c.household_id == household_id))).rowcount
+            counts["dead_letter_keys"] = await erase_dead_letter_key(conn, dead_letter_keys, household_id)
             await conn.execute(self._insert(erased_households).values(household_id=household_id, erased_at=now)
                                .on_conflict_do_nothing(index_elements=[erased_households.c.household_id]))
         return counts

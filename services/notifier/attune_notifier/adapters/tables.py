@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attune_runtime.deadletters import dead_letter_keys_table
 from attune_runtime.sql import UtcDateTime
 from sqlalchemy import (
     JSON,
@@ -102,3 +103,6 @@ credential_revocations = Table(
     Column("household_id", Uuid, primary_key=True),
     Column("not_before", UtcDateTime(), nullable=False),
 )
+
+# Seals this service's dead letters, one key per household: erasing a household deletes its row.
+dead_letter_keys = dead_letter_keys_table(metadata, "notifier")

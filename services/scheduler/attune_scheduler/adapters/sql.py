@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from attune_contracts import Envelope, headers_for, make_envelope, spec_of
 from attune_contracts.messages import SchedulerCommandRejected
 from attune_contracts.types import Contract
+from attune_runtime.deadletters import erase_dead_letter_key
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -51,6 +52,7 @@ from .tables import (
     BigId,
     UtcDateTime,
     credential_revocations,
+    dead_letter_keys,
     erased_households,
     households,
     members,
@@ -283,6 +285,7 @@ class SqlStore:
             await conn.execute(outbox.delete().where(outbox.c.household_id == household_id))
             await conn.execute(self._insert(erased_households).values(household_id=household_id, erased_at=now)
                                .on_conflict_do_nothing(index_elements=["household_id"]))
+            await erase_dead_letter_key(conn, dead_letter_keys, household_id)  # its dead letters: unreadable
             return
         if outcome.household is not None:
             h = outcome.household

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from attune_runtime.deadletters import dead_letter_keys_table
 from attune_runtime.sql import UtcDateTime
 
 metadata = sa.MetaData()
@@ -96,3 +97,6 @@ erased_households = sa.Table(
     sa.Column("household_id", sa.Uuid, primary_key=True),
     sa.Column("erased_at", UtcDateTime, nullable=False),
 )
+
+# Seals this service's dead letters, one key per household: erasing a household deletes its row.
+dead_letter_keys = dead_letter_keys_table(metadata, "scheduler")

@@ -9,10 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..types import Reason, UtcDatetime
 
-__all__ = ["DeadLetter", "DEAD_LETTER_VERSION"]
+__all__ = ["DeadLetter", "DEAD_LETTER_VERSION", "SealedDeadLetter"]
 
 DEAD_LETTER_VERSION = 1
 Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class SealedDeadLetter(BaseModel):
+    """The part of a dead letter only its service can open: the value, headers and full reason, AES-256-GCM
+    under a data key of (service, household) that the household's erasure destroys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    service: Text = Field(description="the service whose database holds the data key")
+    scope: Annotated[str, StringConstraints(pattern=r"^(service|household:[0-9a-f-]{36})$")] = Field(
+        description="whose key: household:<id>, or service (a record with no household)")
+    nonce_b64: str
+    ciphertext_b64: str
 
 
 class DeadLetter(BaseModel):
@@ -45,6 +58,10 @@ class DeadLetter(BaseModel):
                                      description="sha256 (hex) of the original value")
     truncated: bool = Field(default=False, description="value_b64, key_b64 or headers hold only part of the "
                             "original (too large to dead-letter whole); value_length/value_sha256 describe it")
+    # Added within v1 (optional): when set, value_b64 and headers are empty and reason is only what may be read
+    # by anyone with the topic; the sealed part holds them, readable through the service until the erasure.
+    sealed: SealedDeadLetter | None = Field(default=None, description="value, headers and full reason, encrypted "
+                                            "under the household's dead-letter key (crypto-shredded on erasure)")
 
     @property
     def value(self) -> bytes:

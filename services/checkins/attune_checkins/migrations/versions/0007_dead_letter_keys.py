@@ -1,0 +1,28 @@
+"""checkins: a data key per household (and one for the service) that seals its dead letters; erasure deletes it
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from attune_runtime.sql import UtcDateTime
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "checkins_dead_letter_keys",
+        sa.Column("scope", sa.String(64), nullable=False),
+        sa.Column("wrapped_key", sa.Text(), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("scope"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("checkins_dead_letter_keys")
