@@ -62,6 +62,7 @@ async def notifier(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[tuple[
             "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
             "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
             "ATTUNE_NOTIFIER_LOG_LEVEL": "DEBUG",
+            "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
             # What the app's browser test sets too: the key, the local push service, and trust in its CA.
             "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": VAPID_PRIVATE,
             "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",

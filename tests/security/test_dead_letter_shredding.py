@@ -190,8 +190,11 @@ def test_a_service_outside_development_needs_its_own_dead_letter_key(service: st
         others |= {"notes_key": SecretStr(Fernet.generate_key().decode()), "link_current_kid": "k1",
                    "link_keys": SecretStr("k1:a-real-link-key-0123456789")}
     if service == "notifier":
+        from attune_notifier.webpush import generate_private_key_text
+
         others |= {"channel_key": SecretStr(Fernet.generate_key().decode()), "link_kid": "k1",
-                   "link_keys": SecretStr("k1:a-real-link-key-0123456789")}
+                   "link_keys": SecretStr("k1:a-real-link-key-0123456789"),
+                   "vapid_private_key": SecretStr(generate_private_key_text())}
     for environment in ("production", "test"):
         with pytest.raises(ValidationError, match=f"{variable} is missing"):
             cls(environment=environment, **others)
