@@ -5,7 +5,8 @@ its hash is stored). CSRF: every form carries an HMAC of the browser's own cooki
 Another household's ritual or occurrence is answered 404, as if it did not exist.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the routes' Annotated aliases (Me, Form) are local to
+# build_http_app, and FastAPI must be able to evaluate them.
 
 import logging
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import segno
 from attune_contracts.catalog import template as find_template
 from attune_runtime.http import HttpLimits, add_guards
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -131,6 +133,11 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         text = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else words.get(
             exc.status_code, "Something went wrong with that request.")
         return render(request, "message.html", {"title": "That didn't work", "text": text}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return render(request, "message.html", {"title": "That didn't work",
+                                                "text": "That address or form wasn't complete."}, 422)
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> Response:

@@ -103,11 +103,13 @@ def audience_of(kind: str) -> Audience:
 
 
 def catalog_by_step(kind: str) -> list[tuple[str, str, list[Template]]]:
-    """The schedulable templates for this kind of household, grouped by the article's steps, in order."""
+    """The schedulable templates for this kind of household, grouped by the article's steps, in order (the
+    on-demand after-care of step 4 is started from "today", not scheduled)."""
     audience = audience_of(kind)
     groups: list[tuple[str, str, list[Template]]] = []
     for number, words in STEPS:
-        found = [t for t in TEMPLATES.values() if t.step.startswith(number + " ") and audience in t.audience]
+        found = [t for t in TEMPLATES.values()
+                 if t.schedulable and t.step.startswith(number + " ") and audience in t.audience]
         if found:
             groups.append((number, words, found))
     return groups
@@ -232,11 +234,13 @@ class Ratio:
     def words(self) -> str:
         if self.positive == 0 and self.negative == 0:
             return "No moments logged yet. Noticing the good ones is a fine place to start."
+        kind = f"{self.positive} kind moment{'' if self.positive == 1 else 's'}"
         if self.negative == 0:
-            return f"{self.positive} kind moments and no hard ones. Lovely."
+            return f"{kind} and no hard ones. Lovely."
         ratio = self.positive / self.negative
-        tail = "right where it helps most" if ratio >= 5 else "the article's aim is about five kind moments to each hard one"
-        return f"{self.positive} kind to {self.negative} hard, about {ratio:.1f} to 1: {tail}."
+        tail = ("right where it helps most" if ratio >= 5
+                else "couples who thrive tend to have about five kind moments for each hard one")
+        return f"{kind} to {self.negative} hard, about {ratio:.1f} to 1: {tail}."
 
 
 def ratio_of(kinds: Iterable[str]) -> Ratio:

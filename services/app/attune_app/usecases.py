@@ -216,8 +216,16 @@ class AppService:
 
     async def progress(self, session: Session) -> tuple[list[dict[str, Any]], Ratio, dict[str, Any] | None]:
         streaks = await self.store.streaks_of(session.household_id)
-        visible = {r.ritual_id for r in await self.store.rituals_of(session.household_id)
-                   if not r.sensitive or session.member_id in r.consented}
-        streaks = [s for s in streaks if s["ritual_id"] in visible]
+        # A private ritual's streak is for those who said yes to it (unknown ritual: its template decides).
+        known = {r.ritual_id: r for r in await self.store.rituals_of(session.household_id)}
+
+        def private(streak: dict[str, Any]) -> bool:
+            ritual = known.get(streak["ritual_id"])
+            if ritual is None:
+                found = find_template(streak["template"])
+                return found is None or found.sensitive
+            return ritual.sensitive and session.member_id not in ritual.consented
+
+        streaks = [s for s in streaks if not private(s)]
         kinds = await self.store.moment_kinds_since(session.household_id, self.clock.now() - RATIO_WINDOW)
         return streaks, ratio_of(kinds), await self.store.summary_of(session.household_id)
