@@ -1,7 +1,8 @@
 """`make run`: the local broker, every service and the inbox on this machine, with SQLite stores under data/.
 
 Ctrl-C stops everything. Ports can be moved: ATTUNE_DEV_KAFKA_PORT (default 9092) for the broker,
-ATTUNE_DEV_BASE_PORT (default 8100) for the inbox, the services on the next three ports, SMTP 75 below.
+ATTUNE_DEV_BASE_PORT (default 8100) for the inbox, the services on the next three ports, the household's web
+app on the one after (8104), SMTP 75 below.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SERVICES = [
     Service("scheduler", "attune_scheduler", BASE_PORT + 1, "ATTUNE_SCHEDULER_"),
     Service("checkins", "attune_checkins", BASE_PORT + 2, "ATTUNE_CHECKINS_"),
     Service("notifier", "attune_notifier", BASE_PORT + 3, "ATTUNE_NOTIFIER_"),
+    Service("app", "attune_app", BASE_PORT + 4, "ATTUNE_APP_"),
 ]
 
 
@@ -63,6 +65,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     env = {
         "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_KEYS": links,
+        "ATTUNE_APP_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_CURRENT_KID": "dev",
         "ATTUNE_NOTIFIER_LINK_KEYS": links,
         "ATTUNE_NOTIFIER_LINK_KID": "dev",
@@ -157,7 +160,10 @@ def main() -> None:
         print("\nAttune is running:")
         print(f"  inbox      http://127.0.0.1:{INBOX_PORT}   <- open this: reminders land here within a minute")
         for service, _ in processes:
-            print(f"  {service.name:<10} http://127.0.0.1:{service.port}/healthz  /readyz  /metrics")
+            if service.name == "app":
+                print(f"  app        http://127.0.0.1:{service.port}   <- the household's app: start together here")
+            else:
+                print(f"  {service.name:<10} http://127.0.0.1:{service.port}/healthz  /readyz  /metrics")
         print(f"  broker     {broker.bootstrap}")
         print("  CLI        ATTUNE_CLI_STATE=data/cli-state.json .venv/bin/attune --help")
         print("Press Ctrl-C to stop everything.\n", flush=True)
