@@ -261,6 +261,13 @@ async def test_while_checkins_is_down_the_page_says_so_and_keeps_the_last_state(
     assert "couldn't reach check-ins" in text and "nothing was sent or saved" in text
     assert "Evening attunement" in text and "You kept it" not in text
     assert harness.checkins.posts == []
+    # Every page says so until check-ins answers again; then the notice goes.
+    later = html.unescape((await ana.get("/household")).text)
+    assert "couldn't reach check-ins the last time we tried" in later and "Nothing is queued" in later
+    harness.checkins.down = False
+    response = await ana.submit("/today", "/checkins", {"occurrence_id": str(occurrence_id), "status": "done"})
+    assert response.status_code == 303
+    assert "couldn't reach" not in html.unescape((await ana.get("/today")).text)
 
 
 async def test_while_the_broker_is_down_creating_a_household_says_so(harness: Harness) -> None:
@@ -269,6 +276,17 @@ async def test_while_the_broker_is_down_creating_a_household_says_so(harness: Ha
     response = await start_household(ana)
     assert response.status_code == 503 and "couldn't reach the scheduler" in html.unescape(response.text)
     assert "attune_session" not in response.headers.get("set-cookie", "")
+
+
+async def test_a_join_link_still_works_after_the_broker_was_down(harness: Harness) -> None:
+    ana, ben = harness.browser(), harness.browser()
+    await started(harness, ana)
+    link = await invite_link(ana)
+    harness.commands.down = True
+    assert (await ben.submit(link, link, {"your_name": "Ben"})).status_code == 503
+    harness.commands.down = False
+    response = await ben.submit(link, link, {"your_name": "Ben"})
+    assert response.status_code == 303 and harness.commands.sent[-1][1].display_name == "Ben"
 
 
 async def test_static_assets_and_manifest_come_from_the_app(harness: Harness) -> None:

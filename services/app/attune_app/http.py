@@ -118,7 +118,7 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         members = await service.store.members_of(me.household_id)
         me_row = next((m for m in members if m["member_id"] == me.member_id), {})
         return {"household": household, "members": members, "me": me_row,
-                "child": me_row.get("role") == "child", "problem": None}
+                "child": me_row.get("role") == "child", "problem": None, "troubles": service.troubled()}
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:

@@ -20,7 +20,7 @@ from attune_contracts.messages import (
 )
 
 from .adapters.sql import SqlStore
-from .ports import CheckinsApi, Clock, Commands, Refused
+from .ports import CheckinsApi, Clock, Commands, Refused, Unavailable
 from .service import (
     RATIO_WINDOW,
     CheckIn,
@@ -53,6 +53,25 @@ class AppService:
     def __init__(self, store: SqlStore, commands: Commands, checkins: CheckinsApi, clock: Clock,
                  policy: Policy = Policy()) -> None:
         self.store, self.commands, self.checkins, self.clock, self.policy = store, commands, checkins, clock, policy
+        self.trouble: dict[str, datetime] = {}  # what did not answer lately, and since when
+
+    async def _send(self, payload: Any, household_id: UUID) -> None:
+        await self._through("the scheduler", self.commands.send(payload, household_id=household_id))
+
+    async def _post(self, household_id: UUID, member_id: UUID, path: str, body: dict[str, Any]) -> None:
+        await self._through("check-ins", self.checkins.post(household_id, member_id, path, body))
+
+    async def _through(self, what: str, call: Any) -> None:
+        try:
+            await call
+        except Unavailable:
+            self.trouble.setdefault(what, self.clock.now())
+            raise
+        self.trouble.pop(what, None)
+
+    def troubled(self) -> list[tuple[str, datetime]]:
+        """The services that did not answer the last time the app needed them (pages say so)."""
+        return sorted(self.trouble.items())
 
     # ---- sessions ---------------------------------------------------------------------------------
 
@@ -80,8 +99,8 @@ class AppService:
         household_id, member_id = uuid4(), uuid4()
         register = RegisterHousehold(name=name, time_zone=time_zone, kind=HouseholdKind(kind))
         member = UpsertMember(member_id=member_id, display_name=your_name, role=MemberRole(role))
-        await self.commands.send(register, household_id=household_id)
-        await self.commands.send(member, household_id=household_id)
+        await self._send(register, household_id)
+        await self._send(member, household_id)
         now = self.clock.now()
         await self.store.save_household(household_id, name=register.name, kind=kind, time_zone=time_zone, now=now,
                                         confirmed=False)
@@ -116,7 +135,11 @@ class AppService:
         member = UpsertMember(member_id=uuid4(), display_name=your_name, role=MemberRole(found.role))
         if not await self.store.use_invite(hashed, self.clock.now()):
             return "This invitation has already been used. Each link lets one person in; ask for a new one."
-        await self.commands.send(member, household_id=found.household_id)
+        try:
+            await self._send(member, found.household_id)
+        except Unavailable:
+            await self.store.release_invite(hashed)  # nothing was sent: the link still works for a retry
+            raise
         await self.store.save_member(member.member_id, found.household_id, display_name=member.display_name,
                                      role=found.role, confirmed=False)
         session = Session(found.household_id, member.member_id)
@@ -144,14 +167,13 @@ class AppService:
             start_date=start, reminder_offsets_minutes=list(template.reminder_offsets_minutes),
             catch_up_minutes=template.catch_up_minutes,
         )
-        await self.commands.send(command, household_id=session.household_id)
+        await self._send(command, session.household_id)
         await self.store.save_ritual(ritual_id, session.household_id, template=template.key, title=template.title,
                                      participants=chosen, rrule=command.rrule, local_time=command.local_time,
                                      sensitive=template.sensitive, state="requested", next_due_at=None,
                                      requested=True)
         if template.sensitive:  # asking for it is saying yes to it
-            await self.commands.send(GiveConsent(ritual_id=ritual_id, member_id=session.member_id),
-                                     household_id=session.household_id)
+            await self._send(GiveConsent(ritual_id=ritual_id, member_id=session.member_id), session.household_id)
         return ritual_id
 
     def _today(self, household: dict[str, Any]) -> date:
@@ -163,8 +185,7 @@ class AppService:
                       None)
         if ritual is None or session.member_id not in ritual.participants:
             return False
-        await self.commands.send(GiveConsent(ritual_id=ritual_id, member_id=session.member_id),
-                                 household_id=session.household_id)
+        await self._send(GiveConsent(ritual_id=ritual_id, member_id=session.member_id), session.household_id)
         return True
 
     async def rituals(self, session: Session) -> list[RitualView]:
@@ -198,7 +219,7 @@ class AppService:
             body["note"] = note
         if status == "snoozed":
             body["snoozed_until"] = (self.clock.now() + timedelta(hours=1)).isoformat()
-        await self.checkins.post(session.household_id, session.member_id, "checkins", body)
+        await self._post(session.household_id, session.member_id, "checkins", body)
         # Shown at once; the check-ins service's CheckInRecorded says the same a moment later.
         await self.store.save_checkin(CheckIn(occurrence_id, session.member_id, status, closeness),
                                       session.household_id, self.clock.now())
@@ -209,7 +230,7 @@ class AppService:
         body: dict[str, Any] = {"member_id": str(session.member_id), "kind": kind, "moment_id": str(moment_id)}
         if note:
             body["note"] = note
-        await self.checkins.post(session.household_id, session.member_id, "moments", body)
+        await self._post(session.household_id, session.member_id, "moments", body)
         await self.store.save_moment(moment_id, session.household_id, session.member_id, kind, self.clock.now())
 
     # ---- how we're doing --------------------------------------------------------------------------

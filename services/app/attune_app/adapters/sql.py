@@ -167,6 +167,10 @@ class SqlStore:
             ).values(used_at=now))
         return result.rowcount == 1
 
+    async def release_invite(self, token_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(invites).where(invites.c.token_hash == token_hash).values(used_at=None))
+
     # ---- rituals and consent ----------------------------------------------------------------------
 
     async def save_ritual(self, ritual_id: UUID, household_id: UUID, *, template: str, title: str,
