@@ -1,6 +1,6 @@
 """Two partners in two real browsers (Debian's headless Chromium, separate profiles): one creates the household
 (the zone guessed by the page's script), makes a join link, the other opens it and joins with their own session.
-The app runs under uvicorn with fakes for the scheduler's topic and the check-ins API."""
+axe-core finds no serious or critical accessibility problem on any screen. The app runs under uvicorn with fakes for the scheduler's topic and the check-ins API."""
 
 from __future__ import annotations
 
@@ -77,6 +77,19 @@ def _chromium(profile: Path) -> Any:
     return webdriver.Chrome(service=Service(driver_path, env={**os.environ, "TZ": "Europe/Lisbon"}), options=options)
 
 
+def serious_violations(driver: Any) -> list[str]:
+    """axe-core (bundled with axe-selenium-python) on the page as shown: the serious and critical findings."""
+    import axe_selenium_python
+
+    script = Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+    driver.execute_script(script.read_text())
+    result = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1]; axe.run(document).then(done, function (e) { done(String(e)); });")
+    assert isinstance(result, dict), result
+    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in result["violations"]
+            if v.get("impact") in ("serious", "critical")]
+
+
 @pytest.fixture
 def two_phones(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     ana = _chromium(tmp_path / "ana")
@@ -97,6 +110,7 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: tuple[st
     base, commands = app_server
     ana, ben = two_phones
     ana.get(base + "/")
+    assert serious_violations(ana) == []
     zone = ana.find_element(By.ID, "time_zone")
     assert zone.get_attribute("value") == "Europe/Lisbon"  # guessed by static/zone.js
     ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
@@ -109,9 +123,11 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: tuple[st
     assert link.startswith(base + "/join/")
     assert ana.find_element(By.CSS_SELECTOR, ".qr svg").is_displayed()
     ana.save_screenshot(str(tmp_path / "invite.png"))
+    assert serious_violations(ana) == []
 
     ben.get(link)
     assert "Join Ana & Ben" in ben.find_element(By.TAG_NAME, "h1").text
+    assert serious_violations(ben) == []
     ben.find_element(By.ID, "your_name").send_keys("Ben")
     ben.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     assert ben.current_url == base + "/today"
@@ -131,6 +147,7 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: tuple[st
                         {"width": 320, "height": 640, "deviceScaleFactor": 1, "mobile": True})
     for page in ("/today", "/rituals", "/progress"):
         ana.get(base + page)
+        assert serious_violations(ana) == [], page
         assert ana.execute_script("return window.innerWidth") == 320
         assert ana.execute_script("return document.documentElement.scrollWidth") <= 320, page
     ana.get(base + "/household")
