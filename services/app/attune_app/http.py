@@ -177,7 +177,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
             raise StarletteHTTPException(422, "Choose partner, parent or child.") from None
         base = (options.public_url or str(request.base_url)).rstrip("/")
         link = f"{base}/join/{token}"
-        qr = segno.make(link, error="m").svg_inline(scale=4, dark="#1f2a44", light="#ffffff", title="QR code of the join link")
+        qr = segno.make(link, error="m").svg_inline(scale=4, dark="#1f2a44", light="#ffffff", omitsize=True,
+                                                   title="QR code of the join link")
         return render(request, "household.html", {**await page_context(me), "roles": ROLES,
                                                   "invite": {"link": link, "qr": qr, "expires": expires}})
 
