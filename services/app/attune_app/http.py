@@ -113,9 +113,12 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     Me = Annotated[Session, Depends(current)]
     Form = Annotated[dict[str, Any], Depends(checked_form)]
 
-    async def page_context(me: Session) -> dict[str, Any]:
-        household = await service.store.household(me.household_id) or {}
-        members = await service.store.members_of(me.household_id)
+    async def page_context(me: Session, household: dict[str, Any] | None = None,
+                           members: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if members is None:
+            household = await service.store.household(me.household_id)
+            members = await service.store.members_of(me.household_id)
+        household = household or {}
         me_row = next((m for m in members if m["member_id"] == me.member_id), {})
         return {"household": household, "members": members, "me": me_row,
                 "child": me_row.get("role") == "child", "problem": None, "troubles": service.troubled()}
@@ -244,9 +247,9 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     # ---- today ------------------------------------------------------------------------------------
 
     async def today_page(request: Request, me: Me, problem: str | None = None, status: int = 200) -> Response:
-        context = await page_context(me)
-        return render(request, "today.html", {**context, "items": await service.today(me), "problem": problem},
-                      status)
+        household, members, items = await service.today(me)
+        context = await page_context(me, household, members)
+        return render(request, "today.html", {**context, "items": items, "problem": problem}, status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:

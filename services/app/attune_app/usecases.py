@@ -193,16 +193,16 @@ class AppService:
 
     # ---- today ------------------------------------------------------------------------------------
 
-    async def today(self, session: Session) -> list[TodayItem]:
-        household = await self.store.household(session.household_id)
-        if household is None:
-            return []
+    async def today(self, session: Session) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[TodayItem]]:
+        """The household, its members and the viewer's items of the household's local today."""
         now = self.clock.now()
-        occurrences = await self.store.occurrences_between(session.household_id, now - timedelta(hours=36),
-                                                           now + timedelta(hours=36))
-        checkins = await self.store.checkins_for(session.household_id, [o.occurrence_id for o in occurrences])
-        names = {m["member_id"]: m["display_name"] for m in await self.store.members_of(session.household_id)}
-        return today_items(occurrences, checkins, names, session.member_id, now, household["time_zone"])
+        household, members, occurrences, checkins = await self.store.today_view(
+            session.household_id, now - timedelta(hours=36), now + timedelta(hours=36))
+        if household is None:
+            return None, members, []
+        names = {m["member_id"]: m["display_name"] for m in members}
+        return household, members, today_items(occurrences, checkins, names, session.member_id, now,
+                                               household["time_zone"])
 
     async def check_in(self, session: Session, occurrence_id: UUID, *, status: str, closeness: int | None,
                        note: str | None) -> bool:
