@@ -45,6 +45,30 @@ SECURITY_HEADERS = {
 ROLES = (("partner", "Partner"), ("parent", "Parent"), ("child", "Child"))
 
 
+class SecurityHeaders:
+    """Pure ASGI (Starlette's BaseHTTPMiddleware costs a task and a stream per request): adds the headers above
+    to every answer that does not set them itself; static files stay cacheable."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.page = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        self.static = [h for h in self.page if h[0] != b"cache-control"]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.static if scope["path"].startswith("/static/") else self.page
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 class NotSignedIn(Exception):
     pass
 
@@ -69,14 +93,7 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            if name == "Cache-Control" and request.url.path.startswith("/static/"):
-                continue
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax",
