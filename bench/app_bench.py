@@ -8,7 +8,7 @@
 3. Starts the real app as its own process (`python -m attune_app`, uvicorn, the same code as production).
 4. Warms up, then GETs /today for a random household's session, `--concurrency` requests in flight, and
    reports p50/p95/p99 of each request's wall time as the client saw it, and requests per second, with
-   the machine's load average beside them (bench/results/app_today.json).
+   the machine's load average beside them (bench/results/app_today_c<concurrency>.json).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ async def main() -> None:
         "cpus": os.cpu_count(), "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(result, indent=2))
-    out = ROOT / "bench" / "results" / "app_today.json"
+    out = ROOT / "bench" / "results" / f"app_today_c{args.concurrency}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
