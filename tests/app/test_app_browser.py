@@ -112,7 +112,9 @@ def _chromium(profile: Path) -> Any:
                  f"--user-data-dir={profile}", "--window-size=390,844"):
         options.add_argument(flag)
     # The phone's zone, as the page's script should find it.
-    return webdriver.Chrome(service=Service(driver_path, env={**os.environ, "TZ": "Europe/Lisbon"}), options=options)
+    driver = webdriver.Chrome(service=Service(driver_path, env={**os.environ, "TZ": "Europe/Lisbon"}), options=options)
+    driver.implicitly_wait(10)  # elements of the page a click leads to
+    return driver
 
 
 def serious_violations(driver: Any) -> list[str]:
@@ -139,6 +141,14 @@ def two_phones(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
             ben.quit()
     finally:
         ana.quit()
+
+
+def wait_for_url(driver: Any, url: str) -> None:
+    """A click that submits a form returns before the next page has loaded."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 15).until(expected_conditions.url_to_be(url))
 
 
 def phone_screen(driver: Any, width: int = 390, height: int = 844) -> None:
@@ -168,7 +178,7 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
     ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
     ana.find_element(By.ID, "your_name").send_keys("Ana")
     ana.find_element(By.CSS_SELECTOR, "form[action='/start'] button[type=submit]").click()
-    assert ana.current_url == base + "/household"
+    wait_for_url(ana, base + "/household")
     assert isinstance(commands.sent[0][1], RegisterHousehold) and commands.sent[0][1].time_zone == "Europe/Lisbon"
     ana.find_element(By.CSS_SELECTOR, "form[action='/invite'] button[type=submit]").click()
     link = ana.find_element(By.ID, "invite-link").get_attribute("value")
@@ -183,7 +193,7 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
     assert serious_violations(ben) == []
     ben.find_element(By.ID, "your_name").send_keys("Ben")
     ben.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert ben.current_url == base + "/today"
+    wait_for_url(ben, base + "/today")
     joined = commands.sent[-1]
     assert isinstance(joined[1], UpsertMember) and joined[1].display_name == "Ben" and joined[0] == commands.sent[0][0]
     # Each has their own session: Ben's page is his, Ana's shows him in the household.
@@ -238,4 +248,5 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
         assert ana.execute_script("return document.documentElement.scrollWidth") <= 320, page
     ana.get(base + "/household")
     ana.find_element(By.CSS_SELECTOR, "form[action='/invite'] button[type=submit]").click()
+    ana.find_element(By.ID, "invite-link")  # the page with the QR code has loaded
     assert ana.execute_script("return document.documentElement.scrollWidth") <= 320
