@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -37,10 +37,14 @@ class FakeCommands:
     sent: list[tuple[UUID, Contract]] = field(default_factory=list)
     down: bool = False
 
-    async def send(self, payload: Contract, *, household_id: UUID) -> None:
+    event_ids: list[UUID] = field(default_factory=list)
+
+    async def send(self, payload: Contract, *, household_id: UUID) -> UUID:
         if self.down:
             raise Unavailable("the scheduler")
         self.sent.append((household_id, payload))
+        self.event_ids.append(uuid4())
+        return self.event_ids[-1]
 
     def of(self, kind: type) -> list[Any]:
         return [p for _, p in self.sent if isinstance(p, kind)]

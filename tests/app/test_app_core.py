@@ -121,3 +121,18 @@ def test_outside_development_the_signing_key_is_required_and_not_the_published_o
     settings = Settings(environment="production", signing_key=signing, public_url="https://attune.example")
     assert settings.secure_cookies and settings.issuer().kid == "app1"
     assert not Settings(environment="development").secure_cookies
+
+
+async def test_the_migrations_build_exactly_the_tables(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from alembic import command
+    from attune_app.adapters.migrate import alembic_config, upgrade
+    from attune_app.adapters.sql import make_engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+    engine = make_engine(url)
+    await upgrade(engine)
+    await upgrade(engine)  # every start runs it: the second is a no-op
+    await engine.dispose()
+    await asyncio.to_thread(command.check, alembic_config(url))  # raises if tables.py and the migrations differ

@@ -222,6 +222,23 @@ async def test_scheduling_a_ritual_and_a_sensitive_one_waits_without_being_named
     assert harness.commands.of(GiveConsent)[-1] == GiveConsent(ritual_id=experiment.ritual_id, member_id=ben_id)
 
 
+async def test_a_ritual_the_scheduler_refuses_says_so(harness: Harness) -> None:
+    from attune_contracts.messages import SchedulerCommandRejected
+
+    ana = harness.browser()
+    household_id, _ = await started(harness, ana)
+    await ana.submit("/rituals", "/rituals", {"template": "date_night"})
+    assert "Being set up" in (await ana.get("/rituals")).text
+    command_id = harness.commands.event_ids[-1]
+    await fact(harness, SchedulerCommandRejected(command_event_id=uuid4(), command_type="scheduler.schedule_ritual",
+                                                 reason="not ours"), household_id)
+    assert "Being set up" in (await ana.get("/rituals")).text  # another command's rejection changes nothing
+    await fact(harness, SchedulerCommandRejected(command_event_id=command_id, command_type="scheduler.schedule_ritual",
+                                                 reason="participants must be members"), household_id)
+    page = html.unescape((await ana.get("/rituals")).text)
+    assert "couldn't be set up" in page and "Being set up" not in page
+
+
 async def test_checking_in_goes_to_the_checkins_api_as_that_member(harness: Harness) -> None:
     ana = harness.browser()
     household_id, ana_id = await started(harness, ana)

@@ -20,6 +20,7 @@ from attune_contracts.messages import (
     RitualResumed,
     RitualScheduled,
     RitualUpdated,
+    SchedulerCommandRejected,
     StreakUpdated,
     WeeklySummary,
 )
@@ -33,7 +34,8 @@ HANDLED_TYPES = frozenset({
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_paused", "scheduler.ritual_resumed", "scheduler.ritual_deleted",
     "scheduler.consent_given", "scheduler.consent_withdrawn", "scheduler.household_erased", "ritual.due",
-    "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged", "checkins.weekly_summary",
+    "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
+    "checkins.weekly_summary",
 })
 
 
@@ -65,6 +67,8 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await store.delete_ritual(p.ritual_id, hid)
             case ConsentGiven() | ConsentWithdrawn():
                 await store.set_consent(p.ritual_id, p.member_id, hid, isinstance(p, ConsentGiven), p.state.value)
+            case SchedulerCommandRejected() if p.command_type == "scheduler.schedule_ritual":
+                await store.refuse_ritual(p.command_event_id, hid)
             case HouseholdErased():
                 await store.erase(hid)
             case RitualDue():

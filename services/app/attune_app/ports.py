@@ -21,7 +21,9 @@ class SystemClock:
 class Commands(Protocol):
     """Sends a command to the scheduler (on its command topic, as producer attune-app)."""
 
-    async def send(self, payload: Contract, *, household_id: UUID) -> None: ...
+    async def send(self, payload: Contract, *, household_id: UUID) -> UUID:
+        """Returns the command's event id (a SchedulerCommandRejected names it)."""
+        ...
 
 
 class CheckinsApi(Protocol):

@@ -141,6 +141,7 @@ _STATE_WORDS = {
     "paused": "Paused",
     "requested": "Being set up…",
     "awaiting_consent": "Waiting for everyone to say yes",
+    "refused": "This one couldn't be set up. Try adding it again, perhaps with other days or people",
 }
 
 

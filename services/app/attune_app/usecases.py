@@ -55,19 +55,20 @@ class AppService:
         self.store, self.commands, self.checkins, self.clock, self.policy = store, commands, checkins, clock, policy
         self.trouble: dict[str, datetime] = {}  # what did not answer lately, and since when
 
-    async def _send(self, payload: Any, household_id: UUID) -> None:
-        await self._through("the scheduler", self.commands.send(payload, household_id=household_id))
+    async def _send(self, payload: Any, household_id: UUID) -> UUID:
+        return await self._through("the scheduler", self.commands.send(payload, household_id=household_id))
 
     async def _post(self, household_id: UUID, member_id: UUID, path: str, body: dict[str, Any]) -> None:
         await self._through("check-ins", self.checkins.post(household_id, member_id, path, body))
 
-    async def _through(self, what: str, call: Any) -> None:
+    async def _through(self, what: str, call: Any) -> Any:
         try:
-            await call
+            result = await call
         except Unavailable:
             self.trouble.setdefault(what, self.clock.now())
             raise
         self.trouble.pop(what, None)
+        return result
 
     def troubled(self) -> list[tuple[str, datetime]]:
         """The services that did not answer the last time the app needed them (pages say so)."""
@@ -167,11 +168,11 @@ class AppService:
             start_date=start, reminder_offsets_minutes=list(template.reminder_offsets_minutes),
             catch_up_minutes=template.catch_up_minutes,
         )
-        await self._send(command, session.household_id)
+        command_id = await self._send(command, session.household_id)
         await self.store.save_ritual(ritual_id, session.household_id, template=template.key, title=template.title,
                                      participants=chosen, rrule=command.rrule, local_time=command.local_time,
                                      sensitive=template.sensitive, state="requested", next_due_at=None,
-                                     requested=True)
+                                     requested=True, command_id=command_id)
         if template.sensitive:  # asking for it is saying yes to it
             await self._send(GiveConsent(ritual_id=ritual_id, member_id=session.member_id), session.household_id)
         return ritual_id

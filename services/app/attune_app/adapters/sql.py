@@ -175,17 +175,26 @@ class SqlStore:
 
     async def save_ritual(self, ritual_id: UUID, household_id: UUID, *, template: str, title: str,
                           participants: Sequence[UUID], rrule: str, local_time: str, sensitive: bool, state: str,
-                          next_due_at: datetime | None, requested: bool = False) -> None:
+                          next_due_at: datetime | None, requested: bool = False,
+                          command_id: UUID | None = None) -> None:
         async with self.engine.begin() as conn:
-            values = {"household_id": household_id, "template": template, "title": title,
+            values: dict[str, Any] = {"household_id": household_id, "template": template, "title": title,
                       "participants": _json_ids(participants), "rrule": rrule, "local_time": local_time,
                       "sensitive": sensitive, "state": state, "next_due_at": next_due_at}
             if requested:  # our own request: never overwrite what the scheduler already said
                 exists = await conn.scalar(select(rituals.c.ritual_id).where(rituals.c.ritual_id == ritual_id))
                 if exists is None:
-                    await conn.execute(insert(rituals).values(ritual_id=ritual_id, **values))
+                    await conn.execute(insert(rituals).values(ritual_id=ritual_id, command_id=command_id, **values))
             else:
                 await _upsert(conn, rituals, {"ritual_id": ritual_id}, values)
+
+    async def refuse_ritual(self, command_id: UUID, household_id: UUID) -> None:
+        """The scheduler refused the app's ScheduleRitual: the request is shown as not set up (never after the
+        scheduler confirmed it)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(rituals).where(
+                rituals.c.command_id == command_id, rituals.c.household_id == household_id,
+                rituals.c.state == "requested").values(state="refused"))
 
     async def set_ritual_state(self, ritual_id: UUID, household_id: UUID, state: str) -> None:
         async with self.engine.begin() as conn:

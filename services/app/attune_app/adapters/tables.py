@@ -56,6 +56,7 @@ rituals = Table(
     Column("sensitive", Boolean, nullable=False),
     Column("state", String(20), nullable=False),  # active, paused, awaiting_consent, or requested (not yet confirmed)
     Column("next_due_at", UtcDateTime, nullable=True),
+    Column("command_id", Uuid, nullable=True, index=True),  # the app's ScheduleRitual, to match a rejection
 )
 
 consents = Table(

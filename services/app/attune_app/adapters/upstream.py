@@ -31,12 +31,12 @@ class BrokerCommands:
 
         self.publisher = Publisher(send, producer=PRODUCER)
 
-    async def send(self, payload: Contract, *, household_id: UUID) -> None:
+    async def send(self, payload: Contract, *, household_id: UUID) -> UUID:
         import asyncio
 
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self.publisher.publish(payload, household_id=household_id)
+                return (await self.publisher.publish(payload, household_id=household_id)).event_id
         except Exception as exc:  # noqa: BLE001 - the broker is away or refused: nothing was sent, say so
             log.warning("could not send %s: %s", type(payload).__name__, type(exc).__name__)
             raise Unavailable("the scheduler") from None
