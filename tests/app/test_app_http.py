@@ -315,3 +315,45 @@ async def test_static_assets_and_manifest_come_from_the_app(harness: Harness) ->
     for asset in ("/static/app.css", "/static/zone.js", "/manifest.webmanifest"):
         assert (await browser.get(asset)).status_code == 200
     assert (await browser.get("/manifest.webmanifest")).json()["start_url"] == "/today"
+
+
+async def test_a_sign_in_link_signs_an_existing_member_in_once(harness: Harness) -> None:
+    ana, phone = harness.browser(), harness.browser()
+    household_id, ana_id = await started(harness, ana)
+    assert await harness.parts.service.sign_in_link(household_id, uuid4()) is None  # not a member the app knows
+    assert await harness.parts.service.sign_in_link(uuid4(), ana_id) is None  # not that household's
+    token = await harness.parts.service.sign_in_link(household_id, ana_id)
+    assert token is not None
+    page = await phone.get(f"/join/{token}")
+    assert "Continue as Ana" in page.text and 'name="your_name"' not in page.text
+    sent = len(harness.commands.sent)
+    response = await phone.submit(f"/join/{token}", f"/join/{token}", {})
+    assert response.status_code == 303 and len(harness.commands.sent) == sent  # nobody new is added
+    assert "Ana (you)" in (await phone.get("/household")).text
+    assert (await harness.browser().get(f"/join/{token}")).status_code == 410
+
+
+def test_the_sign_in_tool_prints_a_link_for_a_known_member(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from attune_app.adapters.migrate import upgrade
+    from attune_app.adapters.sql import SqlStore, make_engine
+    from attune_app.signin import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
+    household_id, member_id = uuid4(), uuid4()
+
+    async def seed() -> None:
+        store = SqlStore(make_engine(url))
+        await upgrade(store.engine)
+        await store.save_member(member_id, household_id, display_name="Ana", role="partner", confirmed=True)
+        await store.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("ATTUNE_APP_ENVIRONMENT", "development")
+    monkeypatch.setenv("ATTUNE_APP_DATABASE_URL", url)
+    monkeypatch.setenv("ATTUNE_APP_HTTP_PORT", "8104")
+    main(["--household", str(household_id), "--member", str(member_id)])
+    assert re.fullmatch(r"http://127\.0\.0\.1:8104/join/[A-Za-z0-9_\-]{40,}\n", capsys.readouterr().out)
+    with pytest.raises(SystemExit, match="not known to the app"):
+        main(["--household", str(household_id), "--member", str(uuid4())])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +56,11 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         assert f"app        http://127.0.0.1:{base + 4}" in log.read_text()
         assert "Start together" in httpx.get(f"http://127.0.0.1:{base + 4}/").text
+        # The demo household opens in the app: a one-time sign-in link per partner's phone.
+        ana_link = re.search(rf"Ana's phone in the demo household: (http://127\.0\.0\.1:{base + 4}/join/\S+)",
+                             log.read_text())
+        assert ana_link, log.read_text()[-3000:]
+        assert "Continue as Ana" in httpx.get(ana_link.group(1)).text
         assert (tmp_path / "data" / "scheduler.db").exists()
 
         deadline = time.monotonic() + 120

@@ -204,19 +204,20 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
 
     @app.get("/join/{token}", response_class=HTMLResponse)
     async def join_page(request: Request, token: str) -> Response:
-        household_row, refusal = await service.invitation(token)
+        household_row, refusal, member_name = await service.invitation(token)
         if refusal is not None:
             return render(request, "message.html", {"title": "This link can't be used", "text": refusal}, 410)
-        return render(request, "join.html", {"token": token, "household": household_row, "error": None})
+        return render(request, "join.html", {"token": token, "household": household_row, "error": None,
+                                             "member_name": member_name})
 
     @app.post("/join/{token}")
     async def join(request: Request, token: str, form: Form) -> Response:
         try:
             outcome = await service.join(token, form.get("your_name", ""))
         except (ValidationError, ValueError) as exc:
-            household_row, _ = await service.invitation(token)
+            household_row, _, member_name = await service.invitation(token)
             return render(request, "join.html", {"token": token, "household": household_row,
-                                                 "error": _validation_words(exc)}, 422)
+                                                 "error": _validation_words(exc), "member_name": member_name}, 422)
         if isinstance(outcome, str):
             return render(request, "message.html", {"title": "This link can't be used", "text": outcome}, 410)
         _, session_token = outcome

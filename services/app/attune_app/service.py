@@ -60,6 +60,8 @@ class Invite:
     role: str
     expires_at: datetime
     used_at: datetime | None
+    member_id: UUID | None = None
+    """Set: a sign-in link for this existing member (no new member is added)."""
 
 
 def invite_refusal(invite: Invite | None, now: datetime) -> str | None:

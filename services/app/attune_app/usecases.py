@@ -117,13 +117,28 @@ class AppService:
         await self.store.add_invite(token_hash(token), session.household_id, session.member_id, role, expires)
         return token, expires
 
-    async def invitation(self, token: str) -> tuple[dict[str, Any] | None, str | None]:
-        """The household a join link leads to, or why it can't be used."""
+    async def invitation(self, token: str) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        """The household a join link leads to, the existing member's name for a sign-in link, or why it can't
+        be used."""
         found = await self.store.invite(token_hash(token)) if len(token) <= 200 else None
         refusal = invite_refusal(found, self.clock.now())
         if refusal is not None or found is None:
-            return None, refusal
-        return await self.store.household(found.household_id), None
+            return None, refusal, None
+        name = None
+        if found.member_id is not None:
+            name = next((m["display_name"] for m in await self.store.members_of(found.household_id)
+                         if m["member_id"] == found.member_id), "you")
+        return await self.store.household(found.household_id), None, name
+
+    async def sign_in_link(self, household_id: UUID, member_id: UUID) -> str | None:
+        """A one-time link that signs an existing member in (the operator's tool; `make run`'s demo). None when
+        the app has not heard of that member in that household."""
+        if await self.store.member_home(member_id) != household_id:
+            return None
+        token = new_token()
+        await self.store.add_invite(token_hash(token), household_id, member_id, "partner",
+                                    self.clock.now() + self.policy.invite_ttl, member_id=member_id)
+        return token
 
     async def join(self, token: str, your_name: str) -> tuple[Session, str] | str:
         """Use a join link (once): adds the person to the household with the scheduler, opens their session.
@@ -133,6 +148,11 @@ class AppService:
         refusal = invite_refusal(found, self.clock.now())
         if refusal is not None or found is None:
             return refusal or "This invitation link isn't one we know."
+        if found.member_id is not None:  # a sign-in link: the member exists, nothing to send
+            if not await self.store.use_invite(hashed, self.clock.now()):
+                return "This link has already been used. Ask for a new one."
+            session = Session(found.household_id, found.member_id)
+            return session, await self.open_session(session.household_id, session.member_id)
         member = UpsertMember(member_id=uuid4(), display_name=your_name, role=MemberRole(found.role))
         if not await self.store.use_invite(hashed, self.clock.now()):
             return "This invitation has already been used. Each link lets one person in; ask for a new one."

@@ -149,15 +149,16 @@ class SqlStore:
             await conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
     async def add_invite(self, token_hash: str, household_id: UUID, invited_by: UUID, role: str,
-                         expires_at: datetime) -> None:
+                         expires_at: datetime, member_id: UUID | None = None) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(insert(invites).values(token_hash=token_hash, household_id=household_id,
-                                                      invited_by=invited_by, role=role, expires_at=expires_at))
+                                                      invited_by=invited_by, role=role, expires_at=expires_at,
+                                                      member_id=member_id))
 
     async def invite(self, token_hash: str) -> Invite | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(invites).where(invites.c.token_hash == token_hash))).first()
-        return Invite(row.household_id, row.role, row.expires_at, row.used_at) if row else None
+        return Invite(row.household_id, row.role, row.expires_at, row.used_at, row.member_id) if row else None
 
     async def use_invite(self, token_hash: str, now: datetime) -> bool:
         """Mark the invitation used; False when another request used it first (single use, even in a race)."""

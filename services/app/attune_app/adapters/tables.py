@@ -42,6 +42,7 @@ invites = Table(
     Column("role", String(16), nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
+    Column("member_id", Uuid, nullable=True),  # a sign-in link for a member who already exists (operator's tool)
 )
 
 rituals = Table(
