@@ -13,11 +13,13 @@ from pydantic import SecretStr
 
 
 def _settings_classes() -> list[tuple[str, type]]:
+    from attune_app.config import Settings as AppSettings
     from attune_checkins.config import Settings as CheckinsSettings
     from attune_notifier.config import NotifierSettings
     from attune_scheduler.config import SchedulerSettings
 
-    return [("scheduler", SchedulerSettings), ("checkins", CheckinsSettings), ("notifier", NotifierSettings)]
+    return [("scheduler", SchedulerSettings), ("checkins", CheckinsSettings), ("notifier", NotifierSettings),
+            ("app", AppSettings)]
 
 
 def _default(field: Any) -> str:

@@ -1,7 +1,8 @@
 """`make run`: the local broker, every service and the inbox on this machine, with SQLite stores under data/.
 
 Ctrl-C stops everything. Ports can be moved: ATTUNE_DEV_KAFKA_PORT (default 9092) for the broker,
-ATTUNE_DEV_BASE_PORT (default 8100) for the inbox, the services on the next three ports, SMTP 75 below.
+ATTUNE_DEV_BASE_PORT (default 8100) for the inbox, the services on the next three ports, the household's web
+app on the one after (8104), SMTP 75 below.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SERVICES = [
     Service("scheduler", "attune_scheduler", BASE_PORT + 1, "ATTUNE_SCHEDULER_"),
     Service("checkins", "attune_checkins", BASE_PORT + 2, "ATTUNE_CHECKINS_"),
     Service("notifier", "attune_notifier", BASE_PORT + 3, "ATTUNE_NOTIFIER_"),
+    Service("app", "attune_app", BASE_PORT + 4, "ATTUNE_APP_"),
 ]
 
 
@@ -63,6 +65,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
     env = {
         "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_KEYS": links,
+        "ATTUNE_APP_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_CURRENT_KID": "dev",
         "ATTUNE_NOTIFIER_LINK_KEYS": links,
         "ATTUNE_NOTIFIER_LINK_KID": "dev",
@@ -118,6 +121,19 @@ def create_demo() -> None:
         print(f"    {template} fires at {at.strftime('%H:%M')} ({DEMO_ZONE})", flush=True)
 
 
+def demo_sign_in_links(app: Service, bootstrap: str) -> dict[str, str]:
+    """One-time links that open the demo household in the app as Ana and as Ben (one per person's phone)."""
+    state = json.loads((DATA / "cli-state.json").read_text())
+    links = {}
+    for name, member_id in state.get("members", {}).items():
+        run = subprocess.run([sys.executable, "-m", "attune_app.signin", "--household", state["household_id"],  # noqa: S603 - our own module, fixed argv, no shell
+                              "--member", member_id, "--wait", "30"], env=service_env(app, bootstrap),
+                             capture_output=True, text=True, timeout=60, check=False)
+        if run.returncode == 0:
+            links[name.capitalize()] = run.stdout.strip()
+    return links
+
+
 def wait_healthy(service: Service, process: subprocess.Popen[bytes], timeout: float = 180) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,12 +170,19 @@ def main() -> None:
         for service, process in processes:
             if not wait_healthy(service, process):
                 raise SystemExit(f"{service.name} did not become healthy; its log is above")
+        demo_links: dict[str, str] = {}
         if len(processes) == len(SERVICES) and os.environ.get("ATTUNE_DEMO", "1") != "0":
             create_demo()
+            demo_links = demo_sign_in_links(SERVICES[-1], broker.bootstrap)
         print("\nAttune is running:")
         print(f"  inbox      http://127.0.0.1:{INBOX_PORT}   <- open this: reminders land here within a minute")
         for service, _ in processes:
-            print(f"  {service.name:<10} http://127.0.0.1:{service.port}/healthz  /readyz  /metrics")
+            if service.name == "app":
+                print(f"  app        http://127.0.0.1:{service.port}   <- the household's app: start together here")
+                for name, link in demo_links.items():
+                    print(f"             {name}'s phone in the demo household: {link}")
+            else:
+                print(f"  {service.name:<10} http://127.0.0.1:{service.port}/healthz  /readyz  /metrics")
         print(f"  broker     {broker.bootstrap}")
         print("  CLI        ATTUNE_CLI_STATE=data/cli-state.json .venv/bin/attune --help")
         print("Press Ctrl-C to stop everything.\n", flush=True)

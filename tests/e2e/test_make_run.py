@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -19,12 +20,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def free_block() -> int:
-    """A base port with base..base+3 and base-75 free (the inbox, three services, SMTP)."""
+    """A base port with base..base+4 and base-75 free (the inbox, three services, the web app, SMTP)."""
     for _ in range(200):
         base = random.randint(20_100, 29_000)
         try:
             sockets = []
-            for port in (base, base + 1, base + 2, base + 3, base - 75):
+            for port in (base, base + 1, base + 2, base + 3, base + 4, base - 75):
                 sock = socket.socket()
                 sock.bind(("127.0.0.1", port))
                 sockets.append(sock)
@@ -51,8 +52,15 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
             assert process.poll() is None, log.read_text()[-4000:]
             assert time.monotonic() < deadline, log.read_text()[-4000:]
             time.sleep(0.5)
-        for port in (base + 1, base + 2, base + 3):
+        for port in (base + 1, base + 2, base + 3, base + 4):
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert f"app        http://127.0.0.1:{base + 4}" in log.read_text()
+        assert "Start together" in httpx.get(f"http://127.0.0.1:{base + 4}/").text
+        # The demo household opens in the app: a one-time sign-in link per partner's phone.
+        ana_link = re.search(rf"Ana's phone in the demo household: (http://127\.0\.0\.1:{base + 4}/join/\S+)",
+                             log.read_text())
+        assert ana_link, log.read_text()[-3000:]
+        assert "Continue as Ana" in httpx.get(ana_link.group(1)).text
         assert (tmp_path / "data" / "scheduler.db").exists()
 
         deadline = time.monotonic() + 120

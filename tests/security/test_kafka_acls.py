@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from attune_contracts import CATALOG, Topic, all_specs
-from attune_contracts.topics import CLI, CONSUMER_GROUPS, OPERATOR, PARTNERS, REPLAYERS
+from attune_contracts.topics import APP, CLI, CONSUMER_GROUPS, OPERATOR, PARTNERS, REPLAYERS
 from attune_contracts.trust import senders
 from attune_runtime.acls import LAG_MONITOR, Acl, parse, render
 
@@ -79,9 +79,14 @@ def test_each_service_reads_exactly_what_it_subscribes_to_with_its_own_group() -
     assert reads["scheduler"] == {Topic.SCHEDULER_COMMANDS.value}  # bootstrap.subscribe(SCHEDULER_COMMANDS)
     assert reads["checkins"] == {t.value for t in CHECKINS_TOPICS}
     assert reads["notifier"] == {t.value for t in NOTIFIER_TOPICS}
+    from attune_app.bootstrap import TOPICS as APP_TOPICS
+    from attune_app.config import Settings as AppSettings
+
+    assert reads[APP] == {t.value for t in APP_TOPICS}
     assert groups == {"scheduler": {SchedulerSettings.model_fields["group_id"].default},
                       "checkins": {CHECKINS_GROUP},
-                      "notifier": {NotifierSettings.model_fields["consumer_group"].default}}
+                      "notifier": {NotifierSettings.model_fields["consumer_group"].default},
+                      APP: {AppSettings.model_fields["group_id"].default}}
     assert reads[OPERATOR] == {Topic.DEAD_LETTER.value}
     assert reads[CLI] == {Topic.SCHEDULER_EVENTS.value}  # the answers `attune` waits for
     assert all(not reads[partner] for partner in PARTNERS)
@@ -95,8 +100,16 @@ def test_whoever_may_send_a_message_type_may_write_its_topic() -> None:
         for principal in allowed:
             assert spec.topic.value in writes[principal], f"{principal} may send {spec.type} but not write {spec.topic}"
     # Commands that change who belongs to a household, consent, or erase it: the household's own CLI only.
-    for message_type in ("scheduler.upsert_member", "scheduler.erase_household", "scheduler.give_consent"):
+    # The web app too, for the first three (a person's own consent, the people their invitation lets in).
+    for message_type in ("scheduler.register_household", "scheduler.upsert_member", "scheduler.give_consent"):
+        assert senders(message_type) == (CLI, APP)
+    for message_type in ("scheduler.erase_household", "scheduler.withdraw_consent",
+                         "scheduler.revoke_household_credentials"):
         assert senders(message_type) == (CLI,)
+    # The app sends exactly its four commands, nothing else its topic carries.
+    assert {spec.type for spec in all_specs() if APP in senders(spec.type)} == {
+        "scheduler.register_household", "scheduler.upsert_member", "scheduler.schedule_ritual",
+        "scheduler.give_consent"}
     assert senders("notifications.notification_requested") == PARTNERS
 
 

@@ -40,6 +40,9 @@ class TopicSpec:
 SCHEDULER, CHECKINS, NOTIFIER = "scheduler", "checkins", "notifier"
 CLI = "attune-cli"
 """The `attune` command line: household set-up, members, rituals, consent, check-ins, erasure."""
+APP = "attune-app"
+"""The household's web app (services/app): sends the few scheduler commands a person makes from their phone
+(attune_contracts.trust.LIMITED narrows it to those) and reads the facts it shows."""
 OPERATOR = "attune-operator"
 """Operations: reads the dead-letter topic and replays a dead letter onto the topic it came from."""
 PARTNERS: tuple[str, ...] = ("calendar-sync",)
@@ -48,22 +51,23 @@ regenerate deploy/kafka/acls.txt and give it a password), never a wildcard."""
 REPLAYERS: tuple[str, ...] = (OPERATOR,)
 """May write every topic that has consumers: replaying a dead letter puts its original bytes back on the
 topic it came from (`attune dlq replay`). The replayed message keeps its original `producer`."""
-CONSUMER_GROUPS: dict[str, str] = {SCHEDULER: "attune-scheduler", CHECKINS: "attune-checkins", NOTIFIER: "attune-notifier"}
+CONSUMER_GROUPS: dict[str, str] = {SCHEDULER: "attune-scheduler", CHECKINS: "attune-checkins", NOTIFIER: "attune-notifier",
+                                   APP: "attune-app"}
 """The one consumer group each service principal may use (the services' default group ids)."""
 
 CATALOG: dict[Topic, TopicSpec] = {
     spec.topic: spec
     for spec in (
         TopicSpec(
-            Topic.SCHEDULER_COMMANDS, 6, (CLI, *PARTNERS), (SCHEDULER,),
+            Topic.SCHEDULER_COMMANDS, 6, (CLI, APP, *PARTNERS), (SCHEDULER,),
             "Commands that change households, members, rituals and consent.",
         ),
         TopicSpec(
-            Topic.SCHEDULER_EVENTS, 6, (SCHEDULER,), (CHECKINS, NOTIFIER, CLI),
+            Topic.SCHEDULER_EVENTS, 6, (SCHEDULER,), (CHECKINS, NOTIFIER, CLI, APP),
             "Facts about households, members and rituals, and rejections of scheduler commands.",
         ),
         TopicSpec(
-            Topic.RITUAL_OCCURRENCES, 12, (SCHEDULER,), (CHECKINS, NOTIFIER),
+            Topic.RITUAL_OCCURRENCES, 12, (SCHEDULER,), (CHECKINS, NOTIFIER, APP),
             "One RitualDue per occurrence, one RitualReminder per offset, and occurrences skipped after downtime.",
         ),
         TopicSpec(
@@ -71,7 +75,7 @@ CATALOG: dict[Topic, TopicSpec] = {
             "Check-in submissions, moments and achievements sent by other services.",
         ),
         TopicSpec(
-            Topic.CHECKINS_EVENTS, 6, (CHECKINS,), (NOTIFIER,),
+            Topic.CHECKINS_EVENTS, 6, (CHECKINS,), (NOTIFIER, APP),
             "What people did and what it adds up to: check-ins, streaks, misses, ratio drops, weekly summaries.",
         ),
         TopicSpec(
@@ -88,7 +92,7 @@ CATALOG: dict[Topic, TopicSpec] = {
             retention_ms=9 * DAY_MS,  # a reminder's link lives up to 7 days + 36 hours; no longer than that
         ),
         TopicSpec(
-            Topic.DEAD_LETTER, 3, (SCHEDULER, CHECKINS, NOTIFIER), (OPERATOR,),
+            Topic.DEAD_LETTER, 3, (SCHEDULER, CHECKINS, NOTIFIER, APP), (OPERATOR,),
             "Messages a consumer could not decode, validate or handle, with the reason and the original bytes.",
             key="original key", retention_ms=7 * DAY_MS,  # shorter: a week to look and replay, then gone
         ),

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from .envelope import Envelope
 from .registry import all_specs, lookup
-from .topics import CATALOG, CLI
+from .topics import APP, CATALOG, CLI
 
 __all__ = ["TrustViolation", "foreign_member", "moved_member", "producer_refusal", "sender_of", "senders"]
 
@@ -38,12 +38,21 @@ class TrustViolation(ValueError):
 # credentials; partner
 # services may schedule and change rituals, submit check-ins and ask for notifications.
 _ONLY: dict[str, tuple[str, ...]] = {
-    "scheduler.register_household": (CLI,),
-    "scheduler.upsert_member": (CLI,),
-    "scheduler.give_consent": (CLI,),
+    "scheduler.register_household": (CLI, APP),
+    "scheduler.upsert_member": (CLI, APP),
+    "scheduler.give_consent": (CLI, APP),
     "scheduler.withdraw_consent": (CLI,),
     "scheduler.erase_household": (CLI,),
     "scheduler.revoke_household_credentials": (CLI,),
+}
+
+
+# Principals that may send ONLY these types, whatever else their topics carry: the web app creates a household,
+# adds the people who join it through an invitation, schedules rituals and records each person's own consent;
+# it never changes, pauses, deletes or erases (a person does that through the CLI until the app grows those).
+LIMITED: dict[str, frozenset[str]] = {
+    APP: frozenset({"scheduler.register_household", "scheduler.upsert_member", "scheduler.schedule_ritual",
+                    "scheduler.give_consent"}),
 }
 
 
@@ -54,7 +63,8 @@ def _senders_by_type() -> MappingProxyType[str, tuple[str, ...]]:
         narrowed = _ONLY.get(spec.type)
         if narrowed is not None and not set(narrowed) <= set(allowed):
             raise RuntimeError(f"{spec.type}: {narrowed} may not write {spec.topic.value} (topics.CATALOG)")
-        table[spec.type] = narrowed or allowed
+        table[spec.type] = tuple(p for p in (narrowed or allowed)
+                                 if p not in LIMITED or spec.type in LIMITED[p])
     return MappingProxyType(table)
 
 

@@ -1,0 +1,123 @@
+"""The app's own read model (built from the other services' events) and its sessions and invitations."""
+
+from __future__ import annotations
+
+from attune_runtime.sql import UtcDateTime
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, Uuid
+
+metadata = MetaData()
+
+households = Table(
+    "households", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),  # the scheduler said HouseholdRegistered
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+members = Table(
+    "members", metadata,
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("display_name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),  # the scheduler said MemberUpserted
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+invites = Table(
+    "invites", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("invited_by", Uuid, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("member_id", Uuid, nullable=True),  # a sign-in link for a member who already exists (operator's tool)
+)
+
+rituals = Table(
+    "rituals", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("template", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("participants", Text, nullable=False),  # JSON list of member ids
+    Column("rrule", String(500), nullable=False),
+    Column("local_time", String(5), nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+    Column("state", String(20), nullable=False),  # active, paused, awaiting_consent, or requested (not yet confirmed)
+    Column("next_due_at", UtcDateTime, nullable=True),
+    Column("command_id", Uuid, nullable=True, index=True),  # the app's ScheduleRitual, to match a rejection
+)
+
+consents = Table(
+    "consents", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+)
+
+occurrences = Table(
+    "occurrences", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False),
+    Column("ritual_id", Uuid, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("participants", Text, nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+    Column("deadline", UtcDateTime, nullable=False),
+    Column("sensitive", Boolean, nullable=False),
+)
+
+checkins = Table(
+    "checkins", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("closeness", Integer, nullable=True),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+streaks = Table(
+    "streaks", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("template", String(64), nullable=False),
+    Column("length", Integer, nullable=False),
+    Column("best", Integer, nullable=False),
+    Column("unit", String(16), nullable=False),
+)
+
+moments = Table(
+    "moments", metadata,
+    Column("moment_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("happened_at", UtcDateTime, nullable=False),
+)
+
+summaries = Table(
+    "summaries", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("week_start", String(10), nullable=False),
+    Column("positive", Integer, nullable=False),
+    Column("negative", Integer, nullable=False),
+    Column("focus_title", String(200), nullable=False),
+    Column("focus_text", Text, nullable=False),
+)
+
+HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
+                    moments, summaries)

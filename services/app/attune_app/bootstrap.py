@@ -1,0 +1,102 @@
+"""All the wiring of the web app. Nothing connects at import; tests override any part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from attune_contracts import Topic
+from attune_runtime.app import ServiceAsgi, build_info, service_app
+from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
+from attune_runtime.http import HttpLimits
+from attune_runtime.kafka import ensure_topics, make_broker
+from attune_runtime.retry import Backoff
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry
+
+from .adapters.migrate import upgrade
+from .adapters.sql import SqlStore, make_engine
+from .adapters.upstream import BrokerCommands, HttpCheckins
+from .config import Settings
+from .handlers import HANDLED_TYPES, make_handler
+from .http import HttpOptions, build_http_app
+from .ports import CheckinsApi, Clock, Commands, SystemClock
+from .usecases import AppService, Policy
+
+SERVICE = "app"
+TOPICS = (Topic.SCHEDULER_EVENTS, Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS)
+
+
+@dataclass
+class App:
+    """The running parts, so tests can reach them."""
+
+    settings: Settings
+    service: AppService
+    store: SqlStore
+    broker: KafkaBroker
+    registry: CollectorRegistry
+    readiness: Readiness
+    http: FastAPI
+    checkins: CheckinsApi
+    asgi: ServiceAsgi | None = None
+
+    async def prepare(self) -> None:
+        await upgrade(self.store.engine)
+        if self.settings.kafka_create_topics:
+            await ensure_topics(self.settings, [*TOPICS, Topic.SCHEDULER_COMMANDS, Topic.DEAD_LETTER])
+
+    async def close(self) -> None:
+        close = getattr(self.checkins, "close", None)
+        if close is not None:
+            await close()
+        await self.store.close()
+
+    async def start(self) -> None:
+        """The whole service without uvicorn (tests)."""
+        await self.prepare()
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        await self.close()
+
+
+def build(settings: Settings, *, clock: Clock | None = None, commands: Commands | None = None,
+          checkins: CheckinsApi | None = None, registry: CollectorRegistry | None = None,
+          group_id: str | None = None) -> App:
+    registry = registry or CollectorRegistry()
+    broker = make_broker(settings, service=SERVICE, registry=registry)
+    readiness = Readiness()
+    store = SqlStore(make_engine(settings.database_url))
+    readiness.add_check(store.ping)
+    issuer = settings.issuer()
+    checkins = checkins or HttpCheckins(settings.checkins_url, issuer, timeout_s=settings.upstream_timeout_s,
+                                        ttl=timedelta(minutes=settings.credential_ttl_minutes))
+    service = AppService(store, commands or BrokerCommands(broker), checkins, clock or SystemClock(),
+                         Policy(invite_ttl=timedelta(hours=settings.invite_ttl_hours),
+                                session_ttl=timedelta(days=settings.session_days)))
+    subscribe(
+        broker, *TOPICS, service=SERVICE, group_id=group_id or settings.group_id, handler=make_handler(store),
+        metrics=ConsumerMetrics(registry), readiness=readiness,
+        retry=RetryPolicy(max_attempts=settings.retry_max_attempts,
+                          backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)),
+        accept=HANDLED_TYPES, session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+    http = build_http_app(service, HttpOptions(
+        form_key=settings.form_key(), secure_cookies=settings.secure_cookies, public_url=settings.public_url,
+        session_max_age_s=settings.session_days * 86400, limits=HttpLimits.of(settings)), registry=registry)
+    return App(settings, service, store, broker, registry, readiness, http, checkins)
+
+
+def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> ServiceAsgi:
+    parts = build(settings, registry=registry)
+    build_info(parts.registry, SERVICE, "0.1.0")
+    parts.asgi = service_app(
+        service=SERVICE, broker=parts.broker, registry=parts.registry, readiness=parts.readiness,
+        on_startup=[parts.prepare], on_shutdown=[parts.close], http_app=parts.http,
+        broker_start_timeout_s=settings.kafka_start_timeout_s,
+    )
+    parts.asgi.app_parts = parts  # type: ignore[attr-defined]
+    return parts.asgi
