@@ -179,7 +179,9 @@ async def test_a_poison_event_in_a_batch_is_dead_lettered_and_the_rest_delivered
 # ---- a delivery round's rows saved together ------------------------------------------------------
 
 
-async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_alone(db_url: str) -> None:
+@pytest.mark.parametrize("answer", ["sent", "refused"])
+async def test_a_round_saves_every_row_once_and_a_check_in_meanwhile_lets_the_send_decide(db_url: str,
+                                                                                          answer: str) -> None:
     from attune_notifier.ports import SendResult
 
     clock = FakeClock(utc(2026, 11, 26, 9, 0))
@@ -189,7 +191,8 @@ async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_
                     sensitive=False, deadline=at + timedelta(hours=12))
 
     class CheckInWhileSending:
-        """Ana checks in while her due message is in flight; the round's save must not overwrite that."""
+        """Ana checks in while her due message is in flight: the send decides. Sent stays sent (she got it;
+        recording it dropped undercounted deliveries), a refusal is dropped instead of retried."""
 
         def __init__(self) -> None:
             self.sent: list[str] = []
@@ -199,7 +202,9 @@ async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_
             self.sent.append(message.body)
             if message.body not in {f"m{n}" for n in range(5)}:  # the due message
                 assert self.harness is not None
-                await self.harness.store.suppress_occurrence(due.occurrence_id, ["ritual_due"], clock.now)
+                assert await self.harness.store.suppress_occurrence(due.occurrence_id, ["ritual_due"], clock.now) == []
+                if answer == "refused":
+                    return SendResult(False, "gateway answered 503")
             return SendResult(True)
 
     sender = CheckInWhileSending()
@@ -211,13 +216,18 @@ async def test_a_round_saves_every_row_once_and_leaves_one_suppressed_meanwhile_
         await h.handler.handle_batch([envelope(h, due)] + [envelope(h, request(body=f"m{n}")) for n in range(5)])
         assert await h.worker.run_once() == 6
         rows = {d.params.get("body", "due"): d for d in await h.store.deliveries_for(ANA)}
-        assert rows["due"].status == "dropped" and rows["due"].reason == "already_done"
+        if answer == "sent":
+            assert rows["due"].status == "sent" and rows["due"].claimed_until is None
+        else:
+            assert rows["due"].status == "dropped" and rows["due"].reason == "already_done"
+            assert rows["due"].next_attempt_at is None
         assert all(rows[f"m{n}"].status == "sent" and rows[f"m{n}"].claimed_until is None for n in range(5))
         sent = h.publisher.events("notification_sent")
-        assert sorted(e["payload"]["notification_id"] for e in sent) == sorted(
-            str(rows[f"m{n}"].notification_id) for n in range(5))
-        assert h.metric("attune_notifier_deliveries_total", channel_kind="push", outcome="sent") == 5
-        assert await h.worker.run_once() == 0
+        expected = [str(rows[f"m{n}"].notification_id) for n in range(5)]
+        expected += [str(rows["due"].notification_id)] if answer == "sent" else []
+        assert sorted(e["payload"]["notification_id"] for e in sent) == sorted(expected)
+        clock.advance(hours=1)  # long past any retry: the refused one is not sent again
+        assert await h.worker.run_once() == 0 and len(sender.sent) == 6
     finally:
         await h.close()
 

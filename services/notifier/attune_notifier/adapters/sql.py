@@ -16,7 +16,20 @@ from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from attune_runtime.deadletters import erase_dead_letter_key
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -32,6 +45,8 @@ from .tables import (
 )
 
 ACTIVE = ("pending", "deferred", "failed")
+# The mark an in-flight delivery gets when its occurrence is checked in meanwhile (suppress_occurrence).
+DONE_IN_FLIGHT = "already_done_in_flight"
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -188,13 +203,22 @@ _SAVED_TYPES = {
     "total_attempts": "integer", "next_attempt_at": "timestamptz", "channel_kind": "text", "last_error": "text",
     "sent_at": "timestamptz", "unknown_sends": "integer",
 }
-# A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone.
+# A delivery round's rows written back in one UPDATE; a row suppressed or erased meanwhile is left alone. A row
+# whose occurrence was checked in while it was in flight (reason DONE_IN_FLIGHT, still active) keeps the send's
+# outcome when it was final (sent: the person did get it), and is dropped instead of retried.
+_ACTIVE_SQL = ", ".join(repr(a) for a in ACTIVE)
+_DROP_RETRY = f"d.reason = '{DONE_IN_FLIGHT}' AND u.status IN ({_ACTIVE_SQL})"
+_SAVE_SET = {n: f"u.{n}" for n in _SAVED_TYPES} | {
+    "status": f"CASE WHEN {_DROP_RETRY} THEN 'dropped' ELSE u.status END",
+    "reason": f"CASE WHEN {_DROP_RETRY} THEN 'already_done' ELSE u.reason END",
+    "next_attempt_at": f"CASE WHEN {_DROP_RETRY} THEN NULL ELSE u.next_attempt_at END",
+}
 _SAVE_MANY = text(
-    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = u.{n}' for n in _SAVED_TYPES)} "  # noqa: S608 - constant names
+    f"UPDATE notifier_deliveries AS d SET claimed_until = NULL, {', '.join(f'{n} = {v}' for n, v in _SAVE_SET.items())} "  # noqa: S608 - constant names
     f"FROM unnest(CAST(:notification_id AS uuid[]), "
     f"{', '.join(f'CAST(:{n} AS {kind}[])' for n, kind in _SAVED_TYPES.items())}) "
     f"AS u(notification_id, {', '.join(_SAVED_TYPES)}) "
-    f"WHERE d.notification_id = u.notification_id AND d.status IN ({', '.join(repr(a) for a in ACTIVE)}) "
+    f"WHERE d.notification_id = u.notification_id AND d.status IN ({_ACTIVE_SQL}) "
     "RETURNING d.notification_id"
 )
 
@@ -501,14 +525,18 @@ class SqlStore:
 
     async def suppress_occurrence(self, occurrence_id: UUID, purposes: Sequence[str], now: datetime,
                                   reason: str = "already_done") -> list[Delivery]:
+        """Drop the occurrence's deliveries still waiting (returned); one being sent right now is only marked:
+        its send decides (sent stays sent, since the person got it; a retry becomes dropped, see `save_many`)."""
+        waiting = or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now)
+        of_it = and_(deliveries.c.occurrence_id == occurrence_id, deliveries.c.status.in_(ACTIVE),
+                     deliveries.c.purpose.in_(list(purposes)))
         async with self.engine.begin() as conn:
             rows = (await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.occurrence_id == occurrence_id, deliveries.c.status.in_(ACTIVE),
-                       deliveries.c.purpose.in_(list(purposes)))
+                update(deliveries).where(of_it, waiting)
                 .values(status="dropped", reason=reason, next_attempt_at=None, claimed_until=None)
                 .returning(*deliveries.c)
             )).all()
+            await conn.execute(update(deliveries).where(of_it, ~waiting).values(reason=DONE_IN_FLIGHT))
         return [Delivery.of(r, self.cipher) for r in rows]
 
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
@@ -547,10 +575,18 @@ class SqlStore:
     @property
     def _save(self) -> Any:
         if self._save_stmt is None:
+            drop_retry = and_(deliveries.c.reason == DONE_IN_FLIGHT, bindparam("b_status").in_(ACTIVE))
+            values = {k: bindparam(f"b_{k}", type_=deliveries.c[k].type) for k in self._SAVED}
+            values |= {
+                "status": case((drop_retry, "dropped"), else_=bindparam("b_status")),
+                "reason": case((drop_retry, "already_done"), else_=bindparam("b_reason")),
+                "next_attempt_at": case((drop_retry, None), else_=bindparam("b_next_attempt_at",
+                                                                       type_=deliveries.c.next_attempt_at.type)),
+            }
             self._save_stmt = (
                 update(deliveries)
                 .where(deliveries.c.notification_id == bindparam("b_id"), deliveries.c.status.in_(ACTIVE))
-                .values(claimed_until=None, **{k: bindparam(f"b_{k}", type_=deliveries.c[k].type) for k in self._SAVED})
+                .values(claimed_until=None, **values)
             )
         return self._save_stmt
 
