@@ -2,3 +2,4 @@
 CREATE DATABASE attune_scheduler;
 CREATE DATABASE attune_checkins;
 CREATE DATABASE attune_notifier;
+CREATE DATABASE attune_app;

@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.unit]
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-ATTUNE = ("scheduler", "checkins", "notifier")
+ATTUNE = ("scheduler", "checkins", "notifier", "app")
+# The Kafka principal each service connects as (deploy/kafka/acls.txt): its name, but for the app's.
+PRINCIPAL = {"app": "attune-app"}
 
 
 def test_matches_the_compose_specification_schema() -> None:
@@ -138,7 +140,8 @@ def test_every_service_connects_to_kafka_with_sasl_as_its_own_principal() -> Non
         prefix = f"ATTUNE_{name.upper()}_KAFKA_"
         assert env[f"{prefix}SECURITY_PROTOCOL"] in ("SASL_PLAINTEXT", "SASL_SSL"), name
         assert env[f"{prefix}SASL_MECHANISM"].startswith("SCRAM-SHA-"), name
-        assert env[f"{prefix}SASL_USERNAME"] == name and name in principals
+        principal = PRINCIPAL.get(name, name)
+        assert env[f"{prefix}SASL_USERNAME"] == principal and principal in principals
         assert str(env[f"{prefix}SASL_PASSWORD"]).startswith("${") and ":?" in str(env[f"{prefix}SASL_PASSWORD"])
         assert env[f"{prefix}CREATE_TOPICS"] == "false", f"{name} has no right to create topics; topic-init does"
     init = SERVICES["topic-init"]["environment"]
