@@ -196,7 +196,7 @@ async def test_a_member_the_notifier_has_not_heard_of_yet_is_told_so(reach: Reac
     ana, _, _ = await reach.signed_in(known=False)
     page = await ana.get("/reach")
     assert page.status_code == 200 and "still being set up" in page.text
-    assert "Make my ntfy topic" not in page.text
+    assert "Make my ntfy topic" not in page.text and "data-webpush" not in page.text
 
 
 async def test_with_the_notifier_down_the_page_says_so_and_nothing_is_queued(reach: Reach) -> None:

@@ -66,9 +66,10 @@ def add_reach_routes(app: FastAPI, service: AppService, notifier: HttpNotifier, 
         context = await page_context(me)
         vapid_key, channels, preferences = None, None, None
         try:
-            vapid_key = await through(notifier.vapid_public_key())
             channels = await through(notifier.channels(me.household_id, me.member_id))
             preferences = await through(notifier.preferences(me.household_id, me.member_id))
+            # Last: no button for a member the notifier doesn't know yet (their subscription would be refused).
+            vapid_key = await through(notifier.vapid_public_key())
         except Unavailable as exc:
             problem = problem or (f"We couldn't reach {exc.what} just now, so these settings can't be shown or "
                                   f"changed. Please try again in a moment.")
