@@ -66,6 +66,7 @@ def service_env(service: Service, bootstrap: str) -> dict[str, str]:
         "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
         "ATTUNE_CHECKINS_LINK_KEYS": links,
         "ATTUNE_APP_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
+        "ATTUNE_APP_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}",
         "ATTUNE_CHECKINS_LINK_CURRENT_KID": "dev",
         "ATTUNE_NOTIFIER_LINK_KEYS": links,
         "ATTUNE_NOTIFIER_LINK_KID": "dev",

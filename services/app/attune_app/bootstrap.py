@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from .adapters.migrate import upgrade
+from .adapters.notifier import HttpNotifier
 from .adapters.sql import SqlStore, make_engine
 from .adapters.upstream import BrokerCommands, HttpCheckins
 from .config import Settings
@@ -41,6 +42,7 @@ class App:
     http: FastAPI
     checkins: CheckinsApi
     asgi: ServiceAsgi | None = None
+    notifier: HttpNotifier | None = None
 
     async def prepare(self) -> None:
         await upgrade(self.store.engine)
@@ -48,9 +50,10 @@ class App:
             await ensure_topics(self.settings, [*TOPICS, Topic.SCHEDULER_COMMANDS, Topic.DEAD_LETTER])
 
     async def close(self) -> None:
-        close = getattr(self.checkins, "close", None)
-        if close is not None:
-            await close()
+        for client in (self.checkins, self.notifier):
+            close = getattr(client, "close", None)
+            if close is not None:
+                await close()
         await self.store.close()
 
     async def start(self) -> None:
@@ -65,7 +68,7 @@ class App:
 
 def build(settings: Settings, *, clock: Clock | None = None, commands: Commands | None = None,
           checkins: CheckinsApi | None = None, registry: CollectorRegistry | None = None,
-          group_id: str | None = None) -> App:
+          group_id: str | None = None, notifier: HttpNotifier | None = None) -> App:
     registry = registry or CollectorRegistry()
     broker = make_broker(settings, service=SERVICE, registry=registry)
     readiness = Readiness()
@@ -73,6 +76,8 @@ def build(settings: Settings, *, clock: Clock | None = None, commands: Commands 
     readiness.add_check(store.ping)
     issuer = settings.issuer()
     checkins = checkins or HttpCheckins(settings.checkins_url, issuer, timeout_s=settings.upstream_timeout_s,
+                                        ttl=timedelta(minutes=settings.credential_ttl_minutes))
+    notifier = notifier or HttpNotifier(settings.notifier_url, issuer, timeout_s=settings.upstream_timeout_s,
                                         ttl=timedelta(minutes=settings.credential_ttl_minutes))
     service = AppService(store, commands or BrokerCommands(broker), checkins, clock or SystemClock(),
                          Policy(invite_ttl=timedelta(hours=settings.invite_ttl_hours),
@@ -86,8 +91,10 @@ def build(settings: Settings, *, clock: Clock | None = None, commands: Commands 
     )
     http = build_http_app(service, HttpOptions(
         form_key=settings.form_key(), secure_cookies=settings.secure_cookies, public_url=settings.public_url,
-        session_max_age_s=settings.session_days * 86400, limits=HttpLimits.of(settings)), registry=registry)
-    return App(settings, service, store, broker, registry, readiness, http, checkins)
+        session_max_age_s=settings.session_days * 86400, limits=HttpLimits.of(settings), ntfy_url=settings.ntfy_url,
+        email_relay=settings.email_url.get_secret_value() if settings.email_url else None), registry=registry,
+        notifier=notifier)
+    return App(settings, service, store, broker, registry, readiness, http, checkins, notifier=notifier)
 
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> ServiceAsgi:

@@ -36,6 +36,14 @@ class Settings(ServiceSettings):
         default=None, description="the address people open (https://...), used in invitation links and QR codes; "
                                   "required outside development (never taken from a request's Host header there)")
     checkins_url: str = Field(default="http://127.0.0.1:8102", description="base URL of the check-ins service API")
+    notifier_url: str = Field(default="http://127.0.0.1:8103", description="base URL of the notifier's API (channels, "
+                                                                         "web push, quiet hours)")
+    ntfy_url: str = Field(default="https://ntfy.sh", description="the ntfy server a member's generated topic lives on "
+                                                                "(its QR code opens it in the ntfy app)")
+    email_url: SecretStr | None = Field(
+        default=None, description="Apprise mail URL of the relay that sends household email (mailtos://user:pass@"
+                                  "smtp.example.com?from=...); a member's address is added as to=. Unset: the "
+                                  "settings page offers no email")
     upstream_timeout_s: float = Field(default=3.0, gt=0, le=30,
                                       description="how long a page waits for another service's API")
     invite_ttl_hours: int = Field(default=72, ge=1, le=24 * 14, description="how long a join link stays valid")

@@ -26,7 +26,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .adapters.notifier import HttpNotifier
 from .ports import Refused, Unavailable
+from .reach import add_reach_routes
 from .service import WEEKDAY_NAMES, WEEKDAYS, catalog_by_step, form_token, form_token_valid, new_token
 from .usecases import AppService, Session
 
@@ -80,6 +82,8 @@ class HttpOptions:
     public_url: str | None
     session_max_age_s: int
     limits: HttpLimits = field(default_factory=HttpLimits)
+    ntfy_url: str = "https://ntfy.sh"
+    email_relay: str | None = None
 
 
 def _problem_words(exc: Unavailable) -> str:
@@ -87,7 +91,8 @@ def _problem_words(exc: Unavailable) -> str:
             f"knew. Please try again in a moment.")
 
 
-def build_http_app(service: AppService, options: HttpOptions, *, registry: CollectorRegistry | None = None) -> FastAPI:
+def build_http_app(service: AppService, options: HttpOptions, *, registry: CollectorRegistry | None = None,
+                   notifier: HttpNotifier | None = None) -> FastAPI:
     app = FastAPI(title="Attune", docs_url=None, redoc_url=None, openapi_url=None)
     add_guards(app, options.limits, registry=registry or CollectorRegistry(), service="app")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -326,6 +331,10 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         return Response((HERE / "static" / "manifest.webmanifest").read_bytes(),
                         media_type="application/manifest+json")
 
+    if notifier is not None:
+        add_reach_routes(app, service, notifier, form_key=options.form_key, browser_cookie=BROWSER_COOKIE,
+                         render=render, current=current, checked_form=checked_form, page_context=page_context,
+                         ntfy_url=options.ntfy_url, email_relay=options.email_relay)
     return app
 
 
