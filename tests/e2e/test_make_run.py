@@ -81,7 +81,7 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(40)
+            process.wait(90)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
