@@ -220,3 +220,23 @@ async def test_the_apps_dead_letter_holds_no_plaintext_opens_for_the_operator_an
         assert gone.status_code == 410 and "its household was erased" in gone.json()["detail"]
         after = await replay(kafka_bootstrap, [ref], config)
         assert after.replayed == [] and "410" in after.refused[ref], after.refused
+
+
+@pytest.mark.unit
+def test_the_app_started_without_its_dead_letter_key_exits_naming_it(tmp_path: Path) -> None:
+    """operator — starts the app in production with every other secret but no dead-letter key — it exits, naming
+    it (and does not start with the published development one)."""
+    import os
+    import subprocess
+    import sys
+
+    from attune_contracts.credentials import generate_key_pair
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")}
+    env |= {"ATTUNE_APP_ENVIRONMENT": "production", "ATTUNE_APP_SIGNING_KEY": generate_key_pair("app1")[0],
+            "ATTUNE_APP_PUBLIC_URL": "https://attune.example", "ATTUNE_APP_CREDENTIAL_KEYS": generate_key_pair("ops1")[1]}
+    run = subprocess.run([sys.executable, "-m", "attune_app"], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert run.returncode != 0
+    assert "ATTUNE_APP_DEAD_LETTER_KEY is missing" in run.stderr and "Fernet.generate_key()" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
