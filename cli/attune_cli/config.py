@@ -18,6 +18,8 @@ class CliConfig:
     scheduler_url: str = "http://127.0.0.1:8101"
     checkins_url: str = "http://127.0.0.1:8102"
     notifier_url: str = "http://127.0.0.1:8103"
+    # The web app: only `attune dlq replay` calls it (opening the dead letters it sealed, operator credential).
+    app_url: str = "http://127.0.0.1:8104"
     # The narrowest credential that works: the household's, for member add, status and export.
     household_token: str | None = None
     # The issuer's Ed25519 signing key ('kid:key', `attune credentials keygen`): mints credentials; with it and no

@@ -91,6 +91,7 @@ def render() -> str:
         "| `ATTUNE_KAFKA_SSL_CAFILE` | — | CA bundle for `SASL_SSL` |",
         "| `ATTUNE_CHECKINS_URL` | `http://127.0.0.1:8102` | the check-ins HTTP API |",
         "| `ATTUNE_NOTIFIER_URL` | `http://127.0.0.1:8103` | the notifier HTTP API |",
+        "| `ATTUNE_APP_URL` | `http://127.0.0.1:8104` | the web app, for `attune dlq replay` (the dead letters it sealed) |",
         "| `ATTUNE_HOUSEHOLD_TOKEN` | — | the household's credential, for `member add --push …`, `status` and `export` |",
         ("| `ATTUNE_OPERATOR_TOKEN` | — | an operator credential (`attune credentials issue operator`): `attune dlq "
          "replay` opens sealed dead letters through the service that sealed them; minted for 15 minutes from "

@@ -91,7 +91,8 @@ def cli(*args: str) -> dict:
            "ATTUNE_CLI_STATE": str(DATA / "cli-state.json"),
            "ATTUNE_SCHEDULER_URL": f"http://127.0.0.1:{BASE_PORT + 1}",
            "ATTUNE_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
-           "ATTUNE_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}"}
+           "ATTUNE_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}",
+           "ATTUNE_APP_URL": f"http://127.0.0.1:{BASE_PORT + 4}"}
     run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,  # noqa: S603 - our own CLI, fixed argv, no shell
                          text=True, timeout=120)
     if run.returncode != 0:

@@ -66,7 +66,8 @@ async def open_sealed(config: CliConfig, letter: DeadLetter, client: httpx.Async
     """The letter with its value, headers and reason opened by the service that sealed it (ServiceError: why not)."""
     if letter.sealed is None:
         return letter
-    urls = {"scheduler": config.scheduler_url, "checkins": config.checkins_url, "notifier": config.notifier_url}
+    urls = {"scheduler": config.scheduler_url, "checkins": config.checkins_url, "notifier": config.notifier_url,
+            "app": config.app_url}
     base = urls.get(letter.sealed.service)
     if base is None:
         raise ServiceError(f"sealed by {letter.sealed.service!r}, a service this CLI does not know")

@@ -118,7 +118,19 @@ def test_outside_development_the_signing_key_is_required_and_not_the_published_o
     signing, _ = generate_key_pair("app1")
     with pytest.raises(ValidationError, match="PUBLIC_URL"):
         Settings(environment="production", signing_key=signing)
-    settings = Settings(environment="production", signing_key=signing, public_url="https://attune.example")
+    # The operator's public keys (the dead-letter open route): required, and the development one refused.
+    with pytest.raises(ValidationError, match="ATTUNE_APP_CREDENTIAL_KEYS must be set"):
+        Settings(environment="production", signing_key=signing, public_url="https://attune.example")
+    from attune_contracts.credentials import development_public_keys
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
+    with pytest.raises(ValidationError, match="development"):
+        Settings(environment="production", signing_key=signing, public_url="https://attune.example",
+                 credential_keys=development_public_keys(), dead_letter_key=SecretStr(Fernet.generate_key().decode()))
+    operator_public = generate_key_pair("ops1")[1]
+    settings = Settings(environment="production", signing_key=signing, public_url="https://attune.example",
+                        credential_keys=operator_public, dead_letter_key=SecretStr(Fernet.generate_key().decode()))
     assert settings.secure_cookies and settings.issuer().kid == "app1"
     assert not Settings(environment="development").secure_cookies
 

@@ -174,14 +174,16 @@ async def test_the_dead_letter_key_rotates_like_the_other_keyrings(engine: Async
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("service", ["scheduler", "checkins", "notifier"])
+@pytest.mark.parametrize("service", ["scheduler", "checkins", "notifier", "app"])
 def test_a_service_outside_development_needs_its_own_dead_letter_key(service: str) -> None:
     """operator — starts a service without ATTUNE_<SVC>_DEAD_LETTER_KEY, or with the published one — refused."""
+    from attune_app.config import Settings as AppSettings
     from attune_checkins.config import Settings as CheckinsSettings
     from attune_notifier.config import NotifierSettings
     from attune_scheduler.config import SchedulerSettings
 
-    cls: Any = {"scheduler": SchedulerSettings, "checkins": CheckinsSettings, "notifier": NotifierSettings}[service]
+    cls: Any = {"scheduler": SchedulerSettings, "checkins": CheckinsSettings, "notifier": NotifierSettings,
+                "app": AppSettings}[service]
     variable = f"ATTUNE_{service.upper()}_DEAD_LETTER_KEY"
     from attune_contracts.credentials import generate_key_pair
 
@@ -195,6 +197,8 @@ def test_a_service_outside_development_needs_its_own_dead_letter_key(service: st
         others |= {"channel_key": SecretStr(Fernet.generate_key().decode()), "link_kid": "k1",
                    "link_keys": SecretStr("k1:a-real-link-key-0123456789"),
                    "vapid_private_key": SecretStr(generate_private_key_text())}
+    if service == "app":
+        others |= {"signing_key": SecretStr(generate_key_pair("app1")[0]), "public_url": "https://attune.example"}
     for environment in ("production", "test"):
         with pytest.raises(ValidationError, match=f"{variable} is missing"):
             cls(environment=environment, **others)

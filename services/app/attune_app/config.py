@@ -7,10 +7,12 @@ from typing import ClassVar
 
 from attune_contracts.credentials import (
     CredentialIssuer,
+    CredentialVerifier,
     development_signing_key,
     parse_signing_key,
     public_setting,
     refuse_development_keys,
+    verifier_from_setting,
 )
 from attune_runtime.settings import Environment, ServiceSettings
 from pydantic import Field, SecretStr, model_validator
@@ -21,6 +23,7 @@ MAKE_SIGNING_KEY = "attune credentials keygen --kid app1  (the signing half)"
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_APP_", extra="ignore", frozen=True)
+    writes_dead_letters: ClassVar[bool] = True  # ATTUNE_APP_DEAD_LETTER_KEY required outside development
 
     http_port: int = Field(default=8104, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/app.db"
@@ -35,6 +38,10 @@ class Settings(ServiceSettings):
     public_url: str | None = Field(
         default=None, description="the address people open (https://...), used in invitation links and QR codes; "
                                   "required outside development (never taken from a request's Host header there)")
+    credential_keys: str | None = Field(
+        default=None, description="public keys that verify operator credentials (`attune dlq replay` opening the "
+                                  "app's sealed dead letters), 'kid:key,kid2:key2' (`attune credentials keygen`); "
+                                  "required outside development, where the development key is refused")
     checkins_url: str = Field(default="http://127.0.0.1:8102", description="base URL of the check-ins service API")
     notifier_url: str = Field(default="http://127.0.0.1:8103", description="base URL of the notifier's API (channels, "
                                                                          "web push, quiet hours)")
@@ -66,7 +73,13 @@ class Settings(ServiceSettings):
         if not self.public_url:
             raise ValueError("ATTUNE_APP_PUBLIC_URL must be set outside development (the https address people "
                              "open; invitation links are built from it)")
+        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
         return self
+
+    def credential_verifier(self) -> CredentialVerifier:
+        """Verifies the operator's credential on the dead-letter open route (the app accepts no other)."""
+        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
+                                     setting="ATTUNE_APP_CREDENTIAL_KEYS")
 
     def signing_setting(self) -> str:
         if self.signing_key is None:

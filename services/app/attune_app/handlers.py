@@ -70,7 +70,7 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
             case SchedulerCommandRejected() if p.command_type == "scheduler.schedule_ritual":
                 await store.refuse_ritual(p.command_event_id, hid)
             case HouseholdErased():
-                await store.erase(hid)
+                await store.erase(hid, envelope.occurred_at)
             case RitualDue():
                 await store.save_occurrence(Occurrence(p.occurrence_id, p.ritual_id, p.template, p.title,
                                                        tuple(p.participants), p.scheduled_for, p.deadline,

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from attune_runtime.deadletters import erase_dead_letter_key
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -17,6 +18,8 @@ from .tables import (
     HOUSEHOLD_TABLES,
     checkins,
     consents,
+    dead_letter_keys,
+    erased_households,
     households,
     invites,
     members,
@@ -126,10 +129,16 @@ class SqlStore:
         async with self.engine.connect() as conn:
             return await conn.scalar(select(members.c.household_id).where(members.c.member_id == member_id))
 
-    async def erase(self, household_id: UUID) -> None:
+    async def erase(self, household_id: UUID, now: datetime) -> None:
+        """The household's read-model rows, sessions and invitations, and its dead-letter key, in one transaction:
+        its dead letters on the topic can no longer be opened once its rows are gone. A tombstone stays (the id
+        and when) so that no key is made for it again."""
         async with self.engine.begin() as conn:
             for table in HOUSEHOLD_TABLES:
                 await conn.execute(delete(table).where(table.c.household_id == household_id))
+            await erase_dead_letter_key(conn, dead_letter_keys, household_id)
+            await conn.execute(delete(erased_households).where(erased_households.c.household_id == household_id))
+            await conn.execute(insert(erased_households).values(household_id=household_id, erased_at=now))
 
     # ---- sessions and invitations -----------------------------------------------------------------
 

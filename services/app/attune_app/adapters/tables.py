@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from attune_runtime.deadletters import dead_letter_keys_table
 from attune_runtime.sql import UtcDateTime
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, Uuid
 
@@ -121,3 +122,14 @@ summaries = Table(
 
 HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
                     moments, summaries)
+
+# Dead letters (what the consumer gave up on) are sealed under a key per household kept here; erasure deletes it.
+dead_letter_keys = dead_letter_keys_table(metadata, "app")
+
+# Households erased (HouseholdErased): no dead-letter key is ever made again for them, and a late dead letter of
+# one keeps none of its bytes. Only the id and when; nothing of the household is left.
+erased_households = Table(
+    "app_erased_households", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("erased_at", UtcDateTime, nullable=False),
+)
