@@ -70,7 +70,8 @@ def build_app(
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
     worker = DeliveryWorker(
         store, sender or AppriseSender(timeout_s=settings.send_timeout_s,
-                                       max_in_flight=settings.delivery_concurrency),
+                                       max_in_flight=settings.delivery_concurrency,
+                                       per_host=settings.per_host_concurrency()),
         publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
@@ -115,6 +116,9 @@ def build_app(
 
     async def shut_down() -> None:
         await worker.stop()
+        close = getattr(worker.sender, "close", None)
+        if close is not None:  # the sender's kept-alive connections and send threads
+            close()
         await engine.dispose()
 
     app = service_app(
