@@ -529,4 +529,3 @@ async def test_the_sender_keeps_one_plugin_per_channel_and_sends_each_message_on
     assert sorted({r.path for r in http_sink.received}) == ["/to-0", "/to-1", "/to-2"]
     assert sorted(sender._plugins) == sorted(urls)
     sender.close()
-    assert len({id(a) for a in sender._idle}) == len(sender._idle)

@@ -136,3 +136,48 @@ async def test_other_code_using_requests_is_passed_straight_through() -> None:
         assert gw.connections == 3
     finally:
         await gw.stop()
+
+
+async def test_the_warmer_parses_stored_channels_before_their_first_send(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every stored channel is parsed ahead (then only new ones); a send to a warmed channel parses nothing;
+    after the cache is emptied (an erasure) the warmer starts over from what is still stored."""
+    from apprise import Apprise
+    from attune_notifier.warmup import PluginWarmer
+
+    from .conftest import BEN
+
+    gw = await Gateway(delay_s=(0.0, 0.0)).start()
+    sender = AppriseSender(timeout_s=10, max_in_flight=4)
+    h = await make_harness(pg_url, WallClock(), sender=sender)  # type: ignore[arg-type]
+    warmer = PluginWarmer(h.store, sender, interval_s=0)
+    try:
+        await h.member(ANA, "Ana")
+        await h.member(BEN, "Ben")
+        await h.channel(ANA, gw.url("m/ana"))
+        await h.channel(ANA, gw.url("m/ana-2"))
+        assert await warmer.warm_once() == 2
+        assert sorted(sender._plugins) == sorted([gw.url("m/ana"), gw.url("m/ana-2")])
+        assert await warmer.warm_once() == 0
+        await h.channel(BEN, gw.url("m/ben"))
+        assert await warmer.warm_once() == 1
+
+        parsed: list[str] = []
+        original = Apprise.instantiate
+
+        def counting(url: Any, *args: Any, **kwargs: Any) -> Any:
+            parsed.append(url)
+            return original(url, *args, **kwargs)
+
+        monkeypatch.setattr(Apprise, "instantiate", staticmethod(counting))
+        result = await sender.send(gw.url("m/ben"), Rendered(ChannelKind.PUSH, "T", "warm"))
+        assert result.ok and parsed == []
+        assert [a.body["message"] for a in gw.arrivals] == ["warm"]
+
+        sender.forget()
+        assert await warmer.warm_once() == 3
+    finally:
+        sender.close()
+        await gw.stop()
+        await h.close()

@@ -26,6 +26,7 @@ from .handlers import ACCEPTED_TYPES, NotifierHandler
 from .metrics import NotifierMetrics
 from .ports import Clock, Sender
 from .service import RetryPlan
+from .warmup import PluginWarmer
 
 SERVICE = "notifier"
 TOPICS = (Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS, Topic.NOTIFICATION_REQUESTS, Topic.SCHEDULER_EVENTS)
@@ -68,10 +69,12 @@ def build_app(
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
+    sender = sender or AppriseSender(timeout_s=settings.send_timeout_s,
+                                     max_in_flight=settings.delivery_concurrency,
+                                     per_host=settings.per_host_concurrency(), cache_size=settings.plugin_cache_size)
+    warmer = PluginWarmer(store, sender, settings.plugin_warm_interval_s) if isinstance(sender, AppriseSender) else None
     worker = DeliveryWorker(
-        store, sender or AppriseSender(timeout_s=settings.send_timeout_s,
-                                       max_in_flight=settings.delivery_concurrency,
-                                       per_host=settings.per_host_concurrency()),
+        store, sender,
         publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
@@ -113,8 +116,12 @@ def build_app(
     async def start_worker() -> None:
         if run_worker:
             worker.start()
+            if warmer is not None:
+                warmer.start()
 
     async def shut_down() -> None:
+        if warmer is not None:
+            await warmer.stop()
         await worker.stop()
         close = getattr(worker.sender, "close", None)
         if close is not None:  # the sender's kept-alive connections and send threads

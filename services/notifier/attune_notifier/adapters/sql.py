@@ -349,6 +349,23 @@ class SqlStore:
             ctx.sent_ids.add(r.notification_id)
         return ctx
 
+    async def channel_urls_since(self, since: datetime | None, limit: int) -> tuple[list[str], datetime | None]:
+        """The newest `limit` channels' URLs created after `since` (all when None), and the latest creation
+        time among them: for warming the sender's plugin cache. Undecryptable channels are skipped (their
+        deliveries report them)."""
+        query = select(channels.c.secret, channels.c.created_at).order_by(channels.c.created_at.desc()).limit(limit)
+        if since is not None:
+            query = query.where(channels.c.created_at > since)
+        async with self.auto.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        urls: list[str] = []
+        for r in rows:
+            try:
+                urls.append(self.cipher.decrypt(r.secret))
+            except ValueError:
+                continue
+        return urls, (rows[0].created_at if rows else since)
+
     async def channel_url(self, channel_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
             token = (await conn.execute(select(channels.c.secret).where(channels.c.channel_id == channel_id))).scalar()
