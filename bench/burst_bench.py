@@ -191,7 +191,9 @@ class Services:
                f"{p}HTTP_PORT": str(port), f"{p}DATABASE_URL": self.databases[service],
                f"{p}LOG_LEVEL": "WARNING", f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000", "PYTHONUNBUFFERED": "1"}
         if service == "notifier":
-            env |= {f"{p}DELIVERY_IDLE_POLL_S": "0.25", f"{p}CHANNEL_KEY": CHANNEL_KEY,
+            # The plugin warmer looks for new channels every 5 s (30 s by default) so the channels seeded just
+            # before the minute are parsed ahead, as channels stored days before a real 19:00 would be.
+            env |= {f"{p}DELIVERY_IDLE_POLL_S": "0.25", f"{p}CHANNEL_KEY": CHANNEL_KEY, f"{p}PLUGIN_WARM_INTERVAL_S": "5",
                     f"{p}WORKERS": str(self.workers)}
         out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
         self.processes[name] = subprocess.Popen([sys.executable, "-m", f"attune_{service}"], env=env,

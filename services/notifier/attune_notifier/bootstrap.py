@@ -13,11 +13,13 @@ from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.http import HttpLimits
-from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
+from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
+from attune_runtime.producer import BatchProducer
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
+from .adapters.outcomes import CoalescingSend
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
 from .api import build_http_app
 from .config import NotifierSettings
@@ -73,9 +75,12 @@ def build_app(
                                      max_in_flight=settings.delivery_concurrency,
                                      per_host=settings.per_host_concurrency(), cache_size=settings.plugin_cache_size)
     warmer = PluginWarmer(store, sender, settings.plugin_warm_interval_s) if isinstance(sender, AppriseSender) else None
+    # Delivery outcomes leave many to a produce call (adapters/outcomes.py), not one FastStream publish each.
+    outcome_send = CoalescingSend(BatchProducer(
+        kafka_client_options(settings), client_id=f"{settings.kafka_client_id or 'attune-notifier'}-outcomes"))
     worker = DeliveryWorker(
         store, sender,
-        publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
+        Publisher(outcome_send, producer=SERVICE), metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
                         transient_backoff=Backoff(settings.delivery_transient_retry_base_s,
@@ -123,6 +128,7 @@ def build_app(
         if warmer is not None:
             await warmer.stop()
         await worker.stop()
+        await outcome_send.stop()
         close = getattr(worker.sender, "close", None)
         if close is not None:  # the sender's kept-alive connections and send threads
             close()
