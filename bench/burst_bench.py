@@ -117,7 +117,8 @@ class Gate:
             with contextlib.suppress(ValueError):  # a line half written as we read
                 row = json.loads(line)
                 arrivals.append((row["path"], row["at"], row["status"]))
-        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"]}
+        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"],
+                "connections": answer.get("connections")}
 
     async def reset(self) -> None:
         """From now on: count arrivals recorded after this point, and the most in flight from now."""
@@ -434,6 +435,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
         "notifier_workers": args.notifier_workers,
         **tally(stats["arrivals"], {str(m) for m in expected}, due.timestamp()),
         "max_in_flight": stats["max_in_flight"],
+        "gateway_connections": stats["connections"],  # fewer than pushes when the notifier keeps them alive
         "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in pids},
         "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
     }
