@@ -25,6 +25,8 @@ from .harness import make_harness
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from gateway import Gateway  # bench/ is not a package: found through sys.path above
 
+pytestmark = [pytest.mark.integration]
+
 
 async def test_sends_go_through_apprises_plugin_on_our_pool_over_one_kept_alive_connection(
     monkeypatch: pytest.MonkeyPatch,

@@ -7,12 +7,15 @@ import asyncio
 from collections.abc import Iterable
 from uuid import uuid4
 
+import pytest
 from attune_contracts import Publisher
 from attune_contracts.messages import NotificationDropped
 from attune_notifier.adapters.outcomes import CoalescingSend
 from attune_runtime.producer import BatchProducer, Record
 
 from .conftest import ANA, HOUSEHOLD
+
+pytestmark = [pytest.mark.unit]
 
 
 class RecordingProducer(BatchProducer):

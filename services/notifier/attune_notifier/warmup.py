@@ -1,10 +1,11 @@
 """Keeps the sender's plugin cache warm with the stored channels, so a burst pays no URL parsing.
 
 At 19:00 every member's first push of the day is due at once; with a cold cache each one first parses its
-channel URL into an Apprise plugin (~1.5 ms of CPU, as much as the send). The warmer parses them
-beforehand: every stored channel (newest first, up to the cache size) when it starts or after the cache
-was emptied (`forget`, after an erasure), then every WARM interval the channels created since the last
-look (with an overlap, as a channel's row may commit after a later one's). Parsing runs on the sender's
+channel URL into an Apprise plugin (0.3 ms of CPU for a json:// URL on a quiet core, 0.4-0.6 ms a push in
+the burst's profile). The warmer parses them beforehand: every stored channel (newest first, up to the cache
+size) when it starts or after the cache was emptied (`forget`, after an erasure), then every
+PLUGIN_WARM_INTERVAL_S the channels created since the last look (with an overlap, as a channel's row may
+commit after a later one's). Parsing runs on the sender's
 threads, a chunk at a time, so the event loop stays free; channels already cached cost one decryption.
 """
 
