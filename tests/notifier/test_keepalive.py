@@ -161,9 +161,14 @@ async def test_the_warmer_parses_stored_channels_before_their_first_send(
         await h.channel(ANA, gw.url("m/ana-2"))
         assert await warmer.warm_once() == 2
         assert sorted(sender._plugins) == sorted([gw.url("m/ana"), gw.url("m/ana-2")])
+        decrypted: list[bytes] = []
+        decrypt = h.store.cipher.decrypt
+        monkeypatch.setattr(h.store.cipher, "decrypt", lambda token: decrypted.append(token) or decrypt(token))
         assert await warmer.warm_once() == 0
+        assert decrypted == []  # channels already parsed are not decrypted again
         await h.channel(BEN, gw.url("m/ben"))
         assert await warmer.warm_once() == 1
+        assert len(decrypted) == 1
 
         parsed: list[str] = []
         original = Apprise.instantiate

@@ -6,7 +6,7 @@ the burst's profile). The warmer parses them beforehand: every stored channel (n
 size) when it starts or after the cache was emptied (`forget`, after an erasure), then every
 PLUGIN_WARM_INTERVAL_S the channels created since the last look (with an overlap, as a channel's row may
 commit after a later one's). Parsing runs on the sender's
-threads, a chunk at a time, so the event loop stays free; channels already cached cost one decryption.
+threads, a chunk at a time, so the event loop stays free; a channel already parsed is not decrypted again.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Protocol
+from uuid import UUID
 
 from .adapters.sql import SqlStore
 
@@ -36,15 +37,19 @@ class PluginWarmer:
         self.store, self.sender, self.interval_s = store, sender, interval_s
         self._since: datetime | None = None
         self._generation = -1
+        self._known: set[UUID] = set()  # channels parsed since the cache was last emptied (ids only)
         self._task: asyncio.Task[None] | None = None
 
     async def warm_once(self) -> int:
         """One look at the channels; return how many plugins were added to the cache."""
         if self._generation != self.sender.generation:
             self._since, self._generation = None, self.sender.generation
+            self._known.clear()
         since = None if self._since is None else self._since - OVERLAP
-        urls, newest = await self.store.channel_urls_since(since, self.sender.cache_size)
-        added = await self.sender.warm(urls[::-1])  # oldest first: the newest end up most recently used
+        # Channels already parsed are not decrypted again (the overlap reads them back every look).
+        urls, newest = await self.store.channel_urls_since(since, self.sender.cache_size, self._known)
+        self._known.update(urls)
+        added = await self.sender.warm(list(urls.values())[::-1])  # oldest first: the newest stay longest
         if newest is not None and (self._since is None or newest > self._since):
             self._since = newest
         return added
