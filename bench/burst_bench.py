@@ -117,7 +117,8 @@ class Gate:
             with contextlib.suppress(ValueError):  # a line half written as we read
                 row = json.loads(line)
                 arrivals.append((row["path"], row["at"], row["status"]))
-        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"]}
+        return {"arrivals": arrivals, "max_in_flight": answer["max_in_flight"],
+                "connections": answer.get("connections")}
 
     async def reset(self) -> None:
         """From now on: count arrivals recorded after this point, and the most in flight from now."""
@@ -176,8 +177,10 @@ async def naive(gate: Gate, sends: int) -> dict[str, Any]:
 # ---- the services -------------------------------------------------------------------------------------
 
 class Services:
-    def __init__(self, logdir: Path, bootstrap: str, databases: dict[str, str], workers: int = 1) -> None:
+    def __init__(self, logdir: Path, bootstrap: str, databases: dict[str, str], workers: int = 1,
+                 plugin_warm_s: float = 5) -> None:
         self.logdir, self.bootstrap, self.databases, self.workers = logdir, bootstrap, databases, workers
+        self.plugin_warm_s = plugin_warm_s
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.ports: dict[str, int] = {}
 
@@ -191,7 +194,10 @@ class Services:
                f"{p}HTTP_PORT": str(port), f"{p}DATABASE_URL": self.databases[service],
                f"{p}LOG_LEVEL": "WARNING", f"{p}KAFKA_SESSION_TIMEOUT_MS": "6000", "PYTHONUNBUFFERED": "1"}
         if service == "notifier":
+            # The plugin warmer looks for new channels every 5 s (30 s by default) so the channels seeded just
+            # before the minute are parsed ahead, as channels stored days before a real 19:00 would be.
             env |= {f"{p}DELIVERY_IDLE_POLL_S": "0.25", f"{p}CHANNEL_KEY": CHANNEL_KEY,
+                    f"{p}PLUGIN_WARM_INTERVAL_S": str(self.plugin_warm_s),
                     f"{p}WORKERS": str(self.workers)}
         out = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115 - the process keeps it
         self.processes[name] = subprocess.Popen([sys.executable, "-m", f"attune_{service}"], env=env,
@@ -362,7 +368,8 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
                 logdir: Path, broker_pid: int) -> dict[str, Any]:
     from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
 
-    services = Services(logdir, broker.bootstrap, databases, workers=args.notifier_workers)
+    services = Services(logdir, broker.bootstrap, databases, workers=args.notifier_workers,
+                        plugin_warm_s=args.plugin_warm_s)
     try:
         # The first instance of each service migrates its database and creates the topics alone.
         services.start("scheduler-1", "scheduler")
@@ -432,6 +439,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
         "notifier_workers": args.notifier_workers,
         **tally(stats["arrivals"], {str(m) for m in expected}, due.timestamp()),
         "max_in_flight": stats["max_in_flight"],
+        "gateway_connections": stats["connections"],  # fewer than pushes when the notifier keeps them alive
         "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in pids},
         "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
     }
@@ -493,6 +501,8 @@ if __name__ == "__main__":
     parser.add_argument("--notifier-workers", type=int, default=1,
                         help="ATTUNE_NOTIFIER_WORKERS for each notifier instance (processes per instance)")
     parser.add_argument("--naive-sends", type=int, help="sends for the naive gather (default 2 per household; 0 skips it)")
+    parser.add_argument("--plugin-warm-s", type=float, default=5,
+                        help="the notifiers' PLUGIN_WARM_INTERVAL_S (0: no warming, each URL parsed at its send)")
     parser.add_argument("--delay-min", type=float, default=0.2)
     parser.add_argument("--delay-max", type=float, default=1.0)
     parser.add_argument("--fail-share", type=float, default=0.01, help="share of sends answered 429/5xx")

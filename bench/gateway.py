@@ -86,6 +86,7 @@ class Gateway:
     max_in_flight: int = 0
     failures: int = 0
     total: int = 0
+    connections: int = 0  # connections accepted: fewer than requests when senders keep them alive
     _server: asyncio.AbstractServer | None = None
     _rng: random.Random = field(init=False)
 
@@ -117,6 +118,7 @@ class Gateway:
             "failures": self.failures,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "connections": self.connections,
             "per_path": dict(self.per_path),
         }
 
@@ -124,6 +126,7 @@ class Gateway:
         self.max_in_flight = self.in_flight
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:  # keep-alive: several requests may come on one connection
                 head = await reader.readuntil(b"\r\n\r\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -269,3 +270,16 @@ async def test_stopping_the_loop_lets_its_round_finish_so_no_message_goes_out_tw
         assert len(h.publisher.events("notification_sent")) == 10
     finally:
         await h.close()
+
+
+async def test_a_delivery_round_writes_one_log_line_not_one_per_message(
+    h: Harness, http_sink: HttpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    await h.member(ANA, "Ana", daily_cap=100)
+    await h.channel(ANA, http_sink.url("json", "hook"))
+    await h.handler.handle_batch([envelope(h, request(body=f"m{n}")) for n in range(6)])
+    with caplog.at_level(logging.INFO, logger="attune.notifier.delivery"):
+        assert await h.worker.run_once() == 6
+    lines = [r.getMessage() for r in caplog.records if r.name == "attune.notifier.delivery"]
+    assert lines == ["delivery round: 6 rows: 6 sent"]
+    assert len(http_sink.received) == 6

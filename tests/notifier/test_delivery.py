@@ -515,9 +515,7 @@ async def test_a_snoozed_checkin_reminds_again_later_unless_done_first(h: Harnes
     assert len(http_sink.received) == 2
 
 
-async def test_the_sender_reuses_apprise_objects_one_send_at_a_time_and_keeps_no_channel_in_them(
-    http_sink: HttpSink
-) -> None:
+async def test_the_sender_keeps_one_plugin_per_channel_and_sends_each_message_once(http_sink: HttpSink) -> None:
     from attune_contracts.messages import ChannelKind
     from attune_notifier.adapters.apprise_sender import AppriseSender
     from attune_notifier.service import Rendered
@@ -529,5 +527,5 @@ async def test_the_sender_reuses_apprise_objects_one_send_at_a_time_and_keeps_no
     assert all(r.ok for r in results)
     assert sorted(r.json["message"] for r in http_sink.received) == sorted(f"m{n}" for n in range(12))
     assert sorted({r.path for r in http_sink.received}) == ["/to-0", "/to-1", "/to-2"]
-    assert 1 <= len(sender._idle) <= 12 and all(len(a) == 0 for a in sender._idle)
-    assert len({id(a) for a in sender._idle}) == len(sender._idle)
+    assert sorted(sender._plugins) == sorted(urls)
+    sender.close()

@@ -14,11 +14,13 @@ from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
 from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
 from attune_runtime.http import HttpLimits
-from attune_runtime.kafka import broker_publisher, ensure_topics, make_broker
+from attune_runtime.kafka import broker_publisher, ensure_topics, kafka_client_options, make_broker
+from attune_runtime.producer import BatchProducer
 from attune_runtime.retry import Backoff
 from prometheus_client import CollectorRegistry
 
 from .adapters.apprise_sender import AppriseSender, install_log_guard
+from .adapters.outcomes import CoalescingSend
 from .adapters.sql import ChannelCipher, SqlStore, make_engine, migrate
 from .adapters.tables import dead_letter_keys, erased_households
 from .adapters.webpush_sender import SenderWithWebPush, WebPushSender
@@ -29,6 +31,7 @@ from .handlers import ACCEPTED_TYPES, NotifierHandler
 from .metrics import NotifierMetrics
 from .ports import Clock, Sender
 from .service import RetryPlan
+from .warmup import PluginWarmer
 from .webpush import public_key_text
 
 SERVICE = "notifier"
@@ -74,12 +77,22 @@ def build_app(
     vault = DeadLetterVault(engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
                             erased=erased_households)
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)
+    if sender is None:
+        apprise: AppriseSender | None = AppriseSender(
+            timeout_s=settings.send_timeout_s, max_in_flight=settings.delivery_concurrency,
+            per_host=settings.per_host_concurrency(), cache_size=settings.plugin_cache_size)
+        sender = SenderWithWebPush(apprise, WebPushSender(settings.vapid_key(), settings.vapid_contact,
+                                                          ttl_s=settings.webpush_ttl_s, timeout_s=settings.send_timeout_s))
+    else:
+        apprise = sender if isinstance(sender, AppriseSender) else None
+    # Web push subscriptions are not Apprise URLs: the warmer parses only the others.
+    warmer = PluginWarmer(store, apprise, settings.plugin_warm_interval_s) if apprise is not None else None
+    # Delivery outcomes leave many to a produce call (adapters/outcomes.py), not one FastStream publish each.
+    outcome_send = CoalescingSend(BatchProducer(
+        kafka_client_options(settings), client_id=f"{settings.kafka_client_id or 'attune-notifier'}-outcomes"))
     worker = DeliveryWorker(
-        store, sender or SenderWithWebPush(
-            AppriseSender(timeout_s=settings.send_timeout_s, max_in_flight=settings.delivery_concurrency),
-            WebPushSender(settings.vapid_key(), settings.vapid_contact, ttl_s=settings.webpush_ttl_s,
-                          timeout_s=settings.send_timeout_s)),
-        publisher, metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
+        store, sender,
+        Publisher(outcome_send, producer=SERVICE), metrics, clock=clock, signer=signer, public_url=settings.checkins_public_url,
         retry=RetryPlan(attempts_per_channel=settings.delivery_attempts_per_channel,
                         backoff=Backoff(settings.delivery_retry_base_s, settings.delivery_retry_max_s),
                         transient_backoff=Backoff(settings.delivery_transient_retry_base_s,
@@ -121,9 +134,17 @@ def build_app(
     async def start_worker() -> None:
         if run_worker:
             worker.start()
+            if warmer is not None:
+                warmer.start()
 
     async def shut_down() -> None:
+        if warmer is not None:
+            await warmer.stop()
         await worker.stop()
+        await outcome_send.stop()
+        close = getattr(worker.sender, "close", None)
+        if close is not None:  # the sender's kept-alive connections and send threads
+            close()
         await engine.dispose()
 
     app = service_app(

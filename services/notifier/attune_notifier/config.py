@@ -39,12 +39,23 @@ class NotifierSettings(ServiceSettings):
     checkins_public_url: str = "http://127.0.0.1:8102"
 
     delivery_concurrency: int = Field(default=256, ge=1, le=1000,
-                                      description="sends in flight at once (Apprise's send pool is sized to match); "
+                                      description="sends in flight at once (the notifier's send pool is sized to match); "
                                                   "gateways answer in 0.2-1 s, so this is roughly pushes per second")
     delivery_per_host_concurrency: int = Field(
         default=0, ge=0, le=1000,
         description="sends in flight at once to one gateway (scheme, host and port), so one slow service cannot "
                     "take every slot; 0 = three quarters of DELIVERY_CONCURRENCY",
+    )
+    plugin_cache_size: int = Field(
+        default=20000, ge=16, le=1_000_000,
+        description="channel URLs kept parsed as Apprise plugins (about 1 KB each, decrypted in memory): at least "
+                    "the channels of everyone reminded in one burst, or each push there parses its URL first "
+                    "(0.3-0.6 ms of CPU)",
+    )
+    plugin_warm_interval_s: float = Field(
+        default=30.0, ge=0, le=86400,
+        description="how often new channels are parsed ahead of their first send (all of them at start-up); "
+                    "0 = never, each channel is parsed at its first send",
     )
     delivery_batch: int = Field(default=200, ge=1, le=5000,
                                 description="due deliveries claimed per round, at most DELIVERY_CONCURRENCY (each "

@@ -192,6 +192,9 @@ class DeliveryWorker:
         batch = _Batch(ctx, sent_today, on_done=on_done)
         try:
             await self._run_round(due, batch)
+            if log.isEnabledFor(logging.INFO):  # one line a round; each outcome's own line is at DEBUG
+                log.info("delivery round: %d rows: %s", len(due),
+                         ", ".join(f"{n} {status}" for status, n in sorted(Counter(d.status for d in due).items())))
         finally:  # saved (or left to their lease): the store's count takes over
             for d in due:
                 self._counted.get(d.member_id, set()).discard(d.notification_id)
@@ -504,9 +507,10 @@ class DeliveryWorker:
         try:
             await self.publisher.publish(payload, household_id=d.household_id,
                                          correlation_id=str(d.cause_event_id))
-            log.info("%s: %s via %s, attempt %d", type(payload).__name__, d.purpose, d.channel_kind or "-",
-                     d.total_attempts, extra={"notification_id": str(d.notification_id),
-                                              "correlation_id": str(d.cause_event_id)})
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: %s via %s, attempt %d", type(payload).__name__, d.purpose, d.channel_kind or "-",
+                          d.total_attempts, extra={"notification_id": str(d.notification_id),
+                                                   "correlation_id": str(d.cause_event_id)})
         except Exception as exc:  # noqa: BLE001
             log.warning("could not publish %s for %s: %s", type(payload).__name__, d.notification_id,
                         type(exc).__name__, extra={"notification_id": str(d.notification_id)})

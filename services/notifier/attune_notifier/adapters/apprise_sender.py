@@ -6,11 +6,13 @@ paths, where some services put tokens. So below WARNING those records are droppe
 and above their text is replaced by where they came from. The guard sits on the emitting loggers,
 so it holds whatever handlers the process (or a test) installs.
 
-Sends in flight: Apprise 2.3.0 runs every send, `async_notify` included, on one module-level thread pool
-(`apprise.apprise.get_shared_executor`), created on first use with Python's default size (CPUs + 4: six
-threads on two cores) and no setting. Whatever DELIVERY_CONCURRENCY says, no more than six sends were
-then in flight; the rest queued inside Apprise, eating their send timeout. `size_apprise_pool` replaces
-that pool once, at start-up, with one sized to the delivery concurrency (see its docstring).
+Sends in flight and CPU per send (issue 12): Apprise 2.3.0 runs every send, `async_notify` included, on
+one module-level thread pool (`apprise.apprise.get_shared_executor`) of Python's default size (CPUs + 4: six
+threads on two cores), with no setting; and each `async_notify` builds its calls, deadlines, retry runner
+and result objects around the one plugin (0.9-1.5 ms of CPU per push in the burst). So the sender calls
+the cached plugin's own `notify()` (Apprise's plugin still formats, converts and sends the message) on the
+notifier's own pool, sized to twice the delivery concurrency, and its HTTP requests go over keep-alive
+connections, a bounded pool per gateway host (`keepalive.KeepAlive`) instead of a new connection each.
 
 Timeouts and unknown outcomes: a send cut off by our timeout may still arrive (the request may have
 left), so it is reported as unknown, never as a plain failure. Each plugin's socket read timeout (four
@@ -34,6 +36,7 @@ import asyncio
 import concurrent.futures as cf
 import contextvars
 import copy
+import functools
 import logging
 import math
 import re
@@ -46,12 +49,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from apprise import Apprise, AppriseAsset, NotifyFormat
-from apprise.result import AppriseResultStatus
 from attune_contracts.messages import ChannelKind
 
 from ..delivery import host_of
 from ..ports import SendResult
 from ..service import Rendered
+from .keepalive import KEEPALIVE, KeepAlive, route_requests
 
 GUARDED_LOGGERS = ("apprise", "urllib3", "urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry",
                    "urllib3.response", "requests", "requests_oauthlib", "charset_normalizer")
@@ -90,31 +93,6 @@ def install_log_guard() -> None:
 
 # How far a plugin's socket read timeout is set beyond our send timeout (see the module docstring).
 READ_TIMEOUT_HEADROOM_S = 5.0
-
-
-def size_apprise_pool(max_in_flight: int) -> int:
-    """Give Apprise's shared send pool at least 2 x `max_in_flight` threads; return its size.
-
-    Twice the concurrency because a send we stopped waiting for (timed out) keeps its thread until the
-    plugin's read timeout, a few seconds later, while the delivery loop already runs the next send in its
-    place. Threads are started only when needed, so a large bound costs nothing at rest. Apprise has no
-    setting for this: the module global behind `get_shared_executor()` is replaced under Apprise's own lock,
-    once, and only if the existing pool is smaller; sends already on the old pool finish on its threads
-    (it is shut down without waiting). Apprise looks the pool up on every send, so every later send uses
-    the new one.
-    """
-    import apprise.apprise as core
-
-    workers = 2 * max_in_flight
-    with core._shared_executor_lock:
-        old = core._shared_executor
-        size = getattr(old, "_max_workers", 0)
-        if old is not None and size >= workers:
-            return size
-        core._shared_executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apprise-send")
-    if old is not None:
-        old.shutdown(wait=False)
-    return workers
 
 
 # ---- what the gateway answered ---------------------------------------------------------------------
@@ -263,20 +241,20 @@ def validate_channel_url(url: str) -> ChannelKind:
 
 @dataclass
 class AppriseSender:
-    """Sends one rendered message to one channel URL. A falsy or missing result is a failure.
+    """Sends one rendered message to one channel URL through its Apprise plugin. A false result is a failure.
 
     Parsing a URL into a plugin costs about as much CPU as sending (~3 ms), so plugins are kept per URL
-    (bounded LRU) and each send gets a shallow copy with a fresh throttle clock: our own retry plan and
-    daily cap pace deliveries, and Apprise's per-instance throttle would otherwise park a worker thread.
+    (bounded LRU, `cache_size`) and each send gets a shallow copy with a fresh throttle clock: our own retry
+    plan and daily cap pace deliveries, and Apprise's per-instance throttle would otherwise park a worker
+    thread. The copy's `notify()` runs on the sender's own pool (see the module docstring).
     """
 
     timeout_s: float = 15.0
-    max_in_flight: int | None = None  # the delivery concurrency: sizes Apprise's send pool (size_apprise_pool)
+    max_in_flight: int | None = None  # the delivery concurrency: the send pool has twice as many threads
     cache_size: int = 4096
+    per_host: int | None = None  # keep-alive connections kept per gateway host (default: max_in_flight)
     _plugins: OrderedDict[str, Any] = field(default_factory=OrderedDict, repr=False)
-    # Idle, empty Apprise objects: making one looks up its locale's translation files on disk (a few stat
-    # calls, each handing the GIL to the send threads), so each is reused by one send at a time.
-    _idle: list[Apprise] = field(default_factory=list, repr=False)
+    generation: int = 0  # how many times the cache was emptied (`forget`)
 
     def __post_init__(self) -> None:
         install_log_guard()
@@ -287,21 +265,50 @@ class AppriseSender:
 
         _ = "json" in NotificationManager()
         observe_http()
-        if self.max_in_flight is not None:
-            size_apprise_pool(self.max_in_flight)
+        route_requests()
+        concurrency = self.max_in_flight or 32
+        # Twice the concurrency: a send we stopped waiting for (timed out) keeps its thread until the plugin's
+        # read timeout, a few seconds later, while the delivery loop already runs the next send in its place.
+        # Threads are started only when needed, so a large bound costs nothing at rest.
+        self._pool = cf.ThreadPoolExecutor(max_workers=2 * concurrency, thread_name_prefix="attune-send")
+        self.keepalive = KeepAlive(per_host=self.per_host or concurrency)
+
+    def _instantiate(self, url: str) -> Any | None:
+        plugin = Apprise.instantiate(url, asset=self._asset)
+        if plugin is not None and hasattr(plugin, "socket_read_timeout"):
+            plugin.socket_read_timeout = self.timeout_s + READ_TIMEOUT_HEADROOM_S
+        return plugin
+
+    def _keep(self, url: str, plugin: Any) -> None:
+        self._plugins[url] = plugin
+        if len(self._plugins) > self.cache_size:
+            self._plugins.popitem(last=False)
+
+    async def warm(self, urls: list[str], chunk: int = 50) -> int:
+        """Parse the plugins of channels not yet cached (oldest first, so the newest stay), a chunk per thread
+        hand-off; return how many were added. A burst then pays no parsing: every member's first push of the
+        day would otherwise be a cache miss (0.3-0.6 ms of CPU each)."""
+        missing = [u for u in dict.fromkeys(urls) if u not in self._plugins][: self.cache_size]
+        loop, added = asyncio.get_running_loop(), 0
+
+        def parse(part: list[str]) -> list[tuple[str, Any]]:
+            return [(u, p) for u in part if (p := self._instantiate(u)) is not None]
+
+        for start in range(0, len(missing), chunk):
+            for url, plugin in await loop.run_in_executor(self._pool, parse, missing[start:start + chunk]):
+                if url not in self._plugins:
+                    self._keep(url, plugin)
+                    added += 1
+        return added
 
     async def _plugin(self, url: str) -> Any | None:
         plugin = self._plugins.get(url)
         if plugin is None:
             # Parsing costs a few milliseconds of CPU: keep it off the event loop.
-            plugin = await asyncio.to_thread(Apprise.instantiate, url, asset=self._asset)
+            plugin = await asyncio.get_running_loop().run_in_executor(self._pool, self._instantiate, url)
             if plugin is None:
                 return None
-            if hasattr(plugin, "socket_read_timeout"):
-                plugin.socket_read_timeout = self.timeout_s + READ_TIMEOUT_HEADROOM_S
-            self._plugins[url] = plugin
-            if len(self._plugins) > self.cache_size:
-                self._plugins.popitem(last=False)
+            self._keep(url, plugin)
         else:
             self._plugins.move_to_end(url)
         fresh = copy.copy(plugin)
@@ -325,44 +332,44 @@ class AppriseSender:
     def forget(self) -> None:
         """Drop every cached plugin (they hold decrypted URLs), e.g. after a household is erased."""
         self._plugins.clear()
+        self.generation += 1  # the warmer starts over from every channel still stored
+
+    def close(self) -> None:
+        """Close the kept-alive connections; sends still running finish on their threads."""
+        self._pool.shutdown(wait=False)
+        self.keepalive.close()
 
     async def send(self, url: str, message: Rendered) -> SendResult:
         plugin = await self._plugin(url)
         if plugin is None:  # stored before Apprise stopped accepting it, say: retrying it cannot help
             return SendResult(False, f"{message.kind} channel could not be loaded by Apprise", broken=True)
-        notifier = self._idle.pop() if self._idle else Apprise(asset=self._asset)
-        notifier.add(plugin)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
         exchanges: list[Exchange] = []
-        token = _EXCHANGES.set(exchanges)  # copied into Apprise's worker thread with the context (observe_http)
+        # Both copied into the send's thread with the context: what the gateway answered (observe_http), and
+        # the keep-alive connections the plugin's requests go over.
+        token, pooled = _EXCHANGES.set(exchanges), KEEPALIVE.set(self.keepalive)
         try:
-            result = await asyncio.wait_for(
-                notifier.async_notify(
-                    title=message.title, body=message.html if html else message.body,
-                    body_format=NotifyFormat.HTML if html else NotifyFormat.TEXT,
-                ),
-                self.timeout_s,
+            notify = functools.partial(
+                plugin.notify, title=message.title, body=message.html if html else message.body,
+                body_format=NotifyFormat.HTML if html else NotifyFormat.TEXT,
             )
-        except TimeoutError:  # the abandoned send may still hold this Apprise object: not reused
+            future = self._pool.submit(contextvars.copy_context().run, notify)
+        finally:
+            KEEPALIVE.reset(pooled)
+            _EXCHANGES.reset(token)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+        except TimeoutError:  # the thread may still be sending: its copy of the plugin is its own
             return SendResult(False, f"{message.kind} delivery timed out after {self.timeout_s:g}s; it may still "
                                      f"arrive", unknown=True)
-        except Exception as exc:  # noqa: BLE001 - Apprise should not raise; if it does, it is a failed attempt
+        except Exception as exc:  # noqa: BLE001 - a plugin should not raise; if it does, it is a failed attempt
             return SendResult(False, f"{message.kind} delivery raised {type(exc).__name__}")
-        finally:
-            _EXCHANGES.reset(token)
-        notifier.clear()
-        self._idle.append(notifier)
-        if result is None or not result:
-            status = getattr(result, "status", None)
-            if status == AppriseResultStatus.TIMEOUT:  # Apprise stopped waiting; the send may still land
-                return SendResult(False, f"{message.kind} delivery timed out in Apprise; it may still arrive",
-                                  unknown=True)
-            name = getattr(status, "name", "no result")
+        if not result:
             if exchanges and exchanges[-1].read_timeout:  # sent, no answer: it may still arrive
                 return SendResult(False, f"{message.kind} delivery got no answer in time; it may still arrive",
                                   unknown=True)
             transient, after, detail = classify(exchanges)
             detail = f", {detail}" if detail else ""
-            return SendResult(False, f"{message.kind} delivery failed ({str(name).lower()}{detail})",
+            return SendResult(False, f"{message.kind} delivery failed (failure{detail})",
                               transient=transient, retry_after_s=after)
         return SendResult(True)

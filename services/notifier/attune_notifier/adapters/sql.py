@@ -417,6 +417,27 @@ class SqlStore:
             ctx.sent_ids.add(r.notification_id)
         return ctx
 
+    async def channel_urls_since(self, since: datetime | None, limit: int,
+                                 known: set[UUID] | None = None) -> tuple[dict[UUID, str], datetime | None]:
+        """The newest `limit` channels created after `since` (all when None) that are not in `known`, with their
+        URLs, and the latest creation time among those read: for warming the sender's plugin cache. Only the
+        channels returned are decrypted; undecryptable ones are skipped (their deliveries report them)."""
+        query = (select(channels.c.channel_id, channels.c.secret, channels.c.created_at)
+                 .order_by(channels.c.created_at.desc()).limit(limit))
+        if since is not None:
+            query = query.where(channels.c.created_at > since)
+        async with self.auto.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        urls: dict[UUID, str] = {}
+        for r in rows:
+            if known is not None and r.channel_id in known:
+                continue
+            try:
+                urls[r.channel_id] = self.cipher.decrypt(r.secret)
+            except ValueError:
+                continue
+        return urls, (rows[0].created_at if rows else since)
+
     async def channel_url(self, channel_id: UUID) -> str | None:
         async with self.engine.connect() as conn:
             token = (await conn.execute(select(channels.c.secret).where(channels.c.channel_id == channel_id))).scalar()

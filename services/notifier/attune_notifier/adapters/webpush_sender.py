@@ -191,3 +191,9 @@ class SenderWithWebPush:
         forget = getattr(self.other, "forget", None)
         if forget is not None:
             forget()
+
+    def close(self) -> None:
+        """The Apprise sender's kept-alive connections and send threads (bootstrap closes the worker's sender)."""
+        close = getattr(self.other, "close", None)
+        if close is not None:
+            close()
