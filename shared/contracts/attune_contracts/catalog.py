@@ -13,7 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 
 __all__ = ["CHILD_QUESTIONS", "CURIOSITY_QUESTIONS", "QUESTIONS_DEEPER", "QUESTIONS_DREAMS", "QUESTIONS_LIGHT",
-           "QUESTION_DEPTHS", "TEMPLATES", "Audience", "Rhythm", "Template", "question_depth", "template"]
+           "QUESTION_DEPTHS", "TEMPLATES", "Audience", "Rhythm", "Template", "parent_asks", "question_depth",
+           "template"]
 
 
 class Audience(StrEnum):
@@ -439,3 +440,8 @@ CHILD_QUESTIONS: tuple[str, ...] = (
     "What colour would you paint your room, and why?",
     "What's a question you'd like to ask me?",
 )
+
+
+def parent_asks(question: str) -> str:
+    """How a parent reads a question of CHILD_QUESTIONS (each is a msgid of its own, translated whole)."""
+    return f"Ask your child: {question}"

@@ -341,7 +341,9 @@ def msgids() -> Iterator[str]:
     for key, situation in SITUATIONS.items():
         if key != "request":
             texts += [getattr(situation, f.name) for f in fields(Situation)]
-    texts += list(catalog.CURIOSITY_QUESTIONS) + list(catalog.CHILD_QUESTIONS)
+    texts += list(catalog.CURIOSITY_QUESTIONS)
+    for question in catalog.CHILD_QUESTIONS:
+        texts += [question, catalog.parent_asks(question)]
     for text in texts:
         if text and text not in seen and text.strip():
             seen.add(text)
