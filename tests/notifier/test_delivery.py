@@ -489,9 +489,22 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     assert len(asked) == 5 and len(set(asked)) == 5
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def h_any_db(any_db_url: str, clock: FakeClock):
+    harness = await make_harness(any_db_url, clock)
+    yield harness
+    await harness.close()
+
+
 async def test_the_stored_picks_follow_the_weeks_depth_mix_and_a_child_gets_the_childs_question(
-    h: Harness, http_sink: HttpSink
+    h_any_db: Harness, http_sink: HttpSink
 ) -> None:
+    h = h_any_db
     from attune_contracts import make_envelope
     from attune_contracts.catalog import CHILD_QUESTIONS, question_depth
     from attune_contracts.messages import MemberRole, MemberUpserted
