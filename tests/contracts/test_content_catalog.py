@@ -76,3 +76,27 @@ def test_times_and_dates_follow_the_locale(locale: str | None, when: str, day: s
 ])
 def test_cadence_of_a_rule(rrule: str | None, cadence: str | None) -> None:
     assert content.cadence_of(rrule) == cadence
+
+
+# A question word, so the question can't be answered with a plain yes or no (in German: W-Fragen).
+OPEN = {"en": r"\b(what|which|how|who|where|when|why)\b", "de": r"\b(was|wie|wo\w*|welch\w*|wer|wem|wen|wann|warum)\b"}
+
+
+def test_the_question_banks_are_big_open_ended_distinct_and_in_three_depths() -> None:
+    import re
+
+    assert len(catalog.CURIOSITY_QUESTIONS) >= 150 and len(catalog.CHILD_QUESTIONS) >= 30
+    assert set(catalog.QUESTION_DEPTHS) == {"light", "deeper", "dreams"}
+    assert catalog.CURIOSITY_QUESTIONS == sum(catalog.QUESTION_DEPTHS.values(), ())
+    everything = catalog.CURIOSITY_QUESTIONS + catalog.CHILD_QUESTIONS
+    assert len(set(everything)) == len(everything)  # no question twice, not even across the banks
+    assert {catalog.question_depth(q) for q in catalog.QUESTIONS_DREAMS} == {"dreams"}
+    tr = content.translator("de-DE")
+    closed = []
+    for question in everything:
+        german = tr(question)
+        assert question.endswith("?") and german.endswith("?") and german != question
+        if not re.search(OPEN["en"], question, re.IGNORECASE) or not re.search(OPEN["de"], german, re.IGNORECASE):
+            closed.append(f"{question} / {german}")
+    assert closed == []
+    assert tr(catalog.parent_asks("What made you laugh today?")) == "Frag dein Kind: Worüber hast du heute gelacht?"

@@ -360,3 +360,63 @@ def test_a_busy_gateway_is_retried_in_seconds_and_retry_after_is_honoured_and_ca
     last = after_failure(now=now, attempt=8, channel_index=0, channels=2, policy=plan, transient=True,
                          retry_after_s=1)
     assert (last.channel_index, last.attempt, last.next_attempt_at) == (1, 0, now)  # fail over as before
+
+
+def test_a_household_hears_the_whole_bank_before_any_question_repeats_light_most_days_a_dream_weekly() -> None:
+    from attune_contracts.catalog import CURIOSITY_QUESTIONS, QUESTION_DEPTHS, question_depth
+    from attune_notifier.service import DEPTH_WEEK
+
+    bank, depths = content.question_bank(), content.question_depths()
+    assert bank == CURIOSITY_QUESTIONS and len(bank) >= 150
+    assert {d: sum(1 for x in depths if x == d) for d in QUESTION_DEPTHS} == {
+        d: len(qs) for d, qs in QUESTION_DEPTHS.items()}
+    seed = str(HOUSEHOLD)
+    used: list[int] = []
+    for _ in range(len(bank)):
+        used.append(next_question_index(len(bank), used, seed, depths))
+    assert sorted(used) == list(range(len(bank)))  # every question once, none twice
+    asked = [question_depth(bank[i]) for i in used]
+    # The week's mix holds until light (the depth asked most) runs out; the rest of the round finishes the bank.
+    light_lasts = len(QUESTION_DEPTHS["light"]) * len(DEPTH_WEEK) // DEPTH_WEEK.count("light")
+    assert asked[:light_lasts] == [DEPTH_WEEK[n % len(DEPTH_WEEK)] for n in range(light_lasts)]
+    assert asked[:7] == ["light", "light", "deeper", "light", "light", "deeper", "dreams"]
+    # Deterministic from the household: the same picks again, and another household hears another order.
+    again: list[int] = []
+    for _ in range(len(bank)):
+        again.append(next_question_index(len(bank), again, seed, depths))
+    assert again == used
+    other: list[int] = []
+    for _ in range(20):
+        other.append(next_question_index(len(bank), other, str(uuid4()), depths))
+    assert other != used[:20]
+    # The next round starts once the bank is used up, and again covers it without repeats.
+    for _ in range(len(bank)):
+        used.append(next_question_index(len(bank), used, seed, depths))
+    assert sorted(used[len(bank):]) == list(range(len(bank)))
+
+
+def test_the_child_reads_the_childs_question_and_the_parent_is_asked_to_put_it() -> None:
+    from attune_contracts.catalog import CHILD_QUESTIONS, CURIOSITY_QUESTIONS
+
+    kid = uuid4()
+    members = {ANA: recipient(name="Ana", role="parent"), kid: recipient(kid, name="Kim", role="child")}
+    at = utc(2026, 11, 20, 18)
+    event = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="parent_child_attunement",
+                      title="Tune in to your child", participants=[ANA, kid], scheduled_for=at,
+                      local_time=at.isoformat(), time_zone="Europe/London", sensitive=False,
+                      deadline=at + timedelta(hours=12))
+    question = CHILD_QUESTIONS[1]
+    env = make_envelope(event, household_id=HOUSEHOLD, producer="scheduler")
+    intents = {i.member_id: i for i in plan(env, members, child_question=question).intents}
+    assert intents[kid].params["prompt"] == question
+    assert intents[ANA].params["prompt"] == f"Ask your child: {question}"
+    for locale, child_words, parent_words in (
+            (None, "What made you laugh today?", "Ask your child: What made you laugh today?"),
+            ("de-DE", "Worüber hast du heute gelacht?", "Frag dein Kind: Worüber hast du heute gelacht?")):
+        child = render("ritual_due", intents[kid].params, ChannelKind.PUSH, neutral=False, locale=locale)
+        parent = render("ritual_due", intents[ANA].params, ChannelKind.PUSH, neutral=False, locale=locale)
+        assert child.body == child_words and parent.body == parent_words
+    # An adult's curiosity question never reaches a child, even one listed on the ritual.
+    adults = plan(env, members, question=CURIOSITY_QUESTIONS[0]).intents
+    prompts = {i.member_id: i.params["prompt"] for i in adults}
+    assert prompts == {ANA: CURIOSITY_QUESTIONS[0], kid: content.child_words("parent_child_attunement")["prompt"]}

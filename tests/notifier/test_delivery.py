@@ -489,6 +489,55 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     assert len(asked) == 5 and len(set(asked)) == 5
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    return sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def h_any_db(any_db_url: str, clock: FakeClock):
+    harness = await make_harness(any_db_url, clock)
+    yield harness
+    await harness.close()
+
+
+async def test_the_stored_picks_follow_the_weeks_depth_mix_and_a_child_gets_the_childs_question(
+    h_any_db: Harness, http_sink: HttpSink
+) -> None:
+    h = h_any_db
+    from attune_contracts import make_envelope
+    from attune_contracts.catalog import CHILD_QUESTIONS, question_depth
+    from attune_contracts.messages import MemberRole, MemberUpserted
+    from attune_notifier import content
+    from attune_notifier.service import DEPTH_WEEK
+
+    bank = content.question_bank()
+    curiosity = uuid4()
+    picks = []
+    for day in range(len(DEPTH_WEEK)):
+        picks.append(await h.store.pick_question(uuid4(), HOUSEHOLD, curiosity, len(bank), str(HOUSEHOLD),
+                                                 h.clock.now + timedelta(minutes=day), depths=content.question_depths()))
+    assert [question_depth(bank[i]) for i in picks] == list(DEPTH_WEEK)
+
+    kid = uuid4()
+    for member, name, role in ((ANA, "Ana", MemberRole.PARENT), (kid, "Kim", MemberRole.CHILD)):
+        await h.store.upsert_member(HOUSEHOLD, MemberUpserted(member_id=member, display_name=name, role=role,
+                                                              time_zone="Europe/London"), h.clock.now)
+        await h.store.update_preferences(member, {"daily_cap": 100}, h.clock.now)
+        await h.channel(member, http_sink.url("json", name))
+    at = h.clock.now
+    due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="parent_child_attunement",
+                    title="Tune in to your child", participants=[ANA, kid], scheduled_for=at,
+                    local_time=at.isoformat(), time_zone="Europe/London", sensitive=False,
+                    deadline=at + timedelta(hours=12))
+    await h.handler(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now))
+    await h.worker.drain()
+    by_path = {r.path: r.json["message"] for r in http_sink.received}
+    assert len(by_path) == 2
+    [question] = [q for q in CHILD_QUESTIONS if q in by_path["/Kim"]]
+    assert f"Ask your child: {question}" in by_path["/Ana"]
+
+
 async def test_a_snoozed_checkin_reminds_again_later_unless_done_first(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "ana"))

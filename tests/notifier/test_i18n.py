@@ -137,20 +137,49 @@ def unclipped(intent: Intent, locale: str) -> dict[str, str]:
     return {part: tr(getattr(situation, part)).format_map(filled) for part in ("title", "body", "sms", "subject")}
 
 
+def over_limits(label: str, intent: Intent) -> Iterator[str]:
+    """What of one message exceeds its channel's limit, in any language."""
+    for locale in LOCALES:
+        for part, text in unclipped(intent, locale).items():
+            if part == "sms":
+                folded = render(intent.template, intent.params, ChannelKind.SMS, neutral=intent.sensitive,
+                                locale=locale).body
+                limit = sms_segment_limit(text.translate({0x201E: '"', 0x201C: '"', 0x201D: '"'}))
+                if len(text) > limit or folded.endswith("..."):
+                    yield f"{label} [{locale}] sms {len(text)}>{limit}: {text}"
+            elif len(text) > content.LIMITS[part]:
+                yield f"{label} [{locale}] {part} {len(text)}>{content.LIMITS[part]}: {text}"
+
+
 def test_every_message_fits_its_channel_in_every_language() -> None:
     over = []
     for label, intent, _ in every_message():
-        for locale in LOCALES:
-            for part, text in unclipped(intent, locale).items():
-                if part == "sms":
-                    folded = render(intent.template, intent.params, ChannelKind.SMS, neutral=intent.sensitive,
-                                    locale=locale).body
-                    limit = sms_segment_limit(text.translate({0x201E: '"', 0x201C: '"', 0x201D: '"'}))
-                    if len(text) > limit or folded.endswith("..."):
-                        over.append(f"{label} [{locale}] sms {len(text)}>{limit}: {text}")
-                elif len(text) > content.LIMITS[part]:
-                    over.append(f"{label} [{locale}] {part} {len(text)}>{content.LIMITS[part]}: {text}")
+        over += over_limits(label, intent)
     assert over == []
+
+
+def question_messages() -> Iterator[tuple[str, Intent, Recipient]]:
+    """Today's question as each reader gets it: every adult question (curiosity_question), every question of the
+    child's bank as the child reads it and as the parent is asked to put it (parent_child_attunement)."""
+    for template, questions, kw in (("curiosity_question", catalog.CURIOSITY_QUESTIONS, "question"),
+                                    ("parent_child_attunement", catalog.CHILD_QUESTIONS, "child_question")):
+        members = members_for(template)
+        due = next(event for situation, event in ritual_events(template, list(members)) if situation == "due")
+        env = make_envelope(due, household_id=HOUSEHOLD, producer="scheduler", event_id=_id("event", template))
+        for question in questions:
+            for intent in plan(env, members, **{kw: question}).intents:
+                reader = members[intent.member_id]
+                yield f"{template} · {reader.role} · {question}", intent, reader
+
+
+def test_every_question_fits_a_push_and_one_sms_with_its_lead_in_in_every_language() -> None:
+    seen, over = set(), []
+    for label, intent, _ in question_messages():
+        seen.add(intent.params["prompt"])
+        over += over_limits(label, intent)
+    assert over == []
+    assert set(catalog.CURIOSITY_QUESTIONS) | set(catalog.CHILD_QUESTIONS) <= seen
+    assert {catalog.parent_asks(q) for q in catalog.CHILD_QUESTIONS} <= seen
 
 
 def test_a_text_over_its_limit_is_caught() -> None:
@@ -287,6 +316,22 @@ def golden() -> str:
                     f"sms:     {sms.body}",
                     f"subject: {email.title}", *(f"         {line}" for line in email.body.splitlines() if line),
                     "```", ""]
+    out += ["# Today's question: every question, every language", "",
+            "The push body of each question as its reader gets it (curiosity_question by depth; the child's bank of",
+            "parent_child_attunement as the child and as the parent read it); the title and channels are as above.", ""]
+    sections: dict[str, list[str]] = {}
+    for label, intent, reader in question_messages():
+        template = label.split(" · ")[0]
+        kind = catalog.question_depth(intent.params["prompt"]) if template == "curiosity_question" else reader.role
+        lines = sections.setdefault(f"{template} · {kind}", [])
+        body = render("ritual_due", intent.params, ChannelKind.PUSH, locale="en_GB", neutral=neutral(intent, reader)).body
+        if f"en_GB: {body}" in lines:
+            continue  # both partners read the same words
+        for locale in LOCALES[::2]:  # en_GB and de_DE: en_US reads the same words
+            lines.append(f"{locale}: " + render("ritual_due", intent.params, ChannelKind.PUSH, locale=locale,
+                                                neutral=neutral(intent, reader)).body)
+    for section, lines in sections.items():
+        out += [f"## {section} ({len(lines) // 2})", "", "```", *lines, "```", ""]
     return "\n".join(out)
 
 

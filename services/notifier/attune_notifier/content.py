@@ -6,6 +6,7 @@ render translates them into the member's language (`service.render`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from attune_contracts import catalog
@@ -96,6 +97,17 @@ def focus_words(step: int, title: str, text: str) -> tuple[str, str]:
 
 def question_bank() -> tuple[str, ...]:
     return tuple(catalog.CURIOSITY_QUESTIONS)
+
+
+@functools.cache
+def question_depths() -> tuple[str, ...]:
+    """The depth (light, deeper, dreams) of each question of `question_bank()`, index for index."""
+    return tuple(catalog.question_depth(q) for q in catalog.CURIOSITY_QUESTIONS)
+
+
+def child_question_bank() -> tuple[str, ...]:
+    """What a parent and child ask each other at parent_child_attunement (the child reads it, the parent asks it)."""
+    return tuple(catalog.CHILD_QUESTIONS)
 
 
 LINK_TEXT = words.LINK_TEXT

@@ -39,6 +39,7 @@ HANDLED = (RitualDue, RitualReminder, CheckInRecorded, RitualMissed, MilestoneRe
            HouseholdCredentialsRevoked)
 ACCEPTED_TYPES = frozenset(spec_of(model).type for model in HANDLED)
 CURIOSITY_TEMPLATES = {"curiosity_question", "stay_curious", "curiosity"}
+CHILD_QUESTION_TEMPLATES = {"parent_child_attunement"}  # the child's bank: the child reads it, the parent asks it
 ERASED_REASON = ("this household was erased and stays erased; the notifier keeps nothing of it again "
                  "(a replayed or late message is refused)")
 NEEDS_HOUSEHOLD = (CheckInRecorded, RitualMissed, MilestoneReached, RatioDropped, AchievementRecorded, WeeklySummary)
@@ -94,13 +95,19 @@ class NotifierHandler:
         needs_household = isinstance(payload, NEEDS_HOUSEHOLD) or (
             isinstance(payload, RitualDue | RitualReminder) and content.may_include_children(payload.template))
         members = await self.store.household_members(env.household_id) if needs_household else {}
-        question = None
+        question = child_question = None
         if isinstance(payload, RitualDue) and payload.template in CURIOSITY_TEMPLATES:
             bank = content.question_bank()
             index = await self.store.pick_question(payload.occurrence_id, env.household_id, payload.ritual_id,
-                                                   len(bank), str(env.household_id), self.clock())
+                                                   len(bank), str(env.household_id), self.clock(),
+                                                   depths=content.question_depths())
             question = bank[index % len(bank)]
-        return plan(env, members, question=question)
+        elif isinstance(payload, RitualDue) and payload.template in CHILD_QUESTION_TEMPLATES:
+            bank = content.child_question_bank()
+            index = await self.store.pick_question(payload.occurrence_id, env.household_id, payload.ritual_id,
+                                                   len(bank), f"{env.household_id}|child", self.clock())
+            child_question = bank[index % len(bank)]
+        return plan(env, members, question=question, child_question=child_question)
 
     async def _erase(self, env: Envelope[Any]) -> None:
         counts = await self.store.erase_household(env.household_id, self.clock())

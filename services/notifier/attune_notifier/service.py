@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from attune_contracts import Envelope
 from attune_contracts import content as catalog_words
+from attune_contracts.catalog import parent_asks
 from attune_contracts.links import LinkAction
 from attune_contracts.messages import (
     AchievementRecorded,
@@ -223,6 +224,13 @@ def _for(members: Mapping[UUID, Recipient], member_id: UUID, template: str, para
     return mine
 
 
+def _asked(params: dict[str, Any], who: Recipient | None, child_question: str | None) -> dict[str, Any]:
+    """A member's copy with the child's question as its prompt: the child's own words, the parent's lead-in."""
+    if child_question:
+        params["prompt"] = child_question if who is not None and who.role == "child" else parent_asks(child_question)
+    return params
+
+
 def _when(local_iso: str) -> str:
     try:
         local = datetime.fromisoformat(local_iso)
@@ -253,8 +261,11 @@ def check_members(env: Envelope[Any], homes: Mapping[UUID, UUID]) -> None:
             raise TrustViolation(reason)
 
 
-def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str | None = None) -> Plan:
-    """What an event asks of the notifier. `members` are the household's known members."""
+def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str | None = None,
+         child_question: str | None = None) -> Plan:
+    """What an event asks of the notifier. `members` are the household's known members. `question`: today's
+    curiosity question for the adults; `child_question`: one of the child's bank, which a child reads as it is
+    and a parent as the question to ask (`catalog.parent_asks`)."""
     p = env.payload
     # Household news (a partner's check-in, milestones, the ratio, the weekly summary) is for the adults.
     adults = [m for m, r in members.items() if r.role != "child"]
@@ -266,7 +277,8 @@ def plan(env: Envelope[Any], members: Mapping[UUID, Recipient], *, question: str
         if words.relevant_minutes is not None:
             expires = min(expires, p.scheduled_for + timedelta(minutes=words.relevant_minutes))
         return Plan([
-            _intent(env, m, Purpose.RITUAL_DUE, template="ritual_due", params=_for(members, m, p.template, params),
+            _intent(env, m, Purpose.RITUAL_DUE, template="ritual_due",
+                    params=_asked(_for(members, m, p.template, params), members.get(m), child_question),
                     category=p.template,
                     sensitive=sensitive, expires_at=expires, occurrence_id=p.occurrence_id, ritual_id=p.ritual_id)
             for m in p.participants
@@ -382,16 +394,33 @@ def _summary_params(p: WeeklySummary, members: Mapping[UUID, Recipient], member_
     }
 
 
-def next_question_index(bank_size: int, used: Sequence[int], seed: str) -> int:
-    """The next question in a household's own shuffled order, never repeating until the bank is used up."""
+# Which depth of question a household's curiosity ritual asks on its n-th pick: light most days, deeper twice a
+# week, a dream once a week (a daily ritual: the dreams question lands on the same weekday each week).
+DEPTH_WEEK: tuple[str, ...] = ("light", "light", "deeper", "light", "light", "deeper", "dreams")
+
+
+def next_question_index(bank_size: int, used: Sequence[int], seed: str, depths: Sequence[str] = ()) -> int:
+    """The next question in a household's own shuffled order, never repeating until the bank is used up.
+
+    `used`: the household's earlier picks, oldest first; `seed` (the household id) fixes its order, so nothing
+    beyond the picks is stored. `depths[i]`: the depth of question i (catalog.QUESTION_DEPTHS); with them, the
+    n-th pick asks for DEPTH_WEEK[n % 7] and takes that depth's next unused question, or, once that depth is
+    used up in this round, the next unused one of any depth. Each round of `bank_size` picks covers the bank."""
+    if bank_size <= 0:
+        return 0
     order = list(range(bank_size))
     random.Random(seed).shuffle(order)  # noqa: S311 - a seeded shuffle of questions, meant to be reproducible
-    cycle = len(used) // bank_size if bank_size else 0
-    seen = set(used[cycle * bank_size:]) if bank_size else set()
-    for index in order:
-        if index not in seen:
-            return index
-    return order[0]
+    cycle = len(used) // bank_size
+    seen = set(used[cycle * bank_size:])
+    unused = [index for index in order if index not in seen]
+    if not unused:  # picks from before the bank changed size: start again
+        return order[0]
+    if len(depths) == bank_size:
+        wanted = DEPTH_WEEK[len(used) % len(DEPTH_WEEK)]
+        for index in unused:
+            if depths[index] == wanted:
+                return index
+    return unused[0]
 
 
 # ---- when (and whether) to send -----------------------------------------------------------------

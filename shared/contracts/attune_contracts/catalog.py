@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["CURIOSITY_QUESTIONS", "TEMPLATES", "Audience", "Rhythm", "Template", "template"]
+__all__ = ["CHILD_QUESTIONS", "CURIOSITY_QUESTIONS", "QUESTIONS_DEEPER", "QUESTIONS_DREAMS", "QUESTIONS_LIGHT",
+           "QUESTION_DEPTHS", "TEMPLATES", "Audience", "Rhythm", "Template", "parent_asks", "question_depth",
+           "template"]
 
 
 class Audience(StrEnum):
@@ -216,41 +218,230 @@ def template(key: str) -> Template | None:
     return TEMPLATES.get(key)
 
 
-CURIOSITY_QUESTIONS: tuple[str, ...] = (
-    "What's something you've changed your mind about in the last year?",
+# The curiosity question bank (article step 5, "stay curious"): open-ended questions in the Gottman spirit, never
+# answerable with yes or no, nothing that shames, short enough for a push body or one SMS with its lead-in.
+# Three depths: light (everyday), deeper (feelings, values, history), dreams (what each of you hopes for).
+# The notifier remembers a household's picks by their index in CURIOSITY_QUESTIONS: adding or moving questions
+# shifts indexes, which costs a household at most an early repeat, never a wrong or missing message.
+# Everyday curiosity: most days.
+QUESTIONS_LIGHT: tuple[str, ...] = (
     "What part of today would you happily live again?",
     "What's a small thing I do that makes you feel loved?",
-    "What did you dream of becoming as a child, and what's left of that dream?",
     "What's been taking up most of the room in your head lately?",
-    "When did you last feel really proud of yourself?",
     "What's a place you'd love us to go together, and why there?",
-    "What do you wish more people understood about you?",
-    "What's something you'd like to learn if time and money didn't matter?",
-    "Which friendship has shaped you the most?",
     "What does a perfect lazy Sunday look like for you these days?",
-    "What's a worry you haven't said out loud yet?",
     "What's one thing you'd like us to do more of?",
-    "What memory of us do you come back to most often?",
     "What would you do with a whole free week, just for yourself?",
     "Who do you admire right now, and what about them?",
-    "What has surprised you about yourself this year?",
     "What song or book has been on your mind, and what does it stir up?",
-    "How do you like to be comforted when you've had a bad day?",
-    "What tradition from your family do you want to keep, and which would you drop?",
     "What are you looking forward to this month?",
-    "When do you feel most like yourself?",
-    "What's a risk you're glad you took?",
-    "What's something about your work you've never really explained to me?",
-    "If we could master one new thing together, what would you pick?",
-    "What does home mean to you now, compared with when we met?",
     "What's a compliment you've received that stuck with you?",
-    "What's one dream you've put on hold, and what would it take to pick it back up?",
     "What made you laugh hardest recently?",
-    "What's a fear you've outgrown?",
-    "What would you like our life to look like five years from now?",
     "What's something kind a stranger did for you that you still remember?",
     "What small habit of yours are you quietly proud of?",
     "What do you need more of from me this week?",
-    "What question do you wish I'd ask you more often?",
     "What's a moment this week when you felt close to me?",
+    "What was the best moment of your day, even a tiny one?",
+    "What's something that made you smile this week?",
+    "Which meal would you happily eat every week, and what makes it so good?",
+    "What's a film or series you'd love us to watch together next?",
+    "What's the nicest thing someone said to you lately?",
+    "Where would you go for a day trip if we left tomorrow morning?",
+    "What's a smell that takes you straight back to childhood?",
+    "What's your favourite way to spend a rainy afternoon?",
+    "What's a little luxury that makes an ordinary day feel special?",
+    "What are you enjoying most about this season?",
+    "What's the best thing you ate this week?",
+    "Which of your friends would you like to see more often, and why them?",
+    "What's a song that always lifts your mood?",
+    "What was the highlight of your weekend?",
+    "What's something you're curious about right now?",
+    "What's a small adventure we could have this month?",
+    "What would your ideal breakfast look like tomorrow?",
+    "What's a hobby you'd pick up if you had one free evening a week?",
+    "What was your favourite game as a child, and who did you play it with?",
+    "What's something you noticed today that others might have missed?",
+    "Which room in our home do you like best, and why?",
+    "What's the funniest thing that happened to you at work or school?",
+    "What's a skill you have that I might not know about?",
+    "How would you spend a surprise day off?",
+    "What's the best gift you've ever received, and what made it special?",
+    "What's a place near here you'd like to explore?",
+    "Which holiday of ours would you love to relive?",
+    "What's a word or phrase you've been using a lot lately?",
+    "What made today easier than you expected?",
+    "What's something you're looking forward to this weekend?",
+    "What's a talent you wish you had, just for fun?",
+    "Which season suits you best, and what do you love about it?",
+    "What's a dish you'd like us to cook together?",
+    "What's something that made you feel calm today?",
+    "What's a book, podcast or article you'd recommend to me right now?",
+    "Who made your day a little better today, and how?",
+    "What's your favourite memory from a birthday?",
+    "What's the most beautiful thing you saw this week?",
+    "How would you describe your week in three words?",
+    "What's a small change that would make our mornings nicer?",
+    "What's something you bought recently that you really love?",
+    "What would you name a boat, a band or a pet right now?",
+    "Which app, tool or gadget makes your life easier, and how?",
+    "What's a food you disliked as a child and love now?",
+    "What's your favourite way to spend time outdoors?",
+    "What's a tradition you'd like us to start together?",
+    "What did you learn today, big or small?",
+    "Which moment of today would you want to photograph?",
+    "What's a smell, sound or taste you love about home?",
+    "What's something silly that always makes you laugh?",
+    "What's your idea of a perfect evening in?",
+    "Which city would you like to spend a long weekend in?",
+    "What's one thing on your to-do list you'd love me to take off your hands?",
+    "What's a childhood TV show you still think about?",
+    "What's been the nicest surprise of this month?",
+    "What's a simple pleasure you never get tired of?",
+    "What would you like to celebrate this week, however small?",
+    "How do you like to start your day when you have no plans?",
+    "What's something you're grateful for today?",
+    "Which teacher do you remember most, and why?",
+    "What's a question you've been wondering about lately?",
+    "What kind of music would you put on for a drive with me?",
+    "What's a compliment you'd like to give someone but haven't yet?",
+    "What's a small win from today you'd like to tell me about?",
 )
+
+# Feelings, values and history: a couple of days a week.
+QUESTIONS_DEEPER: tuple[str, ...] = (
+    "What's something you've changed your mind about in the last year?",
+    "When did you last feel really proud of yourself?",
+    "What do you wish more people understood about you?",
+    "Which friendship has shaped you the most?",
+    "What's a worry you haven't said out loud yet?",
+    "What memory of us do you come back to most often?",
+    "What has surprised you about yourself this year?",
+    "How do you like to be comforted when you've had a bad day?",
+    "What tradition from your family do you want to keep, and which would you drop?",
+    "When do you feel most like yourself?",
+    "What's a risk you're glad you took?",
+    "What's something about your work you've never really explained to me?",
+    "What does home mean to you now, compared with when we met?",
+    "What's a fear you've outgrown?",
+    "What question do you wish I'd ask you more often?",
+    "What's something you're still learning to forgive yourself for?",
+    "When do you feel most loved by me?",
+    "What's a moment from your childhood that still shapes how you see the world?",
+    "What helps you feel safe enough to tell me something hard?",
+    "What's one way you've grown since we met?",
+    "What does a good apology look like to you?",
+    "What did your parents teach you about love, with or without words?",
+    "What's been weighing on you that you'd like to share?",
+    "How has your idea of a good life changed over the years?",
+    "What's a value you'd never want to give up?",
+    "When did you last feel truly understood, and by whom?",
+    "What's something you find hard to ask for?",
+    "What part of yourself do you keep hidden most of the time?",
+    "What moment of our relationship are you most grateful for?",
+    "How do you know when you need time alone?",
+    "What's a mistake that taught you something important?",
+    "What does feeling respected look like for you?",
+    "Who has been there for you when it really mattered?",
+    "What's something you wish you'd known at twenty?",
+    "What's a hard moment between us that brought us closer in the end?",
+    "How do you show love when words don't come easily?",
+    "What are you most proud of in how we handle hard times?",
+    "What's a belief you grew up with that you've let go of?",
+    "What makes you feel at peace?",
+    "What's one thing you'd like me to understand about your family?",
+    "When did you feel most alive this year?",
+    "What's something you've been carrying alone that I could help with?",
+    "How has becoming an adult surprised you?",
+    "What does trust feel like to you?",
+    "What kind of friend do you try to be?",
+    "What's a moment you felt brave, even if nobody noticed?",
+    "What would you like to hear from me more often?",
+)
+
+# Dreams and hopes (article step 6): about once a week.
+QUESTIONS_DREAMS: tuple[str, ...] = (
+    "What did you dream of becoming as a child, and what's left of that dream?",
+    "What's something you'd like to learn if time and money didn't matter?",
+    "If we could master one new thing together, what would you pick?",
+    "What's one dream you've put on hold, and what would it take to pick it back up?",
+    "What would you like our life to look like five years from now?",
+    "What's a dream you've never told anyone about?",
+    "What would you attempt if you knew you couldn't fail?",
+    "Where would you like to live one day, and what draws you there?",
+    "What would a perfect day look like ten years from now?",
+    "What's one thing you'd like to create in your lifetime?",
+    "What adventure would you like us to have before we're old?",
+    "How could I support a dream of yours this month?",
+    "What would you do with a year off, with everything taken care of?",
+    "What's a goal you'd like to reach by next year?",
+    "What would you like people to say about you when you're eighty?",
+    "What kind of work would make you excited on a Monday morning?",
+    "What's a country you dream of seeing, and what would you do first there?",
+    "What would you like our home to feel like in five years?",
+    "What's a small step you could take this week towards something you want?",
+    "Which dream of ours could we start planning together?",
+    "What's a dream of mine you'd like to know more about?",
+    "What do you hope our life together will be known for?",
+    "If money weren't a worry, how would you spend your days?",
+    "What would make next year the best one yet for you?",
+    "What's something you'd love to learn together with me?",
+    "What legacy would you like to leave for the people you love?",
+)
+
+QUESTION_DEPTHS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {"light": QUESTIONS_LIGHT, "deeper": QUESTIONS_DEEPER, "dreams": QUESTIONS_DREAMS})
+
+# The whole adult bank; a question's index here is what the notifier stores per household.
+CURIOSITY_QUESTIONS: tuple[str, ...] = QUESTIONS_LIGHT + QUESTIONS_DEEPER + QUESTIONS_DREAMS
+
+
+def question_depth(question: str) -> str:
+    """"light", "deeper" or "dreams": the depth of a question of the adult bank (KeyError for any other)."""
+    return _DEPTH_OF[question]
+
+
+_DEPTH_OF: dict[str, str] = {q: depth for depth, qs in QUESTION_DEPTHS.items() for q in qs}
+
+# What a parent and child ask each other at parent_child_attunement: simple, warm, about the child's
+# own day and world (the child reads it; the parent asks it). Light only.
+CHILD_QUESTIONS: tuple[str, ...] = (
+    "What was the best part of your day?",
+    "What made you laugh today?",
+    "Who did you play with today, and what did you play?",
+    "What was something hard today, and how did you manage it?",
+    "What would you like to do together this weekend?",
+    "If you could have any superpower, which one would you pick, and why?",
+    "What's your favourite animal right now, and what do you like about it?",
+    "What made you feel proud today?",
+    "What's something kind you did for someone today?",
+    "What's something kind someone did for you today?",
+    "What was the yummiest thing you ate today?",
+    "What did you learn today that surprised you?",
+    "If you could go anywhere tomorrow, where would you go?",
+    "What's a game you'd like to play with me?",
+    "What made you feel a bit sad or cross today?",
+    "What's your favourite story, and which part do you like best?",
+    "What would you invent if you were an inventor?",
+    "What was the funniest thing you saw today?",
+    "What's something you're looking forward to?",
+    "What's something you'd like to get better at?",
+    "Who is someone you'd like to be friends with, and why?",
+    "What would your dream day look like, from breakfast to bedtime?",
+    "What song would you like us to sing or dance to?",
+    "What's the best thing about being your age?",
+    "What do you want to be when you grow up, and what do you like about it?",
+    "What would you cook if you were the chef tonight?",
+    "What helps you feel better when you're upset?",
+    "What was the most interesting thing at school or nursery today?",
+    "What would you name a new pet, and what kind of pet would it be?",
+    "What's your favourite thing we do together?",
+    "What made you feel brave today?",
+    "If you were the grown-up for a day, what would we do?",
+    "What colour would you paint your room, and why?",
+    "What's a question you'd like to ask me?",
+)
+
+
+def parent_asks(question: str) -> str:
+    """How a parent reads a question of CHILD_QUESTIONS (each is a msgid of its own, translated whole)."""
+    return f"Ask your child: {question}"

@@ -342,6 +342,8 @@ def msgids() -> Iterator[str]:
         if key != "request":
             texts += [getattr(situation, f.name) for f in fields(Situation)]
     texts += list(catalog.CURIOSITY_QUESTIONS)
+    for question in catalog.CHILD_QUESTIONS:
+        texts += [question, catalog.parent_asks(question)]
     for text in texts:
         if text and text not in seen and text.strip():
             seen.add(text)

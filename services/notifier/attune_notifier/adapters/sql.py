@@ -658,7 +658,7 @@ class SqlStore:
         return [Delivery.of(r, self.cipher) for r in rows]
 
     async def pick_question(self, occurrence_id: UUID, household_id: UUID, ritual_id: UUID, bank_size: int,
-                            seed: str, now: datetime) -> int:
+                            seed: str, now: datetime, depths: Sequence[str] = ()) -> int:
         from ..service import next_question_index
 
         async with self.engine.begin() as conn:
@@ -671,7 +671,7 @@ class SqlStore:
                 .where(question_picks.c.household_id == household_id, question_picks.c.ritual_id == ritual_id)
                 .order_by(question_picks.c.picked_at)
             )).all()]
-            index = next_question_index(bank_size, used, seed)
+            index = next_question_index(bank_size, used, seed, depths)
             await conn.execute(self._insert(question_picks).values(
                 occurrence_id=occurrence_id, household_id=household_id, ritual_id=ritual_id,
                 question_index=index, picked_at=now,
