@@ -12,8 +12,12 @@ pushes take seconds to go out. When a third of wave A's reminders have reached t
 kill -9'd (its relay's duplicate window resends the same event ids, which consumers dedupe) and notifier-2
 gets SIGTERM, as a scale-in or a rolling update sends it (a notifier kill -9 mid-send has a documented window
 in which a person can see a message twice: docs/RELIABILITY.md; the chaos suite counts it). Once checkins-2
-has recorded three link check-ins, it is kill -9'd while the others are still coming in. The survivors finish
-wave A and serve wave B alone. Deadlines are generous failure guards only; nothing here is timed.
+has recorded three link check-ins, it is kill -9'd while the others are still coming in, and so is app-2 (the
+household web app, whose read model both app instances build from the events in one database). The survivors
+finish wave A and serve wave B alone. Then what a household sees in the app: its store holds each household's
+occurrence once and each check-in once, as made, and a few households' "Today" pages, read through app-1 after
+a sign-in link, show the ritual once with "You kept it" and the partner's "kept it" once each. Deadlines are
+generous failure guards only; nothing here is timed.
 """
 
 from __future__ import annotations
@@ -200,7 +204,7 @@ class Run:
         self.killed_at: float | None = None
         self.checkins_killed_at: float | None = None
         self.went_mid_burst = False
-        self.app_2_handled_before_kill = 0
+        self.app_2_handled_before_kill = self.app_2_checkins_before_kill = 0
         self._connected = False
         self.expected: dict[tuple[UUID, UUID], Household] = {}
         self._checkin_links = itertools.cycle(("checkins-1", "checkins-2"))
@@ -312,7 +316,9 @@ class Run:
         self.checkins_killed_at = time.time()
         self.stack.services["checkins-2"].process.send_signal(signal.SIGKILL)
         # The app's second instance goes too, while the check-ins it reads are being recorded.
-        self.app_2_handled_before_kill = self.stack.services["app-2"].log.read_text().count("handled ")
+        app_2_log = self.stack.services["app-2"].log.read_text()
+        self.app_2_handled_before_kill = app_2_log.count("handled ")
+        self.app_2_checkins_before_kill = app_2_log.count("handled checkins.checkin_recorded")
         self.stack.services["app-2"].process.send_signal(signal.SIGKILL)
 
     async def _link_checkin(self, h: Household, member: UUID) -> None:
@@ -426,6 +432,10 @@ class Run:
             "records_per_type": dict(sorted(per_type.items())),
             "app_2_handled_before_kill": self.app_2_handled_before_kill,
             "app_2_exit": self.stack.services["app-2"].process.poll(),
+            "app_2_checkins_before_kill": self.app_2_checkins_before_kill,
+            # CheckInRecorded handled by the two app instances together (above 72: redelivered after the kill).
+            "app_checkins_handled": sum(self.stack.services[name].log.read_text().count(
+                "handled checkins.checkin_recorded") for name in ("app-1", "app-2")),
             **await self._app_view(),
         }
 
