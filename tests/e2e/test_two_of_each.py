@@ -12,16 +12,24 @@ pushes take seconds to go out. When a third of wave A's reminders have reached t
 kill -9'd (its relay's duplicate window resends the same event ids, which consumers dedupe) and notifier-2
 gets SIGTERM, as a scale-in or a rolling update sends it (a notifier kill -9 mid-send has a documented window
 in which a person can see a message twice: docs/RELIABILITY.md; the chaos suite counts it). Once checkins-2
-has recorded three link check-ins, it is kill -9'd while the others are still coming in. The survivors finish
-wave A and serve wave B alone. Deadlines are generous failure guards only; nothing here is timed.
+has recorded three link check-ins, it is kill -9'd while the others are still coming in, and so is app-2 (the
+household web app, whose read model both app instances build from the events in one database). The survivors
+finish wave A and serve wave B alone. Then what a household sees in the app: its store holds each household's
+occurrence once and each check-in once, as made, and a few households' "Today" pages, read through app-1 after
+a sign-in link, show the ritual once with "You kept it" and the partner's "kept it" once each. Deadlines are
+generous failure guards only; nothing here is timed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import os
+import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -34,7 +42,7 @@ import asyncpg
 import httpx
 import pytest
 from attune_contracts import AttunePublisher, ContractError, Topic, parse
-from attune_contracts.credentials import CredentialIssuer
+from attune_contracts.credentials import CredentialIssuer, generate_key_pair
 from attune_contracts.links import LinkSigner
 from attune_contracts.messages import (
     CheckInStatus,
@@ -56,7 +64,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WAVE_A, WAVE_B = 24, 12
 NOTIFIER_CONCURRENCY = 4
 TEMPLATE = "evening_attunement"
-ORDER = ("scheduler", "checkins", "notifier")
+APP_PAGES = 6  # households whose "Today" page is read through the surviving app (a sign-in link each)
+ORDER = ("scheduler", "checkins", "notifier", "app")
 
 
 @dataclass
@@ -76,11 +85,28 @@ class Household:
 
 class TwoOfEach(Stack):
     """The e2e stack with two instances of each service: one database per service, shared by its two
-    instances, which share its keys too (a notifier reads channels the other stored)."""
+    instances, which share its keys too (a notifier reads channels the other stored). The app signs member
+    credentials with its own key, whose public half the others verify (as compose's CREDENTIAL_KEYS has it)."""
 
     database_of: dict[str, str]
+    app_env: dict[str, str]
+
+    def env_for(self, name: str, port: int, database: str) -> dict[str, str]:
+        env = super().env_for(name, port, database)
+        if name == "app":
+            env |= {
+                "ATTUNE_APP_SIGNING_KEY": self.app_keys[0],
+                "ATTUNE_APP_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "ATTUNE_APP_DEAD_LETTER_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                "ATTUNE_APP_CHECKINS_URL": self.services["checkins-1"].url,
+                "ATTUNE_APP_NOTIFIER_URL": self.services["notifier-1"].url,
+            }
+        else:
+            env[f"ATTUNE_{name.upper()}_CREDENTIAL_KEYS"] += f",{self.app_keys[1]}"
+        return env
 
     async def start(self) -> TwoOfEach:
+        self.app_keys = generate_key_pair("e2e-app")
         self.broker.log_path = self.workdir / "tansu.log"
         self.broker.start()
         self.database_of = {name: await self._database() for name in ORDER}
@@ -98,6 +124,9 @@ class TwoOfEach(Stack):
                     env["ATTUNE_NOTIFIER_DELIVERY_CONCURRENCY"] = str(NOTIFIER_CONCURRENCY)
                     env["ATTUNE_NOTIFIER_DELIVERY_BATCH"] = str(NOTIFIER_CONCURRENCY)
                     env["ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL"] = self.services["checkins-1"].url
+                if service == "app":
+                    env["ATTUNE_APP_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+                    self.app_env = envs["app"]
                 log = self.workdir / f"{name}.log"
                 process = subprocess.Popen(compose_command(service), env=env, stdout=open(log, "wb"),  # noqa: SIM115, ASYNC220, ASYNC230
                                            stderr=subprocess.STDOUT, cwd=self.workdir)
@@ -152,6 +181,12 @@ async def test_two_of_each_every_reminder_once_and_every_checkin_once_while_one_
     assert figures["notifier_2_sent_before_stop"] > 0, figures
     # A graceful stop: uvicorn finished the app's shutdown (it waits for the sends in flight), then left.
     assert figures["notifier_2_shutdown"] and figures["notifier_2_exit"] in (0, -signal.SIGTERM), figures
+    # What a household sees in the web app: app-2 had read events before its kill -9, app-1 read the rest; every
+    # household's read model has its ritual's occurrence once and each check-in once, as it was made.
+    assert figures["app_2_handled_before_kill"] > 0 and figures["app_2_exit"] == -signal.SIGKILL, figures
+    assert figures["app_missing_checkins"] == [] and figures["app_wrong_checkins"] == [], figures
+    assert figures["app_occurrences_wrong"] == [] and figures["app_checkins_unasked"] == [], figures
+    assert figures["app_pages_checked"] == APP_PAGES and figures["app_pages_wrong"] == [], figures
 
 
 class Run:
@@ -169,6 +204,7 @@ class Run:
         self.killed_at: float | None = None
         self.checkins_killed_at: float | None = None
         self.went_mid_burst = False
+        self.app_2_handled_before_kill = self.app_2_checkins_before_kill = 0
         self._connected = False
         self.expected: dict[tuple[UUID, UUID], Household] = {}
         self._checkin_links = itertools.cycle(("checkins-1", "checkins-2"))
@@ -279,6 +315,11 @@ class Run:
         """Once it has recorded a few link check-ins, while the rest are coming in (links and commands)."""
         self.checkins_killed_at = time.time()
         self.stack.services["checkins-2"].process.send_signal(signal.SIGKILL)
+        # The app's second instance goes too, while the check-ins it reads are being recorded.
+        app_2_log = self.stack.services["app-2"].log.read_text()
+        self.app_2_handled_before_kill = app_2_log.count("handled ")
+        self.app_2_checkins_before_kill = app_2_log.count("handled checkins.checkin_recorded")
+        self.stack.services["app-2"].process.send_signal(signal.SIGKILL)
 
     async def _link_checkin(self, h: Household, member: UUID) -> None:
         link = self.ledger.links[(member, h.occurrence)]
@@ -360,7 +401,9 @@ class Run:
                         per_type[f"{topic.value}: not a message"] += 1
         notifier_2 = self.stack.services["notifier-2"]
         notifier_2_log = notifier_2.log.read_text().splitlines()
-        sent_by_2 = sum(1 for line in notifier_2_log if "NotificationSent" in line)
+        # One INFO line per delivery round ("delivery round: 2 rows: 1 pending, 1 sent"); each outcome is at DEBUG.
+        sent_by_2 = sum(int(m.group(1)) for line in notifier_2_log if "delivery round" in line
+                        for m in re.finditer(r"(\d+) sent", line))
         commands_by = {name: self.stack.services[name].log.read_text().count("handled checkins.submit_checkin")
                        for name in ("checkins-1", "checkins-2")}
         return {
@@ -387,7 +430,85 @@ class Run:
                                            and self.checkin_times.get(key, 0) > (self.checkins_killed_at or 1e18)),
             "other_messages": len(self.ledger.other),
             "records_per_type": dict(sorted(per_type.items())),
+            "app_2_handled_before_kill": self.app_2_handled_before_kill,
+            "app_2_exit": self.stack.services["app-2"].process.poll(),
+            "app_2_checkins_before_kill": self.app_2_checkins_before_kill,
+            # CheckInRecorded handled by the two app instances together (above 72: redelivered after the kill).
+            "app_checkins_handled": sum(self.stack.services[name].log.read_text().count(
+                "handled checkins.checkin_recorded") for name in ("app-1", "app-2")),
+            **await self._app_view(),
         }
+
+    async def _app_view(self) -> dict:
+        """The app's read model (its store, shared by both instances), once the survivor has caught up, and the
+        "Today" page of a few households through the surviving app, signed in as the link's partner."""
+        ours = {h.household_id for h in self.households}
+        conn = await asyncpg.connect(self._dsn("app"))
+        try:
+            deadline = time.monotonic() + 180  # a failure guard: the group rebalances after the kill
+            while True:
+                checkins = await conn.fetch("SELECT occurrence_id, member_id, household_id, status, closeness "
+                                            "FROM checkins")
+                mine = [r for r in checkins if r["household_id"] in ours]
+                if {(r["occurrence_id"], r["member_id"]) for r in mine} >= set(self.submitted) or (
+                        time.monotonic() > deadline):
+                    break
+                await asyncio.sleep(1.0)
+            occurrences = await conn.fetch("SELECT occurrence_id, household_id, ritual_id, scheduled_for "
+                                           "FROM occurrences")
+        finally:
+            await conn.close()
+        seen = {(r["occurrence_id"], r["member_id"]): r for r in mine}
+        occurrences_of: dict[UUID, list] = defaultdict(list)
+        for r in occurrences:
+            if r["household_id"] in ours:
+                occurrences_of[r["household_id"]].append((r["occurrence_id"], r["ritual_id"], r["scheduled_for"]))
+        pages = await bounded(3, [self._today_page(h) for h in self._page_sample()])
+        return {
+            "app_missing_checkins": [key for key in self.submitted if key not in seen],
+            "app_wrong_checkins": [key for key, how in self.submitted.items() if key in seen and (
+                seen[key]["status"] != "done" or seen[key]["closeness"] != (5 if how == "command" else 4))],
+            "app_checkins_unasked": [key for key in seen if key not in self.submitted],
+            "app_occurrences_wrong": [h.index for h in self.households
+                                      if occurrences_of[h.household_id] != [(h.occurrence, h.ritual_id, h.due)]],
+            "app_pages_checked": len(pages),
+            "app_pages_wrong": [page for page in pages if page["wrong"]],
+        }
+
+    def _page_sample(self) -> list[Household]:
+        wave_a = [h for h in self.households if h.wave == 0]
+        wave_b = [h for h in self.households if h.wave == 1]
+        return wave_a[: APP_PAGES // 2] + wave_b[: APP_PAGES - APP_PAGES // 2]
+
+    async def _today_page(self, h: Household) -> dict:
+        """Signs in as the partner who used the link (the operator's sign-in tool, on the app's settings) and reads
+        "Today" from app-1: one item, the ritual, "You kept it" once and the partner's "kept it" once."""
+        member = h.members[0]
+        tool = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "attune_app.signin", "--household", str(h.household_id), "--member", str(member),
+            "--wait", "30", env=self.stack.app_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=self.stack.workdir)
+        out, err = await tool.communicate()
+        assert tool.returncode == 0, err.decode()[-2000:]
+        path = "/join/" + out.decode().strip().rsplit("/join/", 1)[1]
+        app = self.stack.url("app-1")
+        # The cookies are Secure outside development; this client speaks plain HTTP, so it sends them itself.
+        form = await self.http.get(f"{app}{path}")
+        assert form.status_code == 200, (form.status_code, form.text[:300])
+        browser = "; ".join(c.split(";", 1)[0] for c in form.headers.get_list("set-cookie"))
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text[:500]
+        joined = await self.http.post(f"{app}{path}", headers={"Cookie": browser},
+                                      data={"csrf": csrf.group(1), "your_name": f"A{h.index}"})
+        assert joined.status_code in (302, 303), (joined.status_code, joined.text[:300])
+        cookie = "; ".join([browser, *(c.split(";", 1)[0] for c in joined.headers.get_list("set-cookie"))])
+        page = await self.http.get(f"{app}/today", headers={"Cookie": cookie})
+        items = page.text.count('<li>\n  <strong>')
+        kept = re.findall(r'<span class="kept">([^<]*)</span>', page.text)
+        partner = f"B{h.index}"
+        wrong = not (page.status_code == 200 and items == 1 and kept.count("You kept it") == 1
+                     and kept.count(f"{partner} kept it") == 1 and len(kept) == 2)
+        return {"household": h.index, "status": page.status_code, "items": items, "kept": kept, "wrong": wrong}
 
     def _dsn(self, service: str) -> str:
         return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{self.stack.database_of[service]}"
