@@ -9,12 +9,12 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from attune_runtime.testing import as_in_a_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,7 +43,7 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
     base, kafka = free_block(), free_block() + 50
     env = {**os.environ, "ATTUNE_DEV_BASE_PORT": str(base), "ATTUNE_DEV_KAFKA_PORT": str(kafka)}
     log = tmp_path / "make-run.log"
-    process = subprocess.Popen([sys.executable, "-m", "attune_cli.devrun"], cwd=tmp_path, env=env,
+    process = subprocess.Popen(as_in_a_terminal("attune_cli.devrun"), cwd=tmp_path, env=env,
                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
         # Bounded, not a speed target: a loaded 2-CPU machine has needed over 60 s to import and start a service.

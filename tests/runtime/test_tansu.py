@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-
 from attune_runtime.tansu import _answers, free_port
+from attune_runtime.testing import as_in_a_terminal
 
 pytestmark = [pytest.mark.integration]
 
@@ -15,7 +14,7 @@ pytestmark = [pytest.mark.integration]
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_make_broker_launcher_answers_and_stops_its_broker(stop: signal.Signals) -> None:
     port = free_port()
-    launcher = subprocess.Popen([sys.executable, "-m", "attune_runtime.tansu", "--port", str(port)],
+    launcher = subprocess.Popen(as_in_a_terminal("attune_runtime.tansu", "--port", str(port)),
                                 stdout=subprocess.PIPE, text=True)
     try:
         assert launcher.stdout is not None

@@ -98,3 +98,16 @@ class KafkaRecord:
     key: bytes | None = None
     headers: tuple[Any, ...] = ()
     timestamp: int = 0
+
+
+
+def as_in_a_terminal(module: str, *args: str) -> list[str]:
+    """The argv that runs `python -m module args` as from a terminal, for a test that stops it with Ctrl-C
+    (SIGINT). A shell's background job (`make test &` without job control) starts with SIGINT ignored, and an
+    ignored signal is inherited: the child would never see the test's Ctrl-C. (Not `preexec_fn`: it is unsafe
+    in a process with threads.)"""
+    import sys
+
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv[0] = {module!r}; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", code, *args]
