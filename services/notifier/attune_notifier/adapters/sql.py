@@ -8,13 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.sql import make_engine as shared_make_engine
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (
     Connection,
@@ -30,8 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..service import ChannelRef, Intent, QuietHours, Recipient
 from .tables import (
@@ -50,14 +49,7 @@ DONE_IN_FLIGHT = "already_done_in_flight"
 
 
 def make_engine(url: str) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # Error text never carries bound parameters (names, notes, channel URLs): not in logs, not in dead letters.
-    options: dict[str, Any] = {"hide_parameters": True}
-    if parsed.get_backend_name() == "postgresql":
-        options.update(pool_size=20, max_overflow=10)
-    return create_async_engine(url, **options)
+    return shared_make_engine(url, server={"pool_size": 20, "max_overflow": 10})
 
 
 def _upgrade(connection: Connection) -> None:
