@@ -14,10 +14,10 @@ from uuid import UUID, uuid4
 from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.migrations import upgrade
 from attune_runtime.sql import make_engine as shared_make_engine
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     case,
@@ -52,22 +52,9 @@ def make_engine(url: str) -> AsyncEngine:
     return shared_make_engine(url, server={"pool_size": 20, "max_overflow": 10})
 
 
-def _upgrade(connection: Connection) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("attune_notifier") / "migrations"))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
 async def migrate(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('attune_notifier.migrate'))"))
-        await conn.run_sync(_upgrade)
+    # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
+    await upgrade(engine, str(resources.files("attune_notifier") / "migrations"), "attune_notifier.migrate")
 
 
 class ChannelCipher:
