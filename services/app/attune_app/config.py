@@ -7,21 +7,19 @@ from typing import ClassVar
 
 from attune_contracts.credentials import (
     CredentialIssuer,
-    CredentialVerifier,
     development_signing_key,
     parse_signing_key,
     public_setting,
     refuse_development_keys,
-    verifier_from_setting,
 )
-from attune_runtime.settings import Environment, ServiceSettings
+from attune_runtime.settings import CredentialKeysSettings, Environment
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 MAKE_SIGNING_KEY = "attune credentials keygen --kid app1  (the signing half)"
 
 
-class Settings(ServiceSettings):
+class Settings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_APP_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_APP_DEAD_LETTER_KEY required outside development
 
@@ -60,6 +58,9 @@ class Settings(ServiceSettings):
 
     secret_fields: tuple[str, ...] = ("signing_key",)
     secret_recipes: ClassVar[dict[str, str]] = {"signing_key": MAKE_SIGNING_KEY}
+    # Its verifier checks the operator's credential on the dead-letter open route (the app accepts no other),
+    # and is checked below, outside development only, after the signing key and the public URL.
+    credential_keys_checked_at_start: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _usable_outside_development(self) -> Settings:
@@ -75,11 +76,6 @@ class Settings(ServiceSettings):
                              "open; invitation links are built from it)")
         self.credential_verifier()  # refuses missing, malformed or development keys at start-up
         return self
-
-    def credential_verifier(self) -> CredentialVerifier:
-        """Verifies the operator's credential on the dead-letter open route (the app accepts no other)."""
-        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
-                                     setting="ATTUNE_APP_CREDENTIAL_KEYS")
 
     def signing_setting(self) -> str:
         if self.signing_key is None:

@@ -6,8 +6,7 @@ import base64
 import hashlib
 from typing import ClassVar
 
-from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, CredentialKeysSettings, Environment
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -25,7 +24,7 @@ def _dev_value(what: str) -> str:
 DEV_NOTES_KEY = base64.urlsafe_b64encode(bytes.fromhex(_dev_value("notes_key"))).decode()
 
 
-class Settings(ServiceSettings):
+class Settings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_CHECKINS_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_CHECKINS_DEAD_LETTER_KEY required outside development
 
@@ -37,10 +36,6 @@ class Settings(ServiceSettings):
     )
     notes_old_keys: SecretStr | None = Field(
         default=None, description="comma-separated older Fernet keys, still accepted for reading"
-    )
-    credential_keys: str | None = Field(
-        default=None, description="public keys that verify API credentials, 'kid:key,kid2:key2' "
-                                  "(`attune credentials keygen`); the development key is refused elsewhere"
     )
     link_keys: SecretStr | None = Field(
         default=None, description="one-tap link keys as 'kid:secret,kid2:secret2' (shared with the notifier)"
@@ -96,11 +91,6 @@ class Settings(ServiceSettings):
                                  f"key ids in ATTUNE_CHECKINS_LINK_KEYS ({', '.join(self.link_key_map())})")
         return self
 
-    @model_validator(mode="after")
-    def _credential_keys_usable(self) -> Settings:
-        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
-        return self
-
     def _dev(self, what: str) -> str:
         if self.environment is not Environment.DEVELOPMENT:
             raise ValueError(f"ATTUNE_CHECKINS_{what.upper()} must be set outside development")
@@ -115,10 +105,6 @@ class Settings(ServiceSettings):
         if self.notes_old_keys is not None:
             keys += [k.strip() for k in self.notes_old_keys.get_secret_value().split(",") if k.strip()]
         return [k.encode() for k in keys]
-
-    def credential_verifier(self) -> CredentialVerifier:
-        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
-                                     setting="ATTUNE_CHECKINS_CREDENTIAL_KEYS")
 
     def link_key_map(self) -> dict[str, str]:
         if self.link_keys is None:

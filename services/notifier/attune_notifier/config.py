@@ -7,8 +7,7 @@ import base64
 import hashlib
 from typing import ClassVar
 
-from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, Environment, ServiceSettings
+from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, CredentialKeysSettings, Environment
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -21,16 +20,13 @@ DEV_CHANNEL_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-notifier-deve
 DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_NOTIFIER_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_NOTIFIER_DEAD_LETTER_KEY required outside development
 
     http_port: int = Field(default=8103, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/notifier.db"
 
-    credential_keys: str | None = Field(
-        default=None, description="public keys that verify API credentials, 'kid:key,kid2:key2' "
-                                  "(`attune credentials keygen`); the development key is refused elsewhere")
     channel_key: SecretStr = Field(default=SecretStr(DEV_CHANNEL_KEY),
                                    description="Fernet key(s), comma-separated; the first encrypts")
     link_keys: SecretStr = Field(default=SecretStr(DEV_LINK_KEYS),
@@ -130,15 +126,6 @@ class NotifierSettings(ServiceSettings):
 
     def webpush_hosts(self) -> list[str]:
         return [h.strip() for h in self.webpush_push_hosts.split(",") if h.strip()]
-
-    @model_validator(mode="after")
-    def _credential_keys_usable(self) -> NotifierSettings:
-        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
-        return self
-
-    def credential_verifier(self) -> CredentialVerifier:
-        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
-                                     setting="ATTUNE_NOTIFIER_CREDENTIAL_KEYS")
 
     @field_validator("channel_key")
     @classmethod

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from attune_runtime.settings import Environment, ServiceSettings
-from pydantic import Field, model_validator
+from attune_runtime.settings import CredentialKeysSettings
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 
-class SchedulerSettings(ServiceSettings):
+class SchedulerSettings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_SCHEDULER_DEAD_LETTER_KEY required outside development
 
@@ -47,12 +46,3 @@ class SchedulerSettings(ServiceSettings):
     max_sleep_s: float = Field(default=30.0, gt=0, description="longest sleep without looking for due rituals")
     relay_poll_s: float = Field(default=1.0, gt=0)
     metrics_refresh_s: float = Field(default=5.0, gt=0)
-
-    @model_validator(mode="after")
-    def _credential_keys_usable(self) -> SchedulerSettings:
-        self.credential_verifier()  # refuses missing, malformed or development keys at start-up
-        return self
-
-    def credential_verifier(self) -> CredentialVerifier:
-        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
-                                     setting="ATTUNE_SCHEDULER_CREDENTIAL_KEYS")

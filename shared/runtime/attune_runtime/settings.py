@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
+from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -174,6 +175,27 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"{self.env_name(field)} is unset or holds a development key: those are published, so they are "
                 f"refused outside development (even beside real keys); set it to real keys only, made with: {how}")
+
+
+class CredentialKeysSettings(ServiceSettings):
+    """A service whose API verifies credentials: the public keys, checked at start-up (missing, malformed or
+    development keys are refused outside development)."""
+
+    credential_keys: str | None = Field(
+        default=None, description="public keys that verify API credentials, 'kid:key,kid2:key2' "
+                                  "(`attune credentials keygen`); the development key is refused elsewhere")
+    # False: the service checks them itself, in its own validator (the app, after its signing key).
+    credential_keys_checked_at_start: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _credential_keys_usable(self) -> CredentialKeysSettings:
+        if self.credential_keys_checked_at_start:
+            self.credential_verifier()  # refuses missing, malformed or development keys at start-up
+        return self
+
+    def credential_verifier(self) -> CredentialVerifier:
+        return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
+                                     setting=self.env_name("credential_keys"))
 
 
 Settings = TypeVar("Settings", bound=ServiceSettings)

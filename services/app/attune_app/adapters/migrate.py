@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+from attune_runtime import migrations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -19,14 +19,9 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    def run(connection) -> None:  # type: ignore[no-untyped-def]
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+# PostgreSQL advisory lock: several instances may start at once; one migrates, the others wait for it.
+MIGRATION_LOCK = 4172004
 
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Several instances may start at once: one migrates, the others wait for it.
-            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4172004)")
-        await conn.run_sync(run)
+
+async def upgrade(engine: AsyncEngine) -> None:
+    await migrations.upgrade(engine, MIGRATIONS, MIGRATION_LOCK)

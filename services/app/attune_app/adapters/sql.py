@@ -10,8 +10,9 @@ from typing import Any
 from uuid import UUID
 
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.sql import make_engine as shared_make_engine
 from sqlalchemy import Table, delete, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..service import CheckIn, Invite, Occurrence, Ritual
 from .tables import (
@@ -33,14 +34,7 @@ from .tables import (
 
 
 def make_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        from pathlib import Path
-
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(url, hide_parameters=True)
-    return create_async_engine(url, hide_parameters=True, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return shared_make_engine(url, server={"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True})
 
 
 async def _upsert(conn: AsyncConnection, table: Table, keys: dict[str, Any], values: dict[str, Any]) -> None:

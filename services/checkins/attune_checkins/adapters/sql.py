@@ -25,6 +25,7 @@ from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.sql import make_engine as shared_make_engine
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (
     Integer,
@@ -41,7 +42,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import StaticPool
 
 from ..ports import OutboxRow
 from ..service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
@@ -79,19 +81,11 @@ class NoteCipher:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        from pathlib import Path
-
-        from sqlalchemy.pool import StaticPool
-
-        path = url.split("///", 1)[-1]
-        if not path or path == ":memory:":
-            return create_async_engine(url, poolclass=StaticPool, hide_parameters=True)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return shared_make_engine(
+        url, server={"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True},
         # One connection: SQLite has one writer anyway, and serialising here means no "database is locked".
-        return create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30},
-                                   hide_parameters=True)
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+        sqlite={"pool_size": 1, "max_overflow": 0, "pool_timeout": 60, "connect_args": {"timeout": 30}},
+        sqlite_memory={"poolclass": StaticPool})
 
 
 class SqlStore:

@@ -8,16 +8,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.migrations import upgrade
+from attune_runtime.sql import make_engine as shared_make_engine
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     case,
@@ -30,8 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..service import ChannelRef, Intent, QuietHours, Recipient
 from .tables import (
@@ -50,32 +49,12 @@ DONE_IN_FLIGHT = "already_done_in_flight"
 
 
 def make_engine(url: str) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # Error text never carries bound parameters (names, notes, channel URLs): not in logs, not in dead letters.
-    options: dict[str, Any] = {"hide_parameters": True}
-    if parsed.get_backend_name() == "postgresql":
-        options.update(pool_size=20, max_overflow=10)
-    return create_async_engine(url, **options)
-
-
-def _upgrade(connection: Connection) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("attune_notifier") / "migrations"))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return shared_make_engine(url, server={"pool_size": 20, "max_overflow": 10})
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('attune_notifier.migrate'))"))
-        await conn.run_sync(_upgrade)
+    # Several processes (ATTUNE_NOTIFIER_WORKERS) start at once: one migrates, the others wait for it.
+    await upgrade(engine, str(resources.files("attune_notifier") / "migrations"), "attune_notifier.migrate")
 
 
 class ChannelCipher:

@@ -32,9 +32,11 @@ from attune_contracts import Envelope, headers_for, make_envelope, spec_of
 from attune_contracts.messages import SchedulerCommandRejected
 from attune_contracts.types import Contract
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.migrations import upgrade_on
+from attune_runtime.sql import make_engine as shared_make_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..ports import OutboxRow
 from ..service import (
@@ -83,12 +85,8 @@ class FireReport:
 
 
 def make_engine(url: str) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
-    return create_async_engine(url, pool_size=10, max_overflow=5, pool_pre_ping=True, hide_parameters=True)
+    return shared_make_engine(url, server={"pool_size": 10, "max_overflow": 5, "pool_pre_ping": True},
+                              sqlite={"connect_args": {"timeout": 30}})
 
 
 def _ritual_from_row(row: Any) -> Ritual:
@@ -147,19 +145,8 @@ class SqlStore:
     async def migrate(self, revision: str = "head") -> None:
         """Bring the schema to the newest Alembic revision, or `revision` (safe with several instances starting
         at once)."""
-        from alembic import command
-        from alembic.config import Config
-
-        def upgrade(sync_conn: Any) -> None:
-            cfg = Config()
-            cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
-            cfg.attributes["connection"] = sync_conn
-            command.upgrade(cfg, revision)
-
         async with self._tx() as conn:
-            if self.postgres:
-                await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
-            await conn.run_sync(upgrade)
+            await upgrade_on(conn, Path(__file__).resolve().parent.parent / "migrations", _MIGRATION_LOCK, revision)
 
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
