@@ -56,10 +56,13 @@ class Collector:
             batch = await self.consumer.getmany(timeout_ms=100)
             for records in batch.values():
                 for record in records:
+                    # The suite shares one broker: other tests' records (hostile JSON among them) are skipped
+                    # before decoding, so one of them cannot end this reader.
                     if record.topic == Topic.DEAD_LETTER.value:
-                        letter = DeadLetter.model_validate_json(record.value)
                         if record.key == str(self.household).encode():
-                            self.dead.append(letter)
+                            self.dead.append(DeadLetter.model_validate_json(record.value))
+                        continue
+                    if str(self.household).encode() not in record.value:
                         continue
                     envelope = parse(record.value)
                     if envelope.household_id == self.household:
