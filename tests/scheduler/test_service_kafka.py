@@ -69,6 +69,8 @@ class Collector:
                         self.events.append(envelope)
 
     def of(self, type_: str) -> list[Any]:
+        if self._task is not None and self._task.done():
+            self._task.result()  # the reader stopped: say why instead of waiting out the timeout
         return [e for e in self.events if e.type == type_]
 
 
