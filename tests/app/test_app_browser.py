@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from attune_contracts.messages import (
 )
 from attune_contracts.trust import sender_of
 from attune_runtime.tansu import free_port
+from support.chromium import chromium
 
 from .conftest import FakeCheckins, FakeClock, FakeCommands, settings_for
 
@@ -99,20 +99,8 @@ def app_server(tmp_path: Path) -> Iterator[Served]:
 
 
 def _chromium(profile: Path) -> Any:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("chromium and chromium-driver are missing: `make test` installs them from Debian's packages")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=390,844"):
-        options.add_argument(flag)
     # The phone's zone, as the page's script should find it.
-    driver = webdriver.Chrome(service=Service(driver_path, env={**os.environ, "TZ": "Europe/Lisbon"}), options=options)
+    driver = chromium(profile, env={**os.environ, "TZ": "Europe/Lisbon"})
     driver.implicitly_wait(10)  # elements of the page a click leads to
     return driver
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,8 +12,8 @@ from pathlib import Path
 import apprise
 import httpx
 import pytest
-
 from attune_runtime.tansu import free_port
+from support.chromium import chromium
 
 pytestmark = [pytest.mark.e2e]
 
@@ -37,19 +36,7 @@ class _CheckinPage(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("chromium and chromium-driver are missing: `make test` installs them from Debian's packages")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=430,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = chromium(tmp_path / "chromium", window=(430, 900))
     try:
         yield driver
     finally:

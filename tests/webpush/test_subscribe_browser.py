@@ -9,7 +9,6 @@ app's browser test can do the same. Everything else (permission flow, worker reg
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from attune_notifier.webpush import (
     load_private_key,
     public_key_text,
 )
+from support.chromium import chromium
 
 pytestmark = [pytest.mark.e2e]
 
@@ -80,19 +80,7 @@ def app_server() -> Iterator[str]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("chromium and chromium-driver are missing: `make test` installs them from Debian's packages")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=390,844"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = chromium(tmp_path / "chromium")
     try:
         yield driver
     finally:
