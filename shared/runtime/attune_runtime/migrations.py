@@ -11,16 +11,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
+def alembic_config(script_location: str | Path, url: str | None = None) -> Any:
+    """The Alembic configuration of a service's migrations folder (and, for Alembic's own commands, a URL)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    if url:
+        config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
 async def upgrade_on(conn: AsyncConnection, script_location: str | Path, lock_key: int | str,
                      revision: str = "head") -> None:
     """Upgrade within `conn`'s transaction. `lock_key`: the service's own advisory lock, a number, or a name
     hashed by PostgreSQL's hashtext()."""
     from alembic import command
-    from alembic.config import Config
 
     def run(sync_conn: Any) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(script_location))
+        config = alembic_config(script_location)
         config.attributes["connection"] = sync_conn
         command.upgrade(config, revision)
 

@@ -12,11 +12,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(url: str | None = None) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    if url:
-        config.set_main_option("sqlalchemy.url", url)
-    return config
+    return migrations.alembic_config(MIGRATIONS, url)
 
 
 # PostgreSQL advisory lock: several instances may start at once; one migrates, the others wait for it.
