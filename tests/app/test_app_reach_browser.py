@@ -13,7 +13,6 @@ prompt is answered "allow". Everything else (worker registration, the POSTs, the
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -39,8 +38,7 @@ from attune_contracts.registry import spec_of
 from attune_contracts.trust import sender_of
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
 from attune_runtime.tansu import free_port
-from cryptography.fernet import Fernet
-from support.webpush_sink import WebPushSink
+from support.webpush_sink import WebPushSink, notifier_env
 
 from .conftest import FakeCheckins, FakeClock, FakeCommands, settings_for
 from .test_app_browser import _chromium, phone_screen, serious_violations, shot, wait_for_url
@@ -77,27 +75,8 @@ def running(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Running]:
     port = free_port()
     log = tmp_path / "notifier.log"
     with WebPushSink(expected_public_key=VAPID_PUBLIC) as sink:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")},
-            "ATTUNE_NOTIFIER_ENVIRONMENT": "production",
-            "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "ATTUNE_NOTIFIER_HTTP_HOST": "127.0.0.1",
-            "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
-            "ATTUNE_NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/notifier.db",
-            "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "ATTUNE_NOTIFIER_CONSUMER_GROUP": f"attune-notifier-{uuid.uuid4().hex[:6]}",
-            "ATTUNE_NOTIFIER_CREDENTIAL_KEYS": PUBLIC,
-            "ATTUNE_NOTIFIER_CHANNEL_KEY": Fernet.generate_key().decode(),
-            "ATTUNE_NOTIFIER_LINK_KEYS": "app9:a-real-link-key-0123456789abcdef",
-            "ATTUNE_NOTIFIER_LINK_KID": "app9",
-            "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
-            "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
-            "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
-            "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": VAPID_PRIVATE,
-            "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",
-            "ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS": "127.0.0.1",
-            "REQUESTS_CA_BUNDLE": str(sink.ca_file),
-        }
+        env = notifier_env(sink, kafka_bootstrap=kafka_bootstrap, port=port, folder=tmp_path, credential_keys=PUBLIC,
+                           vapid_private_key=VAPID_PRIVATE, link_kid="app9")
         with open(log, "wb") as out:
             process = subprocess.Popen([sys.executable, "-m", "attune_notifier"], env=env, cwd=tmp_path,
                                        stdout=out, stderr=subprocess.STDOUT)

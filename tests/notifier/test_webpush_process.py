@@ -4,7 +4,6 @@ local push endpoint signed with the configured VAPID key. (How the app's browser
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,8 +24,7 @@ from attune_contracts.trust import sender_of
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
-from cryptography.fernet import Fernet
-from support.webpush_sink import WebPushSink
+from support.webpush_sink import WebPushSink, notifier_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,29 +44,9 @@ async def notifier(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[tuple[
     port = free_port()
     log = tmp_path / "notifier.log"
     with WebPushSink(expected_public_key=VAPID_PUBLIC) as sink:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")},
-            "ATTUNE_NOTIFIER_ENVIRONMENT": "production",
-            "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "ATTUNE_NOTIFIER_HTTP_HOST": "127.0.0.1",
-            "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
-            "ATTUNE_NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/notifier.db",
-            "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "ATTUNE_NOTIFIER_CONSUMER_GROUP": f"attune-notifier-{uuid.uuid4().hex[:6]}",
-            "ATTUNE_NOTIFIER_CREDENTIAL_KEYS": PUBLIC,
-            "ATTUNE_NOTIFIER_CHANNEL_KEY": Fernet.generate_key().decode(),
-            "ATTUNE_NOTIFIER_LINK_KEYS": "wp1:a-real-link-key-0123456789abcdef",
-            "ATTUNE_NOTIFIER_LINK_KID": "wp1",
-            "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
-            "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
-            "ATTUNE_NOTIFIER_LOG_LEVEL": "DEBUG",
-            "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
-            # What the app's browser test sets too: the key, the local push service, and trust in its CA.
-            "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": VAPID_PRIVATE,
-            "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",
-            "ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS": "127.0.0.1",
-            "REQUESTS_CA_BUNDLE": str(sink.ca_file),
-        }
+        env = notifier_env(sink, kafka_bootstrap=kafka_bootstrap, port=port, folder=tmp_path, credential_keys=PUBLIC,
+                           vapid_private_key=VAPID_PRIVATE, link_kid="wp1")
+        env["ATTUNE_NOTIFIER_LOG_LEVEL"] = "DEBUG"
         process = start(env, tmp_path, log)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -281,3 +281,32 @@ class WebPushSink:
         with self._lock:
             self.received.append(Push(subscription.name, payload, claims, key, headers))
         return 201
+
+
+def notifier_env(sink: WebPushSink, *, kafka_bootstrap: str, port: int, folder: Path, credential_keys: str,
+                 vapid_private_key: str, link_kid: str) -> dict[str, str]:
+    """The environment of a notifier process in production mode that pushes to `sink`: the VAPID key, the
+    local push service allowed as a push host, and trust in its CA (what a browser test sets)."""
+    from cryptography.fernet import Fernet
+
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")},
+        "ATTUNE_NOTIFIER_ENVIRONMENT": "production",
+        "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "ATTUNE_NOTIFIER_HTTP_HOST": "127.0.0.1",
+        "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
+        "ATTUNE_NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/notifier.db",
+        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "ATTUNE_NOTIFIER_CONSUMER_GROUP": f"attune-notifier-{secrets.token_hex(3)}",
+        "ATTUNE_NOTIFIER_CREDENTIAL_KEYS": credential_keys,
+        "ATTUNE_NOTIFIER_CHANNEL_KEY": Fernet.generate_key().decode(),
+        "ATTUNE_NOTIFIER_LINK_KEYS": f"{link_kid}:a-real-link-key-0123456789abcdef",
+        "ATTUNE_NOTIFIER_LINK_KID": link_kid,
+        "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
+        "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
+        "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
+        "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": vapid_private_key,
+        "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",
+        "ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS": "127.0.0.1",
+        "REQUESTS_CA_BUNDLE": str(sink.ca_file),
+    }
