@@ -110,7 +110,4 @@ def child_question_bank() -> tuple[str, ...]:
     return tuple(catalog.CHILD_QUESTIONS)
 
 
-LINK_TEXT = words.LINK_TEXT
-LINK_HTML = '<p><a href="{link}">' + words.LINK_LABEL + "</a></p>"
-
 __all__ = ["TEMPLATES", "Template"]

@@ -73,7 +73,6 @@ SOMEONE = _("Someone")
 SOON = _("soon")
 WHEN = _("{time} on {weekday}")
 WHY_HEADING = _("Why it helps")
-LINK_TEXT = _("Done? Tap: {link}")
 LINK_LABEL = _("Mark it done")
 # The one-tap links of a message about a ritual (Done / Skip / Snooze): the word before each link in a text
 # body ("Done: <url>"), the email's link text, and the label of an SMS's short Done link.
@@ -328,7 +327,7 @@ def msgids() -> Iterator[str]:
     """Every text a member may read, once each, in a stable order: what every language must translate."""
     seen: set[str] = set()
     texts: list[str] = [NEUTRAL_TITLE, NEUTRAL_BODY, GENERIC_PROMPT, UNNAMED_RITUAL, YOUR_PARTNER, SOMEONE, SOON,
-                        WHEN, WHY_HEADING, LINK_TEXT, LINK_LABEL, SENSITIVE_FOCUS_TEXT, TALLY_ROW, *UNITS.values(),
+                        WHEN, WHY_HEADING, LINK_LABEL, SENSITIVE_FOCUS_TEXT, TALLY_ROW, *UNITS.values(),
                         *ACTION_LABELS.values(), *ACTION_HTML_LABELS.values(), SMS_LINK_LABEL]
     for t in catalog.TEMPLATES.values():
         texts += [t.title, t.short_prompt, t.long_prompt] + ([t.discreet_title] if t.discreet_title else [])
