@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,17 +19,7 @@ from attune_app.bootstrap import App, build
 from attune_app.config import Settings
 from attune_app.ports import Unavailable
 from attune_contracts.types import Contract
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now_value = now
-
-    def now(self) -> datetime:
-        return self.now_value
-
-    def advance(self, **kwargs: float) -> None:
-        self.now_value += timedelta(**kwargs)
+from attune_runtime.testing import FakeClock
 
 
 @dataclass

@@ -42,9 +42,10 @@ from attune_contracts.messages import (
 )
 from attune_contracts.trust import sender_of
 from attune_runtime.tansu import free_port
+from attune_runtime.testing import FakeClock
 from support.chromium import chromium
 
-from .conftest import FakeCheckins, FakeClock, FakeCommands, settings_for
+from .conftest import FakeCheckins, FakeCommands, settings_for
 
 # ATTUNE_APP_SCREENSHOTS=docs/app makes the test save each screen at 390x844 there (the README shows them).
 SCREENSHOTS = os.environ.get("ATTUNE_APP_SCREENSHOTS")

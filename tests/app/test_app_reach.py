@@ -24,10 +24,11 @@ from attune_notifier.api import WebPushIntake
 from attune_notifier.api import build_http_app as build_notifier_api
 from attune_notifier.metrics import NotifierMetrics
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
+from attune_runtime.testing import FakeClock
 from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 
-from .conftest import Browser, FakeCheckins, FakeClock, FakeCommands, Harness, settings_for, start_household
+from .conftest import Browser, FakeCheckins, FakeCommands, Harness, settings_for, start_household
 
 pytestmark = [pytest.mark.unit]
 

@@ -38,9 +38,10 @@ from attune_contracts.registry import spec_of
 from attune_contracts.trust import sender_of
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
 from attune_runtime.tansu import free_port
+from attune_runtime.testing import FakeClock
 from support.webpush_sink import WebPushSink, notifier_env
 
-from .conftest import FakeCheckins, FakeClock, FakeCommands, settings_for
+from .conftest import FakeCheckins, FakeCommands, settings_for
 from .test_app_browser import _chromium, phone_screen, serious_violations, shot, wait_for_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -4,7 +4,6 @@ and a sink that records every event the outbox relay published. The harness publ
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,31 +37,11 @@ from attune_contracts.messages import (
 )
 from attune_contracts.trust import sender_of
 from attune_contracts.types import Contract
-from attune_runtime.testing import temporary_database
+from attune_runtime.testing import FakeClock, temporary_database
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 FERNET_KEY = b"dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="  # 32 bytes, urlsafe base64
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now_value = now
-        self.slept: list[float] = []
-
-    def now(self) -> datetime:
-        return self.now_value
-
-    def set(self, now: datetime) -> None:
-        self.now_value = now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now_value += timedelta(**kwargs)
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now_value += timedelta(seconds=seconds)
-        await asyncio.sleep(0)
 
 
 @dataclass

@@ -43,12 +43,12 @@ from attune_contracts.messages import (
 from attune_contracts.trust import sender_of
 from attune_runtime.retry import Backoff
 from attune_runtime.tansu import _answers, binary, free_port
-from attune_runtime.testing import eventually, temporary_database
+from attune_runtime.testing import FakeClock, eventually, temporary_database
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import inspect
 
-from .conftest import FERNET_KEY, KEYS, FakeClock, FakeSink, Harness, make_harness
+from .conftest import FERNET_KEY, KEYS, FakeSink, Harness, make_harness
 
 # ---- unit: SQLite ---------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -167,17 +167,6 @@ def smtp_sink() -> Iterator[SmtpSink]:
         controller.stop()
 
 
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
 @dataclass
 class RecordingPublisher(Publisher):
     """A Publisher whose send function records envelopes instead of producing to Kafka."""
@@ -197,12 +186,11 @@ class RecordingPublisher(Publisher):
 class WallClock:
     """For the running delivery loop: its leases and parked rows need time to pass on its own."""
 
-    @property
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def __call__(self) -> datetime:
-        return self.now
+        return self.now()
 
 
 def utc(*args: int) -> datetime:

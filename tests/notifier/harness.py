@@ -17,10 +17,11 @@ from attune_notifier.delivery import DeliveryWorker
 from attune_notifier.handlers import NotifierHandler
 from attune_notifier.metrics import NotifierMetrics
 from attune_notifier.service import RetryPlan
+from attune_runtime.testing import FakeClock
 from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 
-from .conftest import HOUSEHOLD, FakeClock, RecordingPublisher
+from .conftest import HOUSEHOLD, RecordingPublisher
 
 LINK_KEYS = {"k1": "a-test-link-key-of-enough-length"}
 PUBLIC_URL = "https://checkins.example.org"
@@ -38,22 +39,22 @@ class Harness:
     signer: LinkSigner
 
     async def event(self, payload: Any, household: UUID = HOUSEHOLD) -> Any:
-        env = make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=self.clock.now)
+        env = make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=self.clock.now())
         await self.handler(env)
         return env
 
     async def member(self, member_id: UUID, name: str, *, zone: str = "Europe/London",
                      household: UUID = HOUSEHOLD, **prefs: Any) -> None:
         await self.store.upsert_member(household, MemberUpserted(
-            member_id=member_id, display_name=name, role=MemberRole.PARTNER, time_zone=zone), self.clock.now)
+            member_id=member_id, display_name=name, role=MemberRole.PARTNER, time_zone=zone), self.clock.now())
         if prefs:
-            await self.store.update_preferences(member_id, prefs, self.clock.now)
+            await self.store.update_preferences(member_id, prefs, self.clock.now())
 
     async def channel(self, member_id: UUID, url: str, position: int | None = None) -> None:
         kind = validate_channel_url(url)
         recipient = await self.store.get_member(member_id)
         assert recipient is not None
-        await self.store.add_channel(recipient, kind, url, position, self.clock.now)
+        await self.store.add_channel(recipient, kind, url, position, self.clock.now())
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -86,5 +87,5 @@ async def run_until_settled(h: Harness, *, max_rounds: int = 40) -> None:
         nxt = await h.store.next_due_at()
         if nxt is None:
             return
-        h.clock.now = max(h.clock.now, nxt)
+        h.clock.set(max(h.clock.now(), nxt))
     raise AssertionError("deliveries did not settle")

@@ -14,8 +14,9 @@ import pytest
 from attune_contracts.links import LinkAction
 from attune_contracts.messages import RitualDue, RitualReminder
 from attune_notifier.links import LINK_TTL
+from attune_runtime.testing import FakeClock
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, SmtpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, SmtpSink, utc
 from .harness import PUBLIC_URL, Harness, make_harness
 
 pytestmark = [pytest.mark.integration]
@@ -39,7 +40,7 @@ def due_at(at, members=(ANA, BEN)) -> RitualDue:
 
 def claims_of(h: Harness, url: str):
     assert url.startswith(f"{PUBLIC_URL}/l/"), url
-    return h.signer.verify(url.removeprefix(f"{PUBLIC_URL}/l/"), now=h.clock.now)
+    return h.signer.verify(url.removeprefix(f"{PUBLIC_URL}/l/"), now=h.clock.now())
 
 
 async def test_push_and_email_offer_done_skip_and_snooze(h: Harness, http_sink: HttpSink, smtp_sink: SmtpSink) -> None:
@@ -47,7 +48,7 @@ async def test_push_and_email_offer_done_skip_and_snooze(h: Harness, http_sink: 
     await h.member(BEN, "Ben")
     await h.channel(ANA, http_sink.url("json", "ana"))
     await h.channel(BEN, smtp_sink.url("ben@example.org"))
-    due = due_at(h.clock.now)
+    due = due_at(h.clock.now())
     await h.event(due)
     assert await h.worker.drain() == 2
 
@@ -73,11 +74,11 @@ async def test_push_and_email_offer_done_skip_and_snooze(h: Harness, http_sink: 
 async def test_a_day_before_reminders_links_still_work_after_the_ritual(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "ana"))
-    at = h.clock.now + timedelta(days=3)  # a reminder three days ahead: a 36-hour link would die before it
+    at = h.clock.now() + timedelta(days=3)  # a reminder three days ahead: a 36-hour link would die before it
     await h.event(RitualReminder(
         occurrence_id=uuid4(), ritual_id=uuid4(), template="date_night", title="Date night", participants=[ANA],
         scheduled_for=at, local_time=at.isoformat(), time_zone="Europe/London", sensitive=False,
-        reminder_id=uuid4(), offset_minutes=3 * 24 * 60, remind_at=h.clock.now))
+        reminder_id=uuid4(), offset_minutes=3 * 24 * 60, remind_at=h.clock.now()))
     await h.worker.drain()
     [push] = [r.json for r in http_sink.received]
     done = dict(LINE.findall(push["message"]))["Done"]
@@ -88,7 +89,7 @@ async def test_a_member_with_no_channel_is_skipped_on_purpose_and_counted(h: Har
     await h.member(ANA, "Ana")
     await h.member(BEN, "Ben")  # an adult with no channel at all
     await h.channel(ANA, http_sink.url("json", "ana"))
-    await h.event(due_at(h.clock.now))
+    await h.event(due_at(h.clock.now()))
     await h.worker.drain()
     assert [r.path for r in http_sink.received] == ["/ana"]
     [dropped] = h.publisher.events("notification_dropped")
@@ -96,7 +97,7 @@ async def test_a_member_with_no_channel_is_skipped_on_purpose_and_counted(h: Har
     assert h.metric("attune_notifier_no_channel_total", role="partner") == 1
     assert h.metric("attune_notifier_dropped_total", reason="no_channel") == 1
     # Not retried: nothing is due for Ben later, and nothing is dead-lettered.
-    h.clock.now += timedelta(hours=2)
+    h.clock.advance(timedelta(hours=2))
     assert await h.worker.drain() == 0
     assert h.publisher.events("notification_failed") == [] and h.publisher.events("notification_dead_lettered") == []
 
@@ -115,7 +116,7 @@ async def test_an_sms_carries_a_short_done_link_that_only_check_ins_can_resolve(
 
     await h.member(ANA, "Ana")
     await h.channel(ANA, TWILIO_URL)
-    due = due_at(h.clock.now, members=(ANA,))
+    due = due_at(h.clock.now(), members=(ANA,))
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, TWILIO_API, json={"sid": "SM1"}, status=201)
         await h.event(due)
@@ -132,7 +133,7 @@ async def test_an_sms_carries_a_short_done_link_that_only_check_ins_can_resolve(
     assert code not in json_text(issued) and payload["code_id"] == shortlinks.code_id(code)
     token = shortlinks.unseal(payload["sealed_token"], code)
     assert token is not None and shortlinks.unseal(payload["sealed_token"], shortlinks.new_code()) is None
-    claims = h.signer.verify(token, now=h.clock.now)
+    claims = h.signer.verify(token, now=h.clock.now())
     assert (claims.action, claims.member_id, claims.occurrence_id) == (LinkAction.DONE, ANA, due.occurrence_id)
     assert payload["expires_at"].startswith(claims.expires_at.isoformat()[:19])
     # The SMS is sent after its short link was published, never before.
@@ -158,7 +159,7 @@ async def test_an_sms_goes_without_a_link_if_its_short_link_cannot_be_issued(h: 
     h.worker.publisher.publish = publish  # type: ignore[method-assign]
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, TWILIO_API, json={"sid": "SM1"}, status=201)
-        await h.event(due_at(h.clock.now, members=(ANA,)))
+        await h.event(due_at(h.clock.now(), members=(ANA,)))
         assert await h.worker.drain() == 1
         body = mock.calls[0].request.body
     assert "%2Fs%2F" not in body and "/s/" not in body and "Done" not in body

@@ -13,11 +13,12 @@ from attune_contracts.credentials import development_issuer, verifier_from_setti
 from attune_contracts.messages import RitualReminder
 from attune_notifier.adapters.tables import channels
 from attune_notifier.api import build_http_app
+from attune_runtime.testing import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, utc
 from .harness import Harness, make_harness, run_until_settled
 
 pytestmark = [pytest.mark.integration]
@@ -228,7 +229,7 @@ async def test_the_household_export_takes_the_household_credential_of_that_house
         assert (await c.get(path, headers=operator)).status_code == 403
         exported = (await c.get(path, headers=AUTH)).json()
         assert [m["preferences"]["display_name"] for m in exported["members"]] == ["Ana"]
-        await h.event(HouseholdErased(erased_at=h.clock.now))
+        await h.event(HouseholdErased(erased_at=h.clock.now()))
         assert (await c.get(path, headers=AUTH)).status_code == 410
 
 
@@ -242,7 +243,7 @@ async def test_a_members_locale_is_a_preference_that_changes_their_words(client:
                                  headers=AUTH)).status_code == 422, bad
 
     await h.channel(ANA, http_sink.url("json", "ana"))
-    at = h.clock.now
+    at = h.clock.now()
     await h.event(RitualReminder(
         occurrence_id=uuid4(), ritual_id=uuid4(), template="date_night", title="Date night", participants=[ANA],
         scheduled_for=at + timedelta(days=1), local_time="2026-11-27T19:00:00+00:00", time_zone="Europe/London",

@@ -27,10 +27,10 @@ from attune_contracts.trust import sender_of
 from attune_runtime.batch import BatchConsumer
 from attune_runtime.consumer import ConsumerMetrics, ReliableConsumer, RetryPolicy
 from attune_runtime.retry import Backoff
-from attune_runtime.testing import KafkaRecord, eventually
+from attune_runtime.testing import FakeClock, KafkaRecord, eventually
 from prometheus_client import CollectorRegistry
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, utc
 from .harness import Harness, make_harness
 
 pytestmark = [pytest.mark.integration]
@@ -51,7 +51,7 @@ async def h(db_url: str) -> Any:
 
 
 def envelope(h: Harness, payload: Any, household: UUID = HOUSEHOLD) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now())
 
 
 def request(member: UUID = ANA, body: str = "hello", purpose: str = "test.batch") -> NotificationRequested:
@@ -79,7 +79,7 @@ async def test_in_a_batch_a_checkin_still_suppresses_the_due_message_before_it(h
     ])
     for member in (ANA, BEN):
         await h.channel(member, http_sink.url("json", f"to-{member}"))
-    at = h.clock.now
+    at = h.clock.now()
     due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="evening_attunement", title="Evening",
                     participants=[ANA, BEN], scheduled_for=at, local_time=at.isoformat(), time_zone="UTC",
                     sensitive=False, deadline=at + timedelta(hours=12))
@@ -104,7 +104,7 @@ async def test_in_a_batch_nothing_is_kept_for_a_household_erased_between_its_eve
     await h.handler.handle_batch([
         envelope(h, request(body="before")),
         envelope(h, request(member=BEN, body="other household"), household=other),
-        envelope(h, HouseholdErased(erased_at=h.clock.now)),
+        envelope(h, HouseholdErased(erased_at=h.clock.now())),
         envelope(h, request(body="after")),
     ])
     assert await h.store.deliveries_for(ANA) == []
@@ -186,7 +186,7 @@ async def test_a_round_saves_every_row_once_and_a_check_in_meanwhile_lets_the_se
     from attune_notifier.ports import SendResult
 
     clock = FakeClock(utc(2026, 11, 26, 9, 0))
-    at = clock.now
+    at = clock.now()
     due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="evening_attunement", title="Evening",
                     participants=[ANA], scheduled_for=at, local_time=at.isoformat(), time_zone="UTC",
                     sensitive=False, deadline=at + timedelta(hours=12))
@@ -203,7 +203,7 @@ async def test_a_round_saves_every_row_once_and_a_check_in_meanwhile_lets_the_se
             self.sent.append(message.body)
             if message.body not in {f"m{n}" for n in range(5)}:  # the due message
                 assert self.harness is not None
-                assert await self.harness.store.suppress_occurrence(due.occurrence_id, ["ritual_due"], clock.now) == []
+                assert await self.harness.store.suppress_occurrence(due.occurrence_id, ["ritual_due"], clock.now()) == []
                 if answer == "refused":
                     return SendResult(False, "gateway answered 503")
             return SendResult(True)

@@ -25,9 +25,10 @@ from attune_contracts.messages import (
 )
 from attune_notifier.service import RetryPlan
 from attune_runtime.tansu import free_port
+from attune_runtime.testing import FakeClock
 from cryptography.fernet import Fernet
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, SmtpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, SmtpSink, utc
 from .harness import PUBLIC_URL, Harness, make_harness, run_until_settled
 
 pytestmark = [pytest.mark.integration]
@@ -70,7 +71,7 @@ async def test_json_and_ntfy_pushes_reach_a_real_http_sink(h: Harness, http_sink
     await h.member(BEN, "Ben")
     await h.channel(ANA, http_sink.url("json", "hook"))
     await h.channel(BEN, http_sink.url("ntfy", "attune-ben"))
-    due = ritual_due(at=h.clock.now)
+    due = ritual_due(at=h.clock.now())
     await h.event(due)
     assert await h.worker.drain() == 2
 
@@ -80,7 +81,7 @@ async def test_json_and_ntfy_pushes_reach_a_real_http_sink(h: Harness, http_sink
     assert by_path["/"]["topic"] == "attune-ben" and by_path["/"]["title"] == "Evening attunement"
     # The one-tap link verifies with the shared signer and names this occurrence and member.
     link = next(w for w in by_path["/hook"]["message"].split() if w.startswith(PUBLIC_URL))
-    claims = h.signer.verify(link.removeprefix(f"{PUBLIC_URL}/l/"), now=h.clock.now)
+    claims = h.signer.verify(link.removeprefix(f"{PUBLIC_URL}/l/"), now=h.clock.now())
     assert (claims.occurrence_id, claims.member_id, claims.household_id) == (due.occurrence_id, ANA, HOUSEHOLD)
 
     sent = h.publisher.events("notification_sent")
@@ -96,7 +97,7 @@ async def test_email_digest_has_text_and_html_parts(h: Harness, smtp_sink: SmtpS
     await h.channel(ANA, smtp_sink.url("ana@example.org"))
     ritual = uuid4()
     await h.event(WeeklySummary(
-        week_start=h.clock.now.date() - timedelta(days=7), week_end=h.clock.now.date() - timedelta(days=1),
+        week_start=h.clock.now().date() - timedelta(days=7), week_end=h.clock.now().date() - timedelta(days=1),
         tallies=[MemberRitualTally(member_id=ANA, ritual_id=ritual, template="date_night", kept=1, expected=1)],
         date_nights_kept_4w=3, date_nights_expected_4w=4, positive_moments=12, negative_moments=2, ratio=6.0,
         focus=SuggestedFocus(step=5, title="Stay curious", text="Ask one open question a day & listen.")))
@@ -121,11 +122,11 @@ async def test_twilio_and_vonage_sms_go_through_apprises_real_plugins(h: Harness
     await h.member(BEN, "Ben")
     await h.channel(ANA, TWILIO_URL)
     await h.channel(BEN, VONAGE_URL)
-    at = h.clock.now + timedelta(days=1)
+    at = h.clock.now() + timedelta(days=1)
     reminder = RitualReminder(
         occurrence_id=uuid4(), ritual_id=uuid4(), template="date_night", title="Date night", participants=[ANA, BEN],
         scheduled_for=at, local_time=at.isoformat(), time_zone="Europe/London", sensitive=False,
-        reminder_id=uuid4(), offset_minutes=1440, remind_at=h.clock.now)
+        reminder_id=uuid4(), offset_minutes=1440, remind_at=h.clock.now())
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, f"https://api.twilio.com/2010-04-01/Accounts/{TWILIO_SID}/Messages.json",
                  json={"sid": "SM1"}, status=201)
@@ -148,7 +149,7 @@ async def test_retry_with_backoff_then_succeed(h: Harness, http_sink: HttpSink) 
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "hook"))
     http_sink.fail_next = 2
-    start = h.clock.now
+    start = h.clock.now()
     await h.event(request())
     await run_until_settled(h)
     assert len(http_sink.refused) == 2 and len(http_sink.received) == 1
@@ -166,7 +167,7 @@ async def first_retry_wait(h: Harness, http_sink: HttpSink, member=ANA) -> float
     """One failed answer, then success: how long after the first try the second was planned."""
     await h.member(member, "Ana")
     await h.channel(member, http_sink.url("json", "hook"))
-    start = h.clock.now
+    start = h.clock.now()
     sent_before = len(h.publisher.events("notification_sent"))
     await h.event(request(member=member))
     await run_until_settled(h)
@@ -257,7 +258,7 @@ async def test_restart_in_the_middle_of_a_retry_schedule_continues_it(
     http_sink.fail_next = 3
     await first.event(request())
     await first.worker.drain()
-    clock.now = await first.store.next_due_at()
+    clock.set(await first.store.next_due_at())
     await first.worker.drain()
     assert len(http_sink.refused) == 2
     planned = await first.store.next_due_at()
@@ -266,7 +267,7 @@ async def test_restart_in_the_middle_of_a_retry_schedule_continues_it(
     second = await make_harness(pg_url, clock, key=key, seed=2)
     try:
         assert await second.worker.drain() == 0  # nothing is due before the planned time
-        clock.now = planned
+        clock.set(planned)
         await run_until_settled(second)
         assert len(http_sink.refused) == 3 and len(http_sink.received) == 1
         [sent] = second.publisher.events("notification_sent")
@@ -289,9 +290,9 @@ async def test_quiet_hours_defer_across_the_dst_change_then_deliver(
         row = (await h.store.deliveries_for(ANA))[0]
         assert row.status == "deferred" and row.next_attempt_at == utc(2026, 10, 25, 7, 0)  # 07:00 GMT
         assert h.metric("attune_notifier_deferred_total", reason="quiet_hours") == 1
-        clock.now = utc(2026, 10, 25, 6, 59)
+        clock.set(utc(2026, 10, 25, 6, 59))
         assert await h.worker.drain() == 0
-        clock.now = utc(2026, 10, 25, 7, 0)
+        clock.set(utc(2026, 10, 25, 7, 0))
         await h.worker.drain()
         assert len(http_sink.received) == 1
         [sent] = h.publisher.events("notification_sent")
@@ -311,7 +312,7 @@ async def test_a_morning_kiss_reminder_deferred_to_noon_is_dropped_and_counted(
         await h.member(BEN, "Ben")
         await h.channel(ANA, http_sink.url("json", "ana"))
         await h.channel(BEN, http_sink.url("json", "ben"))
-        await h.event(ritual_due("six_second_kiss_morning", at=clock.now, title="Six-second kiss goodbye"))
+        await h.event(ritual_due("six_second_kiss_morning", at=clock.now(), title="Six-second kiss goodbye"))
         await h.worker.drain()
         assert [r.path for r in http_sink.received] == ["/ben"]
         [dropped] = h.publisher.events("notification_dropped")
@@ -326,18 +327,18 @@ async def test_checkin_tells_the_partner_and_suppresses_a_pending_reminder(h: Ha
     await h.member(BEN, "Ben")
     await h.channel(ANA, http_sink.url("json", "ana"))
     await h.channel(BEN, http_sink.url("json", "ben"))
-    due = ritual_due(at=h.clock.now)
+    due = ritual_due(at=h.clock.now())
     await h.event(due)
     await h.worker.drain()
     assert [r.path for r in http_sink.received] == ["/ben"]
     await h.event(CheckInRecorded(
         checkin_id=uuid4(), occurrence_id=due.occurrence_id, ritual_id=due.ritual_id, template=due.template,
-        member_id=BEN, status=CheckInStatus.DONE, scheduled_for=due.scheduled_for, recorded_at=h.clock.now,
+        member_id=BEN, status=CheckInStatus.DONE, scheduled_for=due.scheduled_for, recorded_at=h.clock.now(),
         source=CheckInSource.LINK))
     [dropped] = h.publisher.events("notification_dropped")
     assert dropped["payload"]["member_id"] == str(ANA) and dropped["payload"]["reason"] == "already_done"
     assert h.metric("attune_notifier_suppressed_total", reason="already_done") == 1
-    h.clock.now = utc(2026, 11, 26, 10, 0)
+    h.clock.set(utc(2026, 11, 26, 10, 0))
     await run_until_settled(h)
     ana = [r.json for r in http_sink.received if r.path == "/ana"]
     assert [m["title"] for m in ana] == ["Ben kept Evening attunement"]  # the reminder itself never went
@@ -348,14 +349,14 @@ async def test_the_same_event_twice_sends_once_and_missed_nudges_once_a_day(h: H
     await h.channel(ANA, http_sink.url("json", "hook"))
     from attune_contracts import make_envelope
 
-    env = make_envelope(request(), household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now)
+    env = make_envelope(request(), household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now())
     await h.handler(env)
     await h.handler(env)
     ritual = uuid4()
     for hours in (1, 3):
         await h.event(RitualMissed(occurrence_id=uuid4(), ritual_id=ritual, template="evening_attunement",
-                                   participants=[ANA], scheduled_for=h.clock.now - timedelta(hours=hours + 1),
-                                   deadline=h.clock.now - timedelta(hours=hours)))
+                                   participants=[ANA], scheduled_for=h.clock.now() - timedelta(hours=hours + 1),
+                                   deadline=h.clock.now() - timedelta(hours=hours)))
     await h.worker.drain()
     assert sorted(r.json["title"] for r in http_sink.received) == [
         "Calendar synced", "Evening attunement can wait for tomorrow"]
@@ -372,10 +373,10 @@ async def test_a_child_gets_the_childs_words_and_one_without_a_channel_is_skippe
     for member, name, role in ((BEN, "Ben", MemberRole.PARENT), (kim, "Kim", MemberRole.CHILD),
                                (leo, "Leo", MemberRole.CHILD)):
         await h.store.upsert_member(HOUSEHOLD, MemberUpserted(
-            member_id=member, display_name=name, role=role, time_zone="Europe/London"), h.clock.now)
+            member_id=member, display_name=name, role=role, time_zone="Europe/London"), h.clock.now())
     await h.channel(BEN, http_sink.url("json", "ben"))
     await h.channel(kim, http_sink.url("json", "kim"))  # Leo has no phone
-    await h.event(ritual_due("parent_child_attunement", at=h.clock.now, members=(BEN, kim, leo),
+    await h.event(ritual_due("parent_child_attunement", at=h.clock.now(), members=(BEN, kim, leo),
                              title="Tune in to your child"))
     await h.worker.drain()
     sent = {r.path: r.json for r in http_sink.received}
@@ -397,7 +398,7 @@ async def test_daily_cap_defers_the_rest_to_tomorrow(h: Harness, http_sink: Http
         await h.worker.drain()
     assert len(http_sink.received) == 2
     assert h.metric("attune_notifier_deferred_total", reason="daily_cap") == 1
-    h.clock.now = utc(2026, 11, 27, 0, 0)
+    h.clock.set(utc(2026, 11, 27, 0, 0))
     await h.worker.drain()
     assert len(http_sink.received) == 3
 
@@ -411,7 +412,7 @@ async def test_unknown_member_is_retried_with_a_clear_error_and_delivered_once_k
     assert "not known to the notifier" in failed["payload"]["error"]
     await h.member(BEN, "Ben")
     await h.channel(BEN, http_sink.url("json", "hook"))
-    h.clock.now = utc_of(failed["payload"]["next_attempt_at"])
+    h.clock.set(utc_of(failed["payload"]["next_attempt_at"]))
     await h.worker.drain()
     assert len(http_sink.received) == 1
 
@@ -424,7 +425,7 @@ async def test_household_erasure_deletes_members_channels_and_history(h: Harness
     await h.channel(ANA, http_sink.url("json", "hook"))
     await h.event(request())
     await h.worker.drain()
-    await h.event(HouseholdErased(erased_at=h.clock.now))
+    await h.event(HouseholdErased(erased_at=h.clock.now()))
     assert await h.store.get_member(ANA) is None
     assert await h.store.list_channels(ANA) == []
     assert await h.store.deliveries_for(ANA) == []
@@ -476,11 +477,11 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     ritual = uuid4()
     envelopes = []
     for day in range(5):
-        at = h.clock.now + timedelta(minutes=day)
+        at = h.clock.now() + timedelta(minutes=day)
         due = RitualDue(occurrence_id=uuid4(), ritual_id=ritual, template="curiosity_question", title="Today's question",
                         participants=[ANA], scheduled_for=at, local_time=at.isoformat(), time_zone="Europe/London",
                         sensitive=False, deadline=at + timedelta(hours=12))
-        envelopes.append(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now))
+        envelopes.append(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now()))
     for env in envelopes:
         await h.handler(env)
     await h.handler(envelopes[0])  # redelivered: same question, nothing new
@@ -516,21 +517,21 @@ async def test_the_stored_picks_follow_the_weeks_depth_mix_and_a_child_gets_the_
     picks = []
     for day in range(len(DEPTH_WEEK)):
         picks.append(await h.store.pick_question(uuid4(), HOUSEHOLD, curiosity, len(bank), str(HOUSEHOLD),
-                                                 h.clock.now + timedelta(minutes=day), depths=content.question_depths()))
+                                                 h.clock.now() + timedelta(minutes=day), depths=content.question_depths()))
     assert [question_depth(bank[i]) for i in picks] == list(DEPTH_WEEK)
 
     kid = uuid4()
     for member, name, role in ((ANA, "Ana", MemberRole.PARENT), (kid, "Kim", MemberRole.CHILD)):
         await h.store.upsert_member(HOUSEHOLD, MemberUpserted(member_id=member, display_name=name, role=role,
-                                                              time_zone="Europe/London"), h.clock.now)
-        await h.store.update_preferences(member, {"daily_cap": 100}, h.clock.now)
+                                                              time_zone="Europe/London"), h.clock.now())
+        await h.store.update_preferences(member, {"daily_cap": 100}, h.clock.now())
         await h.channel(member, http_sink.url("json", name))
-    at = h.clock.now
+    at = h.clock.now()
     due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="parent_child_attunement",
                     title="Tune in to your child", participants=[ANA, kid], scheduled_for=at,
                     local_time=at.isoformat(), time_zone="Europe/London", sensitive=False,
                     deadline=at + timedelta(hours=12))
-    await h.handler(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now))
+    await h.handler(make_envelope(due, household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now()))
     await h.worker.drain()
     by_path = {r.path: r.json["message"] for r in http_sink.received}
     assert len(by_path) == 2
@@ -541,23 +542,23 @@ async def test_the_stored_picks_follow_the_weeks_depth_mix_and_a_child_gets_the_
 async def test_a_snoozed_checkin_reminds_again_later_unless_done_first(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "ana"))
-    due = ritual_due(at=h.clock.now, members=(ANA,))
+    due = ritual_due(at=h.clock.now(), members=(ANA,))
 
     def checkin(status: CheckInStatus, **kw) -> CheckInRecorded:
         return CheckInRecorded(checkin_id=uuid4(), occurrence_id=due.occurrence_id, ritual_id=due.ritual_id,
                                template=due.template, member_id=ANA, status=status, scheduled_for=due.scheduled_for,
-                               recorded_at=h.clock.now, source=CheckInSource.LINK, **kw)
+                               recorded_at=h.clock.now(), source=CheckInSource.LINK, **kw)
 
     await h.event(due)
     await h.worker.drain()
-    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now + timedelta(minutes=30)))
+    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now() + timedelta(minutes=30)))
     await h.worker.drain()
     assert len(http_sink.received) == 1  # nothing more until the snooze ends
     h.clock.advance(minutes=30)
     await h.worker.drain()
     assert [r.json["title"] for r in http_sink.received] == ["Evening attunement"] * 2
     assert PUBLIC_URL in http_sink.received[1].json["message"]  # a fresh one-tap link
-    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now + timedelta(minutes=30)))
+    await h.event(checkin(CheckInStatus.SNOOZED, snoozed_until=h.clock.now() + timedelta(minutes=30)))
     await h.event(checkin(CheckInStatus.DONE))  # done before the second snooze ends: no reminder
     h.clock.advance(minutes=30)
     await run_until_settled(h)

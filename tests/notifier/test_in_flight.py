@@ -38,7 +38,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def requests(h: Any, member: Any, count: int, tag: str) -> list[Any]:
     return [make_envelope(NotificationRequested(member_id=member, purpose="test.burst", title="Burst",
                                                 body=f"{tag}{n}"), household_id=HOUSEHOLD, producer="test",
-                          occurred_at=h.clock.now) for n in range(count)]
+                          occurred_at=h.clock.now()) for n in range(count)]
 
 
 async def test_a_slow_gateway_sees_as_many_sends_at_once_as_the_concurrency_says(db_url: str) -> None:

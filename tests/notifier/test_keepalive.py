@@ -73,7 +73,7 @@ async def test_kept_alive_connections_stay_within_the_per_host_bound(pg_url: str
         await h.channel(ANA, gw.url("m/ana"))
         await h.handler.handle_batch([
             make_envelope(NotificationRequested(member_id=ANA, purpose="test.burst", title="Burst", body=f"n{n}"),
-                          household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now)
+                          household_id=HOUSEHOLD, producer="test", occurred_at=h.clock.now())
             for n in range(40)])
         h.worker.start()
         await eventually(lambda: len(h.publisher.events("notification_sent")) == 40, timeout=60)

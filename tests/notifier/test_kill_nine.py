@@ -29,11 +29,11 @@ from attune_contracts import make_envelope
 from attune_contracts.messages import NotificationRequested
 from attune_notifier.adapters.tables import deliveries
 from attune_runtime.tansu import free_port
-from attune_runtime.testing import eventually
+from attune_runtime.testing import FakeClock, eventually
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from .conftest import FakeClock, utc
+from .conftest import utc
 from .harness import make_harness
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,7 +109,7 @@ async def test_kill_nine_mid_burst_sends_again_only_what_was_in_flight(pg_url: s
             await h.channel(member, f"json://127.0.0.1:{port}/gateway")
         await h.handler.handle_batch([
             make_envelope(NotificationRequested(member_id=m, purpose="test.kill", title="Hello", body=f"to {n}"),
-                          household_id=UUID(int=n // 2 + 1), producer="test", occurred_at=h.clock.now)
+                          household_id=UUID(int=n // 2 + 1), producer="test", occurred_at=h.clock.now())
             for n, m in enumerate(people)])
         ready = [asyncio.Event(), asyncio.Event()]
 

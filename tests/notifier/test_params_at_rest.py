@@ -15,10 +15,11 @@ import pytest
 from attune_contracts.messages import NotificationRequested, RitualDue
 from attune_notifier.adapters.sql import ChannelCipher
 from attune_notifier.adapters.tables import deliveries
+from attune_runtime.testing import FakeClock
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import text, update
 
-from .conftest import ANA, BEN, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HttpSink, utc
 from .harness import Harness, make_harness
 
 pytestmark = [pytest.mark.integration]
@@ -59,7 +60,7 @@ async def test_params_are_unreadable_in_the_table_and_the_message_still_goes_out
     try:
         await setup(h, http_sink)
         await h.event(NotificationRequested(member_id=ANA, purpose="test.private", title=TITLE, body=NOTE))
-        at = clock.now
+        at = clock.now()
         await h.event(RitualDue(occurrence_id=UUID(int=7), ritual_id=UUID(int=8), template="evening_attunement",
                                 title="Slow Sunday closeness", participants=[ANA, BEN], scheduled_for=at,
                                 local_time=at.isoformat(), time_zone="UTC", sensitive=False,

@@ -21,11 +21,11 @@ from attune_notifier.adapters.sql import ChannelCipher, SqlStore
 from attune_notifier.adapters.tables import members
 from attune_notifier.ports import SendResult
 from attune_notifier.service import Rendered
-from attune_runtime.testing import eventually
+from attune_runtime.testing import FakeClock, eventually
 from cryptography.fernet import Fernet
 from sqlalchemy import update
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, SlowSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, SlowSink, utc
 from .harness import Harness, make_harness
 
 pytestmark = [pytest.mark.integration]
@@ -61,7 +61,7 @@ class ScriptedSender:
 
 
 def envelope(h: Harness, payload: Any, household: UUID = HOUSEHOLD) -> Envelope[Any]:
-    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now)
+    return make_envelope(payload, household_id=household, producer=sender_of(payload), occurred_at=h.clock.now())
 
 
 def request(body: str, member: UUID = ANA) -> NotificationRequested:
@@ -160,7 +160,7 @@ async def test_after_a_crash_a_claimed_reminder_is_late_by_at_most_the_lease(pg_
         with contextlib.suppress(asyncio.CancelledError):
             await round_
         [row] = await crashed.store.deliveries_for(ANA)
-        assert row.claimed_until == clock.now + timedelta(seconds=30)  # the default lease, not five minutes
+        assert row.claimed_until == clock.now() + timedelta(seconds=30)  # the default lease, not five minutes
 
         clock.advance(seconds=29)
         assert await survivor.worker.drain() == 0  # still leased to the instance that died
@@ -251,7 +251,7 @@ async def test_a_stop_waits_no_longer_than_the_send_timeout_and_saves_the_hung_s
         await asyncio.wait_for(h.worker.stop(), 6)
         rows = await rows_by_body(h)
         assert {(r.status, r.reason, r.unknown_sends) for r in rows.values()} == {("failed", "outcome_unknown", 1)}
-        assert all(r.next_attempt_at == clock.now + timedelta(minutes=2) for r in rows.values())
+        assert all(r.next_attempt_at == clock.now() + timedelta(minutes=2) for r in rows.values())
     finally:
         await h.close()
 
@@ -272,7 +272,7 @@ async def test_a_timed_out_push_is_retried_once_after_a_delay_on_the_next_channe
         await h.worker.drain()
         [failed] = h.publisher.events("notification_failed")
         assert "timed out" in failed["payload"]["error"] and "may still arrive" in failed["payload"]["error"]
-        assert datetime.fromisoformat(failed["payload"]["next_attempt_at"]) == clock.now + timedelta(minutes=2)
+        assert datetime.fromisoformat(failed["payload"]["next_attempt_at"]) == clock.now() + timedelta(minutes=2)
         assert await h.worker.drain() == 0  # not retried on the ordinary schedule
         clock.advance(seconds=119)
         assert await h.worker.drain() == 0
@@ -331,7 +331,7 @@ async def test_a_channel_undecryptable_after_its_key_was_retired_fails_only_its_
         await h.channel(ANA, http_sink.url("json", secret_path))  # encrypted with the old key
         h.store.cipher = ChannelCipher(new_key)  # the old key is retired
         await h.channel(BEN, http_sink.url("json", "ben"))
-        at = clock.now
+        at = clock.now()
         await h.event(RitualDue(occurrence_id=UUID(int=7), ritual_id=UUID(int=8), template="evening_attunement",
                                 title="Evening", participants=[ANA, BEN], scheduled_for=at,
                                 local_time=at.isoformat(), time_zone="UTC", sensitive=False,
@@ -455,9 +455,9 @@ async def test_a_message_that_cannot_be_rendered_fails_alone_on_a_schedule_not_e
         await h.channel(BEN, http_sink.url("json", "ben"))
         broken = Intent(notification_id=notification_id("x", ANA, "p"), household_id=HOUSEHOLD, member_id=ANA,
                         cause_event_id=UUID(int=5), cause_type="test", purpose="p", category="general",
-                        template="no_such_template", params={}, sensitive=False, occurred_at=clock.now,
-                        not_before=clock.now, expires_at=None)
-        await h.store.insert_intents([broken], clock.now)
+                        template="no_such_template", params={}, sensitive=False, occurred_at=clock.now(),
+                        not_before=clock.now(), expires_at=None)
+        await h.store.insert_intents([broken], clock.now())
         await h.event(request("to ben", member=BEN))
         assert await h.worker.run_once() == 2
         assert [r.path for r in http_sink.received] == ["/ben"]

@@ -19,11 +19,12 @@ from attune_notifier.adapters.tables import channels
 from attune_notifier.adapters.webpush_sender import SenderWithWebPush, WebPushSender
 from attune_notifier.api import WebPushIntake, build_http_app
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
+from attune_runtime.testing import FakeClock
 from prometheus_client import generate_latest
 from sqlalchemy import select
 from support.webpush_sink import WebPushSink
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, utc
 from .harness import Harness, make_harness
 
 pytestmark = [pytest.mark.integration]
@@ -57,11 +58,11 @@ async def h(tmp_path: Path, clock: FakeClock):
 
 def reminder(h: Harness, *, template: str = "evening_attunement", title: str = "Evening attunement",
              sensitive: bool = False, members: tuple[Any, ...] = (ANA,)) -> RitualReminder:
-    at = h.clock.now + timedelta(minutes=30)
+    at = h.clock.now() + timedelta(minutes=30)
     return RitualReminder(occurrence_id=uuid4(), ritual_id=uuid4(), template=template, title=title,
                           participants=list(members), scheduled_for=at, local_time=at.isoformat(),
                           time_zone="Europe/London", sensitive=sensitive, reminder_id=uuid4(), offset_minutes=30,
-                          remind_at=h.clock.now)
+                          remind_at=h.clock.now())
 
 
 async def subscribe(h: Harness, sink: WebPushSink, member: Any = ANA, position: int | None = None) -> Any:
@@ -75,7 +76,7 @@ async def subscribe(h: Harness, sink: WebPushSink, member: Any = ANA, position: 
                                           allowed_hosts=["127.0.0.1"])
     recipient = await h.store.get_member(member)
     assert recipient is not None
-    ref = await h.store.add_channel(recipient, ChannelKind.PUSH, checked.to_secret(), position, h.clock.now)
+    ref = await h.store.add_channel(recipient, ChannelKind.PUSH, checked.to_secret(), position, h.clock.now())
     return browser, ref
 
 
@@ -124,7 +125,7 @@ async def test_a_410_retires_the_subscription_and_the_next_channel_gets_it(
     assert [r.status for r in sink.rejected] == [410]
     assert len(http_sink.received) == 1  # the same reminder, on the member's next channel, without waiting
     [retired_at] = [t for c, t in await h.store.channel_states(ANA) if c.channel_id == web.channel_id]
-    assert retired_at == h.clock.now
+    assert retired_at == h.clock.now()
     assert h.metric("attune_notifier_channels_retired_total", channel_kind="push") == 1
 
     await h.event(reminder(h))  # the next reminder never knocks on the gone subscription again

@@ -30,9 +30,8 @@ from attune_contracts.credentials import (
 )
 from attune_contracts.messages import HouseholdCredentialsRevoked, NotificationRequested
 from attune_notifier.api import build_http_app as notifier_http
+from attune_runtime.testing import FakeClock
 from checkins.conftest import FERNET_KEY, FakeSink, Harness, publish_now
-from checkins.conftest import FakeClock as CheckinsClock
-from notifier.conftest import FakeClock as NotifierClock
 from notifier.harness import Harness as NotifierHarness
 from notifier.harness import make_harness as make_notifier_harness
 from pydantic import SecretStr
@@ -81,7 +80,7 @@ async def checkins(tmp_path: Path) -> AsyncIterator[Checkins]:
         notes_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
         credential_keys=PUBLIC, dead_letter_key=SecretStr(FERNET_KEY.decode()),
     )
-    clock, sink = CheckinsClock(NOW), FakeSink()
+    clock, sink = FakeClock(NOW), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
     parts.service.on_commit = lambda: publish_now(parts.relay)
     await upgrade(parts.store.engine)
@@ -259,7 +258,7 @@ class Notifier:
 
 @pytest.fixture
 async def notifier(tmp_path: Path) -> AsyncIterator[Notifier]:
-    h = await make_notifier_harness(f"sqlite+aiosqlite:///{tmp_path}/notifier.db", NotifierClock(NOW))
+    h = await make_notifier_harness(f"sqlite+aiosqlite:///{tmp_path}/notifier.db", FakeClock(NOW))
     await h.member(ANA, "Ana", household=HOME)
     await h.member(BEN, "Ben", household=HOME)
     await h.member(EVE, "Eve", household=AWAY)

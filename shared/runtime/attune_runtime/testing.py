@@ -1,4 +1,5 @@
-"""Pytest fixtures: a fresh Tansu broker per session, throw-away PostgreSQL databases, unique names.
+"""Test plumbing written once: a fresh Tansu broker per session, throw-away PostgreSQL databases, unique names,
+and the one fake clock every service's tests move by hand.
 
 Loaded by tests/conftest.py (`pytest_plugins = ["attune_runtime.testing"]`).
 """
@@ -11,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,51 @@ async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+class FakeClock:
+    """Time stands still until a test moves it; what sleeps on it wakes when its deadline passes.
+
+    One API for every service's clock port: `now()` (check-ins, app, scheduler), calling the clock itself (the
+    notifier's port is a plain `Callable[[], datetime]`), `sleep(seconds)` that advances instead of waiting
+    (check-ins' relay back-off; each wait is kept in `slept`), and `wait_until(deadline, wake)` (the scheduler's
+    firing loop)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start.astimezone(UTC)
+        self._moved = asyncio.Event()
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when.astimezone(UTC)
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+
+    def advance(self, delta: timedelta | None = None, /, **parts: float) -> None:
+        """`advance(timedelta(minutes=5))` or `advance(minutes=5)`."""
+        self.set(self._now + (delta or timedelta()) + timedelta(**parts))
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds=seconds)
+        await asyncio.sleep(0)
+
+    async def wait_until(self, deadline: datetime, wake: asyncio.Event) -> None:
+        """Return once the clock reaches `deadline` or `wake` is set, whichever comes first."""
+        while self._now < deadline and not wake.is_set():
+            moved = asyncio.ensure_future(self._moved.wait())
+            woken = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({moved, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                moved.cancel()
+                woken.cancel()
 
 
 @dataclass
