@@ -42,7 +42,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_S = 30.0
 CHANNEL_KEY = "YmVuY2gtb25seS1jaGFubmVsLWtleS0wMTIzNDU2Nzg="  # the notifiers' ATTUNE_NOTIFIER_CHANNEL_KEY here
 
@@ -446,21 +445,16 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    import asyncpg
     import httpx
     from attune_runtime.tansu import Tansu
+    from attune_runtime.testing import create_database, drop_database
 
     results: dict[str, Any] = {"commit": commit(), "cpus": os.cpu_count(), "load_before": load_average(),
                                "gateway_delay_s": [args.delay_min, args.delay_max], "fail_share": args.fail_share}
     logdir = Path(tempfile.mkdtemp(prefix="burst-bench-"))
     results["logs"] = str(logdir)
     broker = Tansu(log_path=logdir / "tansu.log").start()
-    admin = await asyncpg.connect(PG_ADMIN)
-    suffix = uuid.uuid4().hex[:8]
-    names = {s: f"attune_burst_{s}_{suffix}" for s in ("scheduler", "notifier")}
-    for name in names.values():
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    databases = {s: f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}" for s, name in names.items()}
+    databases = {s: await create_database(f"attune_burst_{s}") for s in ("scheduler", "notifier")}
     record = logdir / "gateway.jsonl"
     record.touch()
     gateway = subprocess.Popen([sys.executable, str(HERE / "gateway.py"), "--port", "0",  # noqa: ASYNC220
@@ -486,9 +480,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         gateway.terminate()
         gateway.wait(timeout=10)
         broker.stop()
-        for name in names.values():
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        for url in databases.values():
+            await drop_database(url)
     results["load_after"] = load_average()
     return results
 

@@ -49,8 +49,8 @@ from attune_contracts.messages import CheckInStatus, SubmitCheckIn
 from attune_runtime.kafka import ensure_topics
 from attune_runtime.logs import configure_logging
 from attune_runtime.tansu import Tansu
+from attune_runtime.testing import create_database, drop_database
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 FERNET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
 
 
@@ -225,14 +225,11 @@ async def main() -> None:
         configure_logging("checkins")
         logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115, ASYNC230 - once, for the whole run
 
-    db = f"attune_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{db}"')
-    await admin.close()
+    database_url = await create_database("attune_bench")
     with Tansu() as tansu:
         settings = Settings(environment="development",
             kafka_bootstrap_servers=tansu.bootstrap,
-            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+            database_url=database_url,
             kafka_session_timeout_ms=6000, notes_key=SecretStr(FERNET_KEY), log_json=False,
             batch_max_records=args.batch,
         )
@@ -246,7 +243,7 @@ async def main() -> None:
         print(f"seeded {households} households, {len(commands)} commands in {time.perf_counter() - t0:.1f}s")
         if args.history_days:
             t0 = time.perf_counter()
-            written = await seed_history(f"postgresql://postgres@127.0.0.1:5432/{db}", households,
+            written = await seed_history(database_url.replace("+asyncpg", ""), households,
                                          args.per_household, args.history_days, now)
             print(f"seeded {written} earlier occurrences ({args.history_days} days per ritual, a break every "
                   f"ten) in {time.perf_counter() - t0:.1f}s")
@@ -304,9 +301,7 @@ async def main() -> None:
             cpu = cpu_marks[-1] - cpu_marks[0]
             print(f"  CPU {cpu:.2f}s = {cpu / sum(n for n, _ in sizes) * 1e6:,.0f} µs per check-in "
                   f"(process time, first batch start to last batch end); load average {os.getloadavg()}")
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    await admin.close()
+    await drop_database(database_url)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 # The service under cProfile (main thread only). uvicorn re-raises SIGTERM after its graceful shutdown,
 # which would kill the process before the profile is written; a SystemExit lets cProfile.run dump it.
 PROFILED = ("import cProfile, signal, sys; signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
@@ -143,21 +142,19 @@ async def naive(url: str, n: int, client: Any, base: str) -> dict[str, float]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    import asyncpg
     import httpx
     from aiokafka import AIOKafkaProducer
     from attune_contracts import Topic, make_envelope
     from attune_contracts.credentials import development_issuer
     from attune_contracts.messages import MemberRole, MemberUpserted, NotificationRequested
     from attune_runtime.tansu import Tansu, free_port
+    from attune_runtime.testing import create_database, drop_database
 
     results: dict[str, Any] = {"notifications": args.notifications, "members": args.members,
                                "instances": args.instances, "cpus": os.cpu_count()}
     logdir = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
     broker = Tansu(log_path=logdir / "tansu.log").start()
-    db = f"attune_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{db}"')
+    database_url = await create_database("attune_bench")
     sink_port = free_port()
     sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])  # noqa: ASYNC220
     sink_base = f"http://127.0.0.1:{sink_port}"
@@ -180,7 +177,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             for i, port in enumerate(ports):
                 env = {**os.environ,
                        "ATTUNE_NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                       "ATTUNE_NOTIFIER_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+                       "ATTUNE_NOTIFIER_DATABASE_URL": database_url,
                        "ATTUNE_NOTIFIER_HTTP_PORT": str(port),
                        "ATTUNE_NOTIFIER_CONSUMER_GROUP": group, "ATTUNE_NOTIFIER_LOG_LEVEL": "WARNING",
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
@@ -282,8 +279,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         sink.terminate()
         sink.wait(timeout=10)
         broker.stop()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(database_url)
     results["ratio_service_to_naive"] = round(results["service_burst"]["per_s"] / results["naive"]["per_s"], 2)
     return results
 

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = os.environ.get("ATTUNE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]
 TOPIC = "attune.rituals.occurrences"
 LOOKAHEAD_S = 300.0  # the scheduler writes occurrences this far ahead; the relay publishes each at its instant
@@ -55,29 +54,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ---- databases ----------------------------------------------------------------------------------
-
-
-async def create_db() -> tuple[str, str]:
-    import asyncpg
-
-    name = f"attune_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    return name, f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
-
-
-async def drop_db(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def seed(url: str, n: int, *, due: datetime | None, now: datetime) -> None:
@@ -308,6 +284,7 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
     from attune_runtime.kafka import ensure_topics
     from attune_runtime.settings import ServiceSettings
     from attune_runtime.tansu import Tansu
+    from attune_runtime.testing import create_database, drop_database
 
     machine = {"cpu": platform.processor() or _cpu_model(), "cpus": os.cpu_count(),
                "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
@@ -321,7 +298,7 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
             results["raw_aiokafka"] = child(["raw", broker.bootstrap, str(n)], timeout=600)
             print("raw", results["raw_aiokafka"], file=sys.stderr)
 
-        db, url = await create_db()
+        url = await create_database("attune_bench")
         try:
             now = datetime.now(UTC)
             placeholder = now + timedelta(days=3)
@@ -338,7 +315,7 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
             results["scheduler"]["on_topic"] = await read_back(broker.bootstrap, n)
             print("scheduler", results["scheduler"], file=sys.stderr)
         finally:
-            await drop_db(db)
+            await drop_database(url)
 
         if not opts.skip_apscheduler:
             due = next_minute(datetime.now(UTC), margin_s=max(20, n / 5000))
@@ -346,7 +323,7 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
             print("apscheduler", results["apscheduler"], file=sys.stderr)
 
         if opts.active:
-            db, url = await create_db()
+            url = await create_database("attune_bench")
             try:
                 started = time.perf_counter()
                 await seed(url, opts.active, due=None, now=datetime.now(UTC))
@@ -357,7 +334,7 @@ async def orchestrate(opts: argparse.Namespace) -> dict[str, Any]:
                 results["at_rest"] = at_rest
                 print("at rest", at_rest, file=sys.stderr)
             finally:
-                await drop_db(db)
+                await drop_database(url)
     out = ROOT / "bench/results/scheduler.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

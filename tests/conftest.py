@@ -1,5 +1,8 @@
 import os
+from collections.abc import AsyncIterator
 
+import pytest
+from attune_runtime.testing import temporary_database
 from hypothesis import settings
 
 pytest_plugins = ["attune_runtime.testing"]
@@ -8,3 +11,10 @@ pytest_plugins = ["attune_runtime.testing"]
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """An empty PostgreSQL database on the test server, dropped afterwards. Yields a SQLAlchemy async URL."""
+    async with temporary_database() as url:
+        yield url

@@ -11,17 +11,15 @@ import secrets
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import httpx
 import yaml
 from attune_contracts.credentials import generate_key_pair
 from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import Tansu, free_port
-from attune_runtime.testing import PG_ADMIN_DSN
+from attune_runtime.testing import PG_ADMIN_DSN, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("scheduler", "checkins", "notifier")
@@ -102,12 +100,7 @@ class Stack:
         return env
 
     async def _database(self) -> str:
-        name = f"attune_e2e_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
+        name = (await create_database("attune_e2e")).rsplit("/", 1)[1]
         self.databases.append(name)
         return name
 
@@ -161,9 +154,5 @@ class Stack:
             self.inbox.terminate()
             self.inbox.wait(10)
         self.broker.stop()
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            for name in self.databases:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        for name in self.databases:
+            await drop_database(name)

@@ -23,7 +23,7 @@ from attune_contracts.trust import sender_of
 from attune_notifier.bootstrap import build_app
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
-from attune_runtime.testing import PG_ADMIN_DSN, _pg_execute, eventually
+from attune_runtime.testing import create_database, drop_database, eventually
 
 from .conftest import HttpSink, SmtpSink
 
@@ -60,12 +60,10 @@ class Running:
 
 @pytest.fixture(scope="module", params=[500, 1], ids=["batches", "one-by-one"])
 async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
-    db = f"attune_t_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(f'CREATE DATABASE "{db}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    database_url = await create_database()
     port = free_port()
     settings = NotifierSettings(environment="development",
-        kafka_bootstrap_servers=kafka_bootstrap, database_url=f"{base}/{db}", http_port=port,
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url, http_port=port,
         consumer_group=f"attune-notifier-{uuid.uuid4().hex[:6]}",
         kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1, retry_base_delay_s=0.05, retry_max_delay_s=0.2,
         delivery_retry_base_s=0.2, delivery_retry_max_s=0.5, delivery_attempts_per_channel=2,
@@ -90,7 +88,7 @@ async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
         await producer.stop()
         server.should_exit = True
         await task
-        await _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await drop_database(database_url)
 
 
 async def add_member(svc: Running, household: uuid.UUID, name: str = "Ana") -> uuid.UUID:

@@ -24,7 +24,7 @@ from attune_notifier.adapters.sql import ChannelCipher, SqlStore, make_engine
 from attune_notifier.config import DEV_CHANNEL_KEY
 from attune_notifier.service import Intent, notification_id
 from attune_runtime.tansu import free_port
-from attune_runtime.testing import PG_ADMIN_DSN, _pg_execute, eventually
+from attune_runtime.testing import eventually
 
 from .conftest import ANA, HOUSEHOLD
 
@@ -47,10 +47,9 @@ def start_notifier(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT)
 
 
-async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootstrap: str, tmp_path: Path) -> None:
-    db = f"attune_w_{uuid.uuid4().hex[:12]}"
-    await _pg_execute(f'CREATE DATABASE "{db}"')
-    url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{db}"
+async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootstrap: str, pg_url: str,
+                                                                    tmp_path: Path) -> None:
+    url = pg_url
     gw = await Gateway(delay_s=(0.3, 0.3), seed=1).start()
     port = free_port()
     env = {**os.environ, "ATTUNE_NOTIFIER_WORKERS": "2", "ATTUNE_NOTIFIER_DATABASE_URL": url,
@@ -105,7 +104,6 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
             process.kill()
         await engine.dispose()
         await gw.stop()
-        await _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def sample(text: str, name: str) -> float:

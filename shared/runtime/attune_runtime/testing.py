@@ -40,39 +40,47 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+class PostgresUnavailable(RuntimeError):
+    """The PostgreSQL that tests and benches create their throw-away databases on is not running."""
+
+
 async def _pg_execute(sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+    except OSError as exc:
+        raise PostgresUnavailable(
+            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}); start it with `make postgres`") from exc
     try:
         await conn.execute(sql)
     finally:
         await conn.close()
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """An empty PostgreSQL database on 127.0.0.1:5432, dropped afterwards. Yields a SQLAlchemy async URL."""
-    async with temporary_database() as url:
-        yield url
+async def create_database(prefix: str = "attune_t") -> str:
+    """A new empty database with a unique name on the test PostgreSQL; returns its SQLAlchemy async URL.
+    Pair it with `drop_database` (or use `temporary_database`, which does both)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    await _pg_execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    """Drop what `create_database` made (given its URL or bare name), closing any connection still open to it."""
+    name = url.rsplit("/", 1)[-1]
+    await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.asynccontextmanager
-async def temporary_database() -> AsyncIterator[str]:
-    """What `pg_url` yields, for a fixture that needs PostgreSQL only in some of its parameters."""
-    name = f"attune_t_{uuid.uuid4().hex[:12]}"
+async def temporary_database(prefix: str = "attune_t") -> AsyncIterator[str]:
+    """A throw-away database for the length of the block (tests' `pg_url` fixture, benches, the e2e stack)."""
+    url = await create_database(prefix)
     try:
-        await _pg_execute(f'CREATE DATABASE "{name}"')
-    except OSError as exc:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_DSN} ({exc}); start it with "
-            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-        )
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        await _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(url)
 
 
 async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
