@@ -4,17 +4,16 @@ shared reliable consumer, with its producer checks) show on the pages."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_app.bootstrap import App, build
 from attune_contracts import Topic, make_envelope, parse
 from attune_contracts.messages import HouseholdKind, HouseholdRegistered, MemberRole, MemberUpserted
 from attune_runtime.testing import eventually
+from support.inprocess import produce_records, read_topic
 
 from .conftest import Browser, FakeCheckins, settings_for, start_household
 
@@ -40,30 +39,12 @@ async def _ready(parts: App) -> bool:
 
 
 async def read_ours(bootstrap: str, topic: Topic, household_id: UUID, *, until: Any, timeout: float = 30) -> list[Any]:
-    """The envelopes of one household on a topic. The key is checked BEFORE decoding: the suite's shared broker
-    also carries other tests' hostile records."""
-    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"reader-{uuid4().hex[:8]}")
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(found):
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    found += [parse(r.value) for r in records if r.key == str(household_id).encode()]
-    finally:
-        await consumer.stop()
-    return found
+    """The envelopes of one household on a topic."""
+    return await read_topic(bootstrap, topic, key=str(household_id).encode(), keep=parse, until=until, timeout=timeout)
 
 
 async def produce(bootstrap: str, envelope: Any) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        await producer.send_and_wait(Topic.SCHEDULER_EVENTS.value, value=envelope.to_bytes(), key=envelope.key)
-    finally:
-        await producer.stop()
+    await produce_records(bootstrap, [(Topic.SCHEDULER_EVENTS, envelope.to_bytes(), envelope.key)])
 
 
 async def test_a_household_created_in_the_app_reaches_the_scheduler_and_its_facts_come_back(

@@ -128,7 +128,7 @@ async def running(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIterat
     """The app as `python -m attune_app` serves it (development credentials, a real dead-letter key)."""
     from attune_runtime.tansu import free_port
     from prometheus_client import CollectorRegistry
-    from security.test_kafkatrust import _serve
+    from support.inprocess import serving
 
     port = free_port()
     settings = settings_for(pg_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_session_timeout_ms=6000,
@@ -136,8 +136,8 @@ async def running(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIterat
                             group_id=f"attune-app-{unique}", dead_letter_key=SecretStr(Fernet.generate_key().decode()))
     settings = settings.model_copy(update={"kafka_create_topics": True})
     asgi = build_app(settings, registry=CollectorRegistry())
-    async for _ in _serve(asgi, port):
-        yield asgi.app_parts, f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    async with serving(asgi, port) as base:
+        yield asgi.app_parts, base  # type: ignore[attr-defined]
 
 
 async def _send(bootstrap: str, value: bytes, household: uuid.UUID) -> None:

@@ -12,7 +12,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_checkins.bootstrap import Checkins, build
 from attune_checkins.config import Settings
 from attune_contracts import Envelope, Topic, make_envelope, parse
@@ -34,6 +33,7 @@ from attune_contracts.types import Contract
 from attune_runtime.testing import eventually
 from pydantic import SecretStr
 from sqlalchemy import text
+from support.inprocess import produce_records, read_topic
 
 from .conftest import FERNET_KEY
 
@@ -62,31 +62,7 @@ async def _ready(parts: Checkins) -> bool:
 
 
 async def produce(bootstrap: str, topic: Topic, *values: bytes, key: UUID) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic.value, value=value, key=str(key).encode())
-    finally:
-        await producer.stop()
-
-
-async def read_topic(bootstrap: str, topic: Topic, accept: Any, *, until: Any, timeout: float = 30) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"reader-{uuid4().hex[:8]}")
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(found):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        item = accept(record.value)
-                        if item is not None:
-                            found.append(item)
-    finally:
-        await consumer.stop()
-    return found
+    await produce_records(bootstrap, [(topic, value, str(key).encode()) for value in values])
 
 
 def env(payload: Contract, household: UUID, **kw: Any) -> Envelope[Any]:
@@ -150,11 +126,11 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
         envelope = parse(value)
         return envelope if envelope.household_id == household else None
 
-    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours,
+    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, keep=ours,
                               until=lambda found: sum(isinstance(e.payload, CheckInRecorded) for e in found) >= 2
                               and sum(isinstance(e.payload, CheckInCommandRejected) for e in found) >= 4)
     await asyncio.sleep(1.0)  # anything extra (a duplicate) would have arrived by now
-    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours,
+    events = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, keep=ours,
                               until=lambda found: len(found) >= len(events), timeout=10)
 
     recorded = [e.payload for e in events if isinstance(e.payload, CheckInRecorded)]
@@ -183,7 +159,7 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
         found = DeadLetter.model_validate_json(value)
         return found if found.value_sha256 in ours and found.sealed is not None else None
 
-    letters = await read_topic(kafka_bootstrap, Topic.DEAD_LETTER, letter, until=lambda found: len(found) >= 3)
+    letters = await read_topic(kafka_bootstrap, Topic.DEAD_LETTER, keep=letter, until=lambda found: len(found) >= 3)
     assert sorted(letter.error_kind for letter in letters) == ["invalid"] * 3
     assert any(letter.reason.startswith("not JSON") for letter in letters)
     assert (await service.readiness.status())["ready"] is True

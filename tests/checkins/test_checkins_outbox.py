@@ -47,6 +47,7 @@ from attune_runtime.testing import FakeClock, eventually, temporary_database
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import inspect
+from support.inprocess import read_topic
 
 from .conftest import FERNET_KEY, KEYS, FakeSink, Harness, make_harness
 
@@ -238,23 +239,6 @@ def _envelope(payload: Any, household: UUID) -> Any:
     return make_envelope(payload, household_id=household, producer=sender_of(payload))
 
 
-async def _read_checkins(bootstrap: str, *, until: Callable[[list[Any]], bool], timeout: float) -> list[Any]:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(Topic.CHECKINS_EVENTS.value, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", group_id=f"reader-{uuid4().hex[:8]}")
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(found):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found += [parse(r.value) for r in records]
-    finally:
-        await consumer.stop()
-    return found
-
-
 class BrokerLine:
     """A TCP proxy in front of a Tansu that advertises the proxy's address, so every connection a client
     makes goes through it: `cut()` makes the broker unreachable (connections dropped, new ones refused),
@@ -272,7 +256,7 @@ class BrokerLine:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - started once, returns at once
+        self.process = subprocess.Popen(
             [binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{self.broker_port}",
              "--advertised-listener-url", f"tcp://127.0.0.1:{self.port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
@@ -373,10 +357,10 @@ async def test_with_the_broker_down_a_check_in_and_a_tap_are_answered_at_once_an
         def both_announced(found: list[Any]) -> bool:
             return {e.payload.checkin_id for e in found if isinstance(e.payload, CheckInRecorded)} == ids
 
-        await _read_checkins(line.bootstrap, until=both_announced, timeout=90)
+        await read_topic(line.bootstrap, Topic.CHECKINS_EVENTS, keep=parse, until=both_announced, timeout=90)
         await eventually(_outbox_empty(parts.store), timeout=30)
         await asyncio.sleep(1)  # anything sent twice would be there by now
-        found = await _read_checkins(line.bootstrap, until=both_announced, timeout=30)
+        found = await read_topic(line.bootstrap, Topic.CHECKINS_EVENTS, keep=parse, until=both_announced, timeout=30)
         recorded = [e for e in found if isinstance(e.payload, CheckInRecorded)]
         assert sorted(e.payload.checkin_id for e in recorded) == sorted(ids)  # exactly once each
         assert len({e.event_id for e in found}) == len(found)

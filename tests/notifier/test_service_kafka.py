@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import responses
-import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from attune_contracts import Topic, make_envelope
 from attune_contracts.credentials import development_issuer
 from attune_contracts.messages import DeadLetter, MemberRole, MemberUpserted, NotificationRequested
@@ -24,6 +23,7 @@ from attune_notifier.bootstrap import build_app
 from attune_notifier.config import NotifierSettings
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import create_database, drop_database, eventually
+from support.inprocess import read_topic, serving
 
 from .conftest import HttpSink, SmtpSink
 
@@ -70,24 +70,13 @@ async def service(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Async
         batch_max_records=request.param,
     )
     app = build_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
     await producer.start()
-    running = Running(f"http://127.0.0.1:{port}", app, kafka_bootstrap, producer)
     try:
-        async with httpx.AsyncClient() as client:
-            async def ready() -> bool:
-                try:
-                    return (await client.get(f"{running.base}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-            await eventually(ready, timeout=60, interval=0.2)
-        yield running
+        async with serving(app, port) as base:
+            yield Running(base, app, kafka_bootstrap, producer)
     finally:
         await producer.stop()
-        server.should_exit = True
-        await task
         await drop_database(database_url)
 
 
@@ -107,20 +96,6 @@ async def add_channel(svc: Running, member: uuid.UUID, url: str) -> httpx.Respon
     async with httpx.AsyncClient() as client:
         return await client.post(f"{svc.base}/v1/members/{member}/channels", json={"url": url}, headers=auth(member))
 
-
-async def read_topic(bootstrap: str, topic: Topic, *, until: Any, timeout: float = 30) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None)
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(values):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    values.extend(r.value for r in records)
-    finally:
-        await consumer.stop()
-    return values
 
 
 def outcomes_for(values: list[bytes], household: uuid.UUID) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from attune_notifier.config import DEV_CHANNEL_KEY
 from attune_notifier.service import Intent, notification_id
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
+from support.inprocess import wait_ready
 
 from .conftest import ANA, HOUSEHOLD
 
@@ -61,13 +62,7 @@ async def test_two_workers_deliver_from_one_table_each_message_once(kafka_bootst
     process = start_notifier(env, log)
     engine = make_engine(url)
     try:
-        async with httpx.AsyncClient() as client:
-            async def ready() -> bool:
-                try:
-                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-            await eventually(ready, timeout=180, interval=0.3)  # under load two workers took 90 s to start
+        await wait_ready(f"http://127.0.0.1:{port}", timeout=180, interval=0.3)  # under load two workers took 90 s
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(workers) == 2, (children, log.read_text()[-3000:])  # (beside multiprocessing's tracker)

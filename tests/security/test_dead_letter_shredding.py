@@ -24,8 +24,9 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from support.inprocess import read_topic
 
-from security.test_kafkatrust import checkins, forged, produce, read  # noqa: F401 - the in-process check-ins fixture
+from security.test_kafkatrust import checkins, forged, produce  # noqa: F401 - the in-process check-ins fixture
 
 SECRET_NOTE = "our-anniversary-in-Lisbon"
 
@@ -236,7 +237,7 @@ async def test_the_topic_holds_no_plaintext_the_service_opens_it_and_erasure_shr
         raw.append(record_value)
         return DeadLetter.model_validate_json(record_value)
 
-    [letter] = await read(kafka_bootstrap, Topic.DEAD_LETTER, lambda found: bool(found), keep=keep)
+    [letter] = await read_topic(kafka_bootstrap, Topic.DEAD_LETTER, until=bool, keep=keep, timeout=40)
     assert note.encode() not in raw[0] and b"bogus" not in raw[0]
     assert letter.error_kind == "invalid" and letter.sealed is not None
     assert letter.sealed.scope == f"household:{household}"
@@ -273,16 +274,17 @@ async def checkins_at(kafka_bootstrap: str, pg_url: str) -> AsyncIterator[tuple[
     from attune_checkins.config import Settings as CheckinsSettings
     from attune_runtime.tansu import free_port
     from prometheus_client import CollectorRegistry
+    from support.inprocess import serving
 
-    from security.test_kafkatrust import FERNET_KEY, _serve
+    from security.test_kafkatrust import FERNET_KEY
 
     port = free_port()
     settings = CheckinsSettings(
         environment="development", kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url,
         kafka_session_timeout_ms=6000, http_port=port, notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05,
         retry_max_delay_s=0.2)
-    async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
-        yield pg_url, f"http://127.0.0.1:{port}"
+    async with serving(build_app(settings, registry=CollectorRegistry()), port) as base:
+        yield pg_url, base
 
 
 async def test_replay_opens_a_sealed_letter_through_its_service_and_says_so_once_the_household_is_erased(

@@ -10,17 +10,13 @@ and changes nothing. (The broker's own ACLs are checked against the catalog in t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from attune_checkins.config import Settings as CheckinsSettings
 from attune_contracts import Envelope, Topic, make_envelope, parse
 from attune_contracts.messages import (
@@ -47,6 +43,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from support.inprocess import produce_records, read_topic, serving
 
 pytestmark = [pytest.mark.integration]
 
@@ -56,23 +53,6 @@ ZONE = "Europe/London"
 
 
 # ---- the running services ------------------------------------------------------------------------------
-
-
-async def _serve(app: Any, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with httpx.AsyncClient() as client:
-            async def ready() -> bool:
-                try:
-                    return (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-            await eventually(ready, timeout=60, interval=0.2)
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
@@ -86,7 +66,7 @@ async def scheduler(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIter
         group_id=f"attune-scheduler-{unique}", kafka_session_timeout_ms=6000, relay_poll_s=0.1,
         metrics_refresh_s=0.2, retry_base_delay_s=0.05, retry_max_delay_s=0.1,
     )
-    async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
+    async with serving(build_app(settings, registry=CollectorRegistry()), port):
         yield pg_url
 
 
@@ -99,7 +79,7 @@ async def checkins(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
         environment="development", kafka_bootstrap_servers=kafka_bootstrap, database_url=pg_url, kafka_session_timeout_ms=6000,
         http_port=port, notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
     )
-    async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
+    async with serving(build_app(settings, registry=CollectorRegistry()), port):
         yield pg_url
 
 
@@ -114,7 +94,7 @@ async def notifier(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
         consumer_group=f"attune-notifier-{unique}", kafka_session_timeout_ms=6000, delivery_idle_poll_s=0.1,
         retry_base_delay_s=0.05, retry_max_delay_s=0.2,
     )
-    async for _ in _serve(build_app(settings, registry=CollectorRegistry()), port):
+    async with serving(build_app(settings, registry=CollectorRegistry()), port):
         yield pg_url
 
 
@@ -123,37 +103,13 @@ async def notifier(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
 
 async def produce(bootstrap: str, *envelopes: Envelope[Any], topic: Topic | None = None) -> None:
     """Write envelopes as anyone with write access could: onto their own topic, or onto `topic`."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            where = topic or spec_of(type(envelope.payload)).topic
-            await producer.send_and_wait(where.value, value=envelope.to_bytes(), key=envelope.key)
-    finally:
-        await producer.stop()
+    await produce_records(bootstrap, [(topic or spec_of(type(e.payload)).topic, e.to_bytes(), e.key)
+                                      for e in envelopes])
 
 
 def forged(payload: Contract, household: uuid.UUID, producer: str | None = None) -> Envelope[Any]:
     return make_envelope(payload, household_id=household, producer=producer or sender_of(payload))
 
-
-async def read(bootstrap: str, topic: Topic, until: Callable[[list[Any]], bool], *,
-               keep: Callable[[bytes], Any], timeout: float = 40) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic.value, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"evidence-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not until(found):
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    for record in records:
-                        item = keep(record.value)
-                        if item is not None:
-                            found.append(item)
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def dead_letter_of(bootstrap: str, envelope: Envelope[Any]) -> DeadLetter:
@@ -169,7 +125,7 @@ async def dead_letter_of(bootstrap: str, envelope: Envelope[Any]) -> DeadLetter:
         letter = DeadLetter.model_validate_json(value)
         return letter if letter.value_sha256 == sha256 else None
 
-    [letter] = await read(bootstrap, Topic.DEAD_LETTER, lambda found: bool(found), keep=keep)
+    [letter] = await read_topic(bootstrap, Topic.DEAD_LETTER, until=bool, keep=keep, timeout=40)
     return letter
 
 
@@ -180,7 +136,7 @@ async def rejections_of(bootstrap: str, topic: Topic, envelope: Envelope[Any]) -
         event = parse(value)
         return event if getattr(event.payload, "command_event_id", None) == envelope.event_id else None
 
-    return [e.payload for e in await read(bootstrap, topic, lambda found: bool(found), keep=keep)]
+    return [e.payload for e in await read_topic(bootstrap, topic, until=bool, keep=keep, timeout=40)]
 
 
 async def scalar(url: str, sql: str, **params: Any) -> Any:
