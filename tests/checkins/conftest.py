@@ -160,7 +160,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         await h.store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+# Each case carries its own marker: the SQLite one is a unit test, the PostgreSQL one an integration test.
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.unit),
+                        pytest.param("postgresql", marks=pytest.mark.integration)])
 async def any_harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     """The harness on SQLite and on the machine's PostgreSQL (for statements that differ by dialect)."""
     async with contextlib.AsyncExitStack() as stack:

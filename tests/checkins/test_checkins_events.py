@@ -14,9 +14,8 @@ from attune_contracts.publisher import headers_for
 
 from .conftest import Harness
 
-pytestmark = [pytest.mark.unit]
 
-
+@pytest.mark.unit
 async def test_the_relay_sends_what_make_envelope_builds_in_order(harness: Harness) -> None:
     h = harness
     await h.setup_household()

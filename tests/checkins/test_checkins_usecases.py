@@ -39,11 +39,10 @@ from sqlalchemy import text
 
 from .conftest import Harness
 
-pytestmark = [pytest.mark.unit]
-
 UTC0 = datetime(2027, 3, 1, 12, tzinfo=UTC)
 
 
+@pytest.mark.unit
 async def test_checkin_is_recorded_once_and_redelivery_changes_nothing(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -64,6 +63,7 @@ async def test_checkin_is_recorded_once_and_redelivery_changes_nothing(harness: 
     assert await h.count("checkins") == 1 and await h.count("occurrences") == 1
 
 
+@pytest.mark.unit
 async def test_a_later_different_answer_replaces_the_first_and_an_earlier_one_is_ignored(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -83,6 +83,7 @@ async def test_a_later_different_answer_replaces_the_first_and_an_earlier_one_is
 
 @pytest.mark.parametrize("case", ["unknown occurrence", "stranger", "not participant", "too late",
                                   "other household"])
+@pytest.mark.unit
 async def test_bad_checkins_are_rejected_with_a_reason_and_nothing_recorded(harness: Harness, case: str) -> None:
     h = harness
     await h.setup_household()
@@ -120,6 +121,7 @@ async def test_bad_checkins_are_rejected_with_a_reason_and_nothing_recorded(harn
     assert len(h.sink.published) == 1
 
 
+@pytest.mark.unit
 async def test_missed_is_published_at_the_deadline_by_the_timer(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -146,6 +148,7 @@ async def test_missed_is_published_at_the_deadline_by_the_timer(harness: Harness
     assert len(h.sink.published) == count  # reported once
 
 
+@pytest.mark.unit
 async def test_timer_loop_sleeps_until_the_deadline_then_reports(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -193,6 +196,7 @@ async def test_seven_days_give_one_milestone_across_dst(any_harness: Harness) ->
     assert h.registry.get_sample_value("attune_checkins_milestones_total", {"unit": "days", "length": "7"}) == 1
 
 
+@pytest.mark.unit
 async def test_date_night_adherence_is_published(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -211,6 +215,7 @@ async def test_date_night_adherence_is_published(harness: Harness) -> None:
     assert h.sink.of(RitualMissed)[0].occurrence_id == fridays[1].occurrence_id
 
 
+@pytest.mark.unit
 async def test_ratio_drop_is_published_once_per_crossing(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -225,6 +230,7 @@ async def test_ratio_drop_is_published_once_per_crossing(harness: Harness) -> No
     assert h.registry.get_sample_value("attune_checkins_ratio_drops_total") == 2
 
 
+@pytest.mark.unit
 async def test_moments_outside_the_window_do_not_count(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -236,6 +242,7 @@ async def test_moments_outside_the_window_do_not_count(harness: Harness) -> None
     assert h.sink.of(RatioDropped) == []
 
 
+@pytest.mark.unit
 async def test_moment_and_achievement_from_a_stranger_are_rejected(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -274,6 +281,7 @@ async def test_text_with_nul_is_refused_by_field_and_nothing_is_stored(any_harne
     assert await h.count("occurrences") == 1  # only the good one
 
 
+@pytest.mark.unit
 async def test_weekly_summary_on_sunday_evening_matches_the_hand_computed_week(harness: Harness) -> None:
     """Week Mon 8 - Sun 14 March 2027 in New York (DST starts on the Sunday).
 
@@ -338,6 +346,7 @@ async def test_weekly_summary_on_sunday_evening_matches_the_hand_computed_week(h
     assert envelope_id is not None
 
 
+@pytest.mark.unit
 async def test_notes_are_encrypted_at_rest_and_exported_in_clear(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -355,6 +364,7 @@ async def test_notes_are_encrypted_at_rest_and_exported_in_clear(harness: Harnes
     assert [m["note"] for m in exported["moments"]] == ["flowers!"]
 
 
+@pytest.mark.unit
 async def test_household_erased_deletes_everything_and_old_events_stay_out(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -378,6 +388,7 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     assert await h.service.export(h.household) is None
 
 
+@pytest.mark.unit
 async def test_an_erased_household_stays_erased_whatever_a_later_message_says(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -397,6 +408,7 @@ async def test_an_erased_household_stays_erased_whatever_a_later_message_says(ha
     assert await h.service.export(h.household) is None
 
 
+@pytest.mark.unit
 async def test_a_batch_has_the_same_outcome_as_one_by_one(harness: Harness) -> None:
     from attune_contracts import make_envelope
 
@@ -441,6 +453,7 @@ async def test_a_batch_has_the_same_outcome_as_one_by_one(harness: Harness) -> N
     assert total == 2 and {(c.member_id, c.closeness) for c in history} == {(h.ana, 5), (h.ben, None)}
 
 
+@pytest.mark.unit
 async def test_a_batch_tells_a_stranger_from_a_member_who_is_not_a_participant(harness: Harness) -> None:
     from attune_contracts import make_envelope
 
@@ -475,6 +488,7 @@ async def _two_rituals_batch(h: Harness) -> list[object]:
             for due in dues for member in (h.ana, h.ben)]
 
 
+@pytest.mark.unit
 async def test_a_batch_publishes_after_its_commit_in_decided_order(harness: Harness) -> None:
     h = harness
     batch = await _two_rituals_batch(h)
@@ -488,6 +502,7 @@ async def test_a_batch_publishes_after_its_commit_in_decided_order(harness: Harn
     assert await h.count("checkins") == 4 and await h.count("checkins_outbox") == 0
 
 
+@pytest.mark.unit
 async def test_a_batch_is_recorded_with_the_broker_down_and_announced_once_it_is_back(harness: Harness) -> None:
     h = harness
     batch = await _two_rituals_batch(h)
@@ -568,6 +583,7 @@ def spy_on_history_reads(h: Harness) -> list[date]:
     return read_back
 
 
+@pytest.mark.unit
 async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -578,6 +594,7 @@ async def test_a_run_after_a_break_reads_only_the_first_window(harness: Harness)
     assert read_back[-1] >= last_day - timedelta(days=35 + 7)  # one window read: the break is inside it
 
 
+@pytest.mark.unit
 async def test_a_new_rituals_unbroken_run_is_read_once(harness: Harness) -> None:
     h = harness
     await h.setup_household()
@@ -593,6 +610,7 @@ async def test_a_new_rituals_unbroken_run_is_read_once(harness: Harness) -> None
     ("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "other"),
     (None, None),  # a ritual check-ins has not heard of: the notifier goes by the template's default
 ])
+@pytest.mark.unit
 async def test_a_missed_ritual_carries_the_cadence_of_its_own_rule(harness: Harness, rrule: str | None,
                                                                    cadence: str | None) -> None:
     h = harness

@@ -17,8 +17,6 @@ from attune_contracts.messages import RegisterHousehold
 from attune_runtime.faults import Fault, InfrastructureError, PermanentError, classify, describe
 from sqlalchemy.ext.asyncio import create_async_engine
 
-pytestmark = [pytest.mark.unit]
-
 
 def wrapped(cls: type[sa_exc.DBAPIError], orig: BaseException) -> sa_exc.DBAPIError:
     """What SQLAlchemy raises around a driver error: statement and parameters in its text, driver error in orig."""
@@ -95,21 +93,25 @@ BUGS = {
 }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("exc", list(INFRASTRUCTURE.values()), ids=list(INFRASTRUCTURE))
 def test_infrastructure_failures_are_not_the_messages_fault(exc: BaseException) -> None:
     assert classify(exc).fault is Fault.INFRASTRUCTURE
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("exc", list(PERMANENT.values()), ids=list(PERMANENT))
 def test_failures_no_retry_can_fix_are_permanent(exc: BaseException) -> None:
     assert classify(exc).fault is Fault.PERMANENT
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("exc", list(BUGS.values()), ids=list(BUGS))
 def test_everything_else_is_a_bug(exc: BaseException) -> None:
     assert classify(exc).fault is Fault.BUG
 
 
+@pytest.mark.unit
 def test_infrastructure_says_what_it_waits_for() -> None:
     assert classify(INFRASTRUCTURE["SQLAlchemy pool timeout"]).dependency == "database"
     assert classify(INFRASTRUCTURE["sqlite locked"]).dependency == "database"
@@ -119,6 +121,7 @@ def test_infrastructure_says_what_it_waits_for() -> None:
     assert classify(INFRASTRUCTURE["raised by the handler"]).dependency == "push gateway"
 
 
+@pytest.mark.unit
 def test_reasons_name_the_drivers_error_and_never_the_statements_parameters() -> None:
     nul = describe(PERMANENT["NUL byte on PostgreSQL"])
     assert nul == 'CharacterNotInRepertoireError: invalid byte sequence for encoding "UTF8": 0x00'
@@ -178,6 +181,7 @@ async def test_real_postgresql_errors(pg_url: str) -> None:
     assert verdicts["refused"] == (Fault.INFRASTRUCTURE, "database")
 
 
+@pytest.mark.unit
 def test_an_asyncio_timeout_is_infrastructure() -> None:
     async def slow() -> None:
         async with asyncio.timeout(0.001):
@@ -186,6 +190,7 @@ def test_an_asyncio_timeout_is_infrastructure() -> None:
     assert classify(raised(lambda: asyncio.run(slow()))).fault is Fault.INFRASTRUCTURE
 
 
+@pytest.mark.unit
 async def test_readyz_turns_red_with_what_it_waits_for_and_green_after() -> None:
     from types import SimpleNamespace
 

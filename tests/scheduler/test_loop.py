@@ -16,8 +16,6 @@ from attune_scheduler.clock import FakeClock
 
 from .helpers import RecordingSink, command, household_with_partners, make_scheduler, schedule
 
-pytestmark = [pytest.mark.unit]
-
 
 class RecordingClock(FakeClock):
     def __init__(self, start: datetime) -> None:
@@ -41,6 +39,7 @@ def z(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+@pytest.mark.unit
 async def test_sleeps_until_the_next_due_instant_and_wakes_early_on_change(tmp_path, sink: RecordingSink) -> None:
     store = CountingStore.from_url(f"sqlite+aiosqlite:///{tmp_path}/s.db")
     await store.migrate()
@@ -86,6 +85,7 @@ async def _assert_migrations_match(url: str) -> None:
         await store.close()
 
 
+@pytest.mark.unit
 async def test_migrations_match_the_tables_on_sqlite(tmp_path) -> None:
     await _assert_migrations_match(f"sqlite+aiosqlite:///{tmp_path}/m.db")
 
@@ -122,6 +122,7 @@ async def _upgrade_keeps_only_unsent_rows(url: str) -> None:
         await store.close()
 
 
+@pytest.mark.unit
 async def test_upgrade_keeps_only_unsent_outbox_rows_on_sqlite(tmp_path) -> None:
     await _upgrade_keeps_only_unsent_rows(f"sqlite+aiosqlite:///{tmp_path}/u.db")
 
