@@ -17,8 +17,10 @@ import dateutil.rrule
 import pytest
 from attune_contracts import make_envelope
 from attune_contracts.messages import HouseholdKind, MemberRole, ScheduleRitual
+from attune_scheduler.decisions import decide
+from attune_scheduler.model import Household, HouseholdView, Member, Ritual
 from attune_scheduler.recurrence import LOOKAHEAD, Recurrence, RecurrenceError, zone
-from attune_scheduler.service import Household, HouseholdView, Member, Ritual, decide, plan, wake
+from attune_scheduler.waking import plan, wake
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
