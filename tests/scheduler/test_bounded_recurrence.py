@@ -63,9 +63,9 @@ def meter(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkMeter]:
 
 def clear_caches() -> None:
     """Compiled rules and answers are cached across tests; each test counts its own work from cold."""
-    from attune_scheduler import recurrence
+    from attune_scheduler import recurrence, rrule_walk
 
-    recurrence._compiled.cache_clear()
+    rrule_walk.compiled.cache_clear()
     recurrence._recurrence.cache_clear()
     recurrence._next_after_cached.cache_clear()
 

@@ -51,6 +51,7 @@ class Scheduler:
         self.signals = Signals()
         # Occurrences up to `lookahead` ahead are written to the outbox early (publish_at = their instant),
         # so a burst of rituals due in the same minute costs only the relay's work when it comes.
+        # Several firing workers only where the database takes several writers at once (PostgreSQL).
         self.firing = FiringLoop(unit_of_work, reads, clock, metrics, self.signals, batch_size=fire_batch_size,
                                  workers=fire_workers if outbox.concurrent else 1, lookahead=lookahead,
                                  max_sleep=max_sleep)

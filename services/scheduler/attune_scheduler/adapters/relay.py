@@ -8,7 +8,8 @@ every shard, no locks, one transaction at a time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from sys import intern
 from typing import Any
@@ -27,7 +28,8 @@ _RELAY_COLUMNS = (outbox.c.id, outbox.c.event_id, outbox.c.topic, outbox.c.house
 
 
 class SqlRelayOutbox:
-    def __init__(self, engine: AsyncEngine, transaction: Any, relay_shards: int) -> None:
+    def __init__(self, engine: AsyncEngine, transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+                 relay_shards: int) -> None:
         self.engine, self._tx = engine, transaction
         self.postgres = engine.dialect.name == "postgresql"
         self.concurrent = self.postgres

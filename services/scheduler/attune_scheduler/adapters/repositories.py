@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Self
 
@@ -194,7 +194,7 @@ class SqlUnitOfWork:
     outbox: SqlOutbox
     commands: SqlProcessedCommands
 
-    def __init__(self, engine: AsyncEngine, lock: asyncio.Lock | None, now: Any) -> None:
+    def __init__(self, engine: AsyncEngine, lock: asyncio.Lock | None, now: Callable[[], datetime]) -> None:
         self._engine, self._lock, self._now = engine, lock, now
         self._stack = contextlib.AsyncExitStack()
         self._tx: AsyncTransaction | None = None
