@@ -241,16 +241,19 @@ async def seed_commands(database: str, commands: list[tuple[uuid.UUID, Any]], vi
     """Bench-only shortcut for set-up (not measured): the commands go straight into the scheduler's tables,
     not through Kafka and its one-at-a-time consumer (~8-17 commands/s on this loaded machine; 10,000
     households are 40,000 commands). Each command is decided by the scheduler's own rules
-    (`service.decide`, on a view of the household kept here in memory, `views`, as `_load_view` would read
-    it back), and written as `SqlStore.handle_command` writes it — the same household, member and ritual
-    rows (`_ritual_values`), the same facts in the outbox (`_fact_row`), the command's id in
+    (`decisions.decide`, on a view of the household kept here in memory, `views`, as `SqlHouseholds.load`
+    would read it back), and written as `handlers.handle_command` writes it — the same household, member and
+    ritual rows (`ritual_values`), the same facts in the outbox (`facts_of`), the command's id in
     processed_commands — but in bulk: one statement per table for `chunk` households. The facts
     (MemberUpserted for the notifier, RitualScheduled) leave through the scheduler's relay as usual."""
     import sqlalchemy as sa
     from attune_contracts import make_envelope
     from attune_scheduler.adapters import tables
-    from attune_scheduler.adapters.sql import SqlStore, _ritual_values
-    from attune_scheduler.service import HouseholdView, decide, fact_event_id
+    from attune_scheduler.adapters.repositories import outbox_values, ritual_values
+    from attune_scheduler.adapters.sql import SqlStore
+    from attune_scheduler.decisions import decide
+    from attune_scheduler.model import HouseholdView
+    from attune_scheduler.outgoing import facts_of
 
     store = SqlStore.from_url(database)
     by_household: dict[uuid.UUID, list[Any]] = {}
@@ -279,9 +282,8 @@ async def seed_commands(database: str, commands: list[tuple[uuid.UUID, Any]], vi
                                                 "display_name": m.display_name, "role": m.role.value})
                     for r in outcome.rituals:
                         view.rituals[r.id] = r
-                        rows["rituals"].append(_ritual_values(r, now))
-                    rows["outbox"] += [store._fact_row(fact, envelope, fact_event_id(envelope.event_id, n), now)
-                                       for n, fact in enumerate(outcome.facts)]
+                        rows["rituals"].append(ritual_values(r, now))
+                    rows["outbox"] += [outbox_values(m, now) for m in facts_of(envelope, outcome.facts, now)]
                     rows["processed_commands"].append({"event_id": envelope.event_id, "command_type": envelope.type,
                                                        "outcome": "accepted", "processed_at": now})
             async with store.engine.begin() as conn:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from attune_scheduler.adapters.sql import SqlStore
-from attune_scheduler.clock import FakeClock
 
+from .clock import FakeClock
 from .helpers import RecordingSink
 
 

@@ -19,7 +19,7 @@ from attune_contracts.messages import (
 from attune_contracts.trust import sender_of
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.metrics import SchedulerMetrics
-from attune_scheduler.ports import OutboxRow
+from attune_scheduler.model import OutboxRow
 from attune_scheduler.scheduler import Scheduler
 from prometheus_client import CollectorRegistry
 
@@ -57,7 +57,7 @@ def command(payload: Any, household: uuid.UUID, event_id: uuid.UUID | None = Non
 
 def make_scheduler(store: SqlStore, clock: Any, sink: Any, **kw: Any) -> Scheduler:
     kw.setdefault("relay_poll_s", 0.05)
-    return Scheduler(store, clock, sink, SchedulerMetrics(CollectorRegistry()), **kw)
+    return Scheduler(store.unit_of_work, store, store.relay, clock, sink, SchedulerMetrics(CollectorRegistry()), **kw)
 
 
 async def household_with_partners(

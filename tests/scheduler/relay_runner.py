@@ -15,7 +15,7 @@ from typing import TextIO
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.clock import SystemClock
 from attune_scheduler.metrics import SchedulerMetrics
-from attune_scheduler.ports import OutboxRow
+from attune_scheduler.model import OutboxRow
 from attune_scheduler.scheduler import Scheduler
 from prometheus_client import CollectorRegistry
 
@@ -27,7 +27,7 @@ async def main(db_url: str, shards: int, out: TextIO, delay: float) -> None:
         out.flush()
 
     store = SqlStore.from_url(db_url, relay_shards=shards)
-    scheduler = Scheduler(store, SystemClock(), sink, SchedulerMetrics(CollectorRegistry()),
+    scheduler = Scheduler(store.unit_of_work, store, store.relay, SystemClock(), sink, SchedulerMetrics(CollectorRegistry()),
                           relay_batch_size=20, relay_poll_s=0.1)
     scheduler.start()
     print("ready", flush=True)

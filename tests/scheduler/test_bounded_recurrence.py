@@ -17,8 +17,10 @@ import dateutil.rrule
 import pytest
 from attune_contracts import make_envelope
 from attune_contracts.messages import HouseholdKind, MemberRole, ScheduleRitual
+from attune_scheduler.decisions import decide
+from attune_scheduler.model import Household, HouseholdView, Member, Ritual
 from attune_scheduler.recurrence import LOOKAHEAD, Recurrence, RecurrenceError, zone
-from attune_scheduler.service import Household, HouseholdView, Member, Ritual, decide, plan, wake
+from attune_scheduler.waking import plan, wake
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -61,9 +63,9 @@ def meter(monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkMeter]:
 
 def clear_caches() -> None:
     """Compiled rules and answers are cached across tests; each test counts its own work from cold."""
-    from attune_scheduler import recurrence
+    from attune_scheduler import recurrence, rrule_walk
 
-    recurrence._compiled.cache_clear()
+    rrule_walk.compiled.cache_clear()
     recurrence._recurrence.cache_clear()
     recurrence._next_after_cached.cache_clear()
 

@@ -22,9 +22,9 @@ from attune_contracts.messages import RegisterHousehold, UpdateRitual, UpsertMem
 from attune_runtime.testing import temporary_database
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.adapters.tables import rituals
-from attune_scheduler.clock import FakeClock
 from attune_scheduler.scheduler import Scheduler
 
+from .clock import FakeClock
 from .helpers import RecordingSink, command, household_with_partners, make_scheduler, schedule
 from .test_postgres import seed_rituals
 

@@ -8,9 +8,9 @@ import httpx
 from attune_contracts.credentials import development_issuer, verifier_from_setting
 from attune_runtime.http import HttpLimits
 from attune_scheduler.adapters.sql import SqlStore
-from attune_scheduler.clock import FakeClock
 from attune_scheduler.http import build_http_app
 
+from .clock import FakeClock
 from .helpers import RecordingSink, household_with_partners, make_scheduler
 
 

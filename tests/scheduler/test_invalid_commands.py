@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from attune_contracts import ContractError, Publisher, Topic, parse
 from attune_runtime.testing import KafkaRecord
-from attune_scheduler.handlers import invalid_command_handler
+from attune_scheduler.consumer import invalid_command_handler
 
 pytestmark = [pytest.mark.unit]
 

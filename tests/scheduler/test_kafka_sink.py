@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from attune_scheduler.adapters.kafka import KafkaSink
-from attune_scheduler.ports import OutboxRow
+from attune_scheduler.model import OutboxRow
 
 pytestmark = [pytest.mark.integration]
 

@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from attune_runtime.testing import eventually
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.adapters.tables import metadata
-from attune_scheduler.clock import FakeClock
 
+from .clock import FakeClock
 from .helpers import RecordingSink, command, household_with_partners, make_scheduler, schedule
 
 
@@ -28,11 +28,13 @@ class RecordingClock(FakeClock):
 
 
 class CountingStore(SqlStore):
+    """Counts the firing passes (each ends by asking when the next ritual wakes)."""
+
     fire_calls = 0
 
-    async def fire_due(self, *args, **kwargs):
+    async def next_wake_at(self):
         self.fire_calls += 1
-        return await super().fire_due(*args, **kwargs)
+        return await super().next_wake_at()
 
 
 def z(text: str) -> datetime:

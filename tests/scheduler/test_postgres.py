@@ -13,10 +13,11 @@ from attune_contracts.messages import RegisterHousehold, UpsertMember
 from attune_runtime.testing import eventually
 from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.adapters.tables import households, members, rituals
-from attune_scheduler.clock import FakeClock
+from attune_scheduler.model import Ritual
 from attune_scheduler.recurrence import Recurrence, occurrence_id
-from attune_scheduler.service import Ritual, plan
+from attune_scheduler.waking import plan
 
+from .clock import FakeClock
 from .helpers import RecordingSink, command, make_scheduler, schedule
 
 pytestmark = [pytest.mark.integration]
@@ -111,7 +112,7 @@ async def test_two_instances_ten_thousand_occurrences_no_duplicate_none_missing(
 async def _settled(store: SqlStore, now: datetime) -> bool:
     """Everything due by `now` is fired and published. (The fake clock must not run ahead of the relay: an
     occurrence published hours of fake time after its instant is rightly turned into OccurrenceSkipped.)"""
-    upcoming, publish = await store.next_wake_at(), await store.next_publish_at()
+    upcoming, publish = await store.next_wake_at(), await store.relay.next_publish_at()
     return (upcoming is None or upcoming > now) and (publish is None or publish > now)
 
 

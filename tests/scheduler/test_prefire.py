@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 import pytest
 from attune_contracts.messages import EraseHousehold, PauseRitual, ResumeRitual, UpdateRitual
 from attune_scheduler.adapters.sql import SqlStore
-from attune_scheduler.clock import FakeClock
 from attune_scheduler.recurrence import occurrence_id
 
+from .clock import FakeClock
 from .helpers import RecordingSink, command, household_with_partners, make_scheduler, schedule
 
 pytestmark = [pytest.mark.unit]
@@ -38,7 +38,7 @@ def scheduler(store: SqlStore, clock: FakeClock, sink: RecordingSink, read_ahead
 
 async def drain(s) -> None:
     await s.fire_due()
-    await s.read_ahead_once()
+    await s.reading_ahead.read_once()
     while await s.relay_once():
         pass
 
@@ -65,7 +65,7 @@ async def test_written_ahead_published_at_its_instant_not_before(
     clock.set(z("2027-01-04T19:59:59Z"))
     await drain(s)
     assert sink.payloads("ritual.due") == []
-    assert await store.next_publish_at() == z("2027-01-04T20:00:00Z")
+    assert await store.relay.next_publish_at() == z("2027-01-04T20:00:00Z")
     clock.set(z("2027-01-04T20:00:00Z"))
     await drain(s)
     (due,) = sink.payloads("ritual.due")
@@ -80,7 +80,7 @@ async def test_pause_after_writing_ahead_drops_the_event(
     s, household, _, ritual = await setup(store, clock, sink, read_ahead)
     clock.set(z("2027-01-04T19:57:00Z"))
     await drain(s)
-    assert len(s.read_ahead) == (1 if read_ahead else 0)  # the copy in memory, which the pause must beat
+    assert len(s.reading_ahead.rows) == (1 if read_ahead else 0)  # the copy in memory, which the pause must beat
     await s.handle(command(PauseRitual(ritual_id=ritual), household))
     clock.set(z("2027-01-04T20:00:00Z"))
     await drain(s)

@@ -21,9 +21,9 @@ from attune_contracts.messages import (
     WithdrawConsent,
 )
 from attune_scheduler.adapters.sql import SqlStore
-from attune_scheduler.clock import FakeClock
 from attune_scheduler.recurrence import occurrence_id, reminder_id
 
+from .clock import FakeClock
 from .helpers import RecordingSink, command, household_with_partners, make_scheduler, schedule
 
 pytestmark = [pytest.mark.unit]

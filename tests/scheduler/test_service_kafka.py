@@ -17,11 +17,11 @@ from attune_contracts.messages import DeadLetter, MemberRole, RegisterHousehold,
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
 from attune_scheduler.bootstrap import build_app
-from attune_scheduler.clock import FakeClock
 from attune_scheduler.config import SchedulerSettings
 from attune_scheduler.recurrence import occurrence_id
 from prometheus_client import CollectorRegistry
 
+from .clock import FakeClock
 from .helpers import schedule
 
 pytestmark = [pytest.mark.integration]

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from attune_runtime.testing import eventually
-from attune_scheduler.adapters.sql import ShardLost, SqlStore
+from attune_scheduler.adapters.shards import ShardLost
+from attune_scheduler.adapters.sql import SqlStore
 from attune_scheduler.adapters.tables import outbox
-from attune_scheduler.clock import FakeClock, SystemClock
-from attune_scheduler.ports import OutboxRow
+from attune_scheduler.clock import SystemClock
+from attune_scheduler.model import OutboxRow
 from attune_scheduler.scheduler import Scheduler
 
+from .clock import FakeClock
 from .helpers import RecordingSink, make_scheduler
 
 pytestmark = [pytest.mark.integration]
@@ -74,7 +76,7 @@ async def split_evenly(*schedulers: Scheduler) -> list[frozenset[int]]:
     """Let the relays agree on their shares (each refresh takes free shards up to its share, gives back the rest)."""
     held: list[frozenset[int]] = []
     for _ in range(3):
-        held = [s for s in [await sch.store.relay_shards() for sch in schedulers] if s is not None]
+        held = [s for s in [await sch.relay.outbox.shards() for sch in schedulers] if s is not None]
     return held
 
 
@@ -141,7 +143,7 @@ async def test_a_dead_instances_shards_are_taken_over_with_nothing_lost_or_sent_
     b.start()
     try:
         await eventually(lambda: len(sink.rows) > 300, timeout=30, interval=0.01)
-        lock_pid = stores[0]._leases.pid if stores[0]._leases else None
+        lock_pid = stores[0].relay.leases.pid if stores[0].relay.leases else None
         assert lock_pid is not None
         for task in a._tasks:
             task.cancel()
@@ -163,7 +165,7 @@ async def test_a_dead_instances_shards_are_taken_over_with_nothing_lost_or_sent_
 
 
 async def _holds_all(store: SqlStore) -> bool:
-    return store._leases is not None and store._leases.held == set(range(SHARDS))
+    return store.relay.leases is not None and store.relay.leases.held == set(range(SHARDS))
 
 
 async def test_a_relay_whose_lock_connection_dies_publishes_nothing_more_from_those_shards(
@@ -175,12 +177,12 @@ async def test_a_relay_whose_lock_connection_dies_publishes_nothing_more_from_th
     sink = RecordingSink()
     a = make_scheduler(stores[0], clock, sink, relay_batch_size=10)
     await fill_outbox(stores[0], 5, 4)
-    shards = await stores[0].relay_shards()
+    shards = await stores[0].relay.shards()
     assert shards == set(range(SHARDS))
-    assert stores[0]._leases is not None and stores[0]._leases.pid is not None
-    await terminate(stores[1], stores[0]._leases.pid)
+    assert stores[0].relay.leases is not None and stores[0].relay.leases.pid is not None
+    await terminate(stores[1], stores[0].relay.leases.pid)
     with pytest.raises(ShardLost):
-        async with stores[0].claim(10, NOW, {}, shards) as rows:
+        async with stores[0].relay.claim(10, NOW, {}, shards) as rows:
             await sink(rows)
     assert sink.rows == [] and await stores[0].outbox_backlog() == 20
     with pytest.raises(sa.exc.DBAPIError):  # the next pass finds its lock connection gone and drops it
@@ -207,7 +209,7 @@ async def test_an_instance_killed_with_sigkill_has_its_shards_taken_over_within_
         assert (await asyncio.to_thread(process.stdout.readline)).strip() == "ready"
         survivor.start()
         await eventually(lambda: _relays_present(stores[1], 2), timeout=10, interval=0.05)
-        await eventually(lambda: bool(stores[1]._leases and len(stores[1]._leases.held) == SHARDS // 2),
+        await eventually(lambda: bool(stores[1].relay.leases and len(stores[1].relay.leases.held) == SHARDS // 2),
                          timeout=10, interval=0.05)
         await fill_outbox(stores[0], 200, 10, publish_at=datetime.now(UTC) - timedelta(seconds=1))
         await eventually(lambda: out.exists() and len(out.read_text().splitlines()) > 100, timeout=30, interval=0.01)

@@ -180,7 +180,8 @@ def test_scheduler_refuses_consent_and_participants_from_another_household() -> 
     from attune_contracts import make_envelope
     from attune_contracts.messages import GiveConsent, UpsertMember
     from attune_contracts.trust import TrustViolation
-    from attune_scheduler.service import HouseholdView, decide
+    from attune_scheduler.decisions import decide
+    from attune_scheduler.model import HouseholdView
 
     ours, theirs, ana = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     view = HouseholdView(id=ours, household=None, elsewhere={ana: theirs})

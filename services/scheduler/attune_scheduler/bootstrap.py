@@ -19,7 +19,8 @@ from .adapters.sql import SqlStore
 from .adapters.tables import dead_letter_keys, erased_households
 from .clock import SystemClock
 from .config import SchedulerSettings
-from .handlers import COMMAND_TYPES, command_handler, invalid_command_handler
+from .consumer import command_handler, invalid_command_handler
+from .handlers import COMMAND_TYPES
 from .http import build_http_app
 from .metrics import SchedulerMetrics
 from .ports import Clock, Sink
@@ -32,7 +33,7 @@ def build_scheduler(
     settings: SchedulerSettings, *, store: SqlStore, clock: Clock, sink: Sink, registry: CollectorRegistry
 ) -> Scheduler:
     return Scheduler(
-        store, clock, sink, SchedulerMetrics(registry),
+        store.unit_of_work, store, store.relay, clock, sink, SchedulerMetrics(registry),
         fire_batch_size=settings.fire_batch_size, fire_workers=settings.fire_workers,
         lookahead=timedelta(seconds=settings.lookahead_s),
         relay_batch_size=settings.relay_batch_size, relay_depth=settings.relay_depth,
@@ -53,7 +54,7 @@ def build_app(
     """The scheduler as an ASGI app: Kafka consumer, firing loop, relay, /healthz /readyz /metrics."""
     registry = registry or CollectorRegistry()
     clock = clock or SystemClock()
-    store = store or SqlStore.from_url(settings.database_url, relay_shards=settings.relay_shards)
+    store = store or SqlStore.from_url(settings.database_url, relay_shards=settings.relay_shards, now=clock.now)
     kafka_sink: KafkaSink | None = None
     if sink is None:
         kafka_sink = KafkaSink(kafka_client_options(settings), client_id=f"attune-{SERVICE}-relay")

@@ -16,10 +16,11 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
-from .adapters.sql import SqlStore
+from .model import HouseholdView
+from .ports import Reads
 
 
-def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[[], datetime], *,
+def build_http_app(store: Reads, verifier: CredentialVerifier, now: Callable[[], datetime], *,
                    limits: HttpLimits | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     app = FastAPI(title="Attune scheduler", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/v1/openapi.json")
@@ -36,11 +37,31 @@ def build_http_app(store: SqlStore, verifier: CredentialVerifier, now: Callable[
     @app.get("/v1/households/{household_id}/export",
              summary="Everything the scheduler holds about the household: the household, members, rituals, rules")
     async def export(household_id: UUID = Depends(household_access)) -> dict[str, Any]:  # noqa: B008
-        found = await store.export(household_id)
-        if found is None:
+        view, waiting = await store.household(household_id)
+        if view.erased_at is not None:
+            raise HTTPException(410, f"this household was erased on {view.erased_at.date().isoformat()}; nothing is kept")
+        if view.household is None:
             raise HTTPException(404, "this household is not known to the scheduler")
-        if found.get("erased_at"):
-            raise HTTPException(410, f"this household was erased on {found['erased_at'][:10]}; nothing is kept")
-        return found
+        return _export(view, waiting)
 
     return app
+
+
+def _export(view: HouseholdView, waiting: int) -> dict[str, Any]:
+    """What the scheduler holds about a household, as JSON."""
+    h = view.household
+    assert h is not None  # noqa: S101 - narrows a type; the caller answered 404 otherwise
+    return {
+        "household_id": str(h.id), "name": h.name, "time_zone": h.time_zone, "kind": h.kind.value,
+        "members": [{"member_id": str(m.member_id), "display_name": m.display_name, "role": m.role.value}
+                    for m in view.members.values()],
+        "rituals": [{
+            "ritual_id": str(r.id), "template": r.template, "title": r.title,
+            "participants": [str(p) for p in r.participants], "rrule": r.rrule, "local_time": r.local_time,
+            "start_date": r.start_date.isoformat(), "time_zone": r.time_zone,
+            "reminder_offsets_minutes": list(r.reminder_offsets), "catch_up_minutes": r.catch_up_minutes,
+            "sensitive": r.sensitive, "paused": r.paused, "consents": [str(c) for c in r.consents],
+            "state": r.state.value, "next_due_at": r.next_due_at.isoformat() if r.next_due_at else None,
+        } for r in view.rituals.values()],
+        "events_waiting_to_be_published": waiting,
+    }

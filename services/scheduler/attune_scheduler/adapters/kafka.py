@@ -8,7 +8,7 @@ from typing import Any
 
 from attune_runtime.producer import BatchProducer
 
-from ..ports import OutboxRow
+from ..model import OutboxRow
 
 
 class KafkaSink:

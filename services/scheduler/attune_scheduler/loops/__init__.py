@@ -1,0 +1,1 @@
+"""The scheduler's background loops, one a module; scheduler.py starts and stops them together."""
