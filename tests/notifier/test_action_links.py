@@ -70,6 +70,21 @@ async def test_push_and_email_offer_done_skip_and_snooze(h: Harness, http_sink: 
     assert all(claims_of(h, url.replace("&amp;", "&")).member_id == BEN for url, _ in hrefs)
 
 
+async def test_a_links_page_speaks_its_readers_language(h: Harness, http_sink: HttpSink) -> None:
+    """The token carries its reader's locale, so the check-ins page it opens speaks the message's language."""
+    await h.member(ANA, "Ana")
+    await h.member(BEN, "Ben", locale="de-DE")
+    await h.channel(ANA, http_sink.url("json", "ana"))
+    await h.channel(BEN, http_sink.url("json", "ben"))
+    await h.event(due_at(h.clock.now))
+    assert await h.worker.drain() == 2
+    by_reader = {r.path.rsplit("/", 1)[-1]: r.json["message"] for r in http_sink.received}
+    german = re.findall(r"^(?:Erledigt|Auslassen|Später): (\S+)$", by_reader["ben"], re.MULTILINE)
+    assert len(german) == 3, by_reader["ben"]
+    assert {claims_of(h, url).locale for url in german} == {"de_DE"}
+    assert {claims_of(h, url).locale for _, url in LINE.findall(by_reader["ana"])} == {"en_GB"}
+
+
 async def test_a_day_before_reminders_links_still_work_after_the_ritual(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "ana"))

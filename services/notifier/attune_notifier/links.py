@@ -76,9 +76,10 @@ class LinkMaker:
         self.signer, self.public_url = signer, public_url.rstrip("/")
 
     def tokens(self, *, household_id: UUID, occurrence_id: UUID, member_id: UUID, ttl: timedelta,
-               now: datetime) -> dict[LinkAction, str]:
+               now: datetime, locale: str | None = None) -> dict[LinkAction, str]:
+        """`locale`: the reader's, so the page a link opens speaks the message's language."""
         return {action: self.signer.mint(household_id=household_id, occurrence_id=occurrence_id,
-                                         member_id=member_id, action=action, ttl=ttl, now=now)
+                                         member_id=member_id, action=action, ttl=ttl, now=now, locale=locale)
                 for action in ACTIONS}
 
     def url(self, token: str) -> str:
