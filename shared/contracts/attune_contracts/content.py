@@ -52,9 +52,12 @@ words, still with that locale's own time and date formats."""
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "attune"
 
-# What a channel can show (characters, after the parameters are filled in). Lock screens cut a push title at
-# about 65 and a body at about 240; an SMS segment holds 160 GSM-7 characters.
-LIMITS: dict[str, int] = {"title": 65, "body": 240, "sms": 160, "subject": 150}
+# What a channel can show (characters, after the parameters are filled in). A push must read whole on the
+# tightest common lock screen, iOS: one line of title (about 50 characters) and about four lines of body (about
+# 178); Android's collapsed view shows less, its expanded one 65 and 240. The gateways allow far more (Pushover
+# 250 and 1024, ntfy and Web Push about 4 KB), so these are the limits that matter. An SMS segment holds 160 GSM-7
+# characters.
+LIMITS: dict[str, int] = {"title": 50, "body": 178, "sms": 160, "subject": 150}
 
 
 def _(text: str) -> str:
@@ -206,10 +209,10 @@ SITUATIONS: dict[str, Situation] = {
         html=_("<p>{name} just checked in for <strong>{ritual}</strong>. A good moment to join in.</p>"),
     ),
     "missed_nudge": Situation(  # next_time, span, next_chance: by the ritual's cadence (NEXT_CHANCE)
-        title=_("{ritual} can wait for {next_time}"),
+        title=_("{ritual}: see you {next_time}"),
         body=_("{ritual} slipped by{span}, and that's fine. {next_chance}"),
         sms=_("Attune: {ritual} slipped by{span}. {next_chance}"),
-        subject=_("{ritual} can wait for {next_time}"),
+        subject=_("{ritual}: see you {next_time}"),
         html=_("<p><strong>{ritual}</strong> slipped by{span}, and that's fine. {next_chance}</p>"),
     ),
     "milestone": Situation(
