@@ -365,4 +365,4 @@ def test_a_partner_the_notifier_does_not_know_is_your_partner_in_german() -> Non
     event = dict(ritual_events("date_night", [ANA, BEN]))["partner kept it"]
     [intent] = planned(event, members)
     push = render(intent.template, intent.params, ChannelKind.PUSH, neutral=False, locale="de")
-    assert push.title == "Dein Partner: Date-Abend erledigt"
+    assert push.title == "Dein Schatz: Date-Abend erledigt"  # warm, and right for a partner of any gender
