@@ -40,7 +40,8 @@ async def test_a_german_members_link_pages_are_german_from_the_evening_before_to
     at = api.h.clock.now() + timedelta(days=1)
     reminder, due = date_night(api, at)
     await api.h.send(reminder)
-    done, skip = (api.mint(action, occurrence=due.occurrence_id, locale="de_DE")
+    # A reminder's links live until 36 hours after its ritual (the notifier's link_ttl).
+    done, skip = (api.mint(action, occurrence=due.occurrence_id, locale="de_DE", ttl=timedelta(days=2, hours=12))
                   for action in (LinkAction.DONE, LinkAction.SKIP))
 
     api.h.clock.advance(hours=3)  # the evening before
@@ -67,6 +68,12 @@ async def test_a_german_members_link_pages_are_german_from_the_evening_before_to
     assert again.status_code == 409
     used = german_page(again)
     assert "Schon eingetragen" in used and "Eingetragen: erledigt. Nähe: 4 von 5." in used
+
+    api.h.clock.set(due.deadline + timedelta(minutes=5))  # the skip link, never used, after the deadline
+    closed = await api.client.post(f"/l/{skip}", content="", headers=FORM)
+    assert closed.status_code == 410
+    text = german_page(closed)
+    assert "Dieses Mal ist schon vorbei" in text and "Einchecken ging bis Mittwoch, 3. März 2027 um " in text, text
 
     api.h.clock.set(at + timedelta(days=3))  # the skip link, never used, has expired
     expired = await api.client.get(f"/l/{skip}")

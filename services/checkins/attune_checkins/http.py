@@ -257,6 +257,17 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             return page(_PAGE["unusable"], str(exc), status=404, locale=claims.locale)
         return claims, occurrence, used_at
 
+    async def _closed(claims: LinkClaims, occurrence: Occurrence) -> HTMLResponse | None:
+        """A link tapped after its ritual's deadline (its links outlive it): what is recorded, in words, rather
+        than a form the service would refuse with a timestamp."""
+        if service.clock.now() <= occurrence.deadline:
+            return None
+        metrics.link_failures.labels("closed").inc()
+        occurrence, checkin = await service.link_outcome(claims)
+        message = words.translator(claims.locale)(_PAGE["closed"]).format(
+            when=_local(occurrence.deadline, occurrence, claims.locale) if occurrence else "")
+        return outcome_page(_PAGE["closed_title"], message, occurrence, checkin, status=410, locale=claims.locale)
+
     async def _used(claims: LinkClaims) -> HTMLResponse:
         occurrence, checkin = await service.link_outcome(claims)
         return outcome_page(_PAGE["used_title"], _PAGE["used"], occurrence, checkin, status=409, locale=claims.locale)
@@ -289,7 +300,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if used_at is not None:
             metrics.link_failures.labels("replayed").inc()
             return await _used(claims)
-        return confirm_page(token, claims, occurrence)
+        return await _closed(claims, occurrence) or confirm_page(token, claims, occurrence)
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_submit(token: str, request: Request) -> HTMLResponse:
@@ -300,6 +311,8 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if occurrence.announced:
             metrics.link_failures.labels("not_yet_due").inc()
             return coming_page(claims, occurrence, service.clock.now(), status=409)
+        if (closed := await _closed(claims, occurrence)) is not None:
+            return closed
         form = parse_qs((await request.body()).decode("utf-8", "replace")[:1000])
         raw = (form.get("closeness") or [""])[0].strip()
         closeness = None

@@ -279,6 +279,7 @@ LINK_PAGE: dict[str, str] = {
     "coming_title": _("Coming up"),
     "recorded_title": _("Recorded. Thank you!"),
     "bad_rating_title": _("That rating didn't work"),
+    "closed_title": _("This one has closed"),
     # why a link records nothing (the sentences of attune_contracts.links and of the check-ins service)
     "damaged": _("This link is damaged. Open the reminder again and tap its button, or check in from the app."),
     "incomplete": _("This link is incomplete. Open it again from the original message."),
@@ -294,6 +295,7 @@ LINK_PAGE: dict[str, str] = {
     "unknown_short_link": _("We don't know this short link. It may be mistyped, or so old that it has been tidied "
                             "away."),
     "bad_rating": _("Closeness is a number from 1 to 5."),
+    "closed": _("Check-ins for it were open until {when}. The next reminder will bring fresh links."),
     "unavailable": _("Check-ins can't be saved right now, so nothing was recorded. Please try again in a moment."),
     "unstorable": _("A value in this link cannot be stored, so nothing was recorded."),
     "open_again": _("Open the link again from the reminder."),
