@@ -349,6 +349,13 @@ def golden() -> str:
                                                 neutral=neutral(intent, reader)).body)
     for section, lines in sections.items():
         out += [f"## {section} ({len(lines) // 2})", "", "```", *lines, "```", ""]
+    out += ["# The one-tap link pages: every text, every language", "",
+            "What the check-ins service shows after a Done / Skip / Snooze link or an SMS's short link is tapped, in",
+            "the language of the message it came in (content.LINK_PAGE; {placeholders} as the page fills them).", "",
+            "```"]
+    for key, text in content.LINK_PAGE.items():
+        out += [f"{key}:", *(f"  {locale}: {content.translator(locale)(text)}" for locale in LOCALES[::2])]
+    out += ["```", ""]
     return "\n".join(out)
 
 
