@@ -192,10 +192,11 @@ class Api:
         return {"Authorization": f"Bearer {development_issuer().household(self.h.household, now=self.h.clock.now())}"}
 
     def mint(self, action: LinkAction = LinkAction.DONE, *, member: UUID | None = None, signer: LinkSigner | None = None,
-             occurrence: UUID | None = None, now: datetime | None = None, ttl: timedelta = timedelta(hours=36)) -> str:
+             occurrence: UUID | None = None, now: datetime | None = None, ttl: timedelta = timedelta(hours=36),
+             locale: str | None = None) -> str:
         return (signer or self.parts.signer).mint(
             household_id=self.h.household, occurrence_id=occurrence or self.due.occurrence_id,
-            member_id=member or self.h.ana, action=action, now=now or self.h.clock.now(), ttl=ttl,
+            member_id=member or self.h.ana, action=action, now=now or self.h.clock.now(), ttl=ttl, locale=locale,
         )
 
     def failures(self, reason: str) -> float:

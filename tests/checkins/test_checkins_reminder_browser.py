@@ -59,7 +59,9 @@ async def test_the_day_before_reminder_link_in_a_browser(api: Api, served: str, 
     reminder, due = date_night(api, at)
     await api.h.send(reminder)
     done = api.mint(occurrence=due.occurrence_id)
-    code = await issue_short_link(api, api.mint(occurrence=due.occurrence_id))
+    # Ben reads German: his SMS's short link leads to the page in German.
+    ben = api.mint(occurrence=due.occurrence_id, member=api.h.ben, locale="de_DE")
+    code = await issue_short_link(api, ben)
     api.h.clock.advance(hours=2)  # the evening before
 
     def visit(url: str) -> tuple[str, str]:
@@ -70,7 +72,9 @@ async def test_the_day_before_reminder_link_in_a_browser(api: Api, served: str, 
     assert title == "Coming up" and "Date night" in text and "this same link lets you check in" in text, text
     await asyncio.to_thread(browser.save_screenshot, str(tmp_path / "coming-up.png"))
     title, text = await asyncio.to_thread(visit, f"{served}/s/{code}")  # the SMS's short link, same page
-    assert title == "Coming up" and browser.current_url.startswith(f"{served}/l/")
+    assert title == "Bald ist es so weit" and browser.current_url.startswith(f"{served}/l/")
+    assert "Date-Abend" in text and "kannst du mit diesem Link einchecken" in text, text
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
     assert api.h.sink.published == []
 
     await api.h.send(due, occurred_at=at)
@@ -89,5 +93,16 @@ async def test_the_day_before_reminder_link_in_a_browser(api: Api, served: str, 
 
     text = await asyncio.to_thread(check_in)
     assert "Recorded" in text and "5 of 5" in text, text
+
+    def narrow(url: str) -> tuple[str, int, int]:
+        browser.set_window_size(320, 640)
+        browser.get(url)
+        width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        return browser.find_element(By.TAG_NAME, "main").text, *width
+
+    text, scroll_width, inner_width = await asyncio.to_thread(narrow, f"{served}/l/{ben}")
+    # The German confirm page on a 320 px screen: its longer words wrap, nothing scrolls sideways.
+    assert "Einfach als erledigt eintragen" in text and scroll_width <= inner_width, (scroll_width, inner_width)
+    await asyncio.to_thread(browser.save_screenshot, str(tmp_path / "bestaetigen-320.png"))
     [recorded] = api.h.sink.of(CheckInRecorded)
     assert (recorded.occurrence_id, recorded.status, recorded.closeness) == (due.occurrence_id, CheckInStatus.DONE, 5)

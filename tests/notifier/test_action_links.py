@@ -71,6 +71,54 @@ async def test_push_and_email_offer_done_skip_and_snooze(h: Harness, http_sink: 
     assert all(claims_of(h, url.replace("&amp;", "&")).member_id == BEN for url, _ in hrefs)
 
 
+async def test_a_links_page_speaks_its_readers_language(h: Harness, http_sink: HttpSink) -> None:
+    """The token carries its reader's locale, so the check-ins page it opens speaks the message's language."""
+    await h.member(ANA, "Ana")
+    await h.member(BEN, "Ben", locale="de-DE")
+    await h.channel(ANA, http_sink.url("json", "ana"))
+    await h.channel(BEN, http_sink.url("json", "ben"))
+    await h.event(due_at(h.clock.now))
+    assert await h.worker.drain() == 2
+    by_reader = {r.path.rsplit("/", 1)[-1]: r.json["message"] for r in http_sink.received}
+    german = re.findall(r"^(?:Erledigt|Auslassen|Später): (\S+)$", by_reader["ben"], re.MULTILINE)
+    assert len(german) == 3, by_reader["ben"]
+    assert {claims_of(h, url).locale for url in german} == {"de_DE"}
+    assert {claims_of(h, url).locale for _, url in LINE.findall(by_reader["ana"])} == {"en_GB"}
+
+
+async def test_a_pushover_push_keeps_within_its_1024_characters_with_whole_links(
+        h: Harness, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three signed links are about 1,100 characters: Pushover's limit is 1,024. The message goes with its
+    words and the links that fit whole (Done first), rather than refused or cut mid-link."""
+    from urllib.parse import parse_qs
+
+    from apprise.plugins.pushover import NotifyPushover
+
+    monkeypatch.setattr(NotifyPushover, "notify_url", http_sink.url("http", "1/messages.json"))
+    await h.member(ANA, "Ana", locale="de-DE")
+    await h.channel(ANA, f"pover://{'u' * 30}@{'a' * 30}")
+    await h.event(due_at(h.clock.now, members=(ANA,)))
+    assert await h.worker.drain() == 1
+    [sent] = http_sink.received
+    message = parse_qs(sent.body.decode())["message"][0]
+    assert len(message) <= NotifyPushover.body_maxlen, len(message)
+    assert message.startswith("Zehn Minuten füreinander")  # the words whole
+    kept = re.findall(r"^(Erledigt|Auslassen|Später): (\S+)$", message, re.MULTILINE)
+    assert [label for label, _ in kept][:1] == ["Erledigt"] and 1 <= len(kept) < 3, message
+    assert all(claims_of(h, url).member_id == ANA for _, url in kept)  # each kept link whole: it verifies
+
+
+@pytest.mark.parametrize(("limit", "kept"), [(10_000, 3), (1024, 2), (700, 1), (300, 0)])
+def test_links_are_left_out_from_the_last_never_cut(limit: int, kept: int) -> None:
+    from attune_notifier.links import fit_links
+
+    words = "How was your day, really?"
+    link_text = "\n".join(f"{label}: https://c.example/l/{label[0] * 320}" for label in ("Done", "Skip", "Snooze"))
+    fitted = fit_links(f"{words}\n{link_text}", link_text, limit)
+    assert fitted.split("\n") == [words, *link_text.split("\n")[:kept]]
+    assert len(fitted) <= limit
+
+
 async def test_a_day_before_reminders_links_still_work_after_the_ritual(h: Harness, http_sink: HttpSink) -> None:
     await h.member(ANA, "Ana")
     await h.channel(ANA, http_sink.url("json", "ana"))

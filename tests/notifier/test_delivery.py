@@ -359,7 +359,7 @@ async def test_the_same_event_twice_sends_once_and_missed_nudges_once_a_day(h: H
                                    deadline=h.clock.now() - timedelta(hours=hours)))
     await h.worker.drain()
     assert sorted(r.json["title"] for r in http_sink.received) == [
-        "Calendar synced", "Evening attunement can wait for tomorrow"]
+        "Calendar synced", "Evening attunement: see you tomorrow"]
     assert h.metric("attune_notifier_duplicates_total", purpose="request") == 1
     assert h.metric("attune_notifier_duplicates_total", purpose="missed_nudge") == 1
 

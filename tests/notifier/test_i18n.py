@@ -191,6 +191,23 @@ def test_a_text_over_its_limit_is_caught() -> None:
     assert len(push.title) <= content.LIMITS["title"] and push.title.endswith("\u2026")
 
 
+def test_the_limit_check_fails_on_a_text_too_long_in_one_language(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A translation that no longer fits a lock screen is caught, named by language and channel."""
+    _, intent, _ = next(m for m in every_message() if m[1].template == "ritual_due" and not m[1].sensitive)
+    assert list(over_limits("due", intent)) == []
+    real, title = content.translator, content.SITUATIONS["ritual_due"].title
+    wordy = "Zeit für euer Ritual, das heute ansteht: {ritual}"
+
+    def translator(locale: str | None) -> Any:
+        tr = real(locale)
+        german = content.normalise_locale(locale).startswith("de")
+        return lambda text: wordy if german and text == title else tr(text)
+
+    monkeypatch.setattr(content, "translator", translator)
+    over = list(over_limits("due", intent))
+    assert len(over) == 1 and "[de_DE] title" in over[0], over
+
+
 # ---- language and clock -------------------------------------------------------------------------------
 
 
@@ -205,7 +222,7 @@ def _reminder(locale: str) -> dict[ChannelKind, Any]:
 def test_a_german_member_gets_german_words_and_a_24_hour_clock() -> None:
     push, sms, email = (_reminder("de_DE")[k] for k in (ChannelKind.PUSH, ChannelKind.SMS, ChannelKind.EMAIL))
     assert push.title == "Bald: Date-Abend"
-    assert push.body.startswith("Date-Abend: Mittwoch um 19:00. Heute ist Date-Abend")
+    assert push.body.startswith("Date-Abend: Mittwoch um 19:00. Nur ihr zwei")
     assert "Erledigt: https://x/l/tok" in push.body
     assert sms.body == "Attune: Date-Abend, Mittwoch um 19:00."
     assert email.title == "Bald: Date-Abend, Mittwoch um 19:00"
@@ -231,7 +248,7 @@ def test_a_renamed_ritual_keeps_its_own_name_in_german() -> None:
     facts = dict(ritual_events("date_night", [ANA]))["due"].model_dump()
     [intent] = planned(RitualDue(**{**facts, "title": "Pizza Friday"}), members)
     push = render(intent.template, intent.params, ChannelKind.PUSH, neutral=False, locale="de")
-    assert push.title == "Pizza Friday" and push.body.startswith("Heute ist Date-Abend")
+    assert push.title == "Pizza Friday" and push.body.startswith("Nur ihr zwei")
 
 
 def test_the_weekly_summary_is_in_the_members_language_and_calendar() -> None:
@@ -332,6 +349,13 @@ def golden() -> str:
                                                 neutral=neutral(intent, reader)).body)
     for section, lines in sections.items():
         out += [f"## {section} ({len(lines) // 2})", "", "```", *lines, "```", ""]
+    out += ["# The one-tap link pages: every text, every language", "",
+            "What the check-ins service shows after a Done / Skip / Snooze link or an SMS's short link is tapped, in",
+            "the language of the message it came in (content.LINK_PAGE; {placeholders} as the page fills them).", "",
+            "```"]
+    for key, text in content.LINK_PAGE.items():
+        out += [f"{key}:", *(f"  {locale}: {content.translator(locale)(text)}" for locale in LOCALES[::2])]
+    out += ["```", ""]
     return "\n".join(out)
 
 
@@ -348,4 +372,4 @@ def test_a_partner_the_notifier_does_not_know_is_your_partner_in_german() -> Non
     event = dict(ritual_events("date_night", [ANA, BEN]))["partner kept it"]
     [intent] = planned(event, members)
     push = render(intent.template, intent.params, ChannelKind.PUSH, neutral=False, locale="de")
-    assert push.title == "Dein Partner: Date-Abend erledigt"
+    assert push.title == "Dein Schatz: Date-Abend erledigt"  # warm, and right for a partner of any gender

@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 from uuid import UUID
 
 from attune_contracts import Publisher, catalog
+from attune_contracts import content as words
 from attune_contracts.links import LinkAction, LinkSigner
 from attune_contracts.messages import (
     ChannelKind,
@@ -365,11 +366,12 @@ class DeliveryWorker:
         elif url is None:  # deleted between claim and send
             result = SendResult(False, f"{kind} channel was removed")
         else:
-            links = self._link(d)
+            locale = recipient.locale if recipient else None
+            links = self._link(d, locale)
             if links is not None and kind is ChannelKind.SMS:
                 links = await self._short_link(d, links)
             message = render(d.template, d.params, kind, neutral=is_neutral(recipient, d.sensitive), link=links,
-                             locale=recipient.locale if recipient else None)
+                             locale=locale)
             sending.add(d.notification_id)
             async with self._sending:
                 result = await self._send(url, message, kind)
@@ -465,14 +467,15 @@ class DeliveryWorker:
                                                       next_attempt_at=d.next_attempt_at))
         return d, next_channel
 
-    def _link(self, d: Delivery) -> ActionLinks | None:
-        """Done, Skip and Snooze links for a message about an occurrence (fresh tokens for each send)."""
+    def _link(self, d: Delivery, locale: str | None) -> ActionLinks | None:
+        """Done, Skip and Snooze links for a message about an occurrence (fresh tokens for each send), whose
+        pages speak the reader's `locale`."""
         if self.links is None or d.occurrence_id is None or d.purpose not in OCCURRENCE_PURPOSES:
             return None
         now = self.clock()
         ttl = link_ttl(d.purpose, d.expires_at, now)
         tokens = self.links.tokens(household_id=d.household_id, occurrence_id=d.occurrence_id,
-                                   member_id=d.member_id, ttl=ttl, now=now)
+                                   member_id=d.member_id, ttl=ttl, now=now, locale=words.known_locale(locale))
         return ActionLinks({action: self.links.url(token) for action, token in tokens.items()},
                            done_token=tokens[LinkAction.DONE], expires_at=now + ttl)
 

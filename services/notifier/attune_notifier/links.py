@@ -61,6 +61,18 @@ class ActionLinks:
         return f" {tr(SMS_LABEL)} {self.short}" if self.short else ""
 
 
+def fit_links(body: str, link_text: str, limit: int) -> str:
+    """`body` (words, then its `link_text` lines) within a gateway's `limit` in characters: three links are
+    about 1,100 characters, over Pushover's 1,024. The words stay whole and links are left out from the last
+    (Snooze, then Skip) until it fits; a link is never cut, so what is left still works."""
+    if len(body) <= limit or not link_text or not body.endswith(link_text):
+        return body
+    words, lines = body[: -len(link_text)], link_text.split("\n")
+    while lines and len(words) + len("\n".join(lines)) > limit:
+        lines.pop()
+    return words + "\n".join(lines) if lines else words.rstrip("\n")
+
+
 def link_ttl(purpose: str, expires_at: datetime | None, now: datetime) -> timedelta:
     """A ritual reminder's links live until LINK_TTL after the ritual's time (`expires_at` of a reminder is
     its ritual's time); any other message's links LINK_TTL from now."""
@@ -76,9 +88,10 @@ class LinkMaker:
         self.signer, self.public_url = signer, public_url.rstrip("/")
 
     def tokens(self, *, household_id: UUID, occurrence_id: UUID, member_id: UUID, ttl: timedelta,
-               now: datetime) -> dict[LinkAction, str]:
+               now: datetime, locale: str | None = None) -> dict[LinkAction, str]:
+        """`locale`: the reader's, so the page a link opens speaks the message's language."""
         return {action: self.signer.mint(household_id=household_id, occurrence_id=occurrence_id,
-                                         member_id=member_id, action=action, ttl=ttl, now=now)
+                                         member_id=member_id, action=action, ttl=ttl, now=now, locale=locale)
                 for action in ACTIONS}
 
     def url(self, token: str) -> str:

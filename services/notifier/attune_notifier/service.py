@@ -597,8 +597,8 @@ class _Blank(dict):  # type: ignore[type-arg]
         return ""
 
 
-PUSH_TITLE_MAX = 65
-PUSH_BODY_MAX = 240
+PUSH_TITLE_MAX = catalog_words.LIMITS["title"]
+PUSH_BODY_MAX = catalog_words.LIMITS["body"]
 SMS_GSM_MAX = 160
 SMS_UCS2_MAX = 70
 _GSM7 = set(

@@ -76,7 +76,7 @@ _TEMPLATES = (
         key="date_night",
         step="2 keep dating",
         title="Date night",
-        short_prompt="It's date night: just the two of you, no chores and no logistics.",
+        short_prompt="Just the two of you: no chores, no logistics.",
         long_prompt=(
             "Keep dating, however long you've been together. Tonight is for the two of you: go out or stay "
             "in, but make it feel chosen, not leftover. Try somewhere or something you haven't done before, "

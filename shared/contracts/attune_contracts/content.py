@@ -38,9 +38,9 @@ from babel.support import NullTranslations, Translations
 from . import catalog
 
 __all__ = [
-    "CHILD_DEFAULT", "CHILD_WORDS", "DEFAULT_LOCALE", "FOCUS_STEPS", "LANGUAGES", "LIMITS", "SITUATIONS",
-    "RitualWords", "Situation", "cadence_of", "format_day", "format_when", "msgids", "normalise_locale",
-    "ritual_words", "translator",
+    "CHILD_DEFAULT", "CHILD_WORDS", "DEFAULT_LOCALE", "FOCUS_STEPS", "LANGUAGES", "LIMITS", "LINK_PAGE",
+    "SITUATIONS", "RitualWords", "Situation", "cadence_of", "format_day", "format_moment", "format_when", "msgids",
+    "normalise_locale", "ritual_words", "translator",
 ]
 
 SOURCE_LANGUAGE = "en"
@@ -52,9 +52,12 @@ words, still with that locale's own time and date formats."""
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "attune"
 
-# What a channel can show (characters, after the parameters are filled in). Lock screens cut a push title at
-# about 65 and a body at about 240; an SMS segment holds 160 GSM-7 characters.
-LIMITS: dict[str, int] = {"title": 65, "body": 240, "sms": 160, "subject": 150}
+# What a channel can show (characters, after the parameters are filled in). A push must read whole on the
+# tightest common lock screen, iOS: one line of title (about 50 characters) and about four lines of body (about
+# 178); Android's collapsed view shows less, its expanded one 65 and 240. The gateways allow far more (Pushover
+# 250 and 1024, ntfy and Web Push about 4 KB), so these are the limits that matter. An SMS segment holds 160 GSM-7
+# characters.
+LIMITS: dict[str, int] = {"title": 50, "body": 178, "sms": 160, "subject": 150}
 
 
 def _(text: str) -> str:
@@ -206,10 +209,10 @@ SITUATIONS: dict[str, Situation] = {
         html=_("<p>{name} just checked in for <strong>{ritual}</strong>. A good moment to join in.</p>"),
     ),
     "missed_nudge": Situation(  # next_time, span, next_chance: by the ritual's cadence (NEXT_CHANCE)
-        title=_("{ritual} can wait for {next_time}"),
+        title=_("{ritual}: see you {next_time}"),
         body=_("{ritual} slipped by{span}, and that's fine. {next_chance}"),
         sms=_("Attune: {ritual} slipped by{span}. {next_chance}"),
-        subject=_("{ritual} can wait for {next_time}"),
+        subject=_("{ritual}: see you {next_time}"),
         html=_("<p><strong>{ritual}</strong> slipped by{span}, and that's fine. {next_chance}</p>"),
     ),
     "milestone": Situation(
@@ -253,6 +256,75 @@ TALLY_ROW = _("{kept} of {expected}")
 # counts) are shown as they are.
 TRANSLATED_PARAMS = frozenset({"ritual", "prompt", "discreet_title", "next_time", "span", "next_chance",
                                "focus_title", "focus_text", "unit"})
+
+
+# ---- the one-tap link pages (the check-ins service shows them) -----------------------------------------
+
+# What a person reads after tapping a Done / Skip / Snooze link or an SMS's short link, in the language of the
+# message the link came in (the token carries its reader's locale). Keyed for the page code; the values are
+# msgids like every other text. Placeholders: {when}, {until} (format_moment), {ritual} (the page's own
+# markup), {closeness}, {n}.
+LINK_PAGE: dict[str, str] = {
+    # titles
+    "failed": _("That didn't work"),
+    "not_recorded": _("We couldn't record that"),
+    "try_again": _("Please try again in a moment"),
+    "wait": _("Please wait a moment"),
+    "unusable": _("This link can't be used"),
+    "expired_title": _("This link has expired"),
+    "used_title": _("Already recorded"),
+    "done_title": _("Nice one!"),
+    "skip_title": _("Not this time?"),
+    "snooze_title": _("Later, then"),
+    "coming_title": _("Coming up"),
+    "recorded_title": _("Recorded. Thank you!"),
+    "bad_rating_title": _("That rating didn't work"),
+    "closed_title": _("This one has closed"),
+    # why a link records nothing (the sentences of attune_contracts.links and of the check-ins service)
+    "damaged": _("This link is damaged. Open the reminder again and tap its button, or check in from the app."),
+    "incomplete": _("This link is incomplete. Open it again from the original message."),
+    "unreadable": _("This link does not say what to record."),
+    "unknown_key": _("This link was signed with a key we no longer use. Please use a newer message."),
+    "outdated": _("This reminder's link is from an older version of Attune and no longer works. The next "
+                  "reminder's links will work."),
+    "forged": _("This link has been changed or was not made by Attune."),
+    "expired": _("This link has expired. The next reminder will bring fresh links."),
+    "replayed": _("This link has already been used; your answer was recorded then."),
+    "used": _("This link has already been used; your answer was recorded then. Thank you!"),
+    "unknown_occurrence": _("We could not find this ritual any more."),
+    "unknown_short_link": _("We don't know this short link. It may be mistyped, or so old that it has been tidied "
+                            "away."),
+    "bad_rating": _("Closeness is a number from 1 to 5."),
+    "closed": _("Check-ins for it were open until {when}. The next reminder will bring fresh links."),
+    "unavailable": _("Check-ins can't be saved right now, so nothing was recorded. Please try again in a moment."),
+    "unstorable": _("A value in this link cannot be stored, so nothing was recorded."),
+    "open_again": _("Open the link again from the reminder."),
+    # asking
+    "rate": _("Tap how close you felt, and we'll record it as done:"),
+    "rate_label": _("closeness {n} of 5"),
+    "just_done": _("Just mark it done"),
+    "confirm_skip": _("This will record it as skipped this time."),
+    "confirm_snooze": _("This will record it as snoozed for now."),
+    "confirm": _("Confirm"),
+    # before its ritual: when this same link will work
+    "coming_done": _("Keep this message: from {when} this same link lets you check in. It works until {until}."),
+    "coming_skip": _("Keep this message: from {when} this same link lets you skip it this time. It works until "
+                     "{until}."),
+    "coming_snooze": _("Keep this message: from {when} this same link lets you ask to be reminded a little later. "
+                       "It works until {until}."),
+    "opening": _("It is just opening for check-ins. Please try this link again in a minute or two; it works until "
+                 "{until}."),
+    # what is recorded
+    "nothing_yet": _("Nothing is recorded for you yet."),
+    "state_done": _("It is recorded as done."),
+    "state_skipped": _("It is recorded as skipped this time."),
+    "state_snoozed": _("It is recorded as snoozed."),
+    "closeness": _("Closeness: {closeness} of 5."),
+    "recorded_done": _("{ritual} is recorded as done."),
+    "recorded_skip": _("{ritual} is recorded as skipped this time."),
+    "recorded_snooze": _("{ritual} is recorded as snoozed for now."),
+    "close_page": _("You can close this page."),
+}
 
 
 # ---- languages -------------------------------------------------------------------------------------------
@@ -311,6 +383,14 @@ def format_when(local: datetime, locale: str | None) -> str:
                                         weekday=format_date(local, "EEEE", locale=loc))
 
 
+def format_moment(local: datetime, locale: str | None) -> str:
+    """A local time with its full date, for a page: "7:00 PM on Friday, December 4, 2026", "19:00 on Friday,
+    4 December 2026", "Freitag, 4. Dezember 2026 um 19:00"."""
+    loc = normalise_locale(locale)
+    return translator(loc)(WHEN).format(time=_plain(format_time(local, "short", locale=loc)),
+                                        weekday=_plain(format_date(local, "full", locale=loc)))
+
+
 def format_day(day: date, locale: str | None) -> str:
     """A date as the member's locale writes it: "16 November 2026", "November 16, 2026", "16. November 2026"."""
     return _plain(format_date(day, "long", locale=normalise_locale(locale)))
@@ -328,7 +408,7 @@ def msgids() -> Iterator[str]:
     seen: set[str] = set()
     texts: list[str] = [NEUTRAL_TITLE, NEUTRAL_BODY, GENERIC_PROMPT, UNNAMED_RITUAL, YOUR_PARTNER, SOMEONE, SOON,
                         WHEN, WHY_HEADING, LINK_LABEL, SENSITIVE_FOCUS_TEXT, TALLY_ROW, *UNITS.values(),
-                        *ACTION_LABELS.values(), *ACTION_HTML_LABELS.values(), SMS_LINK_LABEL]
+                        *ACTION_LABELS.values(), *ACTION_HTML_LABELS.values(), SMS_LINK_LABEL, *LINK_PAGE.values()]
     for t in catalog.TEMPLATES.values():
         texts += [t.title, t.short_prompt, t.long_prompt] + ([t.discreet_title] if t.discreet_title else [])
     for title, prompt in (*CHILD_WORDS.values(), CHILD_DEFAULT):

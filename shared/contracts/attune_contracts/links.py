@@ -7,6 +7,11 @@ and version (SALT); expiry is checked against an injected clock.
 
 Links of the first version (HMAC-SHA1, salt `attune.checkin-link.v1`) are refused: those still in inboxes
 when this version is deployed get a page saying the reminder is out of date (they lived 36 hours at most).
+
+A token may carry its reader's locale (`LinkClaims.locale`, added in contracts 1.2.0), so the page it opens
+speaks the language of the message it came in. A check-ins service on 1.1.0 refuses such a token (closed
+claims), so check-ins roll out before the notifier, as for any new field. The refusals' sentences are the
+content catalog's msgids (`content.LINK_PAGE`), translated by the page that shows them.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID, uuid4
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 
+from .content import LINK_PAGE
 from .types import Contract, UtcDatetime
 
 SALT = "attune.checkin-link.v2"
@@ -43,6 +50,9 @@ class LinkClaims(Contract):
     member_id: UUID
     action: LinkAction
     expires_at: UtcDatetime
+    # The reader's locale when the link was sent ("de_DE"), so the page it opens speaks the message's language
+    # and clock. Optional and left out of the token when unknown: a link minted before it existed still works.
+    locale: Annotated[str, StringConstraints(min_length=2, max_length=35, pattern=r"^[A-Za-z0-9_-]+$")] | None = None
 
 
 class LinkError(ValueError):
@@ -82,34 +92,34 @@ class LinkSigner:
         action: LinkAction,
         ttl: timedelta = timedelta(hours=36),
         now: datetime | None = None,
+        locale: str | None = None,
     ) -> str:
         claims = LinkClaims(
             token_id=uuid4(), household_id=household_id, occurrence_id=occurrence_id, member_id=member_id,
-            action=action, expires_at=(now or datetime.now(UTC)) + ttl,
+            action=action, expires_at=(now or datetime.now(UTC)) + ttl, locale=locale,
         )
-        body = self._serializers[self.current_kid].dumps(claims.model_dump(mode="json"))
+        body = self._serializers[self.current_kid].dumps(claims.model_dump(mode="json", exclude_none=True))
         return f"{self.current_kid}.{body}"
 
     def verify(self, token: str, *, now: datetime | None = None) -> LinkClaims:
         kid, sep, body = token.partition(".")
         if not sep or not body or len(token) > 2048:
-            raise LinkError("malformed", "This link is incomplete. Open it again from the original message.")
+            raise LinkError("malformed", LINK_PAGE["incomplete"])
         serializer = self._serializers.get(kid)
         if serializer is None:
-            raise LinkError("unknown_key", "This link was signed with a key we no longer use. Please use a newer message.")
+            raise LinkError("unknown_key", LINK_PAGE["unknown_key"])
         try:
             data = serializer.loads(body)
         except BadSignature:
             if self._outdated[kid].loads_unsafe(body)[0]:
-                raise LinkError("outdated", "This reminder's link is from an older version of Attune and no longer "
-                                            "works. The next reminder's links will work.") from None
-            raise LinkError("bad_signature", "This link has been changed or was not made by Attune.") from None
+                raise LinkError("outdated", LINK_PAGE["outdated"]) from None
+            raise LinkError("bad_signature", LINK_PAGE["forged"]) from None
         try:
             claims = LinkClaims.model_validate_json(_as_json(data))
         except ValidationError:
-            raise LinkError("malformed", "This link does not say what to record.") from None
+            raise LinkError("malformed", LINK_PAGE["unreadable"]) from None
         if claims.expires_at <= (now or datetime.now(UTC)):
-            raise LinkError("expired", "This link has expired. The next reminder will bring fresh links.", claims)
+            raise LinkError("expired", LINK_PAGE["expired"], claims)
         return claims
 
 

@@ -52,6 +52,7 @@ from apprise import Apprise, AppriseAsset, NotifyFormat
 from attune_contracts.messages import ChannelKind
 
 from ..delivery import host_of
+from ..links import fit_links
 from ..ports import SendResult
 from ..service import Rendered
 from .keepalive import KEEPALIVE, KeepAlive, route_requests
@@ -344,13 +345,14 @@ class AppriseSender:
         if plugin is None:  # stored before Apprise stopped accepting it, say: retrying it cannot help
             return SendResult(False, f"{message.kind} channel could not be loaded by Apprise", broken=True)
         html = message.kind is ChannelKind.EMAIL and message.html is not None
+        body = message.html if html else fit_links(message.body, message.link_text or "", plugin.body_maxlen)
         exchanges: list[Exchange] = []
         # Both copied into the send's thread with the context: what the gateway answered (observe_http), and
         # the keep-alive connections the plugin's requests go over.
         token, pooled = _EXCHANGES.set(exchanges), KEEPALIVE.set(self.keepalive)
         try:
             notify = functools.partial(
-                plugin.notify, title=message.title, body=message.html if html else message.body,
+                plugin.notify, title=message.title, body=body,
                 body_format=NotifyFormat.HTML if html else NotifyFormat.TEXT,
             )
             future = self._pool.submit(contextvars.copy_context().run, notify)
