@@ -10,6 +10,7 @@ from attune_contracts.messages import (
     CheckInRecorded,
     ConsentGiven,
     ConsentWithdrawn,
+    DateNightAdherenceUpdated,
     HouseholdErased,
     HouseholdRegistered,
     MemberUpserted,
@@ -35,7 +36,7 @@ HANDLED_TYPES = frozenset({
     "scheduler.ritual_updated", "scheduler.ritual_paused", "scheduler.ritual_resumed", "scheduler.ritual_deleted",
     "scheduler.consent_given", "scheduler.consent_withdrawn", "scheduler.household_erased", "ritual.due",
     "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
-    "checkins.weekly_summary",
+    "checkins.weekly_summary", "checkins.date_night_adherence_updated",
 })
 
 
@@ -82,6 +83,8 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await store.save_streak(p.ritual_id, hid, p.template, p.length, p.best, p.unit.value)
             case MomentLogged():
                 await store.save_moment(p.moment_id, hid, p.member_id, p.kind.value, p.happened_at)
+            case DateNightAdherenceUpdated():
+                await store.save_date_nights(p.ritual_id, hid, p.kept, p.expected, p.window_weeks)
             case WeeklySummary():
                 await store.save_summary(hid, p.week_start.isoformat(), p.positive_moments, p.negative_moments,
                                          p.focus.title, p.focus.text)

@@ -324,7 +324,7 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
             found = find_template(streak["template"])
             streak["name"] = streak.get("title") or (found.title if found else streak["template"])
         return render(request, "progress.html", {**await page_context(me), "streaks": streaks, "ratio": ratio,
-                                                 "summary": summary})
+                                                 "summary": summary, "charts": await service.progress_charts(me)})
 
     @app.get("/manifest.webmanifest")
     async def manifest() -> Response:

@@ -120,8 +120,17 @@ summaries = Table(
     Column("focus_text", Text, nullable=False),
 )
 
+date_nights = Table(
+    "date_nights", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("kept", Integer, nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("window_weeks", Integer, nullable=False),
+)
+
 HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
-                    moments, summaries)
+                    moments, summaries, date_nights)
 
 # Dead letters (what the consumer gave up on) are sealed under a key per household kept here; erasure deletes it.
 dead_letter_keys = dead_letter_keys_table(metadata, "app")
