@@ -26,7 +26,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .adapters.dreams import SqlDreams
 from .adapters.notifier import HttpNotifier
+from .dreams import Dreams
+from .dreams_http import add_dream_routes
 from .ports import Refused, Unavailable
 from .reach import add_reach_routes
 from .service import WEEKDAY_NAMES, WEEKDAYS, catalog_by_step, form_token, form_token_valid, new_token
@@ -331,6 +334,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         return Response((HERE / "static" / "manifest.webmanifest").read_bytes(),
                         media_type="application/manifest+json")
 
+    add_dream_routes(app, Dreams(service, SqlDreams(service.store.engine)), render=render, current=current,
+                     checked_form=checked_form, page_context=page_context, problem_words=_problem_words)
     if notifier is not None:
         add_reach_routes(app, service, notifier, form_key=options.form_key, browser_cookie=BROWSER_COOKIE,
                          render=render, current=current, checked_form=checked_form, page_context=page_context,
