@@ -1,4 +1,5 @@
-"""The dreams board's API routes (member credential; one acts only as oneself)."""
+"""The API routes of the app's newer member flows, the dreams board and "we just connected" (member credential;
+one acts only as oneself)."""
 
 # No `from __future__ import annotations`: the routes' `caller` dependency is local to add_dream_routes, and FastAPI
 # must be able to evaluate it.
@@ -11,6 +12,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from .aftercare import AfterCare
 from .dreams import Dreams, Unknown
 from .service import Rejected
 
@@ -65,3 +67,41 @@ def add_dream_routes(app: FastAPI, dreams: Dreams, caller: Any) -> None:
                       body: MemberRequest) -> JSONResponse:
         principal.acting_as(body.member_id)
         return await _act("reach", household_id, dream_id, body.member_id)
+
+
+class ConsentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: UUID
+    given: bool
+
+
+class AfterCareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: UUID
+    moment_id: UUID | None = Field(default=None, description="send your own id to make retries safe")
+
+
+def add_aftercare_routes(app: FastAPI, aftercare: AfterCare, caller: Any) -> None:
+    """'We just connected' (step 4): one's own yes, and starting it (both partners must have said yes)."""
+
+    @app.post("/v1/households/{household_id}/aftercare/consent", summary='Say yes (or no) to "we just connected"')
+    async def consent(household_id: UUID, principal: caller, body: ConsentRequest) -> JSONResponse:  # type: ignore[valid-type]
+        principal.acting_as(body.member_id)
+        try:
+            changed = await aftercare.consent(household_id, body.member_id, body.given)
+        except Rejected as exc:
+            raise HTTPException(422, exc.reason) from None
+        return JSONResponse({"given": body.given, "changed": changed})
+
+    @app.post("/v1/households/{household_id}/aftercare", summary='"We just connected": start the after-care',
+              status_code=201)
+    async def start(household_id: UUID, principal: caller, body: AfterCareRequest) -> JSONResponse:  # type: ignore[valid-type]
+        principal.acting_as(body.member_id)
+        moment_id = body.moment_id or uuid4()
+        try:
+            started = await aftercare.start(household_id, body.member_id, moment_id)
+        except Rejected as exc:
+            raise HTTPException(422, exc.reason) from None
+        return JSONResponse({"moment_id": str(moment_id), "started": started}, status_code=201 if started else 200)

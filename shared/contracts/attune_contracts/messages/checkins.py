@@ -15,6 +15,8 @@ from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
 
 __all__ = [
     "AchievementRecorded",
+    "AfterCareConsentChanged",
+    "AfterCareStarted",
     "CheckInCommandRejected",
     "CheckInRecorded",
     "CheckInSource",
@@ -222,6 +224,26 @@ class DreamSupported(Contract):
     owner_id: UUID
     member_id: UUID
     supported_at: UtcDatetime
+
+
+@message("checkins.aftercare_consent_changed", kind="event", topic=Topic.CHECKINS_EVENTS)
+class AfterCareConsentChanged(Contract):
+    """A member said yes (or no longer) to the private "we just connected" button (step 4, on demand)."""
+
+    member_id: UUID
+    given: bool
+    changed_at: UtcDatetime
+
+
+@message("checkins.aftercare_started", kind="event", topic=Topic.CHECKINS_EVENTS)
+class AfterCareStarted(Contract):
+    """Two partners who both said yes pressed "we just connected": their after-care (step 4) starts, privately.
+    Never turned into a notification: only the two partners' own pages show it."""
+
+    moment_id: UUID
+    started_by: UUID
+    partners: Annotated[list[UUID], Field(min_length=2, max_length=2)]
+    started_at: UtcDatetime
 
 
 class MemberRitualTally(Contract):
