@@ -8,6 +8,8 @@ from typing import Any
 from attune_contracts import Envelope
 from attune_contracts.messages import (
     AchievementRecorded,
+    AfterCareConsentChanged,
+    AfterCareStarted,
     CheckInRecorded,
     ConsentGiven,
     ConsentWithdrawn,
@@ -31,6 +33,7 @@ from attune_contracts.messages import (
 from attune_contracts.trust import foreign_member
 from attune_runtime.faults import PermanentError
 
+from .adapters.aftercare import SqlAfterCare
 from .adapters.dreams import SqlDreams
 from .adapters.sql import SqlStore
 from .dreams import Achievement, Dream
@@ -42,12 +45,13 @@ HANDLED_TYPES = frozenset({
     "scheduler.consent_given", "scheduler.consent_withdrawn", "scheduler.household_erased", "ritual.due",
     "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
     "checkins.weekly_summary", "checkins.date_night_adherence_updated", "checkins.dream_shared",
-    "checkins.dream_supported", "checkins.achievement_recorded",
+    "checkins.dream_supported", "checkins.achievement_recorded", "checkins.aftercare_consent_changed",
+    "checkins.aftercare_started",
 })
 
 
 def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
-    dreams = SqlDreams(store.engine)
+    dreams, aftercare = SqlDreams(store.engine), SqlAfterCare(store.engine)
 
     async def check_member(member_id: Any, household_id: Any) -> None:
         reason = foreign_member(member_id, household_id, await store.member_home(member_id))
@@ -107,6 +111,13 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await check_member(p.member_id, hid)
                 await dreams.save_achievement(Achievement(p.achievement_id, p.member_id, p.dream,
                                                           envelope.occurred_at), hid)
+            case AfterCareConsentChanged():
+                await check_member(p.member_id, hid)
+                await aftercare.set_consent(hid, p.member_id, p.given)
+            case AfterCareStarted():
+                for member_id in p.partners:
+                    await check_member(member_id, hid)
+                await aftercare.save_moment(p.moment_id, hid, p.partners, p.started_at)
             case WeeklySummary():
                 await store.save_summary(hid, p.week_start.isoformat(), p.positive_moments, p.negative_moments,
                                          p.focus.title, p.focus.text)

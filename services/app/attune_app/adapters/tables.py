@@ -157,8 +157,23 @@ achievements = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
 )
 
+# "We just connected" (check-ins' AfterCareConsentChanged, AfterCareStarted): who said yes, each after-care started.
+aftercare_consents = Table(
+    "aftercare_consents", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+)
+
+aftercare_moments = Table(
+    "aftercare_moments", metadata,
+    Column("moment_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("partners", Text, nullable=False),  # JSON list of the two member ids
+    Column("started_at", UtcDateTime, nullable=False),
+)
+
 HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
-                    moments, summaries, date_nights, dreams, dream_supports, achievements)
+                    moments, summaries, date_nights, dreams, dream_supports, achievements, aftercare_consents, aftercare_moments)
 
 # Dead letters (what the consumer gave up on) are sealed under a key per household kept here; erasure deletes it.
 dead_letter_keys = dead_letter_keys_table(metadata, "app")
