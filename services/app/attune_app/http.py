@@ -315,6 +315,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         kind = form.get("kind", "")
         if kind not in ("positive", "negative"):
             raise StarletteHTTPException(422, "Choose a kind moment or a hard one.")
+        if (await page_context(me))["child"]:  # the 5:1 ratio is the grown-ups' (a child's pages don't offer it)
+            raise StarletteHTTPException(404)
         try:
             await service.log_moment(me, kind, form.get("note") or None)
         except Unavailable as exc:
