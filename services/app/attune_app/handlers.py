@@ -7,9 +7,15 @@ from typing import Any
 
 from attune_contracts import Envelope
 from attune_contracts.messages import (
+    AchievementRecorded,
+    AfterCareConsentChanged,
+    AfterCareStarted,
     CheckInRecorded,
     ConsentGiven,
     ConsentWithdrawn,
+    DateNightAdherenceUpdated,
+    DreamShared,
+    DreamSupported,
     HouseholdErased,
     HouseholdRegistered,
     MemberUpserted,
@@ -27,7 +33,10 @@ from attune_contracts.messages import (
 from attune_contracts.trust import foreign_member
 from attune_runtime.faults import PermanentError
 
+from .adapters.aftercare import SqlAfterCare
+from .adapters.dreams import SqlDreams
 from .adapters.sql import SqlStore
+from .dreams import Achievement, Dream
 from .service import CheckIn, Occurrence
 
 HANDLED_TYPES = frozenset({
@@ -35,11 +44,15 @@ HANDLED_TYPES = frozenset({
     "scheduler.ritual_updated", "scheduler.ritual_paused", "scheduler.ritual_resumed", "scheduler.ritual_deleted",
     "scheduler.consent_given", "scheduler.consent_withdrawn", "scheduler.household_erased", "ritual.due",
     "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
-    "checkins.weekly_summary",
+    "checkins.weekly_summary", "checkins.date_night_adherence_updated", "checkins.dream_shared",
+    "checkins.dream_supported", "checkins.achievement_recorded", "checkins.aftercare_consent_changed",
+    "checkins.aftercare_started",
 })
 
 
 def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
+    dreams, aftercare = SqlDreams(store.engine), SqlAfterCare(store.engine)
+
     async def check_member(member_id: Any, household_id: Any) -> None:
         reason = foreign_member(member_id, household_id, await store.member_home(member_id))
         if reason is not None:
@@ -82,6 +95,29 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await store.save_streak(p.ritual_id, hid, p.template, p.length, p.best, p.unit.value)
             case MomentLogged():
                 await store.save_moment(p.moment_id, hid, p.member_id, p.kind.value, p.happened_at)
+            case DateNightAdherenceUpdated():
+                await store.save_date_nights(p.ritual_id, hid, p.kept, p.expected, p.window_weeks)
+            case DreamShared():
+                await check_member(p.member_id, hid)
+                await dreams.save_dream(Dream(p.dream_id, p.member_id, p.dream, p.shared_at), hid)
+            case DreamSupported():
+                await check_member(p.member_id, hid)
+                await dreams.save_support(p.dream_id, p.member_id, hid)
+            case AchievementRecorded() if p.dream_id is not None:
+                await check_member(p.member_id, hid)
+                await dreams.reached(Dream(p.dream_id, p.member_id, p.dream, envelope.occurred_at), hid,
+                                     envelope.occurred_at)
+            case AchievementRecorded():
+                await check_member(p.member_id, hid)
+                await dreams.save_achievement(Achievement(p.achievement_id, p.member_id, p.dream,
+                                                          envelope.occurred_at), hid)
+            case AfterCareConsentChanged():
+                await check_member(p.member_id, hid)
+                await aftercare.set_consent(hid, p.member_id, p.given)
+            case AfterCareStarted():
+                for member_id in p.partners:
+                    await check_member(member_id, hid)
+                await aftercare.save_moment(p.moment_id, hid, p.partners, p.started_at)
             case WeeklySummary():
                 await store.save_summary(hid, p.week_start.isoformat(), p.positive_moments, p.negative_moments,
                                          p.focus.title, p.focus.text)

@@ -26,7 +26,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .adapters.aftercare import SqlAfterCare
+from .adapters.dreams import SqlDreams
 from .adapters.notifier import HttpNotifier
+from .aftercare import AfterCare
+from .aftercare_http import add_aftercare_routes
+from .dreams import Dreams
+from .dreams_http import add_dream_routes
 from .ports import Refused, Unavailable
 from .reach import add_reach_routes
 from .service import WEEKDAY_NAMES, WEEKDAYS, catalog_by_step, form_token, form_token_valid, new_token
@@ -99,6 +105,7 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     app.add_middleware(SecurityHeaders)
+    aftercare = AfterCare(service, SqlAfterCare(service.store.engine))
 
     def cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax",
@@ -245,7 +252,7 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     async def rituals(request: Request, me: Me) -> Response:
         context = await page_context(me)
         return render(request, "rituals.html", {
-            **context, "mine": await service.rituals(me),
+            **context, "mine": await service.rituals(me), "aftercare": await aftercare.view(me),
             "steps": catalog_by_step(context["household"].get("kind", "couple")),
             "weekdays": [(d, WEEKDAY_NAMES[d]) for d in WEEKDAYS]})
 
@@ -272,7 +279,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     async def today_page(request: Request, me: Me, problem: str | None = None, status: int = 200) -> Response:
         household, members, items = await service.today(me)
         context = await page_context(me, household, members)
-        return render(request, "today.html", {**context, "items": items, "problem": problem}, status)
+        return render(request, "today.html", {**context, "items": items, "problem": problem,
+                                              "aftercare": await aftercare.view(me)}, status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:
@@ -307,6 +315,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         kind = form.get("kind", "")
         if kind not in ("positive", "negative"):
             raise StarletteHTTPException(422, "Choose a kind moment or a hard one.")
+        if (await page_context(me))["child"]:  # the 5:1 ratio is the grown-ups' (a child's pages don't offer it)
+            raise StarletteHTTPException(404)
         try:
             await service.log_moment(me, kind, form.get("note") or None)
         except Unavailable as exc:
@@ -324,13 +334,16 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
             found = find_template(streak["template"])
             streak["name"] = streak.get("title") or (found.title if found else streak["template"])
         return render(request, "progress.html", {**await page_context(me), "streaks": streaks, "ratio": ratio,
-                                                 "summary": summary})
+                                                 "summary": summary, "charts": await service.progress_charts(me)})
 
     @app.get("/manifest.webmanifest")
     async def manifest() -> Response:
         return Response((HERE / "static" / "manifest.webmanifest").read_bytes(),
                         media_type="application/manifest+json")
 
+    add_dream_routes(app, Dreams(service, SqlDreams(service.store.engine)), render=render, current=current,
+                     checked_form=checked_form, page_context=page_context, problem_words=_problem_words)
+    add_aftercare_routes(app, aftercare, current=current, checked_form=checked_form)
     if notifier is not None:
         add_reach_routes(app, service, notifier, form_key=options.form_key, browser_cookie=BROWSER_COOKIE,
                          render=render, current=current, checked_form=checked_form, page_context=page_context,

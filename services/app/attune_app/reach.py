@@ -5,6 +5,7 @@ credential; nothing is kept here. Without JS everything but web push works (plai
 
 # No `from __future__ import annotations`: FastAPI evaluates the routes' Annotated aliases (see http.py).
 
+import asyncio
 import json
 import re
 import secrets
@@ -43,12 +44,33 @@ def email_channel(relay: str, address: str) -> str:
     return f"{relay}{'&' if '?' in relay else '?'}to={quote(address, safe='@')}"
 
 
+SETTLED = ("sent", "dead", "dropped", "deferred", "failed")
+"""Outcomes worth showing at once (a failed attempt is retried, but the person learns something now)."""
+FINAL = ("sent", "dead", "dropped")
+
+
+def probe_words(outcome: dict[str, Any]) -> str:
+    """What the page says about a test, from the notifier's outcome (status, channel kind, why)."""
+    status, why = outcome.get("status"), outcome.get("why")
+    how = {"push": " as a notification", "email": " by email", "sms": " by text message"}.get(
+        str(outcome.get("channel_kind")), "")
+    if status == "sent":
+        return f"Sent{how}. If it didn't arrive, check that notifications are allowed for it on your phone."
+    if status == "deferred":
+        return f"Waiting: {why or 'it will go a little later'}."
+    if status == "failed":
+        return f"Not yet: {why or 'trying again'}."
+    if status in ("dead", "dropped"):
+        return f"It couldn't be sent: {why or 'none of your ways to be reached took it'}."
+    return "It's on its way; we haven't heard back yet. Check again in a moment."
+
+
 def add_reach_routes(app: FastAPI, service: AppService, notifier: HttpNotifier, *, form_key: bytes,
                      browser_cookie: str, render: Callable[..., Response],
                      current: Callable[[Request], Awaitable[Session]],
                      checked_form: Callable[[Request], Awaitable[dict[str, Any]]],
                      page_context: Callable[..., Awaitable[dict[str, Any]]],
-                     ntfy_url: str, email_relay: str | None) -> None:
+                     ntfy_url: str, email_relay: str | None, test_wait_s: float = 5.0) -> None:
     Me = Annotated[Session, Depends(current)]
     Form = Annotated[dict[str, Any], Depends(checked_form)]
 
@@ -62,7 +84,7 @@ def add_reach_routes(app: FastAPI, service: AppService, notifier: HttpNotifier, 
                         headers={"Service-Worker-Allowed": "/", "Cache-Control": "no-cache"})
 
     async def reach_page(request: Request, me: Session, *, problem: str | None = None, status: int = 200,
-                         ntfy: dict[str, str] | None = None) -> Response:
+                         ntfy: dict[str, str] | None = None, test: dict[str, Any] | None = None) -> Response:
         context = await page_context(me)
         vapid_key, channels, preferences = None, None, None
         try:
@@ -81,7 +103,7 @@ def add_reach_routes(app: FastAPI, service: AppService, notifier: HttpNotifier, 
         quiet = (preferences or {}).get("quiet_hours") or {}
         return render(request, "reach.html", {
             **context, "active": "reach", "problem": problem, "vapid_key": vapid_key, "channels": channels,
-            "preferences": preferences, "quiet": quiet, "ntfy": ntfy, "email_ready": bool(email_relay),
+            "preferences": preferences, "quiet": quiet, "ntfy": ntfy, "email_ready": bool(email_relay), "test": test,
         }, status)
 
     async def changed(request: Request, me: Session, call: Awaitable[Any]) -> Response | None:
@@ -157,6 +179,39 @@ def add_reach_routes(app: FastAPI, service: AppService, notifier: HttpNotifier, 
             changes["quiet_hours"] = None
         failed = await changed(request, me, notifier.set_preferences(me.household_id, me.member_id, changes))
         return failed or RedirectResponse("/reach", status_code=303)
+
+    async def test_page(request: Request, me: Session, test_id: UUID, wait_s: float) -> Response:
+        """The page with how the test went, after waiting up to `wait_s` for the notifier to settle it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            try:
+                outcome = await through(notifier.test_outcome(me.household_id, me.member_id, test_id))
+            except Unavailable as exc:
+                return await reach_page(request, me, status=503, problem=(
+                    f"We couldn't reach {exc.what} just now to ask how the test went. Please check again in a moment."))
+            except Refused:
+                raise StarletteHTTPException(404) from None
+            if outcome.get("status") in SETTLED or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.25)
+        return await reach_page(request, me, test={"id": str(test_id), "words": probe_words(outcome),
+                                                   "final": outcome.get("status") in FINAL})
+
+    @app.post("/reach/test")
+    async def send_test(request: Request, me: Me, form: Form) -> Response:
+        try:
+            asked = await through(notifier.send_test(me.household_id, me.member_id))
+        except Unavailable as exc:
+            return await reach_page(request, me, status=503, problem=(
+                f"We couldn't reach {exc.what} just now, so no test was sent. Please try again in a moment."))
+        except Refused as exc:
+            return await reach_page(request, me, status=422, problem=f"No test was sent: {exc.reason}")
+        return await test_page(request, me, UUID(asked["notification_id"]), test_wait_s)
+
+    @app.get("/reach/test/{test_id}")
+    async def test_again(request: Request, test_id: UUID, me: Me) -> Response:
+        return await test_page(request, me, test_id, 0)
 
     @app.post("/reach/channels/{channel_id}/remove")
     async def remove(request: Request, channel_id: UUID, me: Me, form: Form) -> Response:

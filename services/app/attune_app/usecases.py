@@ -19,6 +19,7 @@ from attune_contracts.messages import (
     UpsertMember,
 )
 
+from . import charts
 from .adapters.sql import SqlStore
 from .ports import CheckinsApi, Clock, Commands, Refused, Unavailable
 from .service import (
@@ -271,3 +272,34 @@ class AppService:
         streaks = [s for s in streaks if not private(s)]
         kinds = await self.store.moment_kinds_since(session.household_id, self.clock.now() - RATIO_WINDOW)
         return streaks, ratio_of(kinds), await self.store.summary_of(session.household_id)
+
+    async def progress_charts(self, session: Session) -> ProgressCharts | None:
+        """The charts of "How we're doing": the viewer's own closeness by day, the household's kind and hard moments
+        by week, and the date nights kept in the last four weeks of the date nights the viewer takes part in."""
+        household = await self.store.household(session.household_id)
+        if household is None:
+            return None
+        now, zone = self.clock.now(), household["time_zone"]
+        today = self._today(household)
+        ratings = await self.store.closeness_since(session.household_id, session.member_id,
+                                                   now - timedelta(days=charts.CLOSENESS_DAYS + 1))
+        moments = await self.store.moments_since(session.household_id,
+                                                 now - timedelta(weeks=charts.RATIO_WEEKS, days=1))
+        nights = []
+        for row in await self.store.date_nights_of(session.household_id):
+            if row["participants"] is not None and session.member_id not in row["participants"]:
+                continue
+            nights.append(charts.DateNights(row["title"] or "Date night", row["kept"], row["expected"],
+                                            row["window_weeks"]))
+        return ProgressCharts(
+            closeness=charts.closeness_chart(charts.closeness_by_day(ratings, zone, today), today),
+            moments=charts.moments_chart(charts.moments_by_week(moments, zone, today)),
+            date_nights=nights,
+        )
+
+
+@dataclass(frozen=True)
+class ProgressCharts:
+    closeness: charts.LineChart
+    moments: charts.BarChart
+    date_nights: list[charts.DateNights]

@@ -33,6 +33,9 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .aftercare import AfterCare
+from .dreams import Dreams
+from .dreams_http import add_aftercare_routes, add_dream_routes
 from .metrics import Metrics
 from .service import MAX_NOTE, CheckIn, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
@@ -225,6 +228,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         except Rejected as exc:
             raise HTTPException(422, exc.reason) from None
         return JSONResponse({"moment_id": str(moment_id), "created": created}, status_code=201 if created else 200)
+
+    add_dream_routes(app, Dreams(service), Caller)
+    add_aftercare_routes(app, AfterCare(service), Caller)
 
     @app.get("/v1/households/{household_id}/export",
              summary="Everything held about the household; private notes only to their author")

@@ -4,6 +4,7 @@ member's own credential or its household's; delivery inspection (no message text
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from .adapters.apprise_sender import MAX_URL_LENGTH, ChannelRejected, validate_c
 from .adapters.sql import SqlStore
 from .metrics import NotifierMetrics
 from .ports import Clock
+from .probe import add_probe_routes
 from .service import Recipient
 from .webpush import SubscriptionRejected, WebPushSubscription
 
@@ -123,7 +125,7 @@ def delivery_out(d: Any) -> dict[str, Any]:
 
 def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: CredentialVerifier, clock: Clock,
                    limits: HttpLimits | None = None, registry: CollectorRegistry | None = None,
-                   webpush: WebPushIntake | None = None) -> FastAPI:
+                   webpush: WebPushIntake | None = None, wake: Callable[[], None] | None = None) -> FastAPI:
     app = FastAPI(title="Attune notifier", version="1", docs_url=None, redoc_url=None, openapi_url="/v1/openapi.json")
     # Before routing, so before the credential check and before any body is parsed: 413 and 429 (per credential).
     add_guards(app, limits or HttpLimits(), registry=registry or CollectorRegistry(), service="notifier",
@@ -163,6 +165,7 @@ def build_http_app(store: SqlStore, metrics: NotifierMetrics, *, verifier: Crede
     async def operator_access(principal: Principal = Depends(authenticate)) -> Principal:  # noqa: B008
         return principal.operator()
 
+    add_probe_routes(app, store, authenticate, clock, wake=wake)
     member_dependency = Depends(member_access)
     operator_dependency = Depends(operator_access)
 

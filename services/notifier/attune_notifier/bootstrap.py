@@ -154,7 +154,8 @@ def build_app(
         http_app=build_http_app(store, metrics, verifier=settings.credential_verifier(), clock=clock,
                                 limits=HttpLimits.of(settings), registry=registry,
                                 webpush=WebPushIntake(public_key_text(settings.vapid_key()),
-                                                      settings.webpush_hosts())),
+                                                      settings.webpush_hosts()),
+                                wake=worker.wake),
         broker_start_timeout_s=settings.kafka_start_timeout_s,
     )
     app.vault = vault  # type: ignore[attr-defined]

@@ -43,6 +43,8 @@ class HttpNotifier:
             raise NotYetKnown("Your reminders are still being set up; please try again in a minute.")
         if response.status_code in (400, 404, 409, 422):
             raise Refused(_reason(response))
+        if response.status_code == 429:  # the person asked too often (a test): their words, not an outage
+            raise Refused(_reason(response))
         if response.status_code >= 300:
             log.warning("notifier API answered %d", response.status_code)
             raise Unavailable(WHAT)
@@ -82,6 +84,15 @@ class HttpNotifier:
     async def set_preferences(self, household_id: UUID, member_id: UUID, changes: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._call("PUT", f"{self._member(member_id)}/preferences", household_id=household_id,
                                      member_id=member_id, body=changes))
+
+    async def send_test(self, household_id: UUID, member_id: UUID) -> dict[str, Any]:
+        """Ask for a test message through the normal delivery path; its id and status."""
+        return dict(await self._call("POST", f"{self._member(member_id)}/test", household_id=household_id,
+                                     member_id=member_id))
+
+    async def test_outcome(self, household_id: UUID, member_id: UUID, test_id: UUID) -> dict[str, Any]:
+        return dict(await self._call("GET", f"{self._member(member_id)}/test/{test_id}", household_id=household_id,
+                                     member_id=member_id))
 
     async def close(self) -> None:
         await self.client.aclose()

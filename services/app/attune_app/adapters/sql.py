@@ -19,6 +19,7 @@ from .tables import (
     HOUSEHOLD_TABLES,
     checkins,
     consents,
+    date_nights,
     dead_letter_keys,
     erased_households,
     households,
@@ -313,6 +314,34 @@ class SqlStore:
             rows = await conn.execute(select(moments.c.kind, func.count()).where(
                 moments.c.household_id == household_id, moments.c.happened_at >= since).group_by(moments.c.kind))
             return [kind for kind, n in rows for _ in range(n)]
+
+    async def moments_since(self, household_id: UUID, since: datetime) -> list[tuple[datetime, str]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(moments.c.happened_at, moments.c.kind).where(
+                moments.c.household_id == household_id, moments.c.happened_at >= since))
+            return [(at, kind) for at, kind in rows]
+
+    async def closeness_since(self, household_id: UUID, member_id: UUID, since: datetime) -> list[tuple[datetime, int]]:
+        """One member's own closeness ratings (when recorded, the rating) since a moment."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(checkins.c.recorded_at, checkins.c.closeness).where(
+                checkins.c.household_id == household_id, checkins.c.member_id == member_id,
+                checkins.c.closeness.is_not(None), checkins.c.recorded_at >= since))
+            return [(at, rating) for at, rating in rows]
+
+    async def save_date_nights(self, ritual_id: UUID, household_id: UUID, kept: int, expected: int,
+                               window_weeks: int) -> None:
+        async with self.engine.begin() as conn:
+            await _upsert(conn, date_nights, {"ritual_id": ritual_id}, {
+                "household_id": household_id, "kept": kept, "expected": expected, "window_weeks": window_weeks})
+
+    async def date_nights_of(self, household_id: UUID) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(date_nights, rituals.c.title, rituals.c.participants).join(
+                rituals, rituals.c.ritual_id == date_nights.c.ritual_id, isouter=True).where(
+                date_nights.c.household_id == household_id).order_by(date_nights.c.ritual_id))
+        # participants: None when the app has not heard of the ritual itself yet
+        return [{**r._mapping, "participants": _ids(r.participants) if r.participants else None} for r in rows]
 
     async def save_summary(self, household_id: UUID, week_start: str, positive: int, negative: int,
                            focus_title: str, focus_text: str) -> None:

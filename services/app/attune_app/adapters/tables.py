@@ -120,8 +120,60 @@ summaries = Table(
     Column("focus_text", Text, nullable=False),
 )
 
+date_nights = Table(
+    "date_nights", metadata,
+    Column("ritual_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("kept", Integer, nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("window_weeks", Integer, nullable=False),
+)
+
+# The dreams board (from check-ins' DreamShared, DreamSupported, AchievementRecorded); `achievements` holds those
+# recorded without a dream of the board (RecordAchievement), a reached dream is marked on its row.
+dreams = Table(
+    "dreams", metadata,
+    Column("dream_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("dream", String(200), nullable=False),
+    Column("shared_at", UtcDateTime, nullable=False),
+    Column("reached_at", UtcDateTime, nullable=True),  # its owner reached it (AchievementRecorded with its id)
+)
+
+dream_supports = Table(
+    "dream_supports", metadata,
+    Column("dream_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+)
+
+achievements = Table(
+    "achievements", metadata,
+    Column("achievement_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("dream", String(200), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# "We just connected" (check-ins' AfterCareConsentChanged, AfterCareStarted): who said yes, each after-care started.
+aftercare_consents = Table(
+    "aftercare_consents", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+)
+
+aftercare_moments = Table(
+    "aftercare_moments", metadata,
+    Column("moment_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("partners", Text, nullable=False),  # JSON list of the two member ids
+    Column("started_at", UtcDateTime, nullable=False),
+)
+
 HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
-                    moments, summaries)
+                    moments, summaries, date_nights, dreams, dream_supports, achievements, aftercare_consents, aftercare_moments)
 
 # Dead letters (what the consumer gave up on) are sealed under a key per household kept here; erasure deletes it.
 dead_letter_keys = dead_letter_keys_table(metadata, "app")

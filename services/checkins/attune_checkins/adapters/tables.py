@@ -216,10 +216,46 @@ short_links = Table(
     Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
 
+# The dreams board (step 6): a member's dream (sealed like notes), when its owner reached it, and who supports it.
+dreams = Table(
+    "dreams", metadata,
+    Column("dream_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("member_id", Uuid, nullable=False),
+    Column("dream_enc", LargeBinary, nullable=False),
+    Column("note_enc", LargeBinary, nullable=True),
+    Column("shared_at", UtcDateTime, nullable=False),
+    Column("reached_at", UtcDateTime, nullable=True),
+)
+
+dream_supports = Table(
+    "dream_supports", metadata,
+    Column("dream_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("supported_at", UtcDateTime, nullable=False),
+)
+
+# "We just connected" (step 4, on demand): who said yes to the private button, and each after-care started.
+aftercare_consents = Table(
+    "aftercare_consents", metadata,
+    Column("household_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("given_at", UtcDateTime, nullable=False),
+)
+
+aftercare_moments = Table(
+    "aftercare_moments", metadata,
+    Column("moment_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("started_by", Uuid, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+)
+
 HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
     ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox, announced_occurrences,
-    short_links,
+    short_links, dreams, dream_supports, aftercare_consents, aftercare_moments,
 )
 
 # Seals this service's dead letters, one key per household: erasing a household deletes its row.

@@ -14,11 +14,29 @@ from ..topics import Topic
 from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
 
 __all__ = [
-    "CheckInStatus", "MomentKind", "CheckInSource", "StreakUnit",
-    "SubmitCheckIn", "LogMoment", "RecordAchievement",
-    "CheckInRecorded", "StreakUpdated", "MilestoneReached", "DateNightAdherenceUpdated", "RitualMissed",
-    "MomentLogged", "RatioDropped", "AchievementRecorded", "WeeklySummary", "MemberRitualTally",
-    "SuggestedFocus", "CheckInCommandRejected",
+    "AchievementRecorded",
+    "AfterCareConsentChanged",
+    "AfterCareStarted",
+    "CheckInCommandRejected",
+    "CheckInRecorded",
+    "CheckInSource",
+    "CheckInStatus",
+    "DateNightAdherenceUpdated",
+    "DreamShared",
+    "DreamSupported",
+    "LogMoment",
+    "MemberRitualTally",
+    "MilestoneReached",
+    "MomentKind",
+    "MomentLogged",
+    "RatioDropped",
+    "RecordAchievement",
+    "RitualMissed",
+    "StreakUnit",
+    "StreakUpdated",
+    "SubmitCheckIn",
+    "SuggestedFocus",
+    "WeeklySummary",
 ]
 
 Rating = Annotated[int, Field(ge=1, le=5)]
@@ -185,6 +203,47 @@ class AchievementRecorded(Contract):
     achievement_id: UUID
     member_id: UUID
     dream: ShortText
+    dream_id: UUID | None = Field(default=None, description="The shared dream this reaches (DreamShared), if any.")
+
+
+@message("checkins.dream_shared", kind="event", topic=Topic.CHECKINS_EVENTS)
+class DreamShared(Contract):
+    """A member put a dream on the household's dreams board (step 6: invest in each other's dreams)."""
+
+    dream_id: UUID
+    member_id: UUID
+    dream: ShortText
+    shared_at: UtcDatetime
+
+
+@message("checkins.dream_supported", kind="event", topic=Topic.CHECKINS_EVENTS)
+class DreamSupported(Contract):
+    """A member said "I support this" to another member's dream."""
+
+    dream_id: UUID
+    owner_id: UUID
+    member_id: UUID
+    supported_at: UtcDatetime
+
+
+@message("checkins.aftercare_consent_changed", kind="event", topic=Topic.CHECKINS_EVENTS)
+class AfterCareConsentChanged(Contract):
+    """A member said yes (or no longer) to the private "we just connected" button (step 4, on demand)."""
+
+    member_id: UUID
+    given: bool
+    changed_at: UtcDatetime
+
+
+@message("checkins.aftercare_started", kind="event", topic=Topic.CHECKINS_EVENTS)
+class AfterCareStarted(Contract):
+    """Two partners who both said yes pressed "we just connected": their after-care (step 4) starts, privately.
+    Never turned into a notification: only the two partners' own pages show it."""
+
+    moment_id: UUID
+    started_by: UUID
+    partners: Annotated[list[UUID], Field(min_length=2, max_length=2)]
+    started_at: UtcDatetime
 
 
 class MemberRitualTally(Contract):

@@ -1,0 +1,39 @@
+"""checkins: "we just connected" (who said yes to the private button; each after-care started)
+
+Revision ID: 0009
+Revises: 0008
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from attune_runtime.sql import UtcDateTime
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "aftercare_consents",
+        sa.Column("household_id", sa.Uuid(), nullable=False),
+        sa.Column("member_id", sa.Uuid(), nullable=False),
+        sa.Column("given_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("household_id", "member_id"),
+    )
+    op.create_table(
+        "aftercare_moments",
+        sa.Column("moment_id", sa.Uuid(), nullable=False),
+        sa.Column("household_id", sa.Uuid(), nullable=False),
+        sa.Column("started_by", sa.Uuid(), nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("moment_id"),
+    )
+    op.create_index(op.f("ix_aftercare_moments_household_id"), "aftercare_moments", ["household_id"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_aftercare_moments_household_id"), table_name="aftercare_moments")
+    op.drop_table("aftercare_moments")
+    op.drop_table("aftercare_consents")
