@@ -1,5 +1,6 @@
 import os
 
+from attune_contracts.sealing import DEV_FIELD_KEYS, FieldKeys, use_field_keys
 from hypothesis import settings
 
 pytest_plugins = ["attune_runtime.testing"]
@@ -8,3 +9,7 @@ pytest_plugins = ["attune_runtime.testing"]
 settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# Tests run as development does: private fields sealed under the published development field key (a service's
+# bootstrap installs the same from its settings). tests/contracts/test_sealing.py takes the keys away.
+use_field_keys(FieldKeys.parse(DEV_FIELD_KEYS))

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from attune_contracts.sealing import DEV_FIELD_KEYS, MAKE_FIELD_KEY, FieldKeys
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -79,6 +80,13 @@ class ServiceSettings(BaseSettings):
         description="Fernet key(s), comma-separated, that wrap this service's per-household dead-letter keys (the "
                     "first wraps, all unwrap: rotate by putting a new key first); required outside development, "
                     "where a published key is the default")
+
+    field_keys: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("field_keys", "ATTUNE_FIELD_KEYS"),
+        description="ATTUNE_FIELD_KEYS (the same in every service and the CLI): 'kid:base64,kid2:base64', 32-byte "
+                    "keys that seal private text (names, notes, dreams, titles, message bodies) on Kafka; the first "
+                    "seals, all open (rotate by putting a new key first); required outside development, where a "
+                    "published key is the default")
 
     retry_max_attempts: int = Field(default=5, ge=1, le=20,
                                     description="handler attempts per message before it is dead-lettered")
@@ -156,6 +164,28 @@ class ServiceSettings(BaseSettings):
                              f"with: {MAKE_FERNET_KEY}") from None
         self.refuse_development_keys("dead_letter_key", keys, [DEV_DEAD_LETTER_KEY], MAKE_FERNET_KEY)
         return self
+
+    @model_validator(mode="after")
+    def _field_keys_usable(self) -> ServiceSettings:
+        if self.field_keys is None:
+            if self.environment is not Environment.DEVELOPMENT:
+                raise ValueError(f"ATTUNE_FIELD_KEYS is missing; outside development set it to the deployment's field "
+                                 f"keys (make one with: {MAKE_FIELD_KEY}), or set {self.env_name('environment')}="
+                                 f"development on this machine only")
+            return self
+        try:
+            keys = FieldKeys.parse(self.field_keys.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"ATTUNE_FIELD_KEYS: {exc}; make one with: {MAKE_FIELD_KEY}") from None
+        if self.environment is not Environment.DEVELOPMENT \
+                and set(keys.encoded()) & set(FieldKeys.parse(DEV_FIELD_KEYS).encoded()):
+            raise ValueError(f"ATTUNE_FIELD_KEYS holds the development key: it is published, so it is refused "
+                             f"outside development (even beside real keys); make one with: {MAKE_FIELD_KEY}")
+        return self
+
+    def field_keyring(self) -> FieldKeys:
+        """The keys that seal and open private fields on Kafka (the first seals)."""
+        return FieldKeys.parse(self.field_keys.get_secret_value() if self.field_keys is not None else DEV_FIELD_KEYS)
 
     def dead_letter_keys(self) -> list[str]:
         """The Fernet keys wrapping the dead-letter data keys (the first wraps)."""

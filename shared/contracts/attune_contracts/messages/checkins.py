@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ..registry import message
 from ..topics import Topic
-from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
+from ..types import Contract, Key, Note, PrivateText, Reason, ShortText, UtcDatetime
 
 __all__ = [
     "CheckInStatus", "MomentKind", "CheckInSource", "StreakUnit",
@@ -85,7 +85,7 @@ class RecordAchievement(Contract):
 
     achievement_id: UUID
     member_id: UUID
-    dream: ShortText
+    dream: PrivateText
     note: Note | None = None
 
 
@@ -184,7 +184,7 @@ class AchievementRecorded(Contract):
 
     achievement_id: UUID
     member_id: UUID
-    dream: ShortText
+    dream: PrivateText
 
 
 class MemberRitualTally(Contract):
