@@ -11,10 +11,9 @@ from datetime import UTC, date, datetime
 
 import annotated_types
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from attune_contracts import all_specs, make_envelope, parse
 from attune_contracts.sealing import is_sealed, private_fields
+from pydantic import BaseModel, ValidationError
 
 pytestmark = [pytest.mark.unit]
 

@@ -96,6 +96,9 @@ class ServiceSettings(BaseSettings):
     secret_fields: tuple[str, ...] = ()
     # A service whose consumers dead-letter sets this: its DEAD_LETTER_KEY is then required outside development.
     writes_dead_letters: ClassVar[bool] = False
+    # A service that writes or reads private fields on Kafka sets this: ATTUNE_FIELD_KEYS is then required
+    # outside development (the bare base, used by tools to create topics, needs no keys).
+    seals_private_fields: ClassVar[bool] = False
     # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
     secret_recipes: ClassVar[dict[str, str]] = {}
 
@@ -146,9 +149,13 @@ class ServiceSettings(BaseSettings):
             message = (f"{self.env_name('dead_letter_key')} is missing; outside development set it to a Fernet key "
                        f"(make one with: {MAKE_FERNET_KEY}), or set {self.env_name('environment')}=development on "
                        f"this machine only")
-            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
-                type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}),
-                loc=(), input={})])
+            raise _settings_error(type(self).__name__, message)
+        if self.seals_private_fields and self.field_keys is None and self.environment is not Environment.DEVELOPMENT:
+            # Fail closed: without them, names, notes and dreams could not be sealed (nor read) on Kafka.
+            raise _settings_error(type(self).__name__, (
+                f"ATTUNE_FIELD_KEYS is missing; outside development set it to the deployment's field keys, the same "
+                f"in every service and the CLI (make one with: {MAKE_FIELD_KEY}), or set "
+                f"{self.env_name('environment')}=development on this machine only"))
 
     @model_validator(mode="after")
     def _dead_letter_key_usable(self) -> ServiceSettings:
@@ -168,11 +175,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _field_keys_usable(self) -> ServiceSettings:
         if self.field_keys is None:
-            if self.environment is not Environment.DEVELOPMENT:
-                raise ValueError(f"ATTUNE_FIELD_KEYS is missing; outside development set it to the deployment's field "
-                                 f"keys (make one with: {MAKE_FIELD_KEY}), or set {self.env_name('environment')}="
-                                 f"development on this machine only")
-            return self
+            return self  # development's published key, or refused in __init__
         try:
             keys = FieldKeys.parse(self.field_keys.get_secret_value())
         except ValueError as exc:
@@ -226,6 +229,11 @@ class CredentialKeysSettings(ServiceSettings):
     def credential_verifier(self) -> CredentialVerifier:
         return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
                                      setting=self.env_name("credential_keys"))
+
+
+def _settings_error(title: str, message: str) -> ValidationError:
+    return ValidationError.from_exception_data(title, [InitErrorDetails(
+        type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}), loc=(), input={})])
 
 
 Settings = TypeVar("Settings", bound=ServiceSettings)
