@@ -83,7 +83,7 @@ class ServiceSettings(BaseSettings):
 
     field_keys: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("field_keys", "ATTUNE_FIELD_KEYS"),
-        description="ATTUNE_FIELD_KEYS (the same in every service and the CLI): 'kid:base64,kid2:base64', 32-byte "
+        description="the same in every service and the CLI: 'kid:base64,kid2:base64', 32-byte "
                     "keys that seal private text (names, notes, dreams, titles, message bodies) on Kafka; the first "
                     "seals, all open (rotate by putting a new key first); required outside development, where a "
                     "published key is the default")
