@@ -121,6 +121,9 @@ async def notifier(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
 # ---- the attacker's tools and the evidence -------------------------------------------------------------
 
 
+SENT: dict[uuid.UUID, bytes] = {}  # what produce() wrote, by event id
+
+
 async def produce(bootstrap: str, *envelopes: Envelope[Any], topic: Topic | None = None) -> None:
     """Write envelopes as anyone with write access could: onto their own topic, or onto `topic`."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
@@ -128,7 +131,8 @@ async def produce(bootstrap: str, *envelopes: Envelope[Any], topic: Topic | None
     try:
         for envelope in envelopes:
             where = topic or spec_of(type(envelope.payload)).topic
-            await producer.send_and_wait(where.value, value=envelope.to_bytes(), key=envelope.key)
+            SENT[envelope.event_id] = envelope.to_bytes()  # private fields sealed afresh: keep the bytes sent
+            await producer.send_and_wait(where.value, value=SENT[envelope.event_id], key=envelope.key)
     finally:
         await producer.stop()
 
@@ -159,7 +163,7 @@ async def read(bootstrap: str, topic: Topic, until: Callable[[list[Any]], bool],
 async def dead_letter_of(bootstrap: str, envelope: Envelope[Any]) -> DeadLetter:
     """The dead letter whose original bytes are `envelope`'s (waits for it)."""
     # The bytes are sealed (crypto-shredding); the letter names the SHA-256 of the record it stands for.
-    sha256 = hashlib.sha256(envelope.to_bytes()).hexdigest()
+    sha256 = hashlib.sha256(SENT[envelope.event_id]).hexdigest()
 
     def keep(value: bytes) -> DeadLetter | None:
         # The suite shares one broker: the dead-letter topic also holds other tests' hostile records (the
