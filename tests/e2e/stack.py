@@ -116,11 +116,15 @@ class Stack:
         self.databases.append(name)
         return name
 
-    async def start(self) -> Stack:
-        # The test and the CLI processes it starts seal and open private fields as the services do.
+    def use_its_field_keys(self) -> None:
+        """This test process, and the CLI processes it starts, seal and open private fields as the services do
+        (until stop)."""
         self._keys_before = (installed_field_keys(), os.environ.get("ATTUNE_FIELD_KEYS"))
         use_field_keys(FieldKeys.parse(self.field_keys))
         os.environ["ATTUNE_FIELD_KEYS"] = self.field_keys
+
+    async def start(self) -> Stack:
+        self.use_its_field_keys()
         self.broker.log_path = self.workdir / "tansu.log"
         self.broker.start()
         self.inbox = subprocess.Popen(
