@@ -1,8 +1,9 @@
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from attune_contracts.sealing import DEV_FIELD_KEYS, FieldKeys, installed_field_keys, use_field_keys
 from hypothesis import settings
 
 pytest_plugins = ["attune_runtime.testing"]
@@ -74,3 +75,15 @@ def _unit_tests_reach_no_database_server(request: pytest.FixtureRequest, monkeyp
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+# Tests run as development does: private fields sealed under the published development field key (a service's
+# bootstrap installs the same from its settings). tests/contracts/test_sealing.py takes the keys away.
+use_field_keys(FieldKeys.parse(DEV_FIELD_KEYS))
+
+
+@pytest.fixture(autouse=True)
+def _field_keys_restored() -> Iterator[None]:
+    """A service built in a test installs its own field keys (its bootstrap does); the next test starts again
+    from the development key."""
+    before = installed_field_keys()
+    yield
+    use_field_keys(before)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from attune_contracts import AttunePublisher, ContractError, Envelope, Topic, parse
+from attune_contracts.sealing import FieldKeys
 from attune_contracts.types import Contract
 
 from .config import CliConfig
@@ -24,6 +25,11 @@ def kafka_options(bootstrap: str) -> dict[str, Any]:
 
 def _security(bootstrap: str) -> dict[str, Any]:
     return {k: v for k, v in kafka_options(bootstrap).items() if k != "bootstrap_servers"}
+
+
+def field_keys(bootstrap: str) -> FieldKeys:
+    """The keys that seal the private text of the CLI's commands and open the facts it waits for."""
+    return CliConfig.load().field_keyring(bootstrap)
 
 
 async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[TopicPartition, int]:
@@ -53,7 +59,9 @@ async def send_and_wait(
         consumer.assign(list(offsets))
         for partition, offset in offsets.items():
             consumer.seek(partition, offset)
-        async with AttunePublisher.connect(bootstrap, producer="attune-cli", **_security(bootstrap)) as publisher:
+        keys = field_keys(bootstrap)
+        async with AttunePublisher.connect(bootstrap, producer="attune-cli", field_keys=keys,
+                                           **_security(bootstrap)) as publisher:
             sent = await publisher.publish(command, household_id=household_id)
         correlation = sent.correlation_id
         try:
@@ -63,7 +71,7 @@ async def send_and_wait(
                     for records in batch.values():
                         for record in records:
                             try:
-                                event = parse(record.value)
+                                event = parse(record.value, keys)
                             except ContractError:
                                 continue
                             if event.correlation_id != correlation:
@@ -78,5 +86,6 @@ async def send_and_wait(
 
 
 async def publish(bootstrap: str, payload: Contract, *, household_id: uuid.UUID) -> Envelope[Any]:
-    async with AttunePublisher.connect(bootstrap, producer="attune-cli", **_security(bootstrap)) as publisher:
+    async with AttunePublisher.connect(bootstrap, producer="attune-cli", field_keys=field_keys(bootstrap),
+                                       **_security(bootstrap)) as publisher:
         return await publisher.publish(payload, household_id=household_id)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from attune_contracts.sealing import DEV_FIELD_KEYS, FieldKeys
+
 STATE = Path(os.environ.get("ATTUNE_CLI_STATE", "data/cli-state.json"))
 
 
@@ -34,6 +36,18 @@ class CliConfig:
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     kafka_ssl_cafile: str | None = None
+    # ATTUNE_FIELD_KEYS, the services' own: seals the names and titles the CLI sends, opens the facts it reads.
+    # Unset, the CLI uses the published development key, and only towards a Kafka on this machine (`make run`).
+    field_keys: str | None = None
+
+    def field_keyring(self, bootstrap: str | None = None) -> FieldKeys:
+        if self.field_keys:
+            return FieldKeys.parse(self.field_keys)
+        hosts = {server.strip().rsplit(":", 1)[0].strip("[]") for server in (bootstrap or self.kafka).split(",")}
+        if hosts <= {"127.0.0.1", "::1", "localhost"}:
+            return FieldKeys.parse(DEV_FIELD_KEYS)
+        raise SystemExit("attune: set ATTUNE_FIELD_KEYS (the services' field keys) to talk to a Kafka on another "
+                         "machine: names and notes are sealed with them")
 
     def kafka_options(self, bootstrap: str | None = None) -> dict[str, object]:
         """aiokafka client options: where Kafka is, and how to authenticate (ATTUNE_KAFKA_SECURITY_PROTOCOL,

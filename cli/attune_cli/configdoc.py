@@ -58,6 +58,14 @@ FALLBACK = {
 }
 
 
+def _variable(prefix: str, name: str, field: Any) -> str:
+    """The environment variable of a field: its own upper-case alias when it has one (ATTUNE_FIELD_KEYS, the
+    same in every service), else the service's prefix and its name."""
+    choices = getattr(field.validation_alias, "choices", ())
+    shared = [c for c in choices if isinstance(c, str) and c.startswith("ATTUNE_")]
+    return shared[0] if shared else f"{prefix}{name.upper()}"
+
+
 def render() -> str:
     lines = [
         "# Configuration reference",
@@ -75,7 +83,9 @@ def render() -> str:
             if name == "secret_fields":
                 continue
             meaning = (field.description or FALLBACK.get(name, "")).replace("|", "\\|")
-            lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {'yes' if name in secrets else ''} | {meaning} |")
+            variable = _variable(prefix, name, field)
+            secret = name in secrets or not variable.startswith(prefix)  # a shared key (ATTUNE_FIELD_KEYS)
+            lines.append(f"| `{variable}` | {_default(field)} | {'yes' if secret else ''} | {meaning} |")
         lines.append("")
     lines += [
         "## attune CLI",
@@ -98,6 +108,8 @@ def render() -> str:
          "ATTUNE_SIGNING_KEY when unset |"),
         ("| `ATTUNE_SIGNING_KEY` | — | the issuer's Ed25519 key (`attune credentials keygen`): `attune credentials "
          "issue`; without ATTUNE_HOUSEHOLD_TOKEN the CLI mints itself a 15-minute household credential with it |"),
+        ("| `ATTUNE_FIELD_KEYS` | development key towards a Kafka on this machine only | the services' field "
+         "keys: seal the names and titles the CLI sends, open the facts it reads |"),
         "| `ATTUNE_CLI_STATE` | `data/cli-state.json` | the CLI's current household and member names |",
         "| `ATTUNE_CONFIG` | `attune.toml` | optional TOML file with the same keys in lower case (`kafka = ...`) |",
         "",

@@ -3,6 +3,8 @@ words, and the settings that fail closed outside development."""
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -130,7 +132,8 @@ def test_outside_development_the_signing_key_is_required_and_not_the_published_o
                  credential_keys=development_public_keys(), dead_letter_key=SecretStr(Fernet.generate_key().decode()))
     operator_public = generate_key_pair("ops1")[1]
     settings = Settings(environment="production", signing_key=signing, public_url="https://attune.example",
-                        credential_keys=operator_public, dead_letter_key=SecretStr(Fernet.generate_key().decode()))
+                        credential_keys=operator_public, dead_letter_key=SecretStr(Fernet.generate_key().decode()),
+                        field_keys=SecretStr("k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode()))
     assert settings.secure_cookies and settings.issuer().kid == "app1"
     assert not Settings(environment="development").secure_cookies
 

@@ -39,7 +39,7 @@ from attune_contracts.trust import sender_of
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import FakeClock
-from support.webpush_sink import WebPushSink, notifier_env
+from support.webpush_sink import WebPushSink, notifier_env, notifier_field_keys
 
 from .conftest import FakeCheckins, FakeCommands, settings_for
 from .test_app_browser import _chromium, phone_screen, serious_violations, shot, wait_for_url
@@ -139,7 +139,7 @@ def publish(bootstrap: str, payload: Any, household: uuid.UUID) -> None:
         await producer.start()
         try:
             env = make_envelope(payload, household_id=household, producer=sender_of(payload))
-            await producer.send_and_wait(spec_of(type(payload)).topic.value, value=env.to_bytes(),
+            await producer.send_and_wait(spec_of(type(payload)).topic.value, value=env.to_bytes(notifier_field_keys()),
                                          key=str(household).encode())
         finally:
             await producer.stop()

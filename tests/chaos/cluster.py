@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 from attune_contracts.credentials import generate_key_pair
+from attune_contracts.sealing import FieldKeys, installed_field_keys, use_field_keys
 from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import _answers, binary, free_port
 from e2e.stack import compose_command
@@ -38,6 +39,8 @@ INSTANCES = (("scheduler-1", "scheduler"), ("scheduler-2", "scheduler"), ("check
 
 # One per test run, kept across restarts: it wraps the services' dead-letter keys (a secret outside development).
 DEAD_LETTER_KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
+# The services', the CLI's and this process's ATTUNE_FIELD_KEYS (private fields on the topics): a real key.
+FIELD_KEYS = f"chaos:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
 
 
 @dataclass
@@ -118,6 +121,7 @@ class Cluster:
     channel_key: str = field(default_factory=lambda: base64.urlsafe_b64encode(os.urandom(32)).decode())
     broker: subprocess.Popen[bytes] | None = None
     _supervisor: asyncio.Task[None] | None = None
+    _keys_before: tuple[FieldKeys | None, str | None] | None = None
 
     def __post_init__(self) -> None:
         self.proxy = TcpProxy(free_port(), self.broker_port)
@@ -134,6 +138,9 @@ class Cluster:
         return self.of(service)[0].url
 
     async def start(self) -> Cluster:
+        self._keys_before = (installed_field_keys(), os.environ.get("ATTUNE_FIELD_KEYS"))
+        use_field_keys(FieldKeys.parse(FIELD_KEYS))
+        os.environ["ATTUNE_FIELD_KEYS"] = FIELD_KEYS
         await self.postgres.start()
         databases = {service: await self.postgres.create_database(f"attune_{service}")
                      for service in ("scheduler", "checkins", "notifier")}
@@ -187,6 +194,7 @@ class Cluster:
             f"{p}HTTP_RATE_BURST": "100000",
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
             f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
+            "ATTUNE_FIELD_KEYS": FIELD_KEYS,
             "PYTHONUNBUFFERED": "1",
         }
         if service == "checkins":
@@ -259,6 +267,13 @@ class Cluster:
                 await instance.start()
 
     async def stop(self) -> None:
+        if self._keys_before is not None:
+            use_field_keys(self._keys_before[0])
+            if self._keys_before[1] is None:
+                os.environ.pop("ATTUNE_FIELD_KEYS", None)
+            else:
+                os.environ["ATTUNE_FIELD_KEYS"] = self._keys_before[1]
+            self._keys_before = None
         if self._supervisor is not None:
             self._supervisor.cancel()
             self._supervisor = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import os
+
 import pytest
 from attune_checkins.adapters.sql import NoteCipher
 from attune_checkins.config import DEV_LINK_KEYS, Settings
@@ -26,7 +29,8 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
     good = {"notes_key": SecretStr(Fernet.generate_key().decode()),
             "credential_keys": generate_key_pair("k1")[1],
             "link_keys": SecretStr("2027a:first-long-secret-0123,2027b:second-long-secret-0123"),
-            "dead_letter_key": SecretStr(Fernet.generate_key().decode())}
+            "dead_letter_key": SecretStr(Fernet.generate_key().decode()),
+            "field_keys": SecretStr("k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode())}
     with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_DEAD_LETTER_KEY is missing"):
         Settings(environment="production", **{**good, "dead_letter_key": None})
     with pytest.raises(ValidationError, match="CREDENTIAL_KEYS must be set"):

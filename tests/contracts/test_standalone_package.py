@@ -56,7 +56,7 @@ async def test_contracts_install_alone_and_publish(kafka_bootstrap: str, tmp_pat
     assert "attune-contracts" in freeze
     assert "faststream" not in freeze and "sqlalchemy" not in freeze.lower()
 
-    await ensure_topics(ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap), [Topic.CHECKINS_COMMANDS])
+    await ensure_topics(ServiceSettings(environment="development", kafka_bootstrap_servers=kafka_bootstrap), [Topic.CHECKINS_COMMANDS])
     household = uuid.uuid4()
     run = subprocess.run([str(venv / "bin" / "python"), "-c", OTHER_TEAM, kafka_bootstrap, str(household)],
                          capture_output=True, text=True, timeout=60)

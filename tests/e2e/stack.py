@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 from attune_contracts.credentials import generate_key_pair
+from attune_contracts.sealing import FieldKeys, installed_field_keys, use_field_keys
 from attune_notifier.webpush import generate_private_key_text
 from attune_runtime.tansu import Tansu, free_port
 from attune_runtime.testing import PG_ADMIN_DSN, create_database, drop_database
@@ -58,6 +59,9 @@ class Stack:
     link_keys: str = field(default_factory=lambda: f"e2e:{secrets.token_urlsafe(24)}")
     # (signing key for the CLI, public key for the services): a real pair, as in production.
     credential_keys: tuple[str, str] = field(default_factory=lambda: generate_key_pair("e2e"))
+    # ATTUNE_FIELD_KEYS of the three services, the CLI and this test process (it reads their topics): a real key.
+    field_keys: str = field(default_factory=lambda: f"e2e:{base64.urlsafe_b64encode(os.urandom(32)).decode()}")
+    _keys_before: tuple[FieldKeys | None, str | None] | None = None
 
     @property
     def inbox_url(self) -> str:
@@ -81,6 +85,7 @@ class Stack:
             # The three services verify the same credentials (the household export on each).
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
             f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
+            "ATTUNE_FIELD_KEYS": self.field_keys,
         }
         if name == "checkins":
             env |= {
@@ -104,7 +109,15 @@ class Stack:
         self.databases.append(name)
         return name
 
+    def use_its_field_keys(self) -> None:
+        """This test process, and the CLI processes it starts, seal and open private fields as the services do
+        (until stop)."""
+        self._keys_before = (installed_field_keys(), os.environ.get("ATTUNE_FIELD_KEYS"))
+        use_field_keys(FieldKeys.parse(self.field_keys))
+        os.environ["ATTUNE_FIELD_KEYS"] = self.field_keys
+
     async def start(self) -> Stack:
+        self.use_its_field_keys()
         self.broker.log_path = self.workdir / "tansu.log"
         self.broker.start()
         self.inbox = subprocess.Popen(
@@ -154,5 +167,12 @@ class Stack:
             self.inbox.terminate()
             self.inbox.wait(10)
         self.broker.stop()
+        if self._keys_before is not None:
+            keys, env = self._keys_before
+            use_field_keys(keys)
+            if env is None:
+                os.environ.pop("ATTUNE_FIELD_KEYS", None)
+            else:
+                os.environ["ATTUNE_FIELD_KEYS"] = env
         for name in self.databases:
             await drop_database(name)

@@ -107,6 +107,7 @@ class TwoOfEach(Stack):
 
     async def start(self) -> TwoOfEach:
         self.app_keys = generate_key_pair("e2e-app")
+        self.use_its_field_keys()
         self.broker.log_path = self.workdir / "tansu.log"
         self.broker.start()
         self.database_of = {name: await self._database() for name in ORDER}

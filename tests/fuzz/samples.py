@@ -4,6 +4,7 @@ are mutated from, so most of them get past the first checks and reach the deeper
 from __future__ import annotations
 
 import enum
+import json
 import types
 import typing
 import uuid
@@ -86,6 +87,7 @@ def specs_on(topic: Topic) -> list[MessageSpec]:
 
 
 def example_envelope(spec: MessageSpec, household: uuid.UUID) -> dict[str, Any]:
-    """A valid envelope of `spec` as plain JSON values (a fresh event id each time)."""
+    """A valid envelope of `spec` as the JSON values on the wire, private fields sealed (a fresh event id each time)."""
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    return make_envelope(build(spec.model, now), household_id=household, producer=sender_of(spec.type)).model_dump(mode="json")
+    envelope = make_envelope(build(spec.model, now), household_id=household, producer=sender_of(spec.type))
+    return json.loads(envelope.to_bytes())

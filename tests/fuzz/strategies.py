@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from attune_contracts import Topic
+from attune_contracts.sealing import FieldKeys, installed_field_keys, private_fields
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -130,6 +131,12 @@ HOWS = ("wrong_type", "missing", "extra", "unknown_type", "unknown_version", "zo
         "huge_string", "huge_number", "deep_payload", "control_chars", "not_object_payload", "boundary")
 
 
+def _sealing_keys() -> FieldKeys:
+    keys = installed_field_keys()
+    assert keys is not None, "tests/conftest.py installs the development field keys"
+    return keys
+
+
 @st.composite
 def _mutated(draw: st.DrawFn, topic: Topic, household: uuid.UUID, hows: tuple[str, ...] = HOWS) -> tuple[str, bytes]:
     """A valid envelope of a type this topic carries, with one thing broken (or, for "boundary", pushed to
@@ -205,7 +212,11 @@ def _mutated(draw: st.DrawFn, topic: Topic, household: uuid.UUID, hows: tuple[st
             pool = st.sampled_from([[], current * 20, current * 21])
         else:
             pool = json_values
-        return f"{label}:{'.'.join(path)}", dumps(_set_path(env, path, draw(pool)))
+        value = draw(pool)
+        if isinstance(value, str) and len(path) == 2 and (path[1],) in private_fields(spec.model):
+            # Edge text in a private field, sealed as a producer would: the handler's turn, not the contracts'.
+            value = _sealing_keys().seal(household, path[1], value)
+        return f"{label}:{'.'.join(path)}", dumps(_set_path(env, path, value))
     env["payload"] = draw(json_values.filter(lambda v: not isinstance(v, dict)))
     return label, dumps(env)
 

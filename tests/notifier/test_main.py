@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -45,9 +46,14 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_DEAD_LETTER_KEY is missing"):
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid)
+    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+        NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
+                         channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid, dead_letter_key=dlq)
+    field_keys = "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode()
     ok = NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
-                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid, dead_letter_key=dlq)
-    assert vapid not in repr(ok) and dlq not in repr(ok)
+                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid, dead_letter_key=dlq,
+                          field_keys=field_keys)
+    assert vapid not in repr(ok) and dlq not in repr(ok) and field_keys not in repr(ok)
     assert ok.link_key_map() == {"k1": "y" * 32} and ok.http_port == 8103
     assert "y" * 32 not in repr(ok)
 

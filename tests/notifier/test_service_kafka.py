@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from attune_contracts import Topic, make_envelope
 from attune_contracts.credentials import development_issuer
 from attune_contracts.messages import DeadLetter, MemberRole, MemberUpserted, NotificationRequested
+from attune_contracts.sealing import installed_field_keys
 from attune_contracts.trust import sender_of
 from attune_notifier.bootstrap import build_app
 from attune_notifier.config import NotifierSettings
@@ -132,7 +133,7 @@ async def test_bad_input_is_refused_clearly_nothing_is_lost_and_the_service_keep
                          household_id=household, producer="calendar-sync")
     oversized = json.loads(good.to_bytes())
     oversized["event_id"] = str(uuid.uuid4())
-    oversized["payload"]["body"] = "x" * 5000
+    oversized["payload"]["body"] = installed_field_keys().seal(household, "body", "x" * 5000)  # sealed, too long
     unknown_version = json.loads(good.to_bytes())
     unknown_version["event_id"] = str(uuid.uuid4())
     unknown_version["version"] = 99

@@ -24,7 +24,7 @@ from attune_contracts.trust import sender_of
 from attune_notifier.webpush import generate_private_key_text, load_private_key, public_key_text
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
-from support.webpush_sink import WebPushSink, notifier_env
+from support.webpush_sink import WebPushSink, notifier_env, notifier_field_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ async def publish(bootstrap: str, payload: Any, household: uuid.UUID) -> None:
     await producer.start()
     try:
         env = make_envelope(payload, household_id=household, producer=sender_of(payload))
-        await producer.send_and_wait(spec_of(type(payload)).topic.value, value=env.to_bytes(),
+        await producer.send_and_wait(spec_of(type(payload)).topic.value, value=env.to_bytes(notifier_field_keys()),
                                      key=str(household).encode())
     finally:
         await producer.stop()

@@ -217,6 +217,39 @@ async def test_hostile_records_are_dead_lettered_once_and_valid_ones_in_the_same
 
 
 @pytest.mark.parametrize("mode", ["one by one", "batch"])
+async def test_private_text_not_sealed_for_this_household_is_dead_lettered_with_the_reason(
+    kafka_bootstrap: str, unique: str, mode: str
+) -> None:
+    """A producer that writes a note in plaintext, or replays another household's sealed note, is refused before
+    any handler sees it; the next message is handled."""
+    topic = f"faults-private-{mode[0]}-{unique}"
+    await make_topic(kafka_bootstrap, topic)
+    noted = LogMoment(moment_id=uuid.uuid4(), member_id=uuid.uuid4(), kind=MomentKind.POSITIVE, note="our first dance")
+    plaintext = json.loads(make_envelope(noted, household_id=HOUSEHOLD, producer=sender_of(noted)).to_bytes())
+    plaintext["payload"]["note"] = "our first dance"
+    elsewhere = make_envelope(noted, household_id=uuid.uuid4(), producer=sender_of(noted)).to_bytes()
+    moved = json.loads(elsewhere)
+    moved["household_id"] = str(HOUSEHOLD)
+    sealed_here, after = make_envelope(noted, household_id=HOUSEHOLD, producer=sender_of(noted)).to_bytes(), moment()
+    await produce(kafka_bootstrap, topic, [(json.dumps(plaintext).encode(), []), (json.dumps(moved).encode(), []),
+                                           (sealed_here, []), (after, [])])
+    handler = Recorder()
+    running = await start(kafka_bootstrap, topic, f"g-{unique}", handler=handler,
+                          batch_handler=handler.batch if mode == "batch" else None)
+    try:
+        await eventually(lambda: event_id(after) in handler.handled, timeout=30)
+        letters = await letters_for(kafka_bootstrap, topic, want=2)
+        assert [(letter.offset, letter.error_kind, letter.reason) for letter in letters] == [
+            (0, "invalid", "invalid checkins.log_moment v1: payload.note: private field not sealed (plaintext is "
+                           "refused on the wire)"),
+            (1, "invalid", "invalid checkins.log_moment v1: payload.note: private field does not open: sealed for "
+                           "another household or field, or damaged")]
+        assert sorted(handler.handled) == sorted([event_id(sealed_here), event_id(after)])
+    finally:
+        await running.broker.stop()
+
+
+@pytest.mark.parametrize("mode", ["one by one", "batch"])
 async def test_a_record_near_the_size_limit_is_dead_lettered_once_cut_to_fit(
     kafka_bootstrap: str, unique: str, mode: str
 ) -> None:

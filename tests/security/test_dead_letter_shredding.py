@@ -4,8 +4,10 @@ every dead letter of it, wherever a copy went."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -188,7 +190,8 @@ def test_a_service_outside_development_needs_its_own_dead_letter_key(service: st
     variable = f"ATTUNE_{service.upper()}_DEAD_LETTER_KEY"
     from attune_contracts.credentials import generate_key_pair
 
-    others: dict[str, Any] = {"credential_keys": generate_key_pair("2027a")[1]}
+    others: dict[str, Any] = {"credential_keys": generate_key_pair("2027a")[1],
+                              "field_keys": SecretStr("k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode())}
     if service == "checkins":
         others |= {"notes_key": SecretStr(Fernet.generate_key().decode()), "link_current_kid": "k1",
                    "link_keys": SecretStr("k1:a-real-link-key-0123456789")}

@@ -1,7 +1,7 @@
 """Erasure as an attacker and an auditor see it, against the three real services (production mode, PostgreSQL,
 a real broker): one export gathers every service; after the household's erasure a replay of its commands and
 events is refused with a reason and brings nothing back; a sweep of every table of every service, every log
-line and the dead-letter topic finds none of its names, notes, dreams or channel URLs.
+line and every topic (the dead-letter topic included) finds none of its names, notes, dreams or channel URLs.
 
 The scenario runs once (it takes about a minute); each test reads what it found.
 """
@@ -322,13 +322,9 @@ def test_after_erasure_no_service_opens_the_households_dead_letters(findings: Fi
     assert findings.dead_letter_keys_left == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "out of this slice's reach: Kafka topics are append-only logs, so the household's original commands and facts "
-    "(names, titles, dreams, notes in plaintext) stay on scheduler.commands, scheduler.events, checkins.commands "
-    "and checkins.events (AchievementRecorded carries the dream) "
-    "until retention deletes them (the kafkatrust slice sets retention) or field encryption with per-household keys "
-    "makes them unreadable (crypto-shredding; designed in notes/erasure.md, not built)"))
 def test_after_erasure_no_topic_holds_the_household(findings: Findings) -> None:
+    """someone with topic read access — the household's commands and facts stay on their topics until retention,
+    but every name, title, dream and note on them is sealed (attune_contracts.sealing): none reads in the clear."""
     assert findings.in_topics == {}
 
 

@@ -42,10 +42,12 @@ DEV_LINK_SECRET = DEV_LINK_KEYS.partition(":")[2]
 REAL_LINK_KEYS = "2027a:a-real-link-key-0123456789abcdef"
 SIGNING_KEY, CREDENTIAL_KEYS = generate_key_pair("2027a")
 DEAD_LETTER_KEY = SecretStr(Fernet.generate_key().decode())
+FIELD_KEYS = SecretStr(f"2027a:{base64.urlsafe_b64encode(os.urandom(32)).decode()}")
 REAL = {
     "checkins": {"notes_key": SecretStr(Fernet.generate_key().decode()), "credential_keys": CREDENTIAL_KEYS,
-                 "link_keys": SecretStr(REAL_LINK_KEYS), "dead_letter_key": DEAD_LETTER_KEY},
-    "notifier": {"credential_keys": CREDENTIAL_KEYS, "dead_letter_key": DEAD_LETTER_KEY,
+                 "link_keys": SecretStr(REAL_LINK_KEYS), "dead_letter_key": DEAD_LETTER_KEY,
+                 "field_keys": FIELD_KEYS},
+    "notifier": {"credential_keys": CREDENTIAL_KEYS, "dead_letter_key": DEAD_LETTER_KEY, "field_keys": FIELD_KEYS,
                  "channel_key": SecretStr(Fernet.generate_key().decode()),
                  "link_keys": SecretStr(REAL_LINK_KEYS), "link_kid": "2027a",
                  "vapid_private_key": SecretStr(generate_private_key_text())},
@@ -66,8 +68,10 @@ def test_production_is_the_default_environment() -> None:
         SchedulerSettings()
     with pytest.raises(ValidationError, match="ATTUNE_SCHEDULER_DEAD_LETTER_KEY is missing"):
         SchedulerSettings(credential_keys=CREDENTIAL_KEYS)
-    assert SchedulerSettings(credential_keys=CREDENTIAL_KEYS,
-                             dead_letter_key=DEAD_LETTER_KEY).environment is Environment.PRODUCTION
+    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+        SchedulerSettings(credential_keys=CREDENTIAL_KEYS, dead_letter_key=DEAD_LETTER_KEY)
+    assert SchedulerSettings(credential_keys=CREDENTIAL_KEYS, dead_letter_key=DEAD_LETTER_KEY,
+                             field_keys=FIELD_KEYS).environment is Environment.PRODUCTION
     with pytest.raises(ValidationError, match="ATTUNE_CHECKINS_NOTES_KEY is missing"):
         CheckinsSettings()
     with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_CREDENTIAL_KEYS must be set outside development"):
@@ -209,7 +213,7 @@ def test_a_development_service_refuses_to_listen_beyond_loopback(host: str) -> N
         with pytest.raises(ValidationError, match="loopback only"):
             cls(environment="development", http_host=host)
     assert SchedulerSettings(environment="production", http_host=host, credential_keys=CREDENTIAL_KEYS,
-                             dead_letter_key=DEAD_LETTER_KEY).http_host == host
+                             dead_letter_key=DEAD_LETTER_KEY, field_keys=FIELD_KEYS).http_host == host
 
 
 @pytest.mark.unit

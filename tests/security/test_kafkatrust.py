@@ -101,10 +101,16 @@ async def notifier(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncItera
 # ---- the attacker's tools and the evidence -------------------------------------------------------------
 
 
+SENT: dict[uuid.UUID, bytes] = {}  # what produce() wrote, by event id
+
+
 async def produce(bootstrap: str, *envelopes: Envelope[Any], topic: Topic | None = None) -> None:
     """Write envelopes as anyone with write access could: onto their own topic, or onto `topic`."""
-    await produce_records(bootstrap, [(topic or spec_of(type(e.payload)).topic, e.to_bytes(), e.key)
-                                      for e in envelopes])
+    records = []
+    for envelope in envelopes:
+        SENT[envelope.event_id] = envelope.to_bytes()  # private fields sealed afresh: keep the bytes sent
+        records.append((topic or spec_of(type(envelope.payload)).topic, SENT[envelope.event_id], envelope.key))
+    await produce_records(bootstrap, records)
 
 
 def forged(payload: Contract, household: uuid.UUID, producer: str | None = None) -> Envelope[Any]:
@@ -115,7 +121,7 @@ def forged(payload: Contract, household: uuid.UUID, producer: str | None = None)
 async def dead_letter_of(bootstrap: str, envelope: Envelope[Any]) -> DeadLetter:
     """The dead letter whose original bytes are `envelope`'s (waits for it)."""
     # The bytes are sealed (crypto-shredding); the letter names the SHA-256 of the record it stands for.
-    sha256 = hashlib.sha256(envelope.to_bytes()).hexdigest()
+    sha256 = hashlib.sha256(SENT[envelope.event_id]).hexdigest()
 
     def keep(value: bytes) -> DeadLetter | None:
         # The suite shares one broker: the dead-letter topic also holds other tests' hostile records (the

@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.integration]
 SIGNING, PUBLIC = generate_key_pair("k1")
 OTHER_SIGNING, _ = generate_key_pair("k1")  # same kid, another key: what a forger would make
 STRANGER_SIGNING, _ = generate_key_pair("k9")  # a key the services never heard of
+FIELD_KEYS = SecretStr(f"f1:{base64.urlsafe_b64encode(bytes(range(32))).decode()}")
 NOW = datetime(2027, 3, 2, 1, 45, tzinfo=UTC)
 ISSUED = NOW - timedelta(hours=1)
 
@@ -78,7 +79,7 @@ async def checkins(tmp_path: Path) -> AsyncIterator[Checkins]:
     settings = Settings(
         environment="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/scopes.db",
         notes_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
-        credential_keys=PUBLIC, dead_letter_key=SecretStr(FERNET_KEY.decode()),
+        credential_keys=PUBLIC, dead_letter_key=SecretStr(FERNET_KEY.decode()), field_keys=FIELD_KEYS,
     )
     clock, sink = FakeClock(NOW), FakeSink()
     parts = build(settings, clock=clock, sink=sink, run_timer=False)
@@ -235,10 +236,11 @@ async def test_a_service_outside_development_refuses_the_development_key() -> No
     with pytest.raises(ValueError, match="development key"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
                  dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
-                 credential_keys=f"{PUBLIC},{development_public_keys()}")
+                 credential_keys=f"{PUBLIC},{development_public_keys()}", field_keys=FIELD_KEYS)
     with pytest.raises(ValueError, match="CREDENTIAL_KEYS must be set"):
         Settings(environment="production", notes_key=SecretStr(FERNET_KEY.decode()),
-                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"))
+                 dead_letter_key=SecretStr(FERNET_KEY.decode()), link_keys=SecretStr("k1:a-real-link-key-0123456789"),
+                 field_keys=FIELD_KEYS)
 
 
 # ---- notifier ----------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from typing import Any, Self
 
 import http_ece
 import uvicorn
+from attune_contracts.sealing import FieldKeys
 from attune_runtime.tansu import free_port
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -283,6 +284,14 @@ class WebPushSink:
         return 201
 
 
+# The field keys of the production notifier notifier_env starts: a test seals what it publishes with these.
+FIELD_KEYS = "wp:" + base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def notifier_field_keys() -> FieldKeys:
+    return FieldKeys.parse(FIELD_KEYS)
+
+
 def notifier_env(sink: WebPushSink, *, kafka_bootstrap: str, port: int, folder: Path, credential_keys: str,
                  vapid_private_key: str, link_kid: str) -> dict[str, str]:
     """The environment of a notifier process in production mode that pushes to `sink`: the VAPID key, the
@@ -305,6 +314,7 @@ def notifier_env(sink: WebPushSink, *, kafka_bootstrap: str, port: int, folder: 
         "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
         "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
         "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
+        "ATTUNE_FIELD_KEYS": FIELD_KEYS,
         "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": vapid_private_key,
         "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",
         "ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS": "127.0.0.1",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from attune_contracts import Topic
+from attune_contracts.sealing import use_field_keys
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
 from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
@@ -79,6 +80,7 @@ def build(settings: Settings, *, clock: Clock | None = None, commands: Commands 
     readiness = Readiness()
     store = SqlStore(make_engine(settings.database_url))
     readiness.add_check(store.ping)
+    use_field_keys(settings.field_keyring())  # private fields on Kafka: sealed out, opened in
     vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
                             erased=erased_households)
     issuer = settings.issuer()

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from attune_contracts import Topic
 from attune_contracts.links import LinkSigner
+from attune_contracts.sealing import use_field_keys
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
@@ -142,6 +143,7 @@ def build(
     metrics = Metrics(registry)
     store = SqlStore(make_engine(settings.database_url), NoteCipher(settings.fernet_keys()))
     readiness.add_check(store.ping)
+    use_field_keys(settings.field_keyring())  # private fields on Kafka: sealed out, opened in
     vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
                             erased=erased_households)
     policy = Policy(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from attune_contracts import Publisher, Topic
 from attune_contracts.links import LinkSigner
+from attune_contracts.sealing import use_field_keys
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.batch import subscribe_batch
 from attune_runtime.consumer import ConsumerMetrics, Readiness, ReliableConsumer, RetryPolicy, subscribe
@@ -74,6 +75,7 @@ def build_app(
     publisher: Publisher = broker_publisher(broker, service=SERVICE)
     engine = make_engine(settings.database_url)
     store = SqlStore(engine, ChannelCipher(settings.channel_key.get_secret_value()))
+    use_field_keys(settings.field_keyring())  # private fields on Kafka: sealed out, opened in
     vault = DeadLetterVault(engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
                             erased=erased_households)
     signer = LinkSigner(settings.link_key_map(), settings.link_kid)

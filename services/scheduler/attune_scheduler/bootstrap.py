@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from attune_contracts import Topic
+from attune_contracts.sealing import use_field_keys
 from attune_runtime.app import ServiceAsgi, build_info, service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, RetryPolicy, subscribe
 from attune_runtime.deadletters import OPEN_PATH, DeadLetterVault, open_route
@@ -62,6 +63,7 @@ def build_app(
     broker = make_broker(settings, service=SERVICE, registry=registry)
     readiness = Readiness()
     scheduler = build_scheduler(settings, store=store, clock=clock, sink=sink, registry=registry)
+    use_field_keys(settings.field_keyring())  # private fields on Kafka: sealed out, opened in
     vault = DeadLetterVault(store.engine, dead_letter_keys, settings.dead_letter_keys(), service=SERVICE,
                             erased=erased_households)
     subscribe(

@@ -4,7 +4,7 @@
     from attune_contracts.messages import SubmitCheckIn
 """
 
-__version__ = "1.2.0"
+__version__ = "2.0.0"
 
 from .envelope import Envelope, make_envelope
 from .registry import ContractError, MessageSpec, all_specs, lookup, parse, spec_of

@@ -7,8 +7,10 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticSerializationError
 from typing_extensions import Annotated
 
+from .sealing import FieldKeys, FieldKeysMissing, context_for
 from .types import Contract, UtcDatetime
 
 P = TypeVar("P", bound=Contract)
@@ -32,8 +34,16 @@ class Envelope(Contract, Generic[P]):
     household_id: UUID
     payload: P
 
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
+    def to_bytes(self, field_keys: FieldKeys | None = None) -> bytes:
+        """The wire form: private fields sealed for this household (attune_contracts.sealing) with
+        `field_keys`, or the process's; FieldKeysMissing when a private field has no keys to seal it."""
+        try:
+            return self.model_dump_json(context=context_for(self.household_id, field_keys)).encode()
+        except PydanticSerializationError as exc:
+            if FieldKeysMissing.__name__ in str(exc):  # Pydantic wraps what a serializer raises
+                raise FieldKeysMissing(f"{self.type}: a private field cannot be written without field keys "
+                                       f"(attune_contracts.sealing.use_field_keys)") from None
+            raise
 
     @property
     def key(self) -> bytes:

@@ -5,6 +5,9 @@ Another team's service needs only this (with the `kafka` extra):
     async with AttunePublisher.connect("kafka:9092", producer="calendar-sync") as publisher:
         await publisher.publish(LogMoment(moment_id=uuid4(), member_id=ana, kind="positive"),
                                 household_id=household)
+
+A payload with private text (a note, a name) needs the deployment's field keys to seal it:
+`AttunePublisher.connect(..., field_keys=FieldKeys.parse(os.environ["ATTUNE_FIELD_KEYS"]))`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from uuid import UUID
 
 from .envelope import Envelope, make_envelope
 from .registry import spec_of
+from .sealing import FieldKeys
 from .types import Contract
 
 
@@ -35,9 +39,10 @@ def headers_for(envelope: Envelope[Any]) -> dict[str, str]:
 class Publisher:
     """Publishes registered payloads through any `send` function (FastStream, aiokafka, a test fake)."""
 
-    def __init__(self, send: SendFn, *, producer: str) -> None:
+    def __init__(self, send: SendFn, *, producer: str, field_keys: FieldKeys | None = None) -> None:
         self._send = send
         self.producer = producer
+        self.field_keys = field_keys  # None: the process's (attune_contracts.sealing.use_field_keys)
 
     async def publish(
         self,
@@ -59,27 +64,29 @@ class Publisher:
 
     async def publish_envelope(self, envelope: Envelope[Any]) -> None:
         topic = spec_of(type(envelope.payload)).topic
-        await self._send(topic.value, envelope.key, envelope.to_bytes(), headers_for(envelope))
+        await self._send(topic.value, envelope.key, envelope.to_bytes(self.field_keys), headers_for(envelope))
 
 
 class AttunePublisher(Publisher):
     """A Publisher over its own aiokafka producer (idempotence off: the design does not need it)."""
 
-    def __init__(self, producer_client: Any, *, producer: str) -> None:
+    def __init__(self, producer_client: Any, *, producer: str, field_keys: FieldKeys | None = None) -> None:
         async def send(topic: str, key: bytes, value: bytes, headers: dict[str, str]) -> None:
             await producer_client.send_and_wait(
                 topic, value=value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
             )
 
-        super().__init__(send, producer=producer)
+        super().__init__(send, producer=producer, field_keys=field_keys)
         self._client = producer_client
 
     @classmethod
-    def connect(cls, bootstrap_servers: str, *, producer: str, **kafka_options: Any) -> AttunePublisher:
+    def connect(cls, bootstrap_servers: str, *, producer: str, field_keys: FieldKeys | None = None,
+                **kafka_options: Any) -> AttunePublisher:
         from aiokafka import AIOKafkaProducer
 
         kafka_options.setdefault("enable_idempotence", False)
-        return cls(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **kafka_options), producer=producer)
+        return cls(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **kafka_options), producer=producer,
+                   field_keys=field_keys)
 
     async def __aenter__(self) -> AttunePublisher:
         await self._client.start()

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from .envelope import Envelope
+from .sealing import FieldKeys, FieldKeysMissing, context_for
 from .topics import Topic
 from .types import Contract
 
@@ -119,12 +120,14 @@ def _load_json(text: str) -> Any:
         raise ContractError(f"not acceptable JSON: {_clip(str(exc), 200)}") from None
 
 
-def parse(raw: bytes | str | None) -> Envelope[Any]:
+def parse(raw: bytes | str | None, field_keys: FieldKeys | None = None) -> Envelope[Any]:
     """Decode and validate one message; raise ContractError with a readable reason otherwise.
 
     Whatever `raw` is - None, any bytes, JSON nested 100,000 deep, numbers of 5,000 digits, values a
     validator chokes on - the only exception that leaves is ContractError: a consumer can always tell
-    "this message is bad" from "something is wrong with us".
+    "this message is bad" from "something is wrong with us" (FieldKeysMissing: this process was started
+    without field keys). Private fields are opened with `field_keys`, or the process's
+    (attune_contracts.sealing); one in plaintext, or sealed for another household or field, is refused.
     """
     text = _text(raw)
     head = _load_json(text)
@@ -141,11 +144,21 @@ def parse(raw: bytes | str | None) -> Envelope[Any]:
                                 f"this consumer knows versions {known}")
         raise ContractError(f"unknown message type {_clip(kind)!r}")
     try:
-        return spec.envelope.model_validate_json(text)
+        return spec.envelope.model_validate_json(text, context=context_for(_household(head), field_keys))
+    except FieldKeysMissing:
+        raise
     except ValidationError as exc:
         raise ContractError(f"invalid {kind} v{version}: {_describe(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - e.g. OverflowError from a validator: still the message's fault
         raise ContractError(f"invalid {kind} v{version}: {type(exc).__name__}: {_clip(str(exc), 300)}") from None
+
+
+def _household(head: dict[str, Any]) -> UUID | None:
+    # Whose keys open the private fields; when it is not a household id, the envelope is refused anyway.
+    try:
+        return UUID(head["household_id"]) if isinstance(head.get("household_id"), str) else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

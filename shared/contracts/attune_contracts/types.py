@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from .sealing import Private
+
 _ZONE_SHAPE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 
 
@@ -34,9 +36,12 @@ def _to_utc(value: datetime) -> datetime:
 IanaZone = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_check_zone)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
-Note = Annotated[str, StringConstraints(max_length=2000)]
+# Private text (attune_contracts.sealing): sealed for its household on the wire, plain `str` in a handler.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True), Private()]
+Note = Annotated[str, StringConstraints(max_length=2000), Private()]
+PrivateText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), Private()]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+PrivateBody = Annotated[str, StringConstraints(min_length=1, max_length=4000), Private()]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.\-]*$")]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 MemberIds = Annotated[list[UUID], Field(min_length=1, max_length=20)]

@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from attune_contracts.sealing import DEV_FIELD_KEYS, MAKE_FIELD_KEY, FieldKeys
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,6 +81,13 @@ class ServiceSettings(BaseSettings):
                     "first wraps, all unwrap: rotate by putting a new key first); required outside development, "
                     "where a published key is the default")
 
+    field_keys: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("field_keys", "ATTUNE_FIELD_KEYS"),
+        description="the same in every service and the CLI: 'kid:base64,kid2:base64', 32-byte "
+                    "keys that seal private text (names, notes, dreams, titles, message bodies) on Kafka; the first "
+                    "seals, all open (rotate by putting a new key first); required outside development, where a "
+                    "published key is the default")
+
     retry_max_attempts: int = Field(default=5, ge=1, le=20,
                                     description="handler attempts per message before it is dead-lettered")
     retry_base_delay_s: float = Field(default=0.2, gt=0, description="first retry delay (doubles, with jitter)")
@@ -88,6 +96,9 @@ class ServiceSettings(BaseSettings):
     secret_fields: tuple[str, ...] = ()
     # A service whose consumers dead-letter sets this: its DEAD_LETTER_KEY is then required outside development.
     writes_dead_letters: ClassVar[bool] = False
+    # A service that writes or reads private fields on Kafka sets this: ATTUNE_FIELD_KEYS is then required
+    # outside development (the bare base, used by tools to create topics, needs no keys).
+    seals_private_fields: ClassVar[bool] = False
     # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
     secret_recipes: ClassVar[dict[str, str]] = {}
 
@@ -138,9 +149,13 @@ class ServiceSettings(BaseSettings):
             message = (f"{self.env_name('dead_letter_key')} is missing; outside development set it to a Fernet key "
                        f"(make one with: {MAKE_FERNET_KEY}), or set {self.env_name('environment')}=development on "
                        f"this machine only")
-            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
-                type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}),
-                loc=(), input={})])
+            raise _settings_error(type(self).__name__, message)
+        if self.seals_private_fields and self.field_keys is None and self.environment is not Environment.DEVELOPMENT:
+            # Fail closed: without them, names, notes and dreams could not be sealed (nor read) on Kafka.
+            raise _settings_error(type(self).__name__, (
+                f"ATTUNE_FIELD_KEYS is missing; outside development set it to the deployment's field keys, the same "
+                f"in every service and the CLI (make one with: {MAKE_FIELD_KEY}), or set "
+                f"{self.env_name('environment')}=development on this machine only"))
 
     @model_validator(mode="after")
     def _dead_letter_key_usable(self) -> ServiceSettings:
@@ -156,6 +171,24 @@ class ServiceSettings(BaseSettings):
                              f"with: {MAKE_FERNET_KEY}") from None
         self.refuse_development_keys("dead_letter_key", keys, [DEV_DEAD_LETTER_KEY], MAKE_FERNET_KEY)
         return self
+
+    @model_validator(mode="after")
+    def _field_keys_usable(self) -> ServiceSettings:
+        if self.field_keys is None:
+            return self  # development's published key, or refused in __init__
+        try:
+            keys = FieldKeys.parse(self.field_keys.get_secret_value())
+        except ValueError as exc:
+            raise ValueError(f"ATTUNE_FIELD_KEYS: {exc}; make one with: {MAKE_FIELD_KEY}") from None
+        if self.environment is not Environment.DEVELOPMENT \
+                and set(keys.encoded()) & set(FieldKeys.parse(DEV_FIELD_KEYS).encoded()):
+            raise ValueError(f"ATTUNE_FIELD_KEYS holds the development key: it is published, so it is refused "
+                             f"outside development (even beside real keys); make one with: {MAKE_FIELD_KEY}")
+        return self
+
+    def field_keyring(self) -> FieldKeys:
+        """The keys that seal and open private fields on Kafka (the first seals)."""
+        return FieldKeys.parse(self.field_keys.get_secret_value() if self.field_keys is not None else DEV_FIELD_KEYS)
 
     def dead_letter_keys(self) -> list[str]:
         """The Fernet keys wrapping the dead-letter data keys (the first wraps)."""
@@ -196,6 +229,11 @@ class CredentialKeysSettings(ServiceSettings):
     def credential_verifier(self) -> CredentialVerifier:
         return verifier_from_setting(self.credential_keys, development=self.environment is Environment.DEVELOPMENT,
                                      setting=self.env_name("credential_keys"))
+
+
+def _settings_error(title: str, message: str) -> ValidationError:
+    return ValidationError.from_exception_data(title, [InitErrorDetails(
+        type=PydanticCustomError("value_error", "Value error, {message}", {"message": message}), loc=(), input={})])
 
 
 Settings = TypeVar("Settings", bound=ServiceSettings)

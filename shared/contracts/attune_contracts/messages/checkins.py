@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ..registry import message
 from ..topics import Topic
-from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
+from ..types import Contract, Key, Note, PrivateText, Reason, ShortText, UtcDatetime
 
 __all__ = [
     "AchievementRecorded",
@@ -103,7 +103,7 @@ class RecordAchievement(Contract):
 
     achievement_id: UUID
     member_id: UUID
-    dream: ShortText
+    dream: PrivateText
     note: Note | None = None
 
 
@@ -202,7 +202,7 @@ class AchievementRecorded(Contract):
 
     achievement_id: UUID
     member_id: UUID
-    dream: ShortText
+    dream: PrivateText
     dream_id: UUID | None = Field(default=None, description="The shared dream this reaches (DreamShared), if any.")
 
 
@@ -212,7 +212,7 @@ class DreamShared(Contract):
 
     dream_id: UUID
     member_id: UUID
-    dream: ShortText
+    dream: PrivateText
     shared_at: UtcDatetime
 
 

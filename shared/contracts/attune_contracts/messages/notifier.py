@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 
 from ..registry import message
 from ..topics import Topic
-from ..types import Body, Contract, Key, Reason, ShortText, UtcDatetime
+from ..types import Contract, Key, PrivateBody, PrivateText, Reason, UtcDatetime
 
 __all__ = [
     "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
@@ -31,10 +31,10 @@ class NotificationRequested(Contract):
     member_id: UUID
     purpose: Key = Field(description="what the message is for; part of the de-duplication key")
     category: Key = "general"
-    title: ShortText
-    body: Body
+    title: PrivateText
+    body: PrivateBody
     expires_at: UtcDatetime | None = None
-    discreet_title: ShortText | None = None
+    discreet_title: PrivateText | None = None
 
 
 class NotificationOutcome(Contract):

@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ..registry import message
 from ..topics import Topic
-from ..types import Contract, IanaZone, Key, MemberIds, Name, Reason, ShortText, UtcDatetime
+from ..types import Contract, IanaZone, Key, MemberIds, Name, Reason, PrivateText, UtcDatetime
 
 __all__ = [
     "HouseholdKind", "MemberRole", "RitualState",
@@ -76,7 +76,7 @@ class RitualSpec(Contract):
     start_date: date
     reminder_offsets_minutes: ReminderOffsets = Field(default_factory=list)
     catch_up_minutes: int = Field(default=60, ge=0, le=24 * 60)
-    title: ShortText | None = None
+    title: PrivateText | None = None
 
 
 @message("scheduler.schedule_ritual", kind="command", topic=Topic.SCHEDULER_COMMANDS)
@@ -97,7 +97,7 @@ class UpdateRitual(Contract):
     start_date: date | None = None
     reminder_offsets_minutes: ReminderOffsets | None = None
     catch_up_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
-    title: ShortText | None = None
+    title: PrivateText | None = None
 
     @model_validator(mode="after")
     def _something_changes(self) -> UpdateRitual:
@@ -179,7 +179,7 @@ class MemberUpserted(Contract):
 class RitualFact(Contract):
     ritual_id: UUID
     template: Key
-    title: ShortText
+    title: PrivateText
     participants: MemberIds
     rrule: RRule
     local_time: LocalTime
@@ -263,7 +263,7 @@ class OccurrenceFacts(Contract):
     occurrence_id: UUID = Field(description="uuid5 of ritual id and scheduled instant: stable across redelivery")
     ritual_id: UUID
     template: Key
-    title: ShortText
+    title: PrivateText
     participants: MemberIds
     scheduled_for: UtcDatetime
     local_time: Annotated[str, StringConstraints(max_length=40)] = Field(
