@@ -18,7 +18,7 @@ __all__ = [
     "SubmitCheckIn", "LogMoment", "RecordAchievement",
     "CheckInRecorded", "StreakUpdated", "MilestoneReached", "DateNightAdherenceUpdated", "RitualMissed",
     "MomentLogged", "RatioDropped", "AchievementRecorded", "WeeklySummary", "MemberRitualTally",
-    "SuggestedFocus", "CheckInCommandRejected",
+    "SuggestedFocus", "CheckInCommandRejected", "QuestionAnswered",
 ]
 
 Rating = Annotated[int, Field(ge=1, le=5)]
@@ -185,6 +185,17 @@ class AchievementRecorded(Contract):
     achievement_id: UUID
     member_id: UUID
     dream: ShortText
+
+
+@message("checkins.question_answered", kind="event", topic=Topic.CHECKINS_EVENTS)
+class QuestionAnswered(Contract):
+    """A member answered the day's question of one occurrence. The answer's text stays in check-ins (members
+    of the household read it through its API, the partner's only once they have answered themselves)."""
+
+    occurrence_id: UUID
+    member_id: UUID
+    answered_at: UtcDatetime
+    answers: int = Field(ge=1, description="how many of the household's members have answered it so far")
 
 
 class MemberRitualTally(Contract):
