@@ -32,6 +32,8 @@ from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .metrics import Metrics
+from .question_routes import add_question_routes
+from .questions import Questions
 from .service import MAX_NOTE, CheckIn, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
@@ -230,6 +232,8 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if found is None:
             raise HTTPException(404, "this household is not known to the check-ins service")
         return private_notes(found, caller)
+
+    add_question_routes(app, Questions(service), Caller)
 
     # ---- one-tap links ----------------------------------------------------------------------------
 
