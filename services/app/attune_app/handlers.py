@@ -14,6 +14,8 @@ from attune_contracts.messages import (
     HouseholdRegistered,
     MemberUpserted,
     MomentLogged,
+    QuestionAnswered,
+    QuestionAsked,
     RitualDeleted,
     RitualDue,
     RitualPaused,
@@ -27,6 +29,7 @@ from attune_contracts.messages import (
 from attune_contracts.trust import foreign_member
 from attune_runtime.faults import PermanentError
 
+from .adapters import questions
 from .adapters.sql import SqlStore
 from .service import CheckIn, Occurrence
 
@@ -35,7 +38,7 @@ HANDLED_TYPES = frozenset({
     "scheduler.ritual_updated", "scheduler.ritual_paused", "scheduler.ritual_resumed", "scheduler.ritual_deleted",
     "scheduler.consent_given", "scheduler.consent_withdrawn", "scheduler.household_erased", "ritual.due",
     "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
-    "checkins.weekly_summary",
+    "checkins.weekly_summary", "notifications.question_asked", "checkins.question_answered",
 })
 
 
@@ -82,6 +85,12 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await store.save_streak(p.ritual_id, hid, p.template, p.length, p.best, p.unit.value)
             case MomentLogged():
                 await store.save_moment(p.moment_id, hid, p.member_id, p.kind.value, p.happened_at)
+            case QuestionAsked():
+                await questions.save_question(store, hid, p.occurrence_id, question_key=p.question_key,
+                                              bank=p.bank.value, scheduled_for=p.scheduled_for)
+            case QuestionAnswered():
+                await check_member(p.member_id, hid)
+                await questions.save_answered(store, hid, p.occurrence_id, p.member_id)
             case WeeklySummary():
                 await store.save_summary(hid, p.week_start.isoformat(), p.positive_moments, p.negative_moments,
                                          p.focus.title, p.focus.text)

@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .adapters.notifier import HttpNotifier
 from .ports import Refused, Unavailable
+from .question_routes import add_question_routes
+from .questions import today_questions
 from .reach import add_reach_routes
 from .service import WEEKDAY_NAMES, WEEKDAYS, catalog_by_step, form_token, form_token_valid, new_token
 from .usecases import AppService, Session
@@ -272,7 +274,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     async def today_page(request: Request, me: Me, problem: str | None = None, status: int = 200) -> Response:
         household, members, items = await service.today(me)
         context = await page_context(me, household, members)
-        return render(request, "today.html", {**context, "items": items, "problem": problem}, status)
+        return render(request, "today.html", {**context, "items": items, "problem": problem,
+                                              "questions": await today_questions(service, me)}, status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:
@@ -314,6 +317,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         except Refused as exc:
             return await today_page(request, me, f"That wasn't recorded: {exc.reason}", 422)
         return see("/today")
+
+    add_question_routes(app, service, current=current, checked_form=checked_form, today_page=today_page)
 
     # ---- how we're doing --------------------------------------------------------------------------
 
