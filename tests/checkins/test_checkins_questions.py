@@ -4,6 +4,7 @@ member's answer; a partner's answer is shown only to a member who has answered t
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from html import escape
 from uuid import UUID, uuid4
 
 from attune_checkins.question_rules import (
@@ -187,3 +188,15 @@ async def test_a_childs_question_is_answered_by_parent_and_child_alike(api: Api)
     view = (await api.client.get(path, headers=_as(api, h.ben))).json()
     assert view["bank"] == "child" and catalog.question_by_key(view["question_key"]) == ("child", catalog.CHILD_QUESTIONS[0])
     assert sorted(r["text"] for r in view["answers"]) == ["Seeing you at the gate", "The swings"]
+
+
+async def test_the_one_tap_page_of_an_occurrence_shows_its_question(api: Api) -> None:
+    from urllib.parse import quote
+
+    path = f"/l/{quote(api.mint(), safe='')}"
+    before = await api.client.get(path)
+    assert before.status_code == 200 and "Today&#x27;s question" not in before.text and "Today's question" not in before.text
+    await _ask(api)
+    page = await api.client.get(path)
+    assert page.status_code == 200 and "Today's question: <strong>" in page.text
+    assert escape(catalog.CURIOSITY_QUESTIONS[0]) in page.text

@@ -233,7 +233,8 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             raise HTTPException(404, "this household is not known to the check-ins service")
         return private_notes(found, caller)
 
-    add_question_routes(app, Questions(service), Caller)
+    questions = Questions(service)
+    add_question_routes(app, questions, Caller)
 
     # ---- one-tap links ----------------------------------------------------------------------------
 
@@ -290,7 +291,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if used_at is not None:
             metrics.link_failures.labels("replayed").inc()
             return await _used(claims)
-        return confirm_page(token, claims, occurrence)
+        return confirm_page(token, claims, occurrence, await questions.text(claims.household_id, occurrence.occurrence_id))
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_submit(token: str, request: Request) -> HTMLResponse:
@@ -400,24 +401,25 @@ def _when(occurrence: Occurrence) -> str:
     return local.strftime("%A %d %B, %H:%M")
 
 
-def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence) -> HTMLResponse:
+def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence, question: str | None = None) -> HTMLResponse:
     action = quote(f"/l/{token}", safe="/")
     name, when = escape(_ritual_name(occurrence)), escape(_when(occurrence))
+    head = f'<p><strong>{name}</strong></p><p class="when">{when}</p>'
+    if question:  # the day's question this occurrence asked: the link's page shows it too
+        head += f"<p class=\"question\">Today's question: <strong>{escape(question)}</strong></p>"
     if claims.action is LinkAction.DONE:
         buttons = "".join(
             f'<button name="closeness" value="{n}" aria-label="closeness {n} of 5">{n}</button>' for n in range(1, 6)
         )
         body = (
-            f'<p><strong>{name}</strong></p><p class="when">{when}</p>'
-            "<p>Tap how close you felt, and we'll record it as done:</p>"
+            f"{head}<p>Tap how close you felt, and we'll record it as done:</p>"
             f'<form method="post" action="{escape(action)}"><div class="rate">{buttons}</div>'
             '<button class="plain" name="closeness" value="">Just mark it done</button></form>'
         )
         return _html("Nice one!", body, 200)
     word = escape(_ACTION_WORDS[claims.action])
     body = (
-        f'<p><strong>{name}</strong></p><p class="when">{when}</p>'
-        f"<p>This will record it as {word}.</p>"
+        f"{head}<p>This will record it as {word}.</p>"
         f'<form method="post" action="{escape(action)}"><button class="plain">Confirm</button></form>'
     )
     return _html("Not this time?" if claims.action is LinkAction.SKIP else "Later, then", body, 200)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from attune_contracts.catalog import question_by_key
 from attune_contracts.messages import QuestionAnswered, QuestionAsked
 
 from . import service as rules
@@ -53,6 +54,15 @@ class Questions:
             allowed = await self._allowed(tx, household_id, question)
             answers = await stored.answers(tx, occurrence_id)
         return _json(question, visible_answers(answers, allowed, viewer))
+
+    async def text(self, household_id: UUID, occurrence_id: UUID) -> str | None:
+        """The words of the occurrence's question (the catalog's), or None when it asked none known here."""
+        async with self.checkins.store.tx() as tx:
+            question = await stored.question(tx, occurrence_id)
+        if question is None or question.household_id != household_id:
+            return None
+        found = question_by_key(question.question_key)
+        return found[1] if found else None
 
     async def answer(self, household_id: UUID, occurrence_id: UUID, member_id: UUID,
                      text: str) -> tuple[AnswerOutcome, dict[str, Any]]:
