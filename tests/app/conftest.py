@@ -50,6 +50,16 @@ class FakeCheckins:
             raise Unavailable("check-ins")
         self.posts.append((household_id, member_id, path, body))
 
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What GET answers, by path (a test sets check-ins' answer); an unknown path answers no answers."""
+    gets: list[tuple[UUID, UUID, str]] = field(default_factory=list)
+
+    async def get(self, household_id: UUID, member_id: UUID, path: str) -> dict[str, Any]:
+        if self.down:
+            raise Unavailable("check-ins")
+        self.gets.append((household_id, member_id, path))
+        return self.views.get(path, {"answers": []})
+
 
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 

@@ -43,8 +43,8 @@ async def read_ours(bootstrap: str, topic: Topic, household_id: UUID, *, until: 
     return await read_topic(bootstrap, topic, key=str(household_id).encode(), keep=parse, until=until, timeout=timeout)
 
 
-async def produce(bootstrap: str, envelope: Any) -> None:
-    await produce_records(bootstrap, [(Topic.SCHEDULER_EVENTS, envelope.to_bytes(), envelope.key)])
+async def produce(bootstrap: str, envelope: Any, topic: Topic = Topic.SCHEDULER_EVENTS) -> None:
+    await produce_records(bootstrap, [(topic, envelope.to_bytes(), envelope.key)])
 
 
 async def test_a_household_created_in_the_app_reaches_the_scheduler_and_its_facts_come_back(
@@ -89,5 +89,53 @@ async def test_a_household_created_in_the_app_reaches_the_scheduler_and_its_fact
         await eventually(ben_shows, timeout=30)
         text = (await ana.get("/household")).text
         assert "Mallory" not in text and "Still being set up" not in text
+    finally:
+        await ana.close()
+
+
+async def test_todays_question_arrives_on_its_topic_from_the_notifier_and_shows(app: App, kafka_bootstrap: str) -> None:
+    import html
+    from datetime import UTC, datetime, timedelta
+
+    from attune_app.adapters.tables import households, members
+    from attune_contracts import catalog
+    from attune_contracts.messages import QuestionAsked, QuestionBank, RitualDue
+    from sqlalchemy import select
+
+    ana = Browser(app.http)
+    try:
+        assert (await start_household(ana, name="Ana & Ben", you="Ana", zone="UTC")).status_code == 303
+        async with app.store.engine.connect() as conn:
+            (household_id,) = (await conn.execute(select(households.c.household_id))).one()
+            (ana_id,) = (await conn.execute(select(members.c.member_id))).one()
+        now = datetime.now(UTC)
+        due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="curiosity_question",
+                        title="Today's question", participants=[ana_id], scheduled_for=now, local_time=now.isoformat(),
+                        time_zone="UTC", sensitive=False, deadline=now + timedelta(hours=12))
+        await produce(kafka_bootstrap, make_envelope(due, household_id=household_id, producer="scheduler"),
+                      Topic.RITUAL_OCCURRENCES)
+
+        def asked(question: str, occurrence_id: UUID = due.occurrence_id) -> QuestionAsked:
+            return QuestionAsked(occurrence_id=occurrence_id, ritual_id=due.ritual_id, template=due.template,
+                                 bank=QuestionBank.ADULT, question_key=catalog.question_key(question),
+                                 depth=catalog.question_depth(question), scheduled_for=now)
+
+        real, forged, later = catalog.CURIOSITY_QUESTIONS[1:4]
+
+        async def shows(question: str) -> bool:
+            return question in html.unescape((await ana.get("/today")).text)
+
+        await produce(kafka_bootstrap, make_envelope(asked(real), household_id=household_id, producer="notifier"),
+                      Topic.QUESTIONS)
+        await eventually(lambda: shows(real), timeout=30)
+        # Only the notifier may say which question was asked: the same fact from the app is refused (the next
+        # record on the same partition shows it was read past).
+        await produce(kafka_bootstrap, make_envelope(asked(forged), household_id=household_id, producer="attune-app"),
+                      Topic.QUESTIONS)
+        await produce(kafka_bootstrap, make_envelope(asked(later, uuid4()), household_id=household_id,
+                                                     producer="notifier"), Topic.QUESTIONS)
+        await eventually(lambda: shows(later), timeout=30)
+        page = html.unescape((await ana.get("/today")).text)
+        assert "Today's question" in page and real in page and forged not in page
     finally:
         await ana.close()

@@ -165,3 +165,48 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
     assert (await service.readiness.status())["ready"] is True
     assert service.registry.get_sample_value(
         "attune_checkins_recorded_total", {"status": "done", "template": f"attune_{unique}"}) == 2
+
+
+async def test_a_question_asked_on_its_topic_can_be_answered_once_and_the_answer_is_announced_without_text(
+        service: Checkins, kafka_bootstrap: str) -> None:
+    import httpx
+    from attune_contracts import catalog
+    from attune_contracts.credentials import development_issuer
+    from attune_contracts.messages import QuestionAnswered, QuestionAsked, QuestionBank
+
+    household, ana, ben = uuid4(), uuid4(), uuid4()
+    now = datetime.now(UTC)
+    due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="curiosity_question", title="Today's question",
+                    participants=[ana, ben], scheduled_for=now, local_time=now.isoformat(), time_zone="UTC",
+                    sensitive=False, deadline=now + timedelta(hours=12))
+    question = catalog.CURIOSITY_QUESTIONS[0]
+    asked = env(QuestionAsked(occurrence_id=due.occurrence_id, ritual_id=due.ritual_id, template=due.template,
+                              bank=QuestionBank.ADULT, question_key=catalog.question_key(question),
+                              depth=catalog.question_depth(question), scheduled_for=now), household)
+    await produce(kafka_bootstrap, Topic.SCHEDULER_EVENTS,
+                  env(HouseholdRegistered(name="A & B", time_zone="UTC", kind=HouseholdKind.COUPLE), household).to_bytes(),
+                  *[env(MemberUpserted(member_id=m, display_name=n, role=MemberRole.PARTNER, time_zone="UTC"),
+                        household).to_bytes() for m, n in ((ana, "Ana"), (ben, "Ben"))], key=household)
+    await produce(kafka_bootstrap, Topic.RITUAL_OCCURRENCES, env(due, household).to_bytes(), key=household)
+    await produce(kafka_bootstrap, Topic.QUESTIONS, asked.to_bytes(), asked.to_bytes(), key=household)  # redelivered
+    # Three topics, read independently: wait until the members, the occurrence and the question are all here.
+    for table, count in (("members", 2), ("occurrences", 1), ("questions_asked", 1)):
+        async def arrived(table: str = table, count: int = count) -> bool:
+            return await rows(service, f"SELECT count(*) FROM {table} WHERE household_id = :h", h=household) == count
+
+        await eventually(arrived, timeout=30)
+    token = development_issuer().member(household, ana)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=service.http), base_url="http://c") as client:
+        answered = await client.post(f"/v1/households/{household}/questions/{due.occurrence_id}/answers",
+                                     json={"member_id": str(ana), "text": "Tea on the balcony"},
+                                     headers={"Authorization": f"Bearer {token}"})
+    assert answered.status_code == 201, answered.text
+    assert await rows(service, "SELECT count(*) FROM questions_asked WHERE household_id = :h", h=household) == 1
+
+    def ours(value: bytes) -> Any:
+        envelope = parse(value)
+        return envelope if envelope.household_id == household and isinstance(envelope.payload, QuestionAnswered) else None
+
+    found = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours, until=lambda f: len(f) >= 1)
+    assert (found[0].payload.member_id, found[0].payload.answers, found[0].producer) == (ana, 1, "checkins")
+    assert b"balcony" not in found[0].to_bytes()

@@ -30,6 +30,8 @@ BY_NAME = {
     "command_type": "scheduler.schedule_ritual",
     "cause_type": "ritual.due",
     "code_id": "5e" * 32,
+    "question_key": "q0b713b573deb0716",
+    "depth": "light",
 }
 
 

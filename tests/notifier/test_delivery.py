@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import json
 from datetime import timedelta
 from email.message import Message
 from pathlib import Path
@@ -470,7 +471,7 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     h: Harness, http_sink: HttpSink
 ) -> None:
     from attune_contracts import make_envelope
-    from attune_contracts.catalog import CURIOSITY_QUESTIONS
+    from attune_contracts.catalog import CURIOSITY_QUESTIONS, question_by_key
 
     await h.member(ANA, "Ana", daily_cap=100)
     await h.channel(ANA, http_sink.url("json", "hook"))
@@ -488,6 +489,17 @@ async def test_curiosity_question_rotates_without_repeats_and_is_stable_per_occu
     await h.worker.drain()
     asked = [next(q for q in CURIOSITY_QUESTIONS if q in r.json["message"]) for r in http_sink.received]
     assert len(asked) == 5 and len(set(asked)) == 5
+    # Each occurrence's question is a published fact (its key, never its text): the one Ana was sent, the same
+    # event again (same id) when the RitualDue comes again.
+    facts = h.publisher.events("question_asked")
+    assert [f["payload"]["occurrence_id"] for f in facts] == [str(e.payload.occurrence_id) for e in envelopes] + [
+        str(envelopes[0].payload.occurrence_id)]
+    assert facts[0]["event_id"] == facts[-1]["event_id"] and facts[0]["payload"] == facts[-1]["payload"]
+    assert {f["producer"] for f in facts} == {"notifier"}
+    assert sorted(question_by_key(f["payload"]["question_key"]) for f in facts[:5]) == sorted(
+        ("adult", q) for q in asked)
+    assert all(f["payload"]["bank"] == "adult" and f["payload"]["depth"] for f in facts)
+    assert not any(q in json.dumps(f) for f in facts for q in asked)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

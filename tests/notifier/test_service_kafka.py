@@ -250,3 +250,27 @@ async def test_no_secret_reaches_any_log_line_event_or_metric(
     for where, text in everything.items():
         for name, secret in SECRETS.items():
             assert secret not in text, f"{name} leaked into {where}"
+
+
+async def test_a_curiosity_ritual_due_publishes_its_question_on_the_questions_topic(service: Running) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from attune_contracts import catalog
+    from attune_contracts.messages import RitualDue
+
+    household = uuid.uuid4()
+    ana = await add_member(service, household)
+    now = datetime.now(UTC)
+    due = RitualDue(occurrence_id=uuid.uuid4(), ritual_id=uuid.uuid4(), template="curiosity_question",
+                    title="Today's question", participants=[ana], scheduled_for=now, local_time=now.isoformat(),
+                    time_zone="Europe/London", sensitive=False, deadline=now + timedelta(hours=12))
+    env = await service.publish(due, household)
+    await service.produce(Topic.RITUAL_OCCURRENCES, env.to_bytes(), household)  # redelivered
+    values = await read_topic(service.bootstrap, Topic.QUESTIONS, until=lambda v: len(outcomes_for(v, household)) >= 2)
+    asked = outcomes_for(values, household)
+    assert {a["event_id"] for a in asked} == {asked[0]["event_id"]}  # the same fact, the same id, both times
+    first = asked[0]
+    assert (first["type"], first["producer"], first["payload"]["occurrence_id"]) == (
+        "notifications.question_asked", "notifier", str(due.occurrence_id))
+    bank, text = catalog.question_by_key(first["payload"]["question_key"]) or ("", "")
+    assert bank == "adult" and first["payload"]["depth"] == catalog.question_depth(text)

@@ -29,7 +29,7 @@ from .ports import CheckinsApi, Clock, Commands, SystemClock
 from .usecases import AppService, Policy
 
 SERVICE = "app"
-TOPICS = (Topic.SCHEDULER_EVENTS, Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS)
+TOPICS = (Topic.SCHEDULER_EVENTS, Topic.RITUAL_OCCURRENCES, Topic.CHECKINS_EVENTS, Topic.QUESTIONS)
 
 
 @dataclass

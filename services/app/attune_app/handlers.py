@@ -20,6 +20,8 @@ from attune_contracts.messages import (
     HouseholdRegistered,
     MemberUpserted,
     MomentLogged,
+    QuestionAnswered,
+    QuestionAsked,
     RitualDeleted,
     RitualDue,
     RitualPaused,
@@ -33,6 +35,7 @@ from attune_contracts.messages import (
 from attune_contracts.trust import foreign_member
 from attune_runtime.faults import PermanentError
 
+from .adapters import questions
 from .adapters.aftercare import SqlAfterCare
 from .adapters.dreams import SqlDreams
 from .adapters.sql import SqlStore
@@ -46,7 +49,7 @@ HANDLED_TYPES = frozenset({
     "scheduler.command_rejected", "checkins.checkin_recorded", "checkins.streak_updated", "checkins.moment_logged",
     "checkins.weekly_summary", "checkins.date_night_adherence_updated", "checkins.dream_shared",
     "checkins.dream_supported", "checkins.achievement_recorded", "checkins.aftercare_consent_changed",
-    "checkins.aftercare_started",
+    "checkins.aftercare_started", "notifications.question_asked", "checkins.question_answered",
 })
 
 
@@ -118,6 +121,12 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 for member_id in p.partners:
                     await check_member(member_id, hid)
                 await aftercare.save_moment(p.moment_id, hid, p.partners, p.started_at)
+            case QuestionAsked():
+                await questions.save_question(store, hid, p.occurrence_id, question_key=p.question_key,
+                                              bank=p.bank.value, scheduled_for=p.scheduled_for)
+            case QuestionAnswered():
+                await check_member(p.member_id, hid)
+                await questions.save_answered(store, hid, p.occurrence_id, p.member_id)
             case WeeklySummary():
                 await store.save_summary(hid, p.week_start.isoformat(), p.positive_moments, p.negative_moments,
                                          p.focus.title, p.focus.text)

@@ -34,6 +34,8 @@ from .aftercare_http import add_aftercare_routes
 from .dreams import Dreams
 from .dreams_http import add_dream_routes
 from .ports import Refused, Unavailable
+from .question_routes import add_question_routes
+from .questions import today_questions
 from .reach import add_reach_routes
 from .service import WEEKDAY_NAMES, WEEKDAYS, catalog_by_step, form_token, form_token_valid, new_token
 from .usecases import AppService, Session
@@ -280,7 +282,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         household, members, items = await service.today(me)
         context = await page_context(me, household, members)
         return render(request, "today.html", {**context, "items": items, "problem": problem,
-                                              "aftercare": await aftercare.view(me)}, status)
+                                              "aftercare": await aftercare.view(me),
+                                              "questions": await today_questions(service, me)}, status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:
@@ -324,6 +327,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         except Refused as exc:
             return await today_page(request, me, f"That wasn't recorded: {exc.reason}", 422)
         return see("/today")
+
+    add_question_routes(app, service, current=current, checked_form=checked_form, today_page=today_page)
 
     # ---- how we're doing --------------------------------------------------------------------------
 

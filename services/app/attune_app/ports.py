@@ -31,6 +31,8 @@ class CheckinsApi(Protocol):
 
     async def post(self, household_id: UUID, member_id: UUID, path: str, body: dict[str, Any]) -> None: ...
 
+    async def get(self, household_id: UUID, member_id: UUID, path: str) -> dict[str, Any]: ...
+
 
 class Unavailable(Exception):
     """Another service (the broker, check-ins) did not take the request: nothing was sent or recorded."""

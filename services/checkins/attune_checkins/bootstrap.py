@@ -37,7 +37,7 @@ from .usecases import HANDLED_TYPES, CheckinsService, Policy
 
 SERVICE = "checkins"
 GROUP_ID = "attune-checkins"
-TOPICS = (Topic.CHECKINS_COMMANDS, Topic.RITUAL_OCCURRENCES, Topic.SCHEDULER_EVENTS, Topic.SHORT_LINKS)
+TOPICS = (Topic.CHECKINS_COMMANDS, Topic.RITUAL_OCCURRENCES, Topic.SCHEDULER_EVENTS, Topic.SHORT_LINKS, Topic.QUESTIONS)
 log = logging.getLogger("attune.checkins")
 
 

@@ -37,6 +37,8 @@ from .aftercare import AfterCare
 from .dreams import Dreams
 from .dreams_http import add_aftercare_routes, add_dream_routes
 from .metrics import Metrics
+from .question_routes import add_question_routes
+from .questions import Questions
 from .service import MAX_NOTE, CheckIn, Occurrence, Outcome, Rejected
 from .usecases import CheckinsService, LinkRefused, checkin_json
 
@@ -240,6 +242,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             raise HTTPException(404, "this household is not known to the check-ins service")
         return private_notes(found, caller)
 
+    questions = Questions(service)
+    add_question_routes(app, questions, Caller)
+
     # ---- one-tap links ----------------------------------------------------------------------------
 
     async def _verify(token: str, request: Request) -> tuple[LinkClaims, Occurrence, datetime | None] | HTMLResponse:
@@ -306,7 +311,8 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         if used_at is not None:
             metrics.link_failures.labels("replayed").inc()
             return await _used(claims)
-        return await _closed(claims, occurrence) or confirm_page(token, claims, occurrence)
+        return await _closed(claims, occurrence) or confirm_page(
+            token, claims, occurrence, await questions.text(claims.household_id, occurrence.occurrence_id))
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_submit(token: str, request: Request) -> HTMLResponse:
@@ -441,23 +447,26 @@ def _heading(occurrence: Occurrence, locale: str | None) -> str:
 _CONFIRM = {LinkAction.SKIP: ("skip_title", "confirm_skip"), LinkAction.SNOOZE: ("snooze_title", "confirm_snooze")}
 
 
-def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence) -> HTMLResponse:
+def confirm_page(token: str, claims: LinkClaims, occurrence: Occurrence, question: str | None = None) -> HTMLResponse:
     tr = words.translator(claims.locale)
     action = escape(quote(f"/l/{token}", safe="/"))
+    head = _heading(occurrence, claims.locale)
+    if question:  # the day's question this occurrence asked: the link's page shows it too
+        head += f'<p class="question">{escape(tr(_PAGE["question"]))} <strong>{escape(tr(question))}</strong></p>'
     if claims.action is LinkAction.DONE:
         buttons = "".join(
             f'<button name="closeness" value="{n}" aria-label="{escape(tr(_PAGE["rate_label"]).format(n=n))}">{n}'
             "</button>" for n in range(1, 6)
         )
         body = (
-            f"{_heading(occurrence, claims.locale)}<p>{escape(tr(_PAGE['rate']))}</p>"
+            f"{head}<p>{escape(tr(_PAGE['rate']))}</p>"
             f'<form method="post" action="{action}"><div class="rate">{buttons}</div>'
             f'<button class="plain" name="closeness" value="">{escape(tr(_PAGE["just_done"]))}</button></form>'
         )
         return _html(_PAGE["done_title"], body, 200, claims.locale)
     title, sentence = _CONFIRM[claims.action]
     body = (
-        f"{_heading(occurrence, claims.locale)}<p>{escape(tr(_PAGE[sentence]))}</p>"
+        f"{head}<p>{escape(tr(_PAGE[sentence]))}</p>"
         f'<form method="post" action="{action}"><button class="plain">{escape(tr(_PAGE["confirm"]))}</button></form>'
     )
     return _html(_PAGE[title], body, 200, claims.locale)

@@ -37,6 +37,7 @@ from attune_contracts.messages import (
     MemberUpserted,
     MilestoneReached,
     MomentLogged,
+    QuestionAsked,
     RatioDropped,
     RecordAchievement,
     RitualDeleted,
@@ -77,7 +78,7 @@ HANDLED_TYPES = frozenset({
     "ritual.due", "ritual.reminder", "notifications.short_link_issued",
     "scheduler.household_registered", "scheduler.member_upserted", "scheduler.ritual_scheduled",
     "scheduler.ritual_updated", "scheduler.ritual_deleted", "scheduler.household_erased",
-    "scheduler.household_credentials_revoked",
+    "scheduler.household_credentials_revoked", "notifications.question_asked",
 })
 
 
@@ -216,6 +217,10 @@ class CheckinsService:
                 _storable(envelope, template=payload.template, title=payload.title)
                 await tx.put_household(household_id, payload.time_zone, now, overwrite=False)
                 await tx.announce(_occurrence_of(household_id, payload, deadline=payload.scheduled_for))
+            case QuestionAsked():
+                from .questions import record_asked  # questions.py builds on this module
+
+                await record_asked(tx, household_id, payload)
             case ShortLinkIssued():
                 await tx.put_short_link(payload.code_id, household_id, payload.sealed_token, payload.expires_at)
             case HouseholdRegistered():

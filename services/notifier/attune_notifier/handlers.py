@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from attune_contracts import Envelope, Publisher
+from attune_contracts.catalog import question_depth, question_key
 from attune_contracts.messages import (
     AchievementRecorded,
     CheckInRecorded,
@@ -16,6 +17,8 @@ from attune_contracts.messages import (
     MilestoneReached,
     NotificationDropped,
     NotificationRequested,
+    QuestionAsked,
+    QuestionBank,
     RatioDropped,
     RitualDue,
     RitualMissed,
@@ -102,12 +105,25 @@ class NotifierHandler:
                                                    len(bank), str(env.household_id), self.clock(),
                                                    depths=content.question_depths())
             question = bank[index % len(bank)]
+            await self._asked(env, payload, QuestionBank.ADULT, question)
         elif isinstance(payload, RitualDue) and payload.template in CHILD_QUESTION_TEMPLATES:
             bank = content.child_question_bank()
             index = await self.store.pick_question(payload.occurrence_id, env.household_id, payload.ritual_id,
                                                    len(bank), f"{env.household_id}|child", self.clock())
             child_question = bank[index % len(bank)]
+            await self._asked(env, payload, QuestionBank.CHILD, child_question)
         return plan(env, members, question=question, child_question=child_question)
+
+    async def _asked(self, env: Envelope[Any], due: RitualDue, bank: QuestionBank, question: str) -> None:
+        """Tell check-ins and the app which question this occurrence asks, so the household can answer it. The
+        pick is stored per occurrence, so a redelivered RitualDue publishes the same question with the same
+        event id. A failure raises: the RitualDue is retried (nothing of it is lost, the pick stays)."""
+        await self.publisher.publish(QuestionAsked(
+            occurrence_id=due.occurrence_id, ritual_id=due.ritual_id, template=due.template, bank=bank,
+            question_key=question_key(question), depth=question_depth(question) if bank is QuestionBank.ADULT else None,
+            scheduled_for=due.scheduled_for,
+        ), household_id=env.household_id, correlation_id=env.correlation_id,
+            event_id=uuid5(due.occurrence_id, "question_asked"))
 
     async def _erase(self, env: Envelope[Any]) -> None:
         counts = await self.store.erase_household(env.household_id, self.clock())

@@ -8,13 +8,14 @@ after sex, stay curious, invest in each other's dreams) and Gottman's 5:1 ratio,
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
 __all__ = ["CHILD_QUESTIONS", "CURIOSITY_QUESTIONS", "QUESTIONS_DEEPER", "QUESTIONS_DREAMS", "QUESTIONS_LIGHT",
-           "QUESTION_DEPTHS", "TEMPLATES", "Audience", "Rhythm", "Template", "parent_asks", "question_depth",
-           "template"]
+           "QUESTION_DEPTHS", "TEMPLATES", "Audience", "Rhythm", "Template", "parent_asks", "question_by_key",
+           "question_depth", "question_key", "template"]
 
 
 class Audience(StrEnum):
@@ -442,6 +443,24 @@ CHILD_QUESTIONS: tuple[str, ...] = (
 )
 
 
+def question_key(question: str) -> str:
+    """The stable key of a question of either bank: what travels in a QuestionAsked instead of its text. A hash
+    of the English text, so adding or moving questions never changes another question's key."""
+    return "q" + hashlib.sha256(question.encode()).hexdigest()[:16]
+
+
+def question_by_key(key: str) -> tuple[str, str] | None:
+    """(bank, English text) of a question key ("adult" or "child"), or None for a key the catalog does not
+    know (a question since reworded): the reader then shows no question rather than a wrong one."""
+    return _BY_KEY.get(key)
+
+
 def parent_asks(question: str) -> str:
     """How a parent reads a question of CHILD_QUESTIONS (each is a msgid of its own, translated whole)."""
     return f"Ask your child: {question}"
+
+
+_BY_KEY: dict[str, tuple[str, str]] = {
+    **{question_key(q): ("adult", q) for q in CURIOSITY_QUESTIONS},
+    **{question_key(q): ("child", q) for q in CHILD_QUESTIONS},
+}

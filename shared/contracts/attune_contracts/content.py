@@ -280,6 +280,7 @@ LINK_PAGE: dict[str, str] = {
     "recorded_title": _("Recorded. Thank you!"),
     "bad_rating_title": _("That rating didn't work"),
     "closed_title": _("This one has closed"),
+    "question": _("Today's question:"),
     # why a link records nothing (the sentences of attune_contracts.links and of the check-ins service)
     "damaged": _("This link is damaged. Open the reminder again and tap its button, or check in from the app."),
     "incomplete": _("This link is incomplete. Open it again from the original message."),

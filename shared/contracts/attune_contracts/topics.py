@@ -15,6 +15,7 @@ class Topic(StrEnum):
     NOTIFICATION_REQUESTS = "attune.notifications.requests"
     NOTIFICATION_OUTCOMES = "attune.notifications.outcomes"
     SHORT_LINKS = "attune.links.short"
+    QUESTIONS = "attune.questions"
     DEAD_LETTER = "attune.deadletter"
 
 
@@ -90,6 +91,10 @@ CATALOG: dict[Topic, TopicSpec] = {
             Topic.SHORT_LINKS, 6, (NOTIFIER,), (CHECKINS,),
             "SMS short links: a code's hash and its one-tap token sealed with the code (attune_runtime.shortlinks).",
             retention_ms=9 * DAY_MS,  # a reminder's link lives up to 7 days + 36 hours; no longer than that
+        ),
+        TopicSpec(
+            Topic.QUESTIONS, 6, (NOTIFIER,), (CHECKINS, APP),
+            "The day's open-ended question a household was asked (a catalog key, never free text).",
         ),
         TopicSpec(
             Topic.DEAD_LETTER, 3, (SCHEDULER, CHECKINS, NOTIFIER, APP), (OPERATOR,),

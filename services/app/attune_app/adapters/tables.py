@@ -172,8 +172,27 @@ aftercare_moments = Table(
     Column("started_at", UtcDateTime, nullable=False),
 )
 
+# The day's question of an occurrence (QuestionAsked: a catalog key) and who has answered it (QuestionAnswered);
+# the answers' texts stay in check-ins and are read through its API (attune_app.questions).
+questions = Table(
+    "questions", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("question_key", String(64), nullable=False),
+    Column("bank", String(16), nullable=False),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+)
+
+question_answered = Table(
+    "question_answered", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+)
+
 HOUSEHOLD_TABLES = (households, members, sessions, invites, rituals, consents, occurrences, checkins, streaks,
-                    moments, summaries, date_nights, dreams, dream_supports, achievements, aftercare_consents, aftercare_moments)
+                    moments, summaries, date_nights, dreams, dream_supports, achievements, aftercare_consents,
+                    aftercare_moments, questions, question_answered)
 
 # Dead letters (what the consumer gave up on) are sealed under a key per household kept here; erasure deletes it.
 dead_letter_keys = dead_letter_keys_table(metadata, "app")

@@ -49,10 +49,18 @@ class HttpCheckins:
         self.client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s, transport=transport)
 
     async def post(self, household_id: UUID, member_id: UUID, path: str, body: dict[str, Any]) -> None:
+        await self._call("POST", household_id, member_id, path, body)
+
+    async def get(self, household_id: UUID, member_id: UUID, path: str) -> dict[str, Any]:
+        found = (await self._call("GET", household_id, member_id, path, None)).json()
+        return found if isinstance(found, dict) else {}
+
+    async def _call(self, method: str, household_id: UUID, member_id: UUID, path: str,
+                    body: dict[str, Any] | None) -> httpx.Response:
         credential = self.issuer.member(household_id, member_id, ttl=self.ttl)
         try:
-            response = await self.client.post(f"/v1/households/{household_id}/{path}", json=body,
-                                              headers={"Authorization": f"Bearer {credential}"})
+            response = await self.client.request(method, f"/v1/households/{household_id}/{path}", json=body,
+                                                 headers={"Authorization": f"Bearer {credential}"})
         except httpx.HTTPError as exc:
             log.warning("check-ins API unreachable: %s", type(exc).__name__)
             raise Unavailable("check-ins") from None
@@ -65,6 +73,7 @@ class HttpCheckins:
         if response.status_code >= 300:
             log.warning("check-ins API answered %d", response.status_code)
             raise Unavailable("check-ins")
+        return response
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -252,10 +252,33 @@ aftercare_moments = Table(
     Column("started_at", UtcDateTime, nullable=False),
 )
 
+# The day's question of an occurrence (QuestionAsked: a catalog key) and each member's answer, a Fernet token
+# like a note: one per member per occurrence (attune_checkins.questions).
+questions_asked = Table(
+    "questions_asked", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("ritual_id", Uuid, nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("bank", String(16), nullable=False),
+    Column("question_key", String(64), nullable=False),
+    Column("depth", String(16), nullable=True),
+    Column("scheduled_for", UtcDateTime, nullable=False),
+)
+
+question_answers = Table(
+    "question_answers", metadata,
+    Column("occurrence_id", Uuid, primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("household_id", Uuid, nullable=False, index=True),
+    Column("answer", LargeBinary, nullable=False),
+    Column("answered_at", UtcDateTime, nullable=False),
+)
+
 HOUSEHOLD_TABLES = (
     households, members, rituals, occurrences, checkins, moments, achievements, streaks, milestones,
     ratio_state, weekly_summaries, processed_events, used_link_tokens, outbox, announced_occurrences,
-    short_links, dreams, dream_supports, aftercare_consents, aftercare_moments,
+    short_links, dreams, dream_supports, aftercare_consents, aftercare_moments, questions_asked, question_answers,
 )
 
 # Seals this service's dead letters, one key per household: erasing a household deletes its row.

@@ -29,6 +29,7 @@ __all__ = [
     "MilestoneReached",
     "MomentKind",
     "MomentLogged",
+    "QuestionAnswered",
     "RatioDropped",
     "RecordAchievement",
     "RitualMissed",
@@ -244,6 +245,17 @@ class AfterCareStarted(Contract):
     started_by: UUID
     partners: Annotated[list[UUID], Field(min_length=2, max_length=2)]
     started_at: UtcDatetime
+
+
+@message("checkins.question_answered", kind="event", topic=Topic.CHECKINS_EVENTS)
+class QuestionAnswered(Contract):
+    """A member answered the day's question of one occurrence. The answer's text stays in check-ins (members
+    of the household read it through its API, the partner's only once they have answered themselves)."""
+
+    occurrence_id: UUID
+    member_id: UUID
+    answered_at: UtcDatetime
+    answers: int = Field(ge=1, description="how many of the household's members have answered it so far")
 
 
 class MemberRitualTally(Contract):

@@ -14,7 +14,7 @@ from ..types import Contract, Key, PrivateBody, PrivateText, Reason, UtcDatetime
 
 __all__ = [
     "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
-    "NotificationDeadLettered", "NotificationDropped", "ShortLinkIssued",
+    "NotificationDeadLettered", "NotificationDropped", "ShortLinkIssued", "QuestionAsked", "QuestionBank",
 ]
 
 
@@ -87,3 +87,24 @@ class ShortLinkIssued(Contract):
     sealed_token: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
         description="the one-tap link token, encrypted with a key derived from the code")
     expires_at: UtcDatetime = Field(description="when the token expires; the code with it")
+
+
+class QuestionBank(StrEnum):
+    ADULT = "adult"
+    CHILD = "child"
+
+
+@message("notifications.question_asked", kind="event", topic=Topic.QUESTIONS)
+class QuestionAsked(Contract):
+    """The day's open-ended question a household's ritual asked at one occurrence (once per occurrence).
+
+    The notifier picks it when the ritual is due; check-ins accepts answers to it and the app shows it. Only the
+    catalog key travels (`attune_contracts.catalog.question_by_key`): each reader shows it in its own language."""
+
+    occurrence_id: UUID
+    ritual_id: UUID
+    template: Key
+    bank: QuestionBank
+    question_key: Key = Field(description="attune_contracts.catalog.question_key of the question's text")
+    depth: Key | None = Field(default=None, description="light, deeper or dreams (the adult bank only)")
+    scheduled_for: UtcDatetime
