@@ -1,15 +1,15 @@
 """checkins: the day's question of an occurrence and each member's answer (encrypted like a note)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 from attune_runtime.sql import UtcDateTime
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

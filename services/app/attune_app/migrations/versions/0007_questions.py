@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from attune_runtime.sql import UtcDateTime
 
-revision = "0004_questions"
-down_revision = "0003_dead_letter_keys"
+revision = "0007_questions"
+down_revision = "0006_aftercare"
 branch_labels = None
 depends_on = None
 
