@@ -1,7 +1,7 @@
 """app: the day's question of an occurrence and who has answered it (the texts stay in check-ins)
 
-Revision ID: 0004_questions
-Revises: 0003_dead_letter_keys
+Revision ID: 0007_questions
+Revises: 0006_aftercare
 """
 
 from __future__ import annotations
