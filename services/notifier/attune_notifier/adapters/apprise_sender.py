@@ -358,7 +358,8 @@ class AppriseSender:
             KEEPALIVE.reset(pooled)
             _EXCHANGES.reset(token)
         try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # cancels the wrapper (and the send, if not yet started)
+                result = await asyncio.wrap_future(future)
         except TimeoutError:  # the thread may still be sending: its copy of the plugin is its own
             return SendResult(False, f"{message.kind} delivery timed out after {self.timeout_s:g}s; it may still "
                                      f"arrive", unknown=True)
