@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextvars
-import copy
 import functools
 import logging
 import math
@@ -311,7 +310,10 @@ class AppriseSender:
             self._keep(url, plugin)
         else:
             self._plugins.move_to_end(url)
-        fresh = copy.copy(plugin)
+        # A shallow copy, as copy.copy makes it (Apprise's plugins define no __copy__, __getstate__ or __slots__),
+        # without copy's reduce protocol: a fifth of the CPU.
+        fresh = object.__new__(type(plugin))
+        fresh.__dict__.update(plugin.__dict__)
         fresh._last_io_datetime = None
         return fresh
 
