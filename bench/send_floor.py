@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "services" / "notifier"))
 
 
 def run_threads(sends: int, concurrency: int, one: Callable[[int], bool]) -> tuple[int, float, float]:
