@@ -19,7 +19,8 @@ scheduler, Kafka and the notifier on PostgreSQL, to a push gateway that answers 
 4. From the minute on: wait for a push per member (or `--timeout`), then a quiet spell for late
    duplicates. Figures: pushes per member (exactly once?), lateness of each first arrival after the minute
    (p50/p99/max; the target is the last within 30 s), the most sends in flight at the gateway, and CPU
-   (psutil, all threads) per expected push for each service and the broker.
+   (psutil, all threads) per expected push for each service, the broker, the gateway and the PostgreSQL
+   backends serving the two databases (`--profile FILE`: py-spy's stacks of the notifiers over that span).
 """
 
 from __future__ import annotations
@@ -94,6 +95,32 @@ def cpu_s(pids: list[int]) -> float:
             except psutil.Error:
                 pass
     return total
+
+
+def postgres_cpu_s(databases: list[str]) -> float:
+    """CPU of the PostgreSQL backends serving these databases (their process title names the database): the
+    queries' own cost, without the server's shared writers (WAL, checkpoints) or other sessions' databases."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["cmdline", "cpu_times"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if title.startswith("postgres: ") and any(f" {name} " in title for name in databases):
+            times = process.info["cpu_times"]
+            if times is not None:
+                total += times.user + times.system
+    return total
+
+
+def start_profile(pids: list[int], out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the notifier processes (and their workers) as collapsed stacks, 100 samples/s of the thread
+    holding the GIL (threads waiting on a socket are not CPU)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit("--profile needs py-spy in the venv: .venv/bin/python -m pip install py-spy")
+    return subprocess.Popen([str(spy), "record", "--pid", str(pids[0]), "--subprocesses", "--gil", "--rate", "100",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".log"), "wb"))
 
 
 class Gate:
@@ -366,7 +393,7 @@ async def count_scheduled(bootstrap: str, rituals: set[uuid.UUID], deadline: flo
 
 
 async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, databases: dict[str, str],
-                logdir: Path, broker_pid: int) -> dict[str, Any]:
+                logdir: Path, broker_pid: int, gateway_pid: int, db_names: list[str]) -> dict[str, Any]:
     from attune_contracts.messages import RegisterHousehold, ScheduleRitual, UpsertMember
 
     services = Services(logdir, broker.bootstrap, databases, workers=args.notifier_workers,
@@ -418,8 +445,9 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
         while time.time() < due.timestamp() - 1:
             await asyncio.sleep(min(1.0, due.timestamp() - 1 - time.time()))
         pids = {"scheduler": services.pids("scheduler"), "notifier": services.pids("notifier"),
-                "broker": [broker_pid]}
-        cpu_start = {k: cpu_s(v) for k, v in pids.items()}
+                "broker": [broker_pid], "gateway": [gateway_pid]}
+        profile = start_profile(services.pids("notifier"), Path(args.profile)) if args.profile else None
+        cpu_start = {k: cpu_s(v) for k, v in pids.items()} | {"postgres": postgres_cpu_s(db_names)}
         load_at_minute = load_average()
         expected = set(members)
         deadline = due.timestamp() + args.timeout
@@ -429,7 +457,10 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
             if len(delivered) >= len(expected):
                 break
             await asyncio.sleep(1)
-        cpu_end = {k: cpu_s(v) for k, v in pids.items()}
+        cpu_end = {k: cpu_s(v) for k, v in pids.items()} | {"postgres": postgres_cpu_s(db_names)}
+        if profile is not None:
+            profile.send_signal(signal.SIGINT)
+            profile.wait(timeout=60)
         await asyncio.sleep(args.quiet)  # late duplicates show up here
         stats = await gate.stats()
     finally:
@@ -441,7 +472,7 @@ async def burst(args: argparse.Namespace, gate: Gate, client: Any, broker: Any, 
         **tally(stats["arrivals"], {str(m) for m in expected}, due.timestamp()),
         "max_in_flight": stats["max_in_flight"],
         "gateway_connections": stats["connections"],  # fewer than pushes when the notifier keeps them alive
-        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in pids},
+        "cpu_ms_per_push": {k: round(1000 * (cpu_end[k] - cpu_start[k]) / max(1, len(expected)), 2) for k in cpu_end},
         "set_up_s": round(set_up_s, 0), "load_at_minute": load_at_minute,
     }
 
@@ -476,7 +507,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             if sends:
                 results["naive"] = await naive(gate, sends)
                 print("naive:", json.dumps(results["naive"]), flush=True)
-            results["burst"] = await burst(args, gate, client, broker, databases, logdir, broker.process.pid)
+            results["burst"] = await burst(args, gate, client, broker, databases, logdir, broker.process.pid,
+                                           gateway.pid, list(names.values()))
             print("burst:", json.dumps(results["burst"]), flush=True)
     finally:
         gateway.terminate()
@@ -507,6 +539,8 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=900, help="seconds after the minute to wait for every push")
     parser.add_argument("--quiet", type=float, default=5, help="seconds to wait for late duplicates")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy the notifiers from the minute to the last push "
+                                                          "(collapsed stacks to FILE; py-spy installed in the venv)")
     options = parser.parse_args()
     figures = asyncio.run(main(options))
     print(json.dumps(figures, indent=2))

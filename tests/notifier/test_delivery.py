@@ -590,4 +590,6 @@ async def test_the_sender_keeps_one_plugin_per_channel_and_sends_each_message_on
     assert sorted(r.json["message"] for r in http_sink.received) == sorted(f"m{n}" for n in range(12))
     assert sorted({r.path for r in http_sink.received}) == ["/to-0", "/to-1", "/to-2"]
     assert sorted(sender._plugins) == sorted(urls)
+    # Each send ran on a copy with its own throttle clock: the cached plugins themselves never sent.
+    assert all(plugin._last_io_datetime is None for plugin in sender._plugins.values())
     sender.close()

@@ -188,3 +188,44 @@ async def test_the_warmer_parses_stored_channels_before_their_first_send(
         sender.close()
         await gw.stop()
         await h.close()
+
+
+async def test_results_of_sends_that_finish_together_come_back_with_one_wake_up_of_the_loop() -> None:
+    """Twenty sends finish while the event loop is busy: their results reach their coroutines all the same
+    (a raised exception as an exception), with one wake-up of the loop for all of them, not one each."""
+    from attune_notifier.adapters.apprise_sender import Handback
+
+    handback, loop = Handback(), asyncio.get_running_loop()
+    waiters = [loop.create_future() for _ in range(20)]
+    gate = threading.Event()
+
+    def call(n: int) -> Any:
+        def send() -> bool:
+            gate.wait(5)
+            if n == 7:
+                raise ValueError("a plugin that raises")
+            return n % 2 == 0
+        return send
+
+    threads = [threading.Thread(target=handback.run, args=(loop, w, call(n))) for n, w in enumerate(waiters)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:  # the loop is blocked here: every result is queued before it looks again
+        t.join(5)
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert [r for n, r in enumerate(results) if n != 7] == [n % 2 == 0 for n in range(20) if n != 7]
+    assert isinstance(results[7], ValueError)
+    assert handback.wakeups == 1
+
+
+async def test_a_send_given_up_on_leaves_its_late_result_unclaimed() -> None:
+    from attune_notifier.adapters.apprise_sender import Handback
+
+    handback, loop = Handback(), asyncio.get_running_loop()
+    late, on_time = loop.create_future(), loop.create_future()
+    late.cancel()  # its send timed out: the result that comes after is dropped, the others still arrive
+    for waiter in (late, on_time):
+        threading.Thread(target=handback.run, args=(loop, waiter, lambda: True)).start()
+    assert await asyncio.wait_for(on_time, 5) is True
+    assert late.cancelled()

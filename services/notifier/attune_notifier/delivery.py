@@ -333,7 +333,10 @@ class DeliveryWorker:
         that bound. (The sender's own timeout covers the network part only, and says so first.)"""
         cutoff = self.send_timeout_s + CUTOFF_GRACE_S
         try:
-            return await asyncio.wait_for(self.sender.send(url, message), cutoff)
+            # asyncio.timeout, not wait_for: no second task around every send (Python 3.11's wait_for wraps the
+            # coroutine in one), only a timer on this one.
+            async with asyncio.timeout(cutoff):
+                return await self.sender.send(url, message)
         except TimeoutError:
             return SendResult(False, f"{kind} delivery timed out after {cutoff:g}s; it may still arrive",
                               unknown=True)

@@ -202,6 +202,34 @@ _SAVE_MANY = text(
 )
 
 
+# PostgreSQL: the delivery loop's statements, written once as fixed SQL over arrays (`= ANY(:ids)`). Built with
+# Core at each call they cost a statement tree, a cache key and, for `IN (...)`, a new SQL text (and a new
+# server-side prepare) for every list length; these are one text each, prepared once per connection. The
+# `.columns(...)` give each result column its table type, so rows come back exactly as from the Core query.
+_DELIVERY_COLUMNS = ", ".join(c.name for c in deliveries.c)
+_CLAIM_IDS = text(
+    f"SELECT notification_id FROM notifier_deliveries WHERE status IN ({_ACTIVE_SQL}) "  # noqa: S608 - constants
+    "AND next_attempt_at <= :now AND (claimed_until IS NULL OR claimed_until <= :now) "
+    "ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+).columns(deliveries.c.notification_id)
+_CLAIM_ROWS = text(
+    "UPDATE notifier_deliveries SET claimed_until = :until "  # noqa: S608 - constant names
+    f"WHERE notification_id = ANY(CAST(:ids AS uuid[])) RETURNING {_DELIVERY_COLUMNS}"
+).columns(*deliveries.c)
+_ROUND_MEMBERS = text(
+    f"SELECT {', '.join(c.name for c in members.c)} FROM notifier_members "  # noqa: S608 - constant names
+    "WHERE member_id = ANY(CAST(:ids AS uuid[]))"
+).columns(*members.c)
+_ROUND_CHANNELS = text(
+    "SELECT channel_id, member_id, kind, position, secret FROM notifier_channels "
+    "WHERE member_id = ANY(CAST(:ids AS uuid[])) AND retired_at IS NULL ORDER BY position"
+).columns(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position, channels.c.secret)
+_ROUND_SENT = text(
+    "SELECT member_id, sent_at, notification_id FROM notifier_deliveries "
+    "WHERE member_id = ANY(CAST(:ids AS uuid[])) AND status = 'sent' AND sent_at >= :since"
+).columns(deliveries.c.member_id, deliveries.c.sent_at, deliveries.c.notification_id)
+
+
 def _columns_of(intents: Sequence[Intent], now: datetime, cipher: ChannelCipher) -> dict[str, Any]:
     def aware(value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:  # as the column type does: never guess a zone
@@ -361,17 +389,22 @@ class SqlStore:
         if not ids:
             return ctx
         async with self.auto.connect() as conn:
-            people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
-            rows = (await conn.execute(
-                select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position,
-                       channels.c.secret).where(channels.c.member_id.in_(ids), channels.c.retired_at.is_(None))
-                .order_by(channels.c.position)
-            )).all()
-            times = (await conn.execute(
-                select(deliveries.c.member_id, deliveries.c.sent_at, deliveries.c.notification_id)
-                .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent",
-                       deliveries.c.sent_at >= sent_since)
-            )).all()
+            if self._postgres:
+                people = (await conn.execute(_ROUND_MEMBERS, {"ids": ids})).all()
+                rows = (await conn.execute(_ROUND_CHANNELS, {"ids": ids})).all()
+                times = (await conn.execute(_ROUND_SENT, {"ids": ids, "since": sent_since})).all()
+            else:
+                people = (await conn.execute(select(members).where(members.c.member_id.in_(ids)))).all()
+                rows = (await conn.execute(
+                    select(channels.c.channel_id, channels.c.member_id, channels.c.kind, channels.c.position,
+                           channels.c.secret).where(channels.c.member_id.in_(ids), channels.c.retired_at.is_(None))
+                    .order_by(channels.c.position)
+                )).all()
+                times = (await conn.execute(
+                    select(deliveries.c.member_id, deliveries.c.sent_at, deliveries.c.notification_id)
+                    .where(deliveries.c.member_id.in_(ids), deliveries.c.status == "sent",
+                           deliveries.c.sent_at >= sent_since)
+                )).all()
         for r in people:
             try:
                 recipient = _recipient(r)
@@ -541,15 +574,20 @@ class SqlStore:
 
     async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
         """Take due deliveries for `lease`; several instances on PostgreSQL skip each other's rows."""
+        if self._postgres:
+            # Two statements in one transaction: folded into one UPDATE ... IN (subquery), PostgreSQL may
+            # re-run the skip-locked subquery and claim more rows than asked (a test caught it).
+            async with self.engine.begin() as conn:
+                ids = [r[0] for r in (await conn.execute(_CLAIM_IDS, {"now": now, "limit": limit})).all()]
+                if not ids:
+                    return []
+                rows = (await conn.execute(_CLAIM_ROWS, {"ids": ids, "until": now + lease})).all()
+            return sorted((Delivery.of(r, self.cipher) for r in rows), key=lambda d: d.next_attempt_at or now)
         due = and_(
             deliveries.c.status.in_(ACTIVE), deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.claimed_until.is_(None), deliveries.c.claimed_until <= now),
         )
         query = select(deliveries.c.notification_id).where(due).order_by(deliveries.c.next_attempt_at).limit(limit)
-        if self._postgres:
-            query = query.with_for_update(skip_locked=True)
-        # Two statements in one transaction: folded into one UPDATE ... IN (subquery), PostgreSQL may
-        # re-run the skip-locked subquery and claim more rows than asked (a test caught it).
         async with self.engine.begin() as conn:
             ids = [r[0] for r in (await conn.execute(query)).all()]
             if not ids:
