@@ -21,8 +21,10 @@ def test_minted_tokens_are_itsdangerous_tokens_byte_for_byte() -> None:
         at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(10**8), microseconds=rng.randrange(2) * rng.randrange(10**6))
         claims = LinkClaims(token_id=UUID(int=rng.getrandbits(128)), household_id=UUID(int=rng.getrandbits(128)),
                             occurrence_id=UUID(int=rng.getrandbits(128)), member_id=UUID(int=rng.getrandbits(128)),
-                            action=list(LinkAction)[i % len(LinkAction)], expires_at=at.astimezone(zones[i % 3]))
-        assert signer._encode(claims) == reference.dumps(claims.model_dump(mode="json"))
+                            action=list(LinkAction)[i % len(LinkAction)], expires_at=at.astimezone(zones[i % 3]),
+                            locale=(None, "de", "en")[i % 3])
+        # an unknown locale is left out of the token, as the notifier's links have carried it since 1.2.0
+        assert signer._encode(claims) == reference.dumps(claims.model_dump(mode="json", exclude_none=True))
 
 
 def test_minted_tokens_verify() -> None:

@@ -45,7 +45,8 @@ def value_for(name: str, annotation: typing.Any, metadata: list[typing.Any], fil
         return value_for(name, options[0], metadata, fill_optional)
     if origin is list:
         (item,) = typing.get_args(annotation)
-        return [value_for(name, item, [], fill_optional)]
+        at_least = next((m.min_length for m in metadata if isinstance(m, annotated_types.MinLen)), 1)
+        return [value_for(name, item, [], fill_optional) for _ in range(max(1, at_least))]
     if origin is dict:
         return {}
     if origin is typing.Literal:
