@@ -10,7 +10,7 @@ Another team's service needs only this (with the `kafka` extra):
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from .envelope import Envelope, make_envelope
@@ -81,7 +81,7 @@ class AttunePublisher(Publisher):
         kafka_options.setdefault("enable_idempotence", False)
         return cls(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **kafka_options), producer=producer)
 
-    async def __aenter__(self) -> AttunePublisher:
+    async def __aenter__(self) -> Self:
         await self._client.start()
         return self
 

@@ -14,11 +14,25 @@ from ..topics import Topic
 from ..types import Contract, Key, Note, Reason, ShortText, UtcDatetime
 
 __all__ = [
-    "CheckInStatus", "MomentKind", "CheckInSource", "StreakUnit",
-    "SubmitCheckIn", "LogMoment", "RecordAchievement",
-    "CheckInRecorded", "StreakUpdated", "MilestoneReached", "DateNightAdherenceUpdated", "RitualMissed",
-    "MomentLogged", "RatioDropped", "AchievementRecorded", "WeeklySummary", "MemberRitualTally",
-    "SuggestedFocus", "CheckInCommandRejected",
+    "AchievementRecorded",
+    "CheckInCommandRejected",
+    "CheckInRecorded",
+    "CheckInSource",
+    "CheckInStatus",
+    "DateNightAdherenceUpdated",
+    "LogMoment",
+    "MemberRitualTally",
+    "MilestoneReached",
+    "MomentKind",
+    "MomentLogged",
+    "RatioDropped",
+    "RecordAchievement",
+    "RitualMissed",
+    "StreakUnit",
+    "StreakUpdated",
+    "SubmitCheckIn",
+    "SuggestedFocus",
+    "WeeklySummary",
 ]
 
 Rating = Annotated[int, Field(ge=1, le=5)]

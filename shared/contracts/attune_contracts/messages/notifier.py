@@ -13,8 +13,13 @@ from ..topics import Topic
 from ..types import Body, Contract, Key, Reason, ShortText, UtcDatetime
 
 __all__ = [
-    "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
-    "NotificationDeadLettered", "NotificationDropped", "ShortLinkIssued",
+    "ChannelKind",
+    "NotificationDeadLettered",
+    "NotificationDropped",
+    "NotificationFailed",
+    "NotificationRequested",
+    "NotificationSent",
+    "ShortLinkIssued",
 ]
 
 
