@@ -119,7 +119,7 @@ async def main() -> None:
                    "ATTUNE_APP_LOG_JSON": "false", "ATTUNE_APP_LOG_LEVEL": "WARNING",
                    "ATTUNE_APP_HTTP_RATE_PER_S": "10000", "ATTUNE_APP_HTTP_RATE_BURST": "100000",
                    "ATTUNE_APP_GROUP_ID": f"attune-app-bench-{uuid.uuid4().hex[:6]}"}
-            server = subprocess.Popen([sys.executable, "-m", "attune_app"], env=env, cwd=ROOT)  # noqa: ASYNC220
+            server = subprocess.Popen([sys.executable, "-m", "attune_app"], env=env, cwd=ROOT)
             try:
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient() as probe:

@@ -135,7 +135,7 @@ class Gate:
 
     async def stats(self) -> dict[str, Any]:
         answer = (await self.client.get(f"http://127.0.0.1:{self.port}/stats", timeout=60)).json()
-        with self.record.open("rb") as record:  
+        with self.record.open("rb") as record:
             record.seek(self.offset)
             lines = record.read().splitlines()
         arrivals = []
@@ -490,10 +490,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     databases = {s: await create_database(f"attune_burst_{s}") for s in ("scheduler", "notifier")}
     record = logdir / "gateway.jsonl"
     record.touch()
-    gateway = subprocess.Popen([sys.executable, str(HERE / "gateway.py"), "--port", "0",  # noqa: ASYNC220
+    gateway = subprocess.Popen([sys.executable, str(HERE / "gateway.py"), "--port", "0",
                                 "--delay", f"{args.delay_min}-{args.delay_max}", "--fail-share", str(args.fail_share),
                                 "--seed", str(args.seed), "--record", str(record)],
-                               stdout=subprocess.PIPE, stderr=open(logdir / "gateway.log", "wb"))  # noqa: SIM115, ASYNC230
+                               stdout=subprocess.PIPE, stderr=open(logdir / "gateway.log", "wb"))  # noqa: SIM115
     try:
         assert gateway.stdout is not None
         listening = gateway.stdout.readline().decode().split()  # "listening <host> <port>"

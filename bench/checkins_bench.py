@@ -223,7 +223,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.service_logs:
         configure_logging("checkins")
-        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115, ASYNC230 - once, for the whole run
+        logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115 - once, for the whole run
 
     database_url = await create_database("attune_bench")
     with Tansu() as tansu:

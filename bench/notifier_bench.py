@@ -156,7 +156,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     broker = Tansu(log_path=logdir / "tansu.log").start()
     database_url = await create_database("attune_bench")
     sink_port = free_port()
-    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])  # noqa: ASYNC220
+    sink = subprocess.Popen([sys.executable, __file__, "--sink", str(sink_port)])
     sink_base = f"http://127.0.0.1:{sink_port}"
     sink_url = f"json://127.0.0.1:{sink_port}/bench"
     services: list[subprocess.Popen[bytes]] = []
@@ -183,11 +183,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                        "ATTUNE_NOTIFIER_KAFKA_SESSION_TIMEOUT_MS": "6000",
                        "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.05", "ATTUNE_NOTIFIER_ENVIRONMENT": "development",
                        "ATTUNE_NOTIFIER_HTTP_RATE_PER_S": "10000", "ATTUNE_NOTIFIER_HTTP_RATE_BURST": "100000"}
-                out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115, ASYNC230
+                out = open(logdir / f"notifier-{i}.log", "wb")  # noqa: SIM115
                 command = ["-m", "attune_notifier"]
                 if args.profile:
                     command = ["-c", PROFILED, str(Path(args.profile) / f"notifier-{i}.prof")]
-                services.append(subprocess.Popen([sys.executable, *command], env=env,  # noqa: ASYNC220
+                services.append(subprocess.Popen([sys.executable, *command], env=env,
                                                  stdout=out, stderr=subprocess.STDOUT))
                 if i == 0:
                     await ready(client, port)  # the first one migrates and creates topics
@@ -198,13 +198,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
             households = [uuid.uuid4() for _ in range(args.members)]
             members = [uuid.uuid4() for _ in range(args.members)]
-            for household, member in zip(households, members):
+            for household, member in zip(households, members, strict=True):
                 env_ = make_envelope(MemberUpserted(member_id=member, display_name="Bench", role=MemberRole.PARTNER,
                                                     time_zone="UTC"), household_id=household, producer="scheduler")
                 await producer.send(Topic.SCHEDULER_EVENTS.value, env_.to_bytes(), key=str(household).encode())
             await producer.flush()
             issuer = development_issuer()  # these services run in development
-            for household, member in zip(households, members):
+            for household, member in zip(households, members, strict=True):
                 auth = {"Authorization": f"Bearer {issuer.member(household, member)}"}
                 while (await client.get(f"{base}/v1/members/{member}/preferences", headers=auth)).status_code != 200:
                     await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -32,7 +33,7 @@ QUERY = f"""SELECT datname, {", ".join(FIELDS)}, pg_database_size(datid) AS byte
 async def sample(args: argparse.Namespace) -> None:
     import asyncpg
 
-    out = open(args.out, "a") if args.out else sys.stdout  # noqa: SIM115, ASYNC230 - open for the whole run
+    out = open(args.out, "a") if args.out else sys.stdout  # noqa: SIM115 - open for the whole run
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -48,10 +49,8 @@ async def sample(args: argparse.Namespace) -> None:
             for row in rows:
                 out.write(json.dumps({"at": at, **dict(row)}) + "\n")
             out.flush()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.every)
-            except TimeoutError:
-                pass
     finally:
         await conn.close()
 

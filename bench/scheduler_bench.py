@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -212,10 +213,8 @@ async def role_apscheduler(n: int, due: datetime) -> dict[str, Any]:
     for _ in range(n):
         scheduler.add_job(noop, DateTrigger(run_date=due, timezone=UTC))
     scheduler.resume()
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout=max(60.0, due.timestamp() - time.time() + 600))
-    except TimeoutError:
-        pass
     scheduler.shutdown(wait=False)
     finished = time.time()
     return {"ran": len(lags), "all_ran_after_s": round(finished - due.timestamp(), 2),

@@ -45,7 +45,7 @@ async def send_and_wait(
     *,
     household_id: uuid.UUID,
     answer_topic: Topic,
-    timeout: float = 20.0,
+    timeout: float = 20.0,  # noqa: ASYNC109 - how long an answer is awaited, not a cancellation scope
 ) -> Envelope[Any] | None:
     """Publish a command and wait for the first event on `answer_topic` correlated with it.
 

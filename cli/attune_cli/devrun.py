@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
 from attune_contracts.credentials import development_signing_key
 from attune_runtime.tansu import Tansu
 
@@ -93,7 +92,7 @@ def cli(*args: str) -> dict:
            "ATTUNE_CHECKINS_URL": f"http://127.0.0.1:{BASE_PORT + 2}",
            "ATTUNE_NOTIFIER_URL": f"http://127.0.0.1:{BASE_PORT + 3}",
            "ATTUNE_APP_URL": f"http://127.0.0.1:{BASE_PORT + 4}"}
-    run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], env=env, capture_output=True,  # noqa: S603 - our own CLI, fixed argv, no shell
+    run = subprocess.run([sys.executable, "-m", "attune_cli.main", *args, "--json"], check=False, env=env, capture_output=True,  # noqa: S603 - our own CLI, fixed argv, no shell
                          text=True, timeout=120)
     if run.returncode != 0:
         raise SystemExit(f"demo set-up failed at `attune {' '.join(args)}`:\n{run.stderr or run.stdout}")

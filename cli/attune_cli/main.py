@@ -7,25 +7,42 @@ import asyncio
 import json
 import uuid
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
 from attune_contracts import Topic
 from attune_contracts.catalog import TEMPLATES, template
 from attune_contracts.content import known_locale
 from attune_contracts.messages import (
-    CheckInSource, CheckInStatus, DeleteRitual, EraseHousehold, GiveConsent, HouseholdKind, MemberRole, PauseRitual,
-    RegisterHousehold, ResumeRitual, RevokeHouseholdCredentials, ScheduleRitual, SubmitCheckIn, UpsertMember,
+    CheckInSource,
+    CheckInStatus,
+    DeleteRitual,
+    EraseHousehold,
+    GiveConsent,
+    HouseholdKind,
+    MemberRole,
+    PauseRitual,
+    RegisterHousehold,
+    ResumeRitual,
+    RevokeHouseholdCredentials,
+    ScheduleRitual,
+    SubmitCheckIn,
+    UpsertMember,
     WithdrawConsent,
 )
+from rich.console import Console
+from rich.table import Table
 
-from . import bus
-from . import services
-from .config import CliConfig, current_household, known_members, remember_household, remember_member, resolve_member
+from . import bus, services
+from .config import (
+    CliConfig,
+    current_household,
+    known_members,
+    remember_household,
+    remember_member,
+    resolve_member,
+)
 
 app = typer.Typer(help="Attune: rituals that build intimacy, kept on time.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -366,7 +383,7 @@ def dlq_replay(
         raise typer.Exit(1)
 
 
-class CredentialScope(str, Enum):
+class CredentialScope(StrEnum):
     household = "household"
     member = "member"
     operator = "operator"

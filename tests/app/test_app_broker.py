@@ -13,7 +13,7 @@ from attune_app.bootstrap import App, build
 from attune_contracts import Topic, make_envelope, parse
 from attune_contracts.messages import HouseholdKind, HouseholdRegistered, MemberRole, MemberUpserted
 from attune_runtime.testing import eventually
-from support.inprocess import produce_records, read_topic
+from support.inprocess import produce_records, read_topic, started
 
 from .conftest import Browser, FakeCheckins, settings_for, start_household
 
@@ -25,17 +25,8 @@ async def app(kafka_bootstrap: str, pg_url: str, unique: str) -> AsyncIterator[A
     settings = settings_for(pg_url, kafka_bootstrap_servers=kafka_bootstrap, kafka_session_timeout_ms=6000,
                             retry_base_delay_s=0.05, retry_max_delay_s=0.2).model_copy(
         update={"kafka_create_topics": True})
-    parts = build(settings, checkins=FakeCheckins(), group_id=f"attune-app-{unique}")
-    await parts.start()
-    try:
-        await eventually(lambda: _ready(parts), timeout=30)
+    async with started(build(settings, checkins=FakeCheckins(), group_id=f"attune-app-{unique}")) as parts:
         yield parts
-    finally:
-        await parts.stop()
-
-
-async def _ready(parts: App) -> bool:
-    return bool((await parts.readiness.status())["ready"])
 
 
 async def read_ours(bootstrap: str, topic: Topic, household_id: UUID, *, until: Any, timeout: float = 30) -> list[Any]:

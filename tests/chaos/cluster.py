@@ -72,7 +72,7 @@ class Instance:
         self.starts += 1
         self.killed, self.restart_at, self.ready_since = False, None, None
         self.started_at = time.monotonic()
-        with open(self.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
+        with open(self.log, "ab") as out:
             out.write(f"\n===== chaos: start #{self.starts} at {time.strftime('%H:%M:%S')} =====\n".encode())
             self.process = await asyncio.create_subprocess_exec(
                 *compose_command(self.service), env=self.env, stdout=out, stderr=subprocess.STDOUT,
@@ -256,7 +256,7 @@ class Cluster:
                         pass
                 if instance.ready_since is None and now - instance.started_at > STUCK_AFTER_S:
                     instance.stuck += 1
-                    with open(instance.log, "ab") as out:  # noqa: ASYNC230 - a marker line in a local log
+                    with open(instance.log, "ab") as out:
                         out.write(f"\n===== chaos: stuck, never ready in {STUCK_AFTER_S:.0f}s: killed =====\n".encode())
                     await instance.kill(1.0, count=False)
                 continue

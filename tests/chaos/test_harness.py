@@ -68,7 +68,7 @@ async def test_a_cut_resets_open_connections_refuses_new_ones_then_accepts_again
 async def test_kafka_clients_find_their_way_back_through_the_proxy_after_a_cut() -> None:
     # Tansu advertises the proxy's address, so metadata sends clients back through the proxy.
     proxy_port, broker_port = free_port(), free_port()
-    process = subprocess.Popen(  # noqa: ASYNC220 - starts in milliseconds
+    process = subprocess.Popen(
         [binary(), "broker", "--listener-url", f"tcp://127.0.0.1:{broker_port}",
          "--advertised-listener-url", f"tcp://127.0.0.1:{proxy_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

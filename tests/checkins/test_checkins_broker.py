@@ -34,7 +34,7 @@ from attune_contracts.types import Contract
 from attune_runtime.testing import eventually
 from pydantic import SecretStr
 from sqlalchemy import text
-from support.inprocess import produce_records, read_topic
+from support.inprocess import produce_records, read_topic, started
 
 from .conftest import FERNET_KEY
 
@@ -49,17 +49,8 @@ async def service(request: pytest.FixtureRequest, kafka_bootstrap: str, pg_url: 
         notes_key=SecretStr(FERNET_KEY.decode()), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
         batch_max_records=request.param,
     )
-    parts = build(settings, group_id=f"attune-checkins-{unique}")
-    await parts.start()
-    try:
-        await eventually(lambda: _ready(parts), timeout=30)
+    async with started(build(settings, group_id=f"attune-checkins-{unique}")) as parts:
         yield parts
-    finally:
-        await parts.stop()
-
-
-async def _ready(parts: Checkins) -> bool:
-    return bool((await parts.readiness.status())["ready"])
 
 
 async def produce(bootstrap: str, topic: Topic, *values: bytes, key: UUID) -> None:

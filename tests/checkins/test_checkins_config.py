@@ -45,7 +45,7 @@ def test_production_refuses_missing_or_placeholder_secrets() -> None:
 
 
 def test_a_bad_notes_key_or_link_keys_say_how_to_fix_them() -> None:
-    with pytest.raises(ValueError, match="Fernet.generate_key"):
+    with pytest.raises(ValueError, match=r"Fernet\.generate_key"):
         NoteCipher([b"not-a-fernet-key"])
     with pytest.raises(ValueError, match="kid:secret"):
         Settings(environment="development", link_keys=SecretStr("no-colon-here-at-all")).link_key_map()

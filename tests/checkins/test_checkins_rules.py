@@ -63,15 +63,15 @@ def test_a_closed_unkept_day_breaks_the_streak_and_an_open_one_does_not() -> Non
     occurrences = daily(date(2027, 3, 1), 5)
     now = datetime(2027, 3, 6, 12, tzinfo=UTC)
     kept = [True, True, False, True, True]
-    streak = rules.compute_streak(list(zip(occurrences, kept)), StreakUnit.DAYS, now)
+    streak = rules.compute_streak(list(zip(occurrences, kept, strict=True)), StreakUnit.DAYS, now)
     assert (streak.length, streak.best, streak.run_start) == (2, 2, date(2027, 3, 4))
     # Today's occurrence still open and not yet done: the streak stands at yesterday's length.
     today = occ(datetime(2027, 3, 6, 21))
-    streak = rules.compute_streak([*zip(occurrences, kept), (today, False)], StreakUnit.DAYS,
+    streak = rules.compute_streak([*zip(occurrences, kept, strict=True), (today, False)], StreakUnit.DAYS,
                                   datetime(2027, 3, 7, 1, tzinfo=UTC))
     assert streak.length == 2
     # Once its deadline has passed unkept, the streak is over.
-    streak = rules.compute_streak([*zip(occurrences, kept), (today, False)], StreakUnit.DAYS,
+    streak = rules.compute_streak([*zip(occurrences, kept, strict=True), (today, False)], StreakUnit.DAYS,
                                   datetime(2027, 3, 7, 12, tzinfo=UTC))
     assert (streak.length, streak.best) == (0, 2)
 
@@ -123,8 +123,8 @@ def test_date_night_adherence_over_four_weeks() -> None:
     kept = [True, True, False, True, True, False]
     now = datetime(2027, 3, 13, 12, tzinfo=UTC)  # Mar 12's is still open (deadline Mar 14)
     # Window: Feb 14 .. Mar 13: Feb 19 (False), Feb 26 (True), Mar 5 (True), Mar 12 (open, not counted)
-    assert rules.adherence(list(zip(fridays, kept)), window_end=date(2027, 3, 13), now=now) == (2, 3)
-    assert rules.adherence(list(zip(fridays, kept)), window_end=date(2027, 3, 15),
+    assert rules.adherence(list(zip(fridays, kept, strict=True)), window_end=date(2027, 3, 13), now=now) == (2, 3)
+    assert rules.adherence(list(zip(fridays, kept, strict=True)), window_end=date(2027, 3, 15),
                            now=datetime(2027, 3, 15, 12, tzinfo=UTC)) == (2, 4)
 
 

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 import json
 import threading
 import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from typer.testing import CliRunner
-
 from attune_cli.main import app
 from attune_contracts import Topic
 from attune_contracts.catalog import TEMPLATES
 from attune_contracts.messages import DeadLetter
 from attune_runtime.kafka import ensure_topics
 from attune_runtime.settings import ServiceSettings
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -34,9 +34,9 @@ def test_catalog_lists_every_template_as_json() -> None:
 
 
 class _Sink(BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []  # the server makes a handler per request
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(200)
         self.end_headers()

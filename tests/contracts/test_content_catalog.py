@@ -87,7 +87,7 @@ def test_the_question_banks_are_big_open_ended_distinct_and_in_three_depths() ->
 
     assert len(catalog.CURIOSITY_QUESTIONS) >= 150 and len(catalog.CHILD_QUESTIONS) >= 30
     assert set(catalog.QUESTION_DEPTHS) == {"light", "deeper", "dreams"}
-    assert catalog.CURIOSITY_QUESTIONS == sum(catalog.QUESTION_DEPTHS.values(), ())
+    assert sum(catalog.QUESTION_DEPTHS.values(), ()) == catalog.CURIOSITY_QUESTIONS
     everything = catalog.CURIOSITY_QUESTIONS + catalog.CHILD_QUESTIONS
     assert len(set(everything)) == len(everything)  # no question twice, not even across the banks
     assert {catalog.question_depth(q) for q in catalog.QUESTIONS_DREAMS} == {"dreams"}

@@ -97,9 +97,9 @@ def test_development_keys_are_refused_outside_development() -> None:
 
 @pytest.mark.parametrize("setting", ["k1", "k1:", "k1:abc", "bad kid:" + "A" * 43, ":" + "A" * 43])
 def test_bad_key_settings_say_what_is_wrong(setting: str) -> None:
-    with pytest.raises(ValueError, match="kid|base64url|32 bytes"):
+    with pytest.raises(ValueError, match=r"kid|base64url|32 bytes"):
         parse_public_keys(setting)
-    with pytest.raises(ValueError, match="kid|base64url|32 bytes"):
+    with pytest.raises(ValueError, match=r"kid|base64url|32 bytes"):
         parse_signing_key(setting)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from attune_contracts import CATALOG, ContractError, Topic, all_specs, make_envelope, parse
 from attune_contracts.messages import LogMoment, MomentKind, RegisterHousehold
 
@@ -100,7 +99,7 @@ def test_commands_live_on_command_topics_and_events_elsewhere() -> None:
 
 def test_envelope_occurred_at_default_is_now_in_utc() -> None:
     envelope = make_envelope(RegisterHousehold(name="A", time_zone="UTC"), household_id=HOUSEHOLD, producer="t")
-    assert abs(envelope.occurred_at - datetime.now(timezone.utc)) < timedelta(seconds=5)
+    assert abs(envelope.occurred_at - datetime.now(UTC)) < timedelta(seconds=5)
     assert envelope.correlation_id == str(envelope.event_id)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from attune_contracts import make_envelope
 from attune_contracts.export import render
 from attune_contracts.messages import RegisterHousehold

@@ -6,12 +6,11 @@ import json
 import uuid
 
 import pytest
+from attune_contracts import ContractError, all_specs, make_envelope, parse
+from attune_contracts.messages import CheckInStatus, LogMoment, MomentKind, RegisterHousehold, SubmitCheckIn
+from attune_contracts.registry import peek
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from attune_contracts import ContractError, all_specs, make_envelope, parse
-from attune_contracts.registry import peek
-from attune_contracts.messages import LogMoment, MomentKind, RegisterHousehold, SubmitCheckIn, CheckInStatus
 
 pytestmark = [pytest.mark.unit]
 

@@ -52,7 +52,7 @@ def value_for(name: str, annotation: typing.Any, metadata: list[typing.Any], fil
     if origin is typing.Literal:
         return typing.get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return list(annotation)[0]
+        return next(iter(annotation))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return build(annotation, fill_optional)
     if annotation is uuid.UUID:

@@ -59,7 +59,7 @@ def test_secrets_must_be_given_and_are_documented() -> None:
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
     assert "POSTGRES_PASSWORD" in required
     assert not re.search(r"\$\{[A-Z0-9_]+(:-|-)", text), "secrets must not have defaults"
-    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
     assert required <= documented, f"document in .env.example: {sorted(required - documented)}"
     for name in ATTUNE:
         for key, value in SERVICES[name]["environment"].items():

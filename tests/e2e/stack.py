@@ -127,7 +127,8 @@ class Stack:
             port = free_port()
             log = self.workdir / f"{name}.log"
             process = subprocess.Popen(compose_command(name), env=self.env_for(name, port, await self._database()),
-                                       stdout=open(log, "wb"), stderr=subprocess.STDOUT, cwd=self.workdir)
+                                       stdout=open(log, "wb"),  # noqa: SIM115 - the child holds it
+                                       stderr=subprocess.STDOUT, cwd=self.workdir)
             self.services[name] = Running(name, port, process, log)
         for running in self.services.values():
             await self.wait_ready(running)

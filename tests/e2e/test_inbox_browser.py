@@ -8,6 +8,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import apprise
 import httpx
@@ -21,9 +22,9 @@ pytestmark = [pytest.mark.e2e]
 class _CheckinPage(BaseHTTPRequestHandler):
     """Stands in for the check-ins service's one-tap page; records which links were opened."""
 
-    opened: list[str] = []
+    opened: ClassVar[list[str]] = []  # the server makes a handler per request
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.opened.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "text/html")

@@ -44,7 +44,7 @@ def test_make_run_brings_everything_up_and_the_first_reminder_arrives(tmp_path: 
     env = {**os.environ, "ATTUNE_DEV_BASE_PORT": str(base), "ATTUNE_DEV_KAFKA_PORT": str(kafka)}
     log = tmp_path / "make-run.log"
     process = subprocess.Popen(as_in_a_terminal("attune_cli.devrun"), cwd=tmp_path, env=env,
-                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+                               stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115 - the child holds it
     try:
         # Bounded, not a speed target: a loaded 2-CPU machine has needed over 60 s to import and start a service.
         deadline = time.monotonic() + 240

@@ -129,7 +129,7 @@ class TwoOfEach(Stack):
                     env["ATTUNE_APP_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
                     self.app_env = envs["app"]
                 log = self.workdir / f"{name}.log"
-                process = subprocess.Popen(compose_command(service), env=env, stdout=open(log, "wb"),  # noqa: SIM115, ASYNC220, ASYNC230
+                process = subprocess.Popen(compose_command(service), env=env, stdout=open(log, "wb"),  # noqa: SIM115
                                            stderr=subprocess.STDOUT, cwd=self.workdir)
                 self.services[name] = Running(name, port, process, log)
             # The first instance of each service migrates its database and creates the topics alone.

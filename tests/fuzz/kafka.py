@@ -133,7 +133,7 @@ class Fuzz:
             futures.append(await self._producer.send(topic.value, record.value, key=record.key, partition=p,
                                                      headers=record.headers or None))
         sent = []
-        for record, future in zip(records, futures):
+        for record, future in zip(records, futures, strict=True):
             meta = await future
             refused = refused_by_contracts(record.value)
             proof = probe

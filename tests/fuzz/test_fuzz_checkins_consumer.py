@@ -30,9 +30,10 @@ from attune_contracts.messages import (
     RitualDue,
 )
 from attune_contracts.trust import sender_of
-from attune_runtime.testing import eventually, temporary_database
+from attune_runtime.testing import temporary_database
 from pydantic import SecretStr
 from sqlalchemy import text
+from support.inprocess import started
 
 from .kafka import MIB, Fuzz, Sent, Watch, report, rss
 from .strategies import boundary_records, draw_many, hostile_records, near_size_limit
@@ -53,13 +54,8 @@ async def running(fuzz_kafka: str, batch: int) -> AsyncIterator[Checkins]:
             notes_key=SecretStr(FERNET_KEY), retry_base_delay_s=0.05, retry_max_delay_s=0.2,
             batch_max_records=batch,
         )
-        parts = build(settings, group_id=f"attune-checkins-fuzz-{batch}", run_timer=False)
-        await parts.start()
-        try:
-            await eventually(lambda: _ready(parts), timeout=30)
+        async with started(build(settings, group_id=f"attune-checkins-fuzz-{batch}", run_timer=False)) as parts:
             yield parts
-        finally:
-            await parts.stop()
 
 
 @pytest.fixture(scope="module")

@@ -364,7 +364,7 @@ async def test_a_link_signed_with_our_key_but_saying_nonsense_is_refused_with_a_
     """Claims that are signed (a leaked or misused key) but hostile: deep, huge, wrong types."""
     checkins = next(t for t in targets if t.name == "checkins")
     serializer = link_serializer(LINK_KEYS.split(":", 1)[1])
-    claims = draw_many(json_values, 40) + [[[[[[]]]]], {"token_id": "x" * 1500}, {"expires_at": "9999-12-31T23:59:59Z"}]
+    claims = [*draw_many(json_values, 40), [[[[[]]]]], {"token_id": "x" * 1500}, {"expires_at": "9999-12-31T23:59:59Z"}]
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=checkins.app), base_url="http://fuzz") as client:
         for data in claims:
             token = f"k1.{serializer.dumps(data)}"

@@ -153,7 +153,7 @@ def test_eight_attempts_take_about_thirty_minutes_then_the_next_channel() -> Non
     assert waits == sorted(waits) or max(waits) <= 900  # grows, capped at 15 minutes
     assert 15 * 60 <= sum(waits) <= 40 * 60
     ceilings = [policy.backoff.ceiling(a) for a in range(1, 8)]
-    assert all(c / 2 <= w <= c for c, w in zip(ceilings, waits))  # jitter within [ceiling/2, ceiling]
+    assert all(c / 2 <= w <= c for c, w in zip(ceilings, waits, strict=True))  # jitter within [ceiling/2, ceiling]
     fallback = after_failure(now=now, attempt=8, channel_index=0, channels=2, policy=policy, rng=rng)
     assert (fallback.dead, fallback.channel_index, fallback.attempt, fallback.next_attempt_at) == (False, 1, 0, now)
     assert after_failure(now=now, attempt=8, channel_index=1, channels=2, policy=policy, rng=rng).dead

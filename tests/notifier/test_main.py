@@ -35,8 +35,8 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="Fernet"):
         NotifierSettings(environment="development", channel_key="not-a-fernet-key-but-long-enough")
     dlq = Fernet.generate_key().decode()
-    with pytest.raises(ValidationError, match="VAPID_PRIVATE_KEY is missing or a placeholder|VAPID_PRIVATE_KEY is "
-                                              "unset or holds a development key"):
+    with pytest.raises(ValidationError, match=r"VAPID_PRIVATE_KEY is missing or a placeholder|VAPID_PRIVATE_KEY is "
+                                              r"unset or holds a development key"):
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                          channel_key=Fernet.generate_key().decode(), dead_letter_key=dlq)
     with pytest.raises(ValidationError, match="P-256") as refused:

@@ -179,7 +179,7 @@ def test_the_lease_is_a_setting_that_must_outlive_a_send() -> None:
     settings = NotifierSettings(environment="development")
     assert settings.delivery_lease_s == 30 and settings.send_timeout_s == 15
     assert NotifierSettings(environment="development", delivery_lease_s=90, send_timeout_s=60).delivery_lease_s == 90
-    with pytest.raises(ValidationError, match="DELIVERY_LEASE_S .* must be at least"):
+    with pytest.raises(ValidationError, match=r"DELIVERY_LEASE_S .* must be at least"):
         NotifierSettings(environment="development", delivery_lease_s=20, send_timeout_s=15)
 
 

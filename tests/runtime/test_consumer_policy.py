@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from prometheus_client import CollectorRegistry
-
 from attune_contracts import Topic, make_envelope
 from attune_contracts.messages import DeadLetter, LogMoment, MomentKind
 from attune_contracts.trust import sender_of
@@ -23,6 +21,7 @@ from attune_runtime.kafka import ensure_topics, make_broker
 from attune_runtime.retry import Backoff
 from attune_runtime.settings import ServiceSettings
 from attune_runtime.testing import eventually
+from prometheus_client import CollectorRegistry
 
 pytestmark = [pytest.mark.integration]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from attune_runtime.http import BodyLimit, TokenBuckets, caller_key
 
 pytestmark = [pytest.mark.unit]

@@ -5,7 +5,6 @@ import json
 import logging
 
 import pytest
-
 from attune_runtime.logs import HumanFormatter, JsonFormatter, message_context
 
 pytestmark = [pytest.mark.unit]

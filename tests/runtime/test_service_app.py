@@ -7,15 +7,14 @@ import asyncio
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-
 from attune_contracts import Topic
 from attune_runtime.app import service_app
 from attune_runtime.consumer import ConsumerMetrics, Readiness, subscribe
 from attune_runtime.kafka import ensure_topics, make_broker
 from attune_runtime.settings import ServiceSettings
 from attune_runtime.tansu import free_port
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 pytestmark = [pytest.mark.integration]
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr, ValidationError
-from pydantic_settings import SettingsConfigDict
-
 from attune_runtime.retry import Backoff
 from attune_runtime.settings import ServiceSettings
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
 
 pytestmark = [pytest.mark.unit]
 

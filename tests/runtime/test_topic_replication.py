@@ -64,6 +64,6 @@ async def test_more_in_sync_replicas_than_copies_is_refused_before_anything_is_c
     with pytest.raises(ValidationError, match="KAFKA_MIN_INSYNC_REPLICAS"):
         ServiceSettings(kafka_replication_factor=2, kafka_min_insync_replicas=3)
     settings = ServiceSettings().model_copy(update={"kafka_min_insync_replicas": 3})  # past the validator
-    with pytest.raises(ValueError, match="min.insync.replicas 3"):
+    with pytest.raises(ValueError, match=r"min\.insync\.replicas 3"):
         await kafka.ensure_topics(settings, [Topic.SCHEDULER_COMMANDS])
     assert admin.created == []

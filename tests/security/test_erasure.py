@@ -26,8 +26,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from attune_contracts import Topic
-from attune_contracts.messages import RecordAchievement, ScheduleRitual
 from attune_contracts.credentials import CredentialIssuer
+from attune_contracts.messages import RecordAchievement, ScheduleRitual
 from attune_runtime.testing import PG_ADMIN_DSN, eventually
 from chaos.scenario import read_topic
 from e2e.stack import SERVICES, Stack

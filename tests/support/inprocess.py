@@ -1,6 +1,7 @@
 """A service running inside the test process, and the raw broker access its tests need.
 
-`serving(app, port)` runs a service's ASGI app (its `build_app(settings)`, which owns the consumers, the relay and
+`started(parts)` starts what a service's `build(settings)` returned (consumers, relay; no HTTP) and returns once
+its readiness says ready; `serving(app, port)` runs a service's ASGI app (its `build_app(settings)`, which owns the consumers, the relay and
 the HTTP routes) under uvicorn on 127.0.0.1 and returns once `/readyz` answers 200, so the test starts against a
 service that has joined its group; `produce` and `read_topic` write and read a topic as any client of the broker
 would (no contracts in the way: hostile bytes go on as they are).
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import uvicorn
@@ -21,7 +22,9 @@ from attune_contracts import Topic
 from attune_runtime.tansu import free_port
 from attune_runtime.testing import eventually
 
-__all__ = ["free_port", "produce_records", "read_topic", "serving", "wait_ready"]
+P = TypeVar("P", bound="Startable")
+
+__all__ = ["free_port", "produce_records", "read_topic", "serving", "started", "wait_ready"]
 
 
 async def wait_ready(base_url: str, *, timeout: float = 60, interval: float = 0.2) -> None:
@@ -34,6 +37,30 @@ async def wait_ready(base_url: str, *, timeout: float = 60, interval: float = 0.
                 return False
 
         await eventually(ready, timeout=timeout, interval=interval)
+
+
+class Startable(Protocol):
+    """What every service's `build(settings)` returns: its parts, started and stopped together."""
+
+    readiness: Any
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def started(parts: P, *, ready_timeout: float = 30) -> AsyncIterator[P]:
+    """Start `parts` for the length of the block, once their readiness (consumer groups joined) says ready."""
+    await parts.start()
+    try:
+        async def ready() -> bool:
+            return bool((await parts.readiness.status())["ready"])
+
+        await eventually(ready, timeout=ready_timeout)
+        yield parts
+    finally:
+        await parts.stop()
 
 
 @contextlib.asynccontextmanager

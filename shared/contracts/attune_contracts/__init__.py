@@ -6,16 +6,16 @@
 
 __version__ = "2.0.0"
 
+from . import messages  # noqa: F401  (registers every message)
 from .envelope import Envelope, make_envelope
 from .registry import ContractError, MessageSpec, all_specs, lookup, parse, spec_of
 from .topics import CATALOG, Topic, TopicSpec
-from . import messages  # noqa: F401  (registers every message)
 
 __all__ = [
     "CATALOG", "ContractError", "Envelope", "MessageSpec", "Topic", "TopicSpec",
     "all_specs", "lookup", "make_envelope", "parse", "spec_of",
 ]
 
-from .publisher import AttunePublisher, Publisher, headers_for  # noqa: E402
+from .publisher import AttunePublisher, Publisher, headers_for
 
 __all__ += ["AttunePublisher", "Publisher", "headers_for"]

@@ -134,7 +134,7 @@ def cadence_of(rrule: str | None) -> str | None:
     if parts.get("INTERVAL", "1") != "1":
         return None
     days = [d for d in parts.get("BYDAY", "").split(",") if d]
-    if parts.get("FREQ") == "DAILY" and not days or parts.get("FREQ") == "WEEKLY" and len(days) == 7:
+    if (parts.get("FREQ") == "DAILY" and not days) or (parts.get("FREQ") == "WEEKLY" and len(days) == 7):
         return "daily"
     if parts.get("FREQ") == "WEEKLY" and len(days) == 1:
         return "weekly"
@@ -444,7 +444,7 @@ def catalog_problems(language: str, path: Path | None = None) -> list[str]:
         entry = po.get(text)
         if entry is None or not entry.string or entry.fuzzy:
             problems.append(f"{language}: no translation of {text!r}")
-        elif placeholders(entry.string) != placeholders(text):
+        elif not isinstance(entry.string, str) or placeholders(entry.string) != placeholders(text):
             problems.append(f"{language}: {text!r} -> {entry.string!r} changes the placeholders")
     problems += [f"{language}: {entry.id!r} is no longer used" for entry in po
                  if entry.id and entry.id not in set(wanted)]

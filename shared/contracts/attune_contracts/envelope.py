@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticSerializationError
-from typing_extensions import Annotated
 
 from .sealing import FieldKeys, FieldKeysMissing, context_for
 from .types import Contract, UtcDatetime
@@ -72,7 +71,7 @@ def make_envelope(
 
     spec = spec_of(type(payload))
     eid = event_id or new_event_id()
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return spec.envelope(  # Envelope[type(payload)], made once when the payload's class was registered
         event_id=eid,
         type=spec.type,
         version=spec.version,

@@ -10,14 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from . import __version__
+from .messages import DeadLetter
 from .registry import all_specs
 from .topics import CATALOG
-from .messages import DeadLetter
 
 
-def _schema(model: type) -> dict[str, Any]:
-    return model.model_json_schema(mode="validation", ref_template="#/$defs/{model}")  # type: ignore[attr-defined]
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(mode="validation", ref_template="#/$defs/{model}")
 
 
 def schema_files() -> dict[str, dict[str, Any]]:
@@ -105,8 +107,8 @@ def catalog_markdown() -> str:
     specs = all_specs()
     for topic, info in CATALOG.items():
         lines += [f"## `{topic.value}`", "", f"{info.description}", "",
-                  f"Partitions: {info.partitions} · key: {info.key} · produced by: {', '.join(info.producers)} · "
-                  f"consumed by: {', '.join(info.consumers) or '—'}", ""]
+                  (f"Partitions: {info.partitions} · key: {info.key} · produced by: {', '.join(info.producers)} · "
+                   f"consumed by: {', '.join(info.consumers) or '—'}"), ""]
         rows = [s for s in specs if s.topic is topic]
         if rows:
             lines += ["| type | v | kind | model | meaning |", "|---|---|---|---|---|"]

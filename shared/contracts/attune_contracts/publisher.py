@@ -13,7 +13,7 @@ A payload with private text (a note, a name) needs the deployment's field keys t
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from uuid import UUID
 
 from .envelope import Envelope, make_envelope
@@ -88,7 +88,7 @@ class AttunePublisher(Publisher):
         return cls(AIOKafkaProducer(bootstrap_servers=bootstrap_servers, **kafka_options), producer=producer,
                    field_keys=field_keys)
 
-    async def __aenter__(self) -> AttunePublisher:
+    async def __aenter__(self) -> Self:
         await self._client.start()
         return self
 

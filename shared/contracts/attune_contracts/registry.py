@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ class MessageSpec:
     version: int
     kind: Kind
     topic: Topic
-    model: type[Contract]
-    envelope: type[Envelope[Any]]
+    model: builtins.type[Contract]  # `builtins.`: inside this class, `type` is the field above
+    envelope: builtins.type[Envelope[Any]]
     summary: str
 
     @property

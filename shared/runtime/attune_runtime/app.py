@@ -84,7 +84,7 @@ def metrics_app(registry: CollectorRegistry) -> ASGIApp:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     inner = make_asgi_app(registry)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -177,19 +177,7 @@ class Readiness:
                 "failed_checks": failed, "waiting_for": blocked}
 
 
-class _JoinListener(ConsumerRebalanceListener):
-    def __init__(self, readiness: Readiness, name: str) -> None:
-        self._readiness, self._name = readiness, name
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        # Called after every successful join, also with an empty assignment (more members than partitions).
-        self._readiness.mark(self._name, True)
-
-
-class _JoinListener(ConsumerRebalanceListener):
+class _JoinListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     def __init__(self, readiness: Readiness, name: str) -> None:
         self._readiness, self._name = readiness, name
 
@@ -235,7 +223,7 @@ def dead_letter_for(record: Any, *, reason: str, kind: str, consumer: str, attem
         partition=record.partition,
         offset=record.offset,
         key_b64=_b64(key),
-        value_b64=_b64(value[:0 if withhold_value else KEEP_VALUE_BYTES]) if value is not None else "",
+        value_b64=(_b64(value[:0 if withhold_value else KEEP_VALUE_BYTES]) or "") if value is not None else "",
         headers=headers,
         attempts=max(1, attempts),
         failed_at=datetime.now(UTC),

@@ -157,10 +157,9 @@ class DeadLetterVault:
                                        .where(self.erased.c.household_id == household_id))).first() is not None
 
     def _insert_ignore(self, conn: AsyncConnection, values: dict[str, Any]) -> Any:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         return insert(self.table).values(**values).on_conflict_do_nothing(index_elements=[self.table.c.scope])
 
     async def seal(self, letter: DeadLetter, household_id: UUID | None) -> DeadLetter:

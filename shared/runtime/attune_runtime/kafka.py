@@ -8,12 +8,11 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from attune_contracts import CATALOG, Publisher, Topic, TopicSpec
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
-
-from attune_contracts import CATALOG, Publisher, Topic, TopicSpec
 
 from .settings import ServiceSettings
 

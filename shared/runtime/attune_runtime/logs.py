@@ -6,9 +6,10 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from .faults import redact_values
@@ -17,7 +18,8 @@ _CONTEXT_FIELDS = ("event_type", "event_id", "correlation_id", "household_id", "
 
 
 # The message being handled: every log line written while handling it carries these fields.
-_message_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("attune_message", default={})
+_message_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "attune_message", default=MappingProxyType({}))
 
 
 @contextmanager

@@ -105,7 +105,8 @@ class BatchProducer:
     @staticmethod
     async def _hand_over(client: Any, batch: Any, slot: tuple[str, int]) -> asyncio.Future[Any]:
         batch.close()  # complete: aiokafka sends a closed batch at once instead of lingering
-        return await client.send_batch(batch, slot[0], partition=slot[1])
+        acked: asyncio.Future[Any] = await client.send_batch(batch, slot[0], partition=slot[1])
+        return acked
 
     async def _keys_of(self, topic: str) -> tuple[int, dict[bytes, int]]:
         count = len(await self.client.partitions_for(topic))

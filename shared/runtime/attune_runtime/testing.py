@@ -83,7 +83,7 @@ async def temporary_database(prefix: str = "attune_t") -> AsyncIterator[str]:
         await drop_database(url)
 
 
-async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+async def eventually(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109 - said in its failure
     """Poll `predicate` (sync or async) until it returns something truthy; fail with a message otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..types import Reason, UtcDatetime
 
-__all__ = ["DeadLetter", "DEAD_LETTER_VERSION", "SealedDeadLetter"]
+__all__ = ["DEAD_LETTER_VERSION", "DeadLetter", "SealedDeadLetter"]
 
 DEAD_LETTER_VERSION = 1
 Text = Annotated[str, StringConstraints(max_length=500)]

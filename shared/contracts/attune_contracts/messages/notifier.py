@@ -13,8 +13,15 @@ from ..topics import Topic
 from ..types import Contract, Key, PrivateBody, PrivateText, Reason, UtcDatetime
 
 __all__ = [
-    "ChannelKind", "NotificationRequested", "NotificationSent", "NotificationFailed",
-    "NotificationDeadLettered", "NotificationDropped", "ShortLinkIssued", "QuestionAsked", "QuestionBank",
+    "ChannelKind",
+    "NotificationDeadLettered",
+    "NotificationDropped",
+    "NotificationFailed",
+    "NotificationRequested",
+    "NotificationSent",
+    "QuestionAsked",
+    "QuestionBank",
+    "ShortLinkIssued",
 ]
 
 
