@@ -90,6 +90,9 @@ async def test_the_same_pages_in_english_keep_the_readers_clock(api: Api) -> Non
         page = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id, locale=locale)}")
         assert '<html lang="en">' in page.text and "Coming up" in page.text and "Keep this message" in page.text
         assert re.search(clock, page.text), page.text
+    # A locale with no catalog reads English words (lang="en") with its own dates, as its messages do.
+    french = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id, locale='fr_FR')}")
+    assert '<html lang="en">' in french.text and "Keep this message" in french.text and "mars" in french.text
     old = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id)}")  # a token from before 1.2.0
     assert old.status_code == 200 and "Coming up" in old.text
 
