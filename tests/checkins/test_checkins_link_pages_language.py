@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from html import unescape
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -90,8 +91,16 @@ async def test_the_same_pages_in_english_keep_the_readers_clock(api: Api) -> Non
         page = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id, locale=locale)}")
         assert '<html lang="en">' in page.text and "Coming up" in page.text and "Keep this message" in page.text
         assert re.search(clock, page.text), page.text
+    # A locale with no catalog reads English words (lang="en") with its own dates, as its messages do.
+    french = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id, locale='fr_FR')}")
+    assert '<html lang="en">' in french.text and "Keep this message" in french.text and "mars" in french.text
     old = await api.client.get(f"/l/{api.mint(occurrence=due.occurrence_id)}")  # a token from before 1.2.0
     assert old.status_code == 200 and "Coming up" in old.text
+
+
+async def test_a_link_to_a_ritual_no_longer_known_says_so_in_german(api: Api) -> None:
+    gone = await api.client.get(f"/l/{api.mint(occurrence=uuid4(), locale='de_DE')}")
+    assert gone.status_code == 404 and "Wir konnten dieses Ritual nicht mehr finden." in german_page(gone)
 
 
 async def test_a_short_link_leads_to_the_page_in_its_readers_language(api: Api) -> None:

@@ -81,14 +81,16 @@ async def test_the_day_before_reminder_link_in_a_browser(api: Api, served: str, 
     api.h.clock.set(at + timedelta(hours=3))  # after the date, the same link
 
     def check_in() -> str:
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         browser.get(f"{served}/l/{done}")
-        form_page = browser.find_element(By.TAG_NAME, "main")
         browser.find_element(By.CSS_SELECTOR, 'button[value="5"]').click()
         # The click submits a form: read the page that answers it, not the one still showing (a loaded machine).
-        WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form_page))
+        # Waiting for the old page to go stale once failed with "Node ... does not belong to the document" (the
+        # page swapped mid-query, load ~12): wait for the answer's heading instead, through such errors.
+        WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+            lambda driver: driver.find_element(By.TAG_NAME, "h1").text != "Nice one!")
         return browser.find_element(By.TAG_NAME, "main").text
 
     text = await asyncio.to_thread(check_in)

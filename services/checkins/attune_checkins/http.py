@@ -406,6 +406,7 @@ def _html(title: str, body: str, status: int, locale: str | None) -> HTMLRespons
     """A page in the reader's language: `title` a msgid, `body` already in their words."""
     title = words.translator(locale)(title)
     language = words.normalise_locale(locale).split("_")[0]
+    language = language if language in words.LANGUAGES else words.SOURCE_LANGUAGE  # no catalog: English words
     document = (
         f"<!doctype html><html lang=\"{escape(language)}\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

@@ -290,7 +290,6 @@ LINK_PAGE: dict[str, str] = {
                   "reminder's links will work."),
     "forged": _("This link has been changed or was not made by Attune."),
     "expired": _("This link has expired. The next reminder will bring fresh links."),
-    "replayed": _("This link has already been used; your answer was recorded then."),
     "used": _("This link has already been used; your answer was recorded then. Thank you!"),
     "unknown_occurrence": _("We could not find this ritual any more."),
     "unknown_short_link": _("We don't know this short link. It may be mistyped, or so old that it has been tidied "
