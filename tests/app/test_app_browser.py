@@ -5,6 +5,7 @@ axe-core finds no serious or critical accessibility problem on any screen. The a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -68,8 +69,6 @@ class Served:
 
 @pytest.fixture
 def app_server(tmp_path: Path) -> Iterator[Served]:
-    import uvicorn
-
     url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
 
     async def migrate() -> None:
@@ -80,9 +79,17 @@ def app_server(tmp_path: Path) -> Iterator[Served]:
     asyncio.run(migrate())
     commands = FakeCommands()
     parts = build(settings_for(url), clock=FakeClock(datetime.now(UTC)), commands=commands, checkins=FakeCheckins())
+    with serving(parts.http) as (base, loop):
+        yield Served(base, commands, loop, parts.store)
+
+
+@contextlib.contextmanager
+def serving(http: Any) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
+    """The app under uvicorn on its own loop in a thread: (its base URL, that loop) until the block ends."""
+    import uvicorn
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(parts.http, host="127.0.0.1", port=port, log_level="warning",
-                                          lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(http, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
     thread.start()
@@ -93,7 +100,7 @@ def app_server(tmp_path: Path) -> Iterator[Served]:
         except httpx.HTTPError:
             time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{port}", commands, loop, parts.store)
+        yield f"http://127.0.0.1:{port}", loop
     finally:
         server.should_exit = True
         thread.join(10)

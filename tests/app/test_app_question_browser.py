@@ -6,14 +6,11 @@ other's answer only once both have answered. axe-core finds nothing serious; not
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import httpx
 import pytest
@@ -33,29 +30,17 @@ from attune_contracts.messages import (
     HouseholdRegistered,
     MemberRole,
     MemberUpserted,
-    QuestionAsked,
-    QuestionBank,
-    RitualDue,
 )
 from attune_contracts.trust import sender_of
-from attune_runtime.tansu import free_port
 
 from .conftest import FakeClock, FakeCommands, settings_for
-from .test_app_browser import phone_screen, serious_violations, shot, two_phones, wait_for_url  # noqa: F401
+from .test_app_browser import phone_screen, serious_violations, serving, shot, two_phones, wait_for_url  # noqa: F401
+from .test_app_checkins_api import Sink
+from .test_app_questions import asked_for, curiosity_due
 
 pytestmark = [pytest.mark.e2e]
 
 QUESTION = catalog.CURIOSITY_QUESTIONS[0]
-
-
-class Sink:
-    """Where check-ins' outbox would publish (no broker here): what it announced."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    async def send_all(self, records: list[Any]) -> None:
-        self.records += records
 
 
 @dataclass
@@ -79,8 +64,6 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    import uvicorn
-
     url, checkins_url = f"sqlite+aiosqlite:///{tmp_path}/app.db", f"sqlite+aiosqlite:///{tmp_path}/checkins.db"
 
     async def migrate() -> None:
@@ -97,23 +80,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
                        transport=httpx.ASGITransport(app=checkins.http))
     commands = FakeCommands()
     parts = build(settings, clock=FakeClock(datetime.now(UTC)), commands=commands, checkins=api)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(parts.http, host="127.0.0.1", port=port, log_level="warning",
-                                          lifespan="off"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    for _ in range(200):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/static/app.css", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", commands, loop, parts.store, checkins)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(parts.http) as (base, loop):
+        yield Served(base, commands, loop, parts.store, checkins)
 
 
 def test_both_partners_answer_todays_question_and_each_sees_both(served: Served, two_phones: tuple[Any, Any]) -> None:  # noqa: F811
@@ -142,13 +110,9 @@ def test_both_partners_answer_todays_question_and_each_sees_both(served: Served,
         served.fact(MemberUpserted(member_id=member_id, display_name=name, role=MemberRole.PARTNER,
                                    time_zone="Europe/Lisbon"), household_id)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    due = RitualDue(occurrence_id=uuid4(), ritual_id=uuid4(), template="curiosity_question", title="Today's question",
-                    participants=[ana_id, ben_id], scheduled_for=now, local_time=now.isoformat(),
-                    time_zone="Europe/Lisbon", sensitive=False, deadline=now + timedelta(hours=12))
+    due = curiosity_due([ana_id, ben_id], now, "Europe/Lisbon")
     served.fact(due, household_id)
-    served.fact(QuestionAsked(occurrence_id=due.occurrence_id, ritual_id=due.ritual_id, template=due.template,
-                              bank=QuestionBank.ADULT, question_key=catalog.question_key(QUESTION),
-                              depth=catalog.question_depth(QUESTION), scheduled_for=now), household_id)
+    served.fact(asked_for(due, QUESTION), household_id)
 
     def question_text(driver: Any) -> str:
         return driver.find_element(By.CSS_SELECTOR, "section.question").text
@@ -188,9 +152,7 @@ def test_both_partners_answer_todays_question_and_each_sees_both(served: Served,
     assert ben.execute_script("return document.documentElement.scrollWidth") <= 320
     assert serious_violations(ben) == []
     # A second question today (a child's ritual, say) brings a fresh form: its button is a 44 px target.
-    served.fact(QuestionAsked(occurrence_id=uuid4(), ritual_id=due.ritual_id, template=due.template,
-                              bank=QuestionBank.ADULT, question_key=catalog.question_key(catalog.CURIOSITY_QUESTIONS[5]),
-                              depth=catalog.question_depth(catalog.CURIOSITY_QUESTIONS[5]), scheduled_for=now),
+    served.fact(asked_for(curiosity_due([ana_id, ben_id], now, "Europe/Lisbon"), catalog.CURIOSITY_QUESTIONS[5]),
                 household_id)
     ana.get(base + "/today")
     button = ana.find_element(By.CSS_SELECTOR, "section.question button[type=submit]")

@@ -4,7 +4,6 @@ REAL check-ins API in process as each partner, and each sees the other's answer 
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,8 @@ from attune_app.adapters.migrate import upgrade as upgrade_app
 from attune_app.adapters.upstream import HttpCheckins
 from attune_app.bootstrap import build as build_app
 from attune_app.handlers import make_handler
-from attune_checkins.adapters.migrate import upgrade as upgrade_checkins
 from attune_checkins.bootstrap import Checkins
-from attune_checkins.bootstrap import build as build_checkins
-from attune_checkins.config import Settings as CheckinsSettings
-from attune_contracts import catalog, make_envelope, parse
+from attune_contracts import catalog, make_envelope
 from attune_contracts.messages import (
     HouseholdKind,
     HouseholdRegistered,
@@ -34,35 +30,12 @@ from attune_contracts.messages import (
 from attune_contracts.trust import sender_of
 
 from .conftest import Browser, FakeCommands, Harness, settings_for, start_household
+from .test_app_checkins_api import Sink, checkins  # noqa: F401 - `checkins`: the real check-ins service (a fixture)
 from .test_app_http import fact, invite_link, started
 
 pytestmark = [pytest.mark.unit]
 
 QUESTION = catalog.CURIOSITY_QUESTIONS[3]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def send_all(self, records: list[Any]) -> None:
-        self.events += [parse(value).payload for _, _, value, _ in records]
-
-
-@pytest.fixture
-async def checkins(tmp_path: Path) -> AsyncIterator[tuple[Checkins, Sink]]:
-    sink = Sink()
-    parts = build_checkins(CheckinsSettings(environment="development", kafka_create_topics=False,
-                                            database_url=f"sqlite+aiosqlite:///{tmp_path}/checkins.db",
-                                            http_rate_per_s=1000, http_rate_burst=1000),
-                           sink=sink, run_timer=False)
-    await upgrade_checkins(parts.store.engine)
-    parts.relay.start()
-    try:
-        yield parts, sink
-    finally:
-        await parts.relay.stop(drain_timeout=1)
-        await parts.store.close()
 
 
 def asked_for(due: RitualDue, question: str = QUESTION, bank: QuestionBank = QuestionBank.ADULT) -> QuestionAsked:
@@ -79,7 +52,7 @@ def curiosity_due(participants: list[UUID], now: datetime, zone: str = "UTC") ->
 
 
 async def test_both_partners_answer_through_checkins_and_each_then_sees_both(
-        checkins: tuple[Checkins, Sink], tmp_path: Path) -> None:
+        checkins: tuple[Checkins, Sink], tmp_path: Path) -> None:  # noqa: F811
     service, sink = checkins
     settings = settings_for(f"sqlite+aiosqlite:///{tmp_path}/app.db")
     api = HttpCheckins("http://checkins.test", settings.issuer(), timeout_s=5, ttl=timedelta(minutes=5),

@@ -283,7 +283,8 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
         context = await page_context(me, household, members)
         return render(request, "today.html", {**context, "items": items, "problem": problem,
                                               "aftercare": await aftercare.view(me),
-                                              "questions": await today_questions(service, me)}, status)
+                                              "questions": await today_questions(service, me, household, members)},
+                      status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:

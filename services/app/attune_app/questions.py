@@ -65,15 +65,15 @@ def card(question: Mapping[str, Any], viewer: UUID, names: Mapping[UUID, str], a
     return result
 
 
-async def today_questions(service: AppService, session: Session) -> list[QuestionCard]:
-    """The questions of the household's local today that the viewer takes part in."""
+async def today_questions(service: AppService, session: Session, household: Mapping[str, Any] | None,
+                          members: list[dict[str, Any]]) -> list[QuestionCard]:
+    """The questions of the household's local today that the viewer takes part in (`household` and `members`: what
+    the today page already read)."""
     now = service.clock.now()
-    household = await service.store.household(session.household_id)
     if household is None:
         return []
     zone = ZoneInfo(household["time_zone"])
     today = now.astimezone(zone).date()
-    members = await service.store.members_of(session.household_id)
     names = {m["member_id"]: m["display_name"] for m in members}
     cards = []
     for question in await stored.questions_between(service.store, session.household_id, now - timedelta(hours=36),
