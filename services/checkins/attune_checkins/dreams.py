@@ -61,6 +61,18 @@ def achievement_id_of(dream_id: UUID) -> UUID:
     return rules.derived_id("dream-reached", dream_id)
 
 
+async def _allowed(rows: DreamRows, dream_id: UUID, household_id: UUID,
+                   refusal_of: Callable[[Dream, UUID], str | None], member_id: UUID) -> Dream:
+    """The household's dream this member may act on: Unknown (404) or Rejected (422, with the rule's words)."""
+    dream = await rows.get(dream_id, household_id)
+    if dream is None:
+        raise Unknown()
+    refusal = refusal_of(dream, member_id)
+    if refusal is not None:
+        raise Rejected(refusal)
+    return dream
+
+
 class Dreams:
     def __init__(self, service: CheckinsService) -> None:
         self.service = service
@@ -93,12 +105,7 @@ class Dreams:
 
     async def support(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
         async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = support_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
+            dream = await _allowed(rows, dream_id, household_id, support_refusal, member_id)
             if not await rows.support(dream_id, household_id, member_id, now):
                 return False
             outbox.add(DreamSupported(dream_id=dream_id, owner_id=dream.member_id, member_id=member_id,
@@ -109,12 +116,7 @@ class Dreams:
 
     async def reach(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
         async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = reach_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
+            dream = await _allowed(rows, dream_id, household_id, reach_refusal, member_id)
             if not await rows.reach(dream_id, now):
                 return False
             achievement_id = achievement_id_of(dream_id)
