@@ -72,7 +72,7 @@ async def test_both_say_yes_then_the_button_starts_it_privately(harness: Harness
     assert harness.checkins.posts[-1][2] == "aftercare"
     moment_id = UUID(harness.checkins.posts[-1][3]["moment_id"])
     assert "A moment for the two of you" in (await ana.get("/today")).text
-    await fact(harness, AfterCareStarted(moment_id=moment_id, started_by=ana_id, partners=[ana_id, ben_id],
+    await fact(harness, AfterCareStarted(moment_id=moment_id, started_by=ana_id, partner_id=ben_id,
                                          started_at=harness.clock.now()), household_id, producer="checkins")
     ben_today = (await ben.get("/today")).text
     assert "A moment for the two of you" in ben_today and "Intimacy doesn" in ben_today

@@ -58,7 +58,7 @@ class AfterCare:
             now = self.service.clock.now()
             started = await rows.start(moment_id, household_id, member_id, now)
             if started:
-                outbox.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partners=[member_id, partner],
+                outbox.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partner_id=partner,
                                             started_at=now))
             staged = await self.service._stage(tx, outbox)
         await self.service._committed(staged)
