@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from attune_contracts.messages import AchievementRecorded, DreamShared, DreamSupported
@@ -90,6 +90,20 @@ class Dreams:
             staged = await self.service._stage(tx, outbox)
         await self.service._committed(staged)
         return result
+
+    async def export(self, household_id: UUID) -> dict[str, Any]:
+        """The board's part of the household's export (a dream's note is its author's, like every note)."""
+        from .adapters.dreams import DreamRows
+
+        async with self.service.store.tx() as tx:
+            dreams, supports = await DreamRows(tx).all(household_id)
+        return {
+            "dreams": [{"dream_id": str(d.dream_id), "member_id": str(d.member_id), "dream": d.dream, "note": d.note,
+                        "shared_at": d.shared_at.isoformat(),
+                        "reached_at": d.reached_at.isoformat() if d.reached_at else None} for d in dreams],
+            "dream_supports": [{"dream_id": str(d), "supporter_id": str(m), "supported_at": at.isoformat()}
+                               for d, m, at in supports],
+        }
 
     async def share(self, household_id: UUID, member_id: UUID, text: str, note: str | None,
                     dream_id: UUID) -> bool:
