@@ -12,11 +12,10 @@ from attune_app.aftercare import aftercare_view
 from attune_contracts.messages import (
     AfterCareConsentChanged,
     AfterCareStarted,
-    MemberRole,
-    MemberUpserted,
 )
 
 from .conftest import Harness
+from .families import family_with_a_child
 from .test_app_http import fact, invite_link, started
 
 pytestmark = [pytest.mark.unit]
@@ -73,7 +72,7 @@ async def test_both_say_yes_then_the_button_starts_it_privately(harness: Harness
     assert harness.checkins.posts[-1][2] == "aftercare"
     moment_id = UUID(harness.checkins.posts[-1][3]["moment_id"])
     assert "A moment for the two of you" in (await ana.get("/today")).text
-    await fact(harness, AfterCareStarted(moment_id=moment_id, started_by=ana_id, partners=[ana_id, ben_id],
+    await fact(harness, AfterCareStarted(moment_id=moment_id, started_by=ana_id, partner_id=ben_id,
                                          started_at=harness.clock.now()), household_id, producer="checkins")
     ben_today = (await ben.get("/today")).text
     assert "A moment for the two of you" in ben_today and "Intimacy doesn" in ben_today
@@ -82,21 +81,15 @@ async def test_both_say_yes_then_the_button_starts_it_privately(harness: Harness
 
 
 async def test_a_child_and_another_household_never_see_it(harness: Harness) -> None:
-    parent = harness.browser()
-    household_id, _ = await started(harness, parent, kind="family")
-    link = await invite_link(parent, role="child")
-    zoe = harness.browser()
-    await zoe.submit(link, link, {"your_name": "Zoe"})
-    zoe_id = harness.commands.sent[-1][1].member_id
-    await fact(harness, MemberUpserted(member_id=zoe_id, display_name="Zoe", role=MemberRole.CHILD,
-                                       time_zone="Europe/Lisbon"), household_id)
+    home = await family_with_a_child(harness)
+    parent, zoe = home.parent, home.child
     posts = len(harness.checkins.posts)
     for browser in (parent, zoe):
         for page in ("/today", "/rituals"):
             text = (await browser.get(page)).text
             assert "We just connected" not in text and "two of you" not in text and "Intimacy" not in text
-        assert (await browser.submit("/today", "/aftercare/consent", {"given": "yes"})).status_code == 404
-        assert (await browser.submit("/today", "/aftercare", {})).status_code == 404
+        assert (await browser.submit("/dreams", "/aftercare/consent", {"given": "yes"})).status_code == 404
+        assert (await browser.submit("/dreams", "/aftercare", {})).status_code == 404
     assert len(harness.checkins.posts) == posts
 
 

@@ -8,23 +8,19 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from attune_contracts.messages import MemberRole, MemberUpserted, RitualDue
+from attune_contracts.messages import RitualDue
 
 from .conftest import Harness
-from .test_app_http import fact, invite_link, started
+from .families import family_with_a_child
+from .test_app_http import fact
 
 pytestmark = [pytest.mark.unit]
 
 
 async def test_a_child_checks_in_in_a_childs_words_and_logs_no_moments(harness: Harness) -> None:
-    parent = harness.browser()
-    household_id, parent_id = await started(harness, parent, kind="family")
-    link = await invite_link(parent, role="child")
-    zoe = harness.browser()
-    await zoe.submit(link, link, {"your_name": "Zoe"})
-    zoe_id = harness.commands.sent[-1][1].member_id
-    await fact(harness, MemberUpserted(member_id=zoe_id, display_name="Zoe", role=MemberRole.CHILD,
-                                       time_zone="Europe/Lisbon"), household_id)
+    home = await family_with_a_child(harness)
+    household_id, parent_id, zoe_id, parent, zoe = (home.household_id, home.parent_id, home.child_id, home.parent,
+                                                    home.child)
     now = harness.clock.now()
     await fact(harness, RitualDue(
         occurrence_id=uuid4(), ritual_id=uuid4(), template="parent_child_attunement", title="Our talk",

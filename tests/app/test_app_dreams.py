@@ -18,6 +18,7 @@ from attune_contracts.messages import (
 )
 
 from .conftest import Browser, Harness
+from .families import family_with_a_child
 from .test_app_http import fact, invite_link, started
 
 pytestmark = [pytest.mark.unit]
@@ -127,14 +128,8 @@ async def test_the_board_is_built_from_checkins_events_and_a_redelivery_changes_
 
 
 async def test_a_child_sees_a_childs_board_and_not_the_grown_ups_dreams(harness: Harness) -> None:
-    parent = harness.browser()
-    household_id, _parent_id = await started(harness, parent, kind="family")
-    link = await invite_link(parent, role="child")
-    zoe = harness.browser()
-    await zoe.submit(link, link, {"your_name": "Zoe"})
-    zoe_id = harness.commands.sent[-1][1].member_id
-    await fact(harness, MemberUpserted(member_id=zoe_id, display_name="Zoe", role=MemberRole.CHILD,
-                                       time_zone="Europe/Lisbon"), household_id)
+    home = await family_with_a_child(harness)
+    parent, zoe = home.parent, home.child
     await parent.submit("/dreams", "/dreams", {"dream": "A quiet weekend away, just us"})
     grown_up_dream = harness.checkins.posts[-1][3]["dream_id"]
     await zoe.submit("/dreams", "/dreams", {"dream": "Ride without stabilisers"})

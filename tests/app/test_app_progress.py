@@ -14,8 +14,6 @@ from attune_contracts.messages import (
     CheckInSource,
     CheckInStatus,
     DateNightAdherenceUpdated,
-    MemberRole,
-    MemberUpserted,
     MomentKind,
     MomentLogged,
     RitualScheduled,
@@ -23,6 +21,7 @@ from attune_contracts.messages import (
 )
 
 from .conftest import Harness
+from .families import family_with_a_child
 from .test_app_http import fact, started
 
 pytestmark = [pytest.mark.unit]
@@ -164,16 +163,8 @@ async def test_another_households_facts_never_reach_the_charts(harness: Harness)
 
 
 async def test_a_child_sees_no_ratio_and_a_childs_words(harness: Harness) -> None:
-    parent = harness.browser()
-    household_id, parent_id = await started(harness, parent, kind="family")
-    from .test_app_http import invite_link
-
-    link = await invite_link(parent, role="child")
-    zoe = harness.browser()
-    await zoe.submit(link, link, {"your_name": "Zoe"})
-    zoe_id = harness.commands.sent[-1][1].member_id
-    await fact(harness, MemberUpserted(member_id=zoe_id, display_name="Zoe", role=MemberRole.CHILD,
-                                       time_zone=LISBON), household_id)
+    home = await family_with_a_child(harness)
+    household_id, parent_id, parent, zoe = home.household_id, home.parent_id, home.parent, home.child
     await fact(harness, MomentLogged(moment_id=uuid4(), member_id=parent_id, kind=MomentKind.NEGATIVE,
                                      happened_at=harness.clock.now()), household_id, producer="checkins")
     child_page = (await zoe.get("/progress")).text

@@ -102,3 +102,23 @@ async def test_erasing_the_household_removes_its_dreams(api: Api) -> None:
     await api.client.post(f"{base}/{dream_id}/support", json={"member_id": str(api.h.ben)}, headers=ben)
     await api.h.send(HouseholdErased(erased_at=api.h.clock.now()))
     assert await api.h.count("dreams") == 0 and await api.h.count("dream_supports") == 0
+
+
+async def test_the_export_holds_the_board_and_the_after_care_with_notes_for_their_author_only(api: Api) -> None:
+    base = f"/v1/households/{api.h.household}"
+    ana, ben = as_member(api, api.h.ana), as_member(api, api.h.ben)
+    dream_id = str(uuid4())
+    await api.client.post(f"{base}/dreams", json={"member_id": str(api.h.ana), "dream": "A garden", "note": "roses",
+                                                  "dream_id": dream_id}, headers=ana)
+    await api.client.post(f"{base}/dreams/{dream_id}/support", json={"member_id": str(api.h.ben)}, headers=ben)
+    for member, headers in ((api.h.ana, ana), (api.h.ben, ben)):
+        await api.client.post(f"{base}/aftercare/consent", json={"member_id": str(member), "given": True},
+                              headers=headers)
+    await api.client.post(f"{base}/aftercare", json={"member_id": str(api.h.ana)}, headers=ana)
+    as_ana = (await api.client.get(f"{base}/export", headers=ana)).json()
+    as_ben = (await api.client.get(f"{base}/export", headers=ben)).json()
+    assert [(d["dream"], d["note"]) for d in as_ana["dreams"]] == [("A garden", "roses")]
+    assert [(d["dream"], d["note"], d["note_withheld"]) for d in as_ben["dreams"]] == [("A garden", None, True)]
+    assert [s["supporter_id"] for s in as_ana["dream_supports"]] == [str(api.h.ben)]
+    assert sorted(as_ana["aftercare"]["consented"]) == sorted([str(api.h.ana), str(api.h.ben)])
+    assert [m["started_by"] for m in as_ben["aftercare"]["started"]] == [str(api.h.ana)]

@@ -107,6 +107,11 @@ async def test_household_a_gets_403_on_every_endpoint_of_household_b(checkins: C
             ("GET", "summary", None), ("GET", "checkins", None), ("GET", "export", None),
             ("POST", "checkins", _checkin(c, c.h.ana)),
             ("POST", "moments", {"member_id": str(c.h.ana), "kind": "positive"}),
+            ("POST", "dreams", {"member_id": str(c.h.ana), "dream": "A garden"}),
+            ("POST", f"dreams/{uuid4()}/support", {"member_id": str(c.h.ana)}),
+            ("POST", f"dreams/{uuid4()}/reached", {"member_id": str(c.h.ana)}),
+            ("POST", "aftercare/consent", {"member_id": str(c.h.ana), "given": True}),
+            ("POST", "aftercare", {"member_id": str(c.h.ana)}),
         ]:
             response = await c.client.request(method, f"{c.base}/{path}", json=body, headers=headers)
             assert response.status_code == 403, (method, path, response.text)

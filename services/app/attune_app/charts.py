@@ -53,7 +53,7 @@ class LineChart:
     """SVG polyline points, one string per run of consecutive days (a day without a rating breaks the line)."""
     dots: list[tuple[float, float, str]]  # x, y, what the dot says (its SVG title)
     grid: list[tuple[float, str]]  # y, label
-    ticks: list[tuple[float, str]]  # x, label
+    ticks: list[tuple[float, str, str]]  # x, label, text-anchor (the ends stay inside the drawing)
     summary: str
     rows: list[tuple[str, str, int]]  # day, mean, how many ratings
 
@@ -77,7 +77,8 @@ def closeness_chart(points: Sequence[DayCloseness], today: date, days: int = CLO
         previous = point.day
     dots = [(x(p.day), y(p.mean), f"{_short(p.day)}: {p.mean:.1f} of 5") for p in points]
     grid = [(y(v), str(v)) for v in (1, 3, 5)]
-    ticks = [(x(first + timedelta(days=d)), _short(first + timedelta(days=d))) for d in (0, days // 2, days - 1)]
+    ticks = [(x(first + timedelta(days=d)), _short(first + timedelta(days=d)), anchor)
+             for d, anchor in ((0, "start"), (days // 2, "middle"), (days - 1, "end"))]
     rows = [(_short(p.day), f"{p.mean:.1f}", p.ratings) for p in points]
     return LineChart([" ".join(s) for s in segments], dots, grid, ticks, closeness_words(points), rows)
 

@@ -118,9 +118,9 @@ def make_handler(store: SqlStore):  # type: ignore[no-untyped-def]
                 await check_member(p.member_id, hid)
                 await aftercare.set_consent(hid, p.member_id, p.given)
             case AfterCareStarted():
-                for member_id in p.partners:
+                for member_id in (p.started_by, p.partner_id):
                     await check_member(member_id, hid)
-                await aftercare.save_moment(p.moment_id, hid, p.partners, p.started_at)
+                await aftercare.save_moment(p.moment_id, hid, [p.started_by, p.partner_id], p.started_at)
             case QuestionAsked():
                 await questions.save_question(store, hid, p.occurrence_id, question_key=p.question_key,
                                               bank=p.bank.value, scheduled_for=p.scheduled_for)

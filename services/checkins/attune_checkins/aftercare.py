@@ -10,6 +10,7 @@ exactly two people who each said yes themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 from uuid import UUID, uuid4
 
 from attune_contracts.messages import AfterCareConsentChanged, AfterCareStarted
@@ -36,6 +37,17 @@ class AfterCare:
     def __init__(self, service: CheckinsService) -> None:
         self.service = service
 
+    async def export(self, household_id: UUID) -> dict[str, Any]:
+        """Its part of the household's export: who said yes, and when each after-care was started (nothing else
+        is kept of it)."""
+        async with self.service.store.tx() as tx:
+            rows = AfterCareRows(tx)
+            consented, moments = await rows.consented(household_id), await rows.moments(household_id)
+        return {"aftercare": {
+            "consented": sorted(str(m) for m in consented),
+            "started": [{"moment_id": str(m), "started_by": str(by), "started_at": at.isoformat()}
+                        for m, by, at in moments]}}
+
     async def consent(self, household_id: UUID, member_id: UUID, given: bool) -> bool:
         request_id = uuid4()
         outbox = Outbox(request_id, household_id, str(request_id))
@@ -58,7 +70,7 @@ class AfterCare:
             now = self.service.clock.now()
             started = await rows.start(moment_id, household_id, member_id, now)
             if started:
-                outbox.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partners=[member_id, partner],
+                outbox.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partner_id=partner,
                                             started_at=now))
             staged = await self.service._stage(tx, outbox)
         await self.service._committed(staged)

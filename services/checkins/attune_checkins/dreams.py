@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from attune_contracts.messages import AchievementRecorded, DreamShared, DreamSupported
@@ -61,6 +61,18 @@ def achievement_id_of(dream_id: UUID) -> UUID:
     return rules.derived_id("dream-reached", dream_id)
 
 
+async def _allowed(rows: DreamRows, dream_id: UUID, household_id: UUID,
+                   refusal_of: Callable[[Dream, UUID], str | None], member_id: UUID) -> Dream:
+    """The household's dream this member may act on: Unknown (404) or Rejected (422, with the rule's words)."""
+    dream = await rows.get(dream_id, household_id)
+    if dream is None:
+        raise Unknown()
+    refusal = refusal_of(dream, member_id)
+    if refusal is not None:
+        raise Rejected(refusal)
+    return dream
+
+
 class Dreams:
     def __init__(self, service: CheckinsService) -> None:
         self.service = service
@@ -79,6 +91,20 @@ class Dreams:
         await self.service._committed(staged)
         return result
 
+    async def export(self, household_id: UUID) -> dict[str, Any]:
+        """The board's part of the household's export (a dream's note is its author's, like every note)."""
+        from .adapters.dreams import DreamRows
+
+        async with self.service.store.tx() as tx:
+            dreams, supports = await DreamRows(tx).all(household_id)
+        return {
+            "dreams": [{"dream_id": str(d.dream_id), "member_id": str(d.member_id), "dream": d.dream, "note": d.note,
+                        "shared_at": d.shared_at.isoformat(),
+                        "reached_at": d.reached_at.isoformat() if d.reached_at else None} for d in dreams],
+            "dream_supports": [{"dream_id": str(d), "supporter_id": str(m), "supported_at": at.isoformat()}
+                               for d, m, at in supports],
+        }
+
     async def share(self, household_id: UUID, member_id: UUID, text: str, note: str | None,
                     dream_id: UUID) -> bool:
         rules.nul_free(dream=text, note=note)
@@ -93,12 +119,7 @@ class Dreams:
 
     async def support(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
         async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = support_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
+            dream = await _allowed(rows, dream_id, household_id, support_refusal, member_id)
             if not await rows.support(dream_id, household_id, member_id, now):
                 return False
             outbox.add(DreamSupported(dream_id=dream_id, owner_id=dream.member_id, member_id=member_id,
@@ -109,12 +130,7 @@ class Dreams:
 
     async def reach(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
         async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = reach_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
+            dream = await _allowed(rows, dream_id, household_id, reach_refusal, member_id)
             if not await rows.reach(dream_id, now):
                 return False
             achievement_id = achievement_id_of(dream_id)

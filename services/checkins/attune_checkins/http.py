@@ -231,8 +231,9 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             raise HTTPException(422, exc.reason) from None
         return JSONResponse({"moment_id": str(moment_id), "created": created}, status_code=201 if created else 200)
 
-    add_dream_routes(app, Dreams(service), Caller)
-    add_aftercare_routes(app, AfterCare(service), Caller)
+    dreams, aftercare = Dreams(service), AfterCare(service)
+    add_dream_routes(app, dreams, Caller)
+    add_aftercare_routes(app, aftercare, Caller)
 
     @app.get("/v1/households/{household_id}/export",
              summary="Everything held about the household; private notes only to their author")
@@ -240,6 +241,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         found = await service.export(household_id)
         if found is None:
             raise HTTPException(404, "this household is not known to the check-ins service")
+        found |= await dreams.export(household_id) | await aftercare.export(household_id)
         return private_notes(found, caller)
 
     questions = Questions(service)

@@ -20,6 +20,12 @@ class AfterCareRows:
             t.aftercare_consents.c.household_id == household_id))
         return set(rows.scalars())
 
+    async def moments(self, household_id: UUID) -> list[tuple[UUID, UUID, datetime]]:
+        rows = await self.conn.execute(select(
+            t.aftercare_moments.c.moment_id, t.aftercare_moments.c.started_by, t.aftercare_moments.c.started_at).where(
+            t.aftercare_moments.c.household_id == household_id).order_by(t.aftercare_moments.c.started_at))
+        return [(m, by, at) for m, by, at in rows]
+
     async def set_consent(self, household_id: UUID, member_id: UUID, given: bool, now: datetime) -> bool:
         """True when it changed."""
         table = t.aftercare_consents

@@ -34,6 +34,17 @@ class DreamRows:
         return Dream(row["dream_id"], row["household_id"], row["member_id"], self.cipher.open(row["dream_enc"]) or "",
                      self.cipher.open(row["note_enc"]), row["shared_at"], row["reached_at"])
 
+    async def all(self, household_id: UUID) -> tuple[list[Dream], list[tuple[UUID, UUID, datetime]]]:
+        """The household's dreams, oldest first, and its supports (dream, member, when)."""
+        rows = (await self.conn.execute(select(t.dreams).where(t.dreams.c.household_id == household_id)
+                                        .order_by(t.dreams.c.shared_at))).mappings().all()
+        supports = (await self.conn.execute(select(
+            t.dream_supports.c.dream_id, t.dream_supports.c.member_id, t.dream_supports.c.supported_at).where(
+            t.dream_supports.c.household_id == household_id))).all()
+        return ([Dream(r["dream_id"], r["household_id"], r["member_id"], self.cipher.open(r["dream_enc"]) or "",
+                       self.cipher.open(r["note_enc"]), r["shared_at"], r["reached_at"]) for r in rows],
+                [(d, m, at) for d, m, at in supports])
+
     async def support(self, dream_id: UUID, household_id: UUID, member_id: UUID, now: datetime) -> bool:
         """False when this member already supports it."""
         result = await self.conn.execute(_insert_ignore(self.conn, t.dream_supports, {

@@ -243,7 +243,7 @@ class AfterCareStarted(Contract):
 
     moment_id: UUID
     started_by: UUID
-    partners: Annotated[list[UUID], Field(min_length=2, max_length=2)]
+    partner_id: UUID = Field(description="the other partner who said yes")
     started_at: UtcDatetime
 
 
