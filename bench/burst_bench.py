@@ -508,7 +508,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 results["naive"] = await naive(gate, sends)
                 print("naive:", json.dumps(results["naive"]), flush=True)
             results["burst"] = await burst(args, gate, client, broker, databases, logdir, broker.process.pid,
-                                           gateway.pid, list(names.values()))
+                                           gateway.pid, [url.rsplit("/", 1)[-1] for url in databases.values()])
             print("burst:", json.dumps(results["burst"]), flush=True)
     finally:
         gateway.terminate()

@@ -240,10 +240,10 @@ async def test_private_text_not_sealed_for_this_household_is_dead_lettered_with_
         await eventually(lambda: event_id(after) in handler.handled, timeout=30)
         letters = await letters_for(kafka_bootstrap, topic, want=2)
         assert [(letter.offset, letter.error_kind, letter.reason) for letter in letters] == [
-            (0, "invalid", "invalid checkins.log_moment v1: payload.note: private field not sealed (plaintext is "
-                           "refused on the wire)"),
-            (1, "invalid", "invalid checkins.log_moment v1: payload.note: private field does not open: sealed for "
-                           "another household or field, or damaged")]
+            (0, "invalid", ("invalid checkins.log_moment v1: payload.note: private field not sealed (plaintext is "
+                            "refused on the wire)")),
+            (1, "invalid", ("invalid checkins.log_moment v1: payload.note: private field does not open: sealed for "
+                            "another household or field, or damaged"))]
         assert sorted(handler.handled) == sorted([event_id(sealed_here), event_id(after)])
     finally:
         await running.broker.stop()

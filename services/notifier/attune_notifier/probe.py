@@ -62,7 +62,7 @@ def probe_intent(member: Recipient, now: datetime) -> Intent:
 def outcome_of(d: Delivery) -> dict[str, Any]:
     """How a test went, without its words or the channel's address."""
     return {"notification_id": str(d.notification_id), "status": d.status, "words": STATUS_WORDS.get(d.status, d.status),
-            "reason": d.reason, "why": REASON_WORDS.get(d.reason or "", None), "channel_kind": d.channel_kind, "attempts": d.total_attempts,
+            "reason": d.reason, "why": REASON_WORDS.get(d.reason or ""), "channel_kind": d.channel_kind, "attempts": d.total_attempts,
             "sent_at": d.sent_at.isoformat() if d.sent_at else None}
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from ..registry import message
 from ..topics import Topic
-from ..types import Contract, IanaZone, Key, MemberIds, Name, Reason, PrivateText, UtcDatetime
+from ..types import Contract, IanaZone, Key, MemberIds, Name, PrivateText, Reason, UtcDatetime
 
 __all__ = [
     "ConsentGiven",
