@@ -32,8 +32,9 @@ from attune_contracts.messages import (
     MemberUpserted,
 )
 from attune_contracts.trust import sender_of
+from attune_runtime.testing import FakeClock
 
-from .conftest import FakeClock, FakeCommands, settings_for
+from .conftest import FakeCommands, settings_for
 from .test_app_browser import phone_screen, serious_violations, serving, shot, two_phones, wait_for_url  # noqa: F401
 from .test_app_checkins_api import Sink
 from .test_app_questions import asked_for, curiosity_due

@@ -25,10 +25,11 @@ from attune_notifier.delivery import DeliveryWorker
 from attune_notifier.metrics import NotifierMetrics
 from attune_notifier.ports import SendResult
 from attune_notifier.service import Rendered
+from attune_runtime.testing import FakeClock
 from cryptography.fernet import Fernet
 from prometheus_client import CollectorRegistry
 
-from .conftest import Browser, FakeCheckins, FakeClock, FakeCommands, Harness, settings_for, start_household
+from .conftest import Browser, FakeCheckins, FakeCommands, Harness, settings_for, start_household
 
 pytestmark = [pytest.mark.unit]
 

@@ -11,8 +11,9 @@ import pytest
 from attune_contracts.credentials import development_issuer, verifier_from_setting
 from attune_notifier.api import build_http_app
 from attune_notifier.probe import BODY
+from attune_runtime.testing import FakeClock
 
-from .conftest import ANA, BEN, HOUSEHOLD, FakeClock, HttpSink, utc
+from .conftest import ANA, BEN, HOUSEHOLD, HttpSink, utc
 from .harness import Harness, make_harness, run_until_settled
 
 pytestmark = [pytest.mark.integration]
@@ -68,7 +69,7 @@ async def test_without_a_working_channel_it_says_so(h: Harness, client: httpx.As
 
 async def test_quiet_hours_hold_a_test_too(h: Harness, client: httpx.AsyncClient, http_sink: HttpSink) -> None:
     await h.channel(ANA, http_sink.url("json", "ana"))
-    await h.store.update_preferences(ANA, {"quiet_start": "08:00", "quiet_end": "10:00"}, h.clock.now)
+    await h.store.update_preferences(ANA, {"quiet_start": "08:00", "quiet_end": "10:00"}, h.clock.now())
     test_id = (await client.post(f"/v1/members/{ANA}/test", headers=member_auth(ANA))).json()["notification_id"]
     await h.worker.drain()
     outcome = (await client.get(f"/v1/members/{ANA}/test/{test_id}", headers=member_auth(ANA))).json()
