@@ -77,7 +77,7 @@ async def test_a_links_page_speaks_its_readers_language(h: Harness, http_sink: H
     await h.member(BEN, "Ben", locale="de-DE")
     await h.channel(ANA, http_sink.url("json", "ana"))
     await h.channel(BEN, http_sink.url("json", "ben"))
-    await h.event(due_at(h.clock.now))
+    await h.event(due_at(h.clock.now()))
     assert await h.worker.drain() == 2
     by_reader = {r.path.rsplit("/", 1)[-1]: r.json["message"] for r in http_sink.received}
     german = re.findall(r"^(?:Erledigt|Auslassen|Später): (\S+)$", by_reader["ben"], re.MULTILINE)
@@ -97,7 +97,7 @@ async def test_a_pushover_push_keeps_within_its_1024_characters_with_whole_links
     monkeypatch.setattr(NotifyPushover, "notify_url", http_sink.url("http", "1/messages.json"))
     await h.member(ANA, "Ana", locale="de-DE")
     await h.channel(ANA, f"pover://{'u' * 30}@{'a' * 30}")
-    await h.event(due_at(h.clock.now, members=(ANA,)))
+    await h.event(due_at(h.clock.now(), members=(ANA,)))
     assert await h.worker.drain() == 1
     [sent] = http_sink.received
     message = parse_qs(sent.body.decode())["message"][0]
