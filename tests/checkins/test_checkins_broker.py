@@ -29,6 +29,7 @@ from attune_contracts.messages import (
     StreakUpdated,
     SubmitCheckIn,
 )
+from attune_contracts.sealing import installed_field_keys
 from attune_contracts.trust import sender_of
 from attune_contracts.types import Contract
 from attune_runtime.testing import eventually
@@ -132,7 +133,7 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
         return event_id, json.dumps(body).encode()
 
     rating_id, rating_9 = raw({"closeness": 9})
-    note_id, long_note = raw({"note": "x" * 2001})
+    note_id, long_note = raw({"note": installed_field_keys().seal(household, "note", "x" * 2001)})  # sealed, too long
     unknown = env(SubmitCheckIn(occurrence_id=uuid4(), member_id=ben, status=CheckInStatus.DONE), household)
     stranger = submit(uuid4())
     sentinel = submit(ben, closeness=5)

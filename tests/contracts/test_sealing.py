@@ -187,10 +187,10 @@ class SealingService(ServiceSettings):
 
 def test_field_keys_fail_closed_like_the_link_keys() -> None:
     real = f"k1:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
-    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+    with pytest.raises(ValidationError, match="FIELD_KEYS is missing"):
         SealingService(environment="production")
     for published in (DEV_FIELD_KEYS, f"{real},{DEV_FIELD_KEYS}"):
-        with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS holds the development key") as refused:
+        with pytest.raises(ValidationError, match="FIELD_KEYS holds the development key") as refused:
             ServiceSettings(environment="production", field_keys=published)
         assert DEV_FIELD_KEYS.partition(":")[2] not in str(refused.value.errors(include_input=False))
     with pytest.raises(ValidationError, match="must be 32 bytes"):

@@ -3,7 +3,8 @@
 A contract marks a field private with the `Private` annotation (see `types.Name`, `types.Note`,
 `types.PrivateText`). On the wire such a field is `sealed:v1:<kid>:<base64url(nonce | ciphertext)>`:
 AES-256-GCM under a key of the household, derived with HKDF-SHA256 from the deployment's field key `kid`
-(ATTUNE_FIELD_KEYS: the first key seals, every key opens, so it rotates like the link keys). The
+(ATTUNE_<SERVICE>_FIELD_KEYS, the same value in every service, and the CLI's ATTUNE_FIELD_KEYS: the first key
+seals, every key opens, so it rotates like the link keys). The
 associated data binds the household id and the field's name, so a sealed value copied into another
 household's message, or into another field, does not open.
 
@@ -152,7 +153,7 @@ _installed: FieldKeys | None = None
 
 
 def use_field_keys(keys: FieldKeys | None) -> None:
-    """Install the process's field keys (its bootstrap does, from ATTUNE_FIELD_KEYS)."""
+    """Install the process's field keys (its bootstrap does, from ATTUNE_<SERVICE>_FIELD_KEYS)."""
     global _installed
     _installed = keys
 
