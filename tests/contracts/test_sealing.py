@@ -133,7 +133,8 @@ def test_a_damaged_or_foreign_shaped_seal_is_refused() -> None:
     document = json.loads(_moment().to_bytes(KEYS))
     sealed = document["payload"]["note"]
     for bad, why in [(sealed[:-6] + "AAAAAA", "does not open"), ("sealed:v1:k1:!!", "form this version"),
-                     ("sealed:v1:k9:" + sealed.rsplit(":", 1)[1], "field key 'k9', which this service does not")]:
+                     ("sealed:v1:k9:" + sealed.rsplit(":", 1)[1], "field key 'k9', which this service does not"),
+                     ("sealed:v1:k1:" + "A" * 40_000, "too long to be a sealed value")]:
         document["payload"]["note"] = bad
         with pytest.raises(ContractError, match=why):
             parse(json.dumps(document), KEYS)

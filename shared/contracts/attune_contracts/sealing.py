@@ -47,6 +47,9 @@ __all__ = [
 PREFIX = "sealed:v1:"
 SEAL_CONTEXT = "attune.fields"  # the key of the Pydantic context entry that carries a `_Household`
 NONCE_BYTES = 12
+# The longest private text (4,000 characters, up to 16,000 UTF-8 bytes) seals to about 21,400 characters: anything
+# longer is refused before it is decoded or decrypted.
+MAX_SEALED_CHARS = 32_768
 _KID = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 _SEALED = re.compile(r"^sealed:v1:([A-Za-z0-9_\-]{1,32}):([A-Za-z0-9_\-=]+)$")
 # Development only (published, like the development link key): refused outside development.
@@ -129,6 +132,8 @@ class FieldKeys:
 
     def open(self, household_id: UUID, field: str, value: str) -> str:
         """The plaintext, or ValueError saying why not (never quoting the value)."""
+        if len(value) > MAX_SEALED_CHARS:
+            raise ValueError(f"private field too long to be a sealed value ({len(value)} characters)")
         match = _SEALED.match(value)
         if match is None:
             raise ValueError("private field not sealed (plaintext is refused on the wire)" if not is_sealed(value)
