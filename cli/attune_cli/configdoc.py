@@ -58,14 +58,6 @@ FALLBACK = {
 }
 
 
-def _variable(prefix: str, name: str, field: Any) -> str:
-    """The environment variable of a field: its own upper-case alias when it has one (ATTUNE_FIELD_KEYS, the
-    same in every service), else the service's prefix and its name."""
-    choices = getattr(field.validation_alias, "choices", ())
-    shared = [c for c in choices if isinstance(c, str) and c.startswith("ATTUNE_")]
-    return shared[0] if shared else f"{prefix}{name.upper()}"
-
-
 def render() -> str:
     lines = [
         "# Configuration reference",
@@ -83,9 +75,7 @@ def render() -> str:
             if name == "secret_fields":
                 continue
             meaning = (field.description or FALLBACK.get(name, "")).replace("|", "\\|")
-            variable = _variable(prefix, name, field)
-            secret = name in secrets or not variable.startswith(prefix)  # a shared key (ATTUNE_FIELD_KEYS)
-            lines.append(f"| `{variable}` | {_default(field)} | {'yes' if secret else ''} | {meaning} |")
+            lines.append(f"| `{prefix}{name.upper()}` | {_default(field)} | {'yes' if name in secrets else ''} | {meaning} |")
         lines.append("")
     lines += [
         "## attune CLI",

@@ -194,7 +194,7 @@ class Cluster:
             f"{p}HTTP_RATE_BURST": "100000",
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
             f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
-            "ATTUNE_FIELD_KEYS": FIELD_KEYS,
+            f"{p}FIELD_KEYS": FIELD_KEYS,
             "PYTHONUNBUFFERED": "1",
         }
         if service == "checkins":

@@ -100,8 +100,7 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
         return event_id, json.dumps(body).encode()
 
     rating_id, rating_9 = raw({"closeness": 9})
-    # sealed as any producer holding the field keys would: the length is what refuses it, once opened
-    note_id, long_note = raw({"note": installed_field_keys().seal(household, "note", "x" * 2001)})
+    note_id, long_note = raw({"note": installed_field_keys().seal(household, "note", "x" * 2001)})  # sealed, too long
     unknown = env(SubmitCheckIn(occurrence_id=uuid4(), member_id=ben, status=CheckInStatus.DONE), household)
     stranger = submit(uuid4())
     sentinel = submit(ben, closeness=5)

@@ -191,3 +191,20 @@ def test_status_without_a_household_credential_says_which_one_it_needs(tmp_path,
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 1
     assert "household's credential" in result.output and "ATTUNE_HOUSEHOLD_TOKEN" in result.output
+
+
+@pytest.mark.unit
+def test_the_cli_seals_with_the_deployments_field_keys_and_the_development_key_only_on_this_machine() -> None:
+    import base64
+    import os
+
+    from attune_cli.config import CliConfig
+
+    assert CliConfig(kafka="127.0.0.1:9092").field_keyring().kids == ["dev"]  # make run
+    assert CliConfig(kafka="localhost:9092,[::1]:9093").field_keyring().kids == ["dev"]
+    with pytest.raises(SystemExit, match="set ATTUNE_FIELD_KEYS"):
+        CliConfig(kafka="kafka.attune.example:9092").field_keyring()
+    with pytest.raises(SystemExit, match="set ATTUNE_FIELD_KEYS"):
+        CliConfig(kafka="127.0.0.1:9092,kafka.attune.example:9092").field_keyring()
+    real = f"k1:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
+    assert CliConfig(kafka="kafka.attune.example:9092", field_keys=real).field_keyring().kids == ["k1"]

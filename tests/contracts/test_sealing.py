@@ -133,7 +133,8 @@ def test_a_damaged_or_foreign_shaped_seal_is_refused() -> None:
     document = json.loads(_moment().to_bytes(KEYS))
     sealed = document["payload"]["note"]
     for bad, why in [(sealed[:-6] + "AAAAAA", "does not open"), ("sealed:v1:k1:!!", "form this version"),
-                     ("sealed:v1:k9:" + sealed.rsplit(":", 1)[1], "field key 'k9', which this service does not")]:
+                     ("sealed:v1:k9:" + sealed.rsplit(":", 1)[1], "field key 'k9', which this service does not"),
+                     ("sealed:v1:k1:" + "A" * 40_000, "too long to be a sealed value")]:
         document["payload"]["note"] = bad
         with pytest.raises(ContractError, match=why):
             parse(json.dumps(document), KEYS)
@@ -187,10 +188,10 @@ class SealingService(ServiceSettings):
 
 def test_field_keys_fail_closed_like_the_link_keys() -> None:
     real = f"k1:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
-    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+    with pytest.raises(ValidationError, match="FIELD_KEYS is missing"):
         SealingService(environment="production")
     for published in (DEV_FIELD_KEYS, f"{real},{DEV_FIELD_KEYS}"):
-        with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS holds the development key") as refused:
+        with pytest.raises(ValidationError, match="FIELD_KEYS holds the development key") as refused:
             ServiceSettings(environment="production", field_keys=published)
         assert DEV_FIELD_KEYS.partition(":")[2] not in str(refused.value.errors(include_input=False))
     with pytest.raises(ValidationError, match="must be 32 bytes"):

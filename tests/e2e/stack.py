@@ -85,7 +85,7 @@ class Stack:
             # The three services verify the same credentials (the household export on each).
             f"{p}CREDENTIAL_KEYS": self.credential_keys[1],
             f"{p}DEAD_LETTER_KEY": DEAD_LETTER_KEY,
-            "ATTUNE_FIELD_KEYS": self.field_keys,
+            f"{p}FIELD_KEYS": self.field_keys,
         }
         if name == "checkins":
             env |= {

@@ -46,7 +46,7 @@ def test_production_refuses_development_and_placeholder_secrets() -> None:
     with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_DEAD_LETTER_KEY is missing"):
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid)
-    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+    with pytest.raises(ValidationError, match="ATTUNE_NOTIFIER_FIELD_KEYS is missing"):
         NotifierSettings(environment="production", credential_keys=keys, link_keys="k1:" + "y" * 32, link_kid="k1",
                          channel_key=Fernet.generate_key().decode(), vapid_private_key=vapid, dead_letter_key=dlq)
     field_keys = "k1:" + base64.urlsafe_b64encode(os.urandom(32)).decode()

@@ -68,7 +68,7 @@ def test_production_is_the_default_environment() -> None:
         SchedulerSettings()
     with pytest.raises(ValidationError, match="ATTUNE_SCHEDULER_DEAD_LETTER_KEY is missing"):
         SchedulerSettings(credential_keys=CREDENTIAL_KEYS)
-    with pytest.raises(ValidationError, match="ATTUNE_FIELD_KEYS is missing"):
+    with pytest.raises(ValidationError, match="ATTUNE_SCHEDULER_FIELD_KEYS is missing"):
         SchedulerSettings(credential_keys=CREDENTIAL_KEYS, dead_letter_key=DEAD_LETTER_KEY)
     assert SchedulerSettings(credential_keys=CREDENTIAL_KEYS, dead_letter_key=DEAD_LETTER_KEY,
                              field_keys=FIELD_KEYS).environment is Environment.PRODUCTION

@@ -314,7 +314,7 @@ def notifier_env(sink: WebPushSink, *, kafka_bootstrap: str, port: int, folder: 
         "ATTUNE_NOTIFIER_CHECKINS_PUBLIC_URL": "https://checkins.example.org",
         "ATTUNE_NOTIFIER_DELIVERY_IDLE_POLL_S": "0.2",
         "ATTUNE_NOTIFIER_DEAD_LETTER_KEY": Fernet.generate_key().decode(),
-        "ATTUNE_FIELD_KEYS": FIELD_KEYS,
+        "ATTUNE_NOTIFIER_FIELD_KEYS": FIELD_KEYS,
         "ATTUNE_NOTIFIER_VAPID_PRIVATE_KEY": vapid_private_key,
         "ATTUNE_NOTIFIER_VAPID_CONTACT": "webpush@attune.example.org",
         "ATTUNE_NOTIFIER_WEBPUSH_PUSH_HOSTS": "127.0.0.1",

@@ -22,7 +22,7 @@ MAKE_SIGNING_KEY = "attune credentials keygen --kid app1  (the signing half)"
 class Settings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_APP_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_APP_DEAD_LETTER_KEY required outside development
-    seals_private_fields: ClassVar[bool] = True  # ATTUNE_FIELD_KEYS required outside development
+    seals_private_fields: ClassVar[bool] = True  # ATTUNE_APP_FIELD_KEYS required outside development
 
     http_port: int = Field(default=8104, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/app.db"

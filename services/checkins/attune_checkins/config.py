@@ -27,7 +27,7 @@ DEV_NOTES_KEY = base64.urlsafe_b64encode(bytes.fromhex(_dev_value("notes_key")))
 class Settings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_CHECKINS_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_CHECKINS_DEAD_LETTER_KEY required outside development
-    seals_private_fields: ClassVar[bool] = True  # ATTUNE_FIELD_KEYS required outside development
+    seals_private_fields: ClassVar[bool] = True  # ATTUNE_CHECKINS_FIELD_KEYS required outside development
 
     http_port: int = Field(default=8102, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/checkins.db"

@@ -23,7 +23,7 @@ DEV_LINK_KEYS = "dev:attune-development-link-key-not-secret"
 class NotifierSettings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_NOTIFIER_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_NOTIFIER_DEAD_LETTER_KEY required outside development
-    seals_private_fields: ClassVar[bool] = True  # ATTUNE_FIELD_KEYS required outside development
+    seals_private_fields: ClassVar[bool] = True  # ATTUNE_NOTIFIER_FIELD_KEYS required outside development
 
     http_port: int = Field(default=8103, ge=0, le=65535)
     database_url: str = "sqlite+aiosqlite:///./data/notifier.db"

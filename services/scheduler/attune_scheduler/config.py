@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 class SchedulerSettings(CredentialKeysSettings):
     model_config = SettingsConfigDict(env_prefix="ATTUNE_SCHEDULER_", extra="ignore", frozen=True)
     writes_dead_letters: ClassVar[bool] = True  # ATTUNE_SCHEDULER_DEAD_LETTER_KEY required outside development
-    seals_private_fields: ClassVar[bool] = True  # ATTUNE_FIELD_KEYS required outside development
+    seals_private_fields: ClassVar[bool] = True  # ATTUNE_SCHEDULER_FIELD_KEYS required outside development
 
     http_port: int = Field(default=8101, ge=0, le=65535)
     credential_keys: str | None = Field(

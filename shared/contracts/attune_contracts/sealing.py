@@ -3,7 +3,8 @@
 A contract marks a field private with the `Private` annotation (see `types.Name`, `types.Note`,
 `types.PrivateText`). On the wire such a field is `sealed:v1:<kid>:<base64url(nonce | ciphertext)>`:
 AES-256-GCM under a key of the household, derived with HKDF-SHA256 from the deployment's field key `kid`
-(ATTUNE_FIELD_KEYS: the first key seals, every key opens, so it rotates like the link keys). The
+(ATTUNE_<SERVICE>_FIELD_KEYS, the same value in every service, and the CLI's ATTUNE_FIELD_KEYS: the first key
+seals, every key opens, so it rotates like the link keys). The
 associated data binds the household id and the field's name, so a sealed value copied into another
 household's message, or into another field, does not open.
 
@@ -46,6 +47,9 @@ __all__ = [
 PREFIX = "sealed:v1:"
 SEAL_CONTEXT = "attune.fields"  # the key of the Pydantic context entry that carries a `_Household`
 NONCE_BYTES = 12
+# The longest private text (4,000 characters, up to 16,000 UTF-8 bytes) seals to about 21,400 characters: anything
+# longer is refused before it is decoded or decrypted.
+MAX_SEALED_CHARS = 32_768
 _KID = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
 _SEALED = re.compile(r"^sealed:v1:([A-Za-z0-9_\-]{1,32}):([A-Za-z0-9_\-=]+)$")
 # Development only (published, like the development link key): refused outside development.
@@ -128,6 +132,8 @@ class FieldKeys:
 
     def open(self, household_id: UUID, field: str, value: str) -> str:
         """The plaintext, or ValueError saying why not (never quoting the value)."""
+        if len(value) > MAX_SEALED_CHARS:
+            raise ValueError(f"private field too long to be a sealed value ({len(value)} characters)")
         match = _SEALED.match(value)
         if match is None:
             raise ValueError("private field not sealed (plaintext is refused on the wire)" if not is_sealed(value)
@@ -152,7 +158,7 @@ _installed: FieldKeys | None = None
 
 
 def use_field_keys(keys: FieldKeys | None) -> None:
-    """Install the process's field keys (its bootstrap does, from ATTUNE_FIELD_KEYS)."""
+    """Install the process's field keys (its bootstrap does, from ATTUNE_<SERVICE>_FIELD_KEYS)."""
     global _installed
     _installed = keys
 

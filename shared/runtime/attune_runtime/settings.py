@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 from attune_contracts.credentials import CredentialVerifier, verifier_from_setting
 from attune_contracts.sealing import DEV_FIELD_KEYS, MAKE_FIELD_KEY, FieldKeys
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -82,8 +82,8 @@ class ServiceSettings(BaseSettings):
                     "where a published key is the default")
 
     field_keys: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("field_keys", "ATTUNE_FIELD_KEYS"),
-        description="the same in every service and the CLI: 'kid:base64,kid2:base64', 32-byte "
+        default=None,
+        description="the same value in every service and the CLI (ATTUNE_FIELD_KEYS there): 'kid:base64,kid2:base64', 32-byte "
                     "keys that seal private text (names, notes, dreams, titles, message bodies) on Kafka; the first "
                     "seals, all open (rotate by putting a new key first); required outside development, where a "
                     "published key is the default")
@@ -96,7 +96,7 @@ class ServiceSettings(BaseSettings):
     secret_fields: tuple[str, ...] = ()
     # A service whose consumers dead-letter sets this: its DEAD_LETTER_KEY is then required outside development.
     writes_dead_letters: ClassVar[bool] = False
-    # A service that writes or reads private fields on Kafka sets this: ATTUNE_FIELD_KEYS is then required
+    # A service that writes or reads private fields on Kafka sets this: its FIELD_KEYS are then required
     # outside development (the bare base, used by tools to create topics, needs no keys).
     seals_private_fields: ClassVar[bool] = False
     # How to make a value for a secret field, when a random string is not the right shape (a Fernet key).
@@ -153,7 +153,7 @@ class ServiceSettings(BaseSettings):
         if self.seals_private_fields and self.field_keys is None and self.environment is not Environment.DEVELOPMENT:
             # Fail closed: without them, names, notes and dreams could not be sealed (nor read) on Kafka.
             raise _settings_error(type(self).__name__, (
-                f"ATTUNE_FIELD_KEYS is missing; outside development set it to the deployment's field keys, the same "
+                f"{self.env_name('field_keys')} is missing; outside development set it to the deployment's field keys, the same "
                 f"in every service and the CLI (make one with: {MAKE_FIELD_KEY}), or set "
                 f"{self.env_name('environment')}=development on this machine only"))
 
@@ -179,10 +179,10 @@ class ServiceSettings(BaseSettings):
         try:
             keys = FieldKeys.parse(self.field_keys.get_secret_value())
         except ValueError as exc:
-            raise ValueError(f"ATTUNE_FIELD_KEYS: {exc}; make one with: {MAKE_FIELD_KEY}") from None
+            raise ValueError(f"{self.env_name('field_keys')}: {exc}; make one with: {MAKE_FIELD_KEY}") from None
         if self.environment is not Environment.DEVELOPMENT \
                 and set(keys.encoded()) & set(FieldKeys.parse(DEV_FIELD_KEYS).encoded()):
-            raise ValueError(f"ATTUNE_FIELD_KEYS holds the development key: it is published, so it is refused "
+            raise ValueError(f"{self.env_name('field_keys')} holds the development key: it is published, so it is refused "
                              f"outside development (even beside real keys); make one with: {MAKE_FIELD_KEY}")
         return self
 
