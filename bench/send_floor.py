@@ -1,7 +1,7 @@
 """The floor under the notifier's CPU per push: what the sending alone costs, send by send, against
 bench/gateway.py in its own process (so its CPU is not counted here).
 
-    .venv/bin/python bench/send_floor.py [--sends 2000] [--concurrency 128] [--delay 0.2-1.0]
+    .venv/bin/python bench/send_floor.py [--sends 2000] [--concurrency 128] [--delay 0.2-1.0] [--ways a,b]
 
 Each way sends `--sends` JSON pushes, `--concurrency` at a time, and reports CPU per send (this process, all
 threads: `time.process_time`) and sends/s:
@@ -11,8 +11,6 @@ threads: `time.process_time`) and sends/s:
 - `notifier_sender`: the notifier's `AppriseSender.send` from an event loop (plugin cache, the thread
   hand-off and its timeout, keep-alive, the answer's classification): the above plus our wrapper.
 - `requests_session`: `requests.Session.post` of the same body on the same pool, no Apprise: the HTTP part.
-- `httpx_async`: one `httpx.AsyncClient` on the event loop, no threads, no Apprise: what a sender of our own
-  for JSON/ntfy-style gateways would cost (a reference, not what the notifier does).
 """
 
 from __future__ import annotations
@@ -78,10 +76,15 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         def apprise_one(i: int) -> bool:
             return bool(plugin.notify(title="Date night", body=f"floor {i}"))
 
-        # Warm-up: imports, first connections.
-        run_threads(50, 10, apprise_one)
-        results["apprise_notify_new_connection"] = figures(*run_threads(args.sends, args.concurrency, apprise_one),
-                                                           args.sends)
+        ways = set(args.ways.split(",")) if args.ways else None
+
+        def wanted(way: str) -> bool:
+            return ways is None or way in ways
+
+        if wanted("apprise_notify_new_connection"):
+            run_threads(50, 10, apprise_one)  # warm-up: imports, first connections
+            results["apprise_notify_new_connection"] = figures(
+                *run_threads(args.sends, args.concurrency, apprise_one), args.sends)
 
         pool = KeepAlive(per_host=args.concurrency)
 
@@ -92,9 +95,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 KEEPALIVE.reset(token)
 
-        run_threads(args.concurrency, args.concurrency, kept_alive_one)
-        results["apprise_notify_kept_alive"] = figures(*run_threads(args.sends, args.concurrency, kept_alive_one),
-                                                       args.sends)
+        if wanted("apprise_notify_kept_alive"):
+            run_threads(args.concurrency, args.concurrency, kept_alive_one)
+            results["apprise_notify_kept_alive"] = figures(
+                *run_threads(args.sends, args.concurrency, kept_alive_one), args.sends)
         pool.close()
 
         session = requests.Session()
@@ -106,8 +110,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                                   headers={"Content-Type": "application/json"}, timeout=30)
             return answer.status_code == 200
 
-        run_threads(args.concurrency, args.concurrency, session_one)
-        results["requests_session"] = figures(*run_threads(args.sends, args.concurrency, session_one), args.sends)
+        if wanted("requests_session"):
+            run_threads(args.concurrency, args.concurrency, session_one)
+            results["requests_session"] = figures(*run_threads(args.sends, args.concurrency, session_one), args.sends)
         session.close()
 
         async def ours() -> dict[str, Any]:
@@ -123,22 +128,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 sender.close()
 
-        results["notifier_sender"] = asyncio.run(ours())
+        if wanted("notifier_sender"):
+            results["notifier_sender"] = asyncio.run(ours())
 
-        async def plain_httpx() -> dict[str, Any]:
-            import httpx
-
-            limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-                async def one(i: int) -> bool:
-                    answer = await client.post(f"http://127.0.0.1:{port}/floor/h", content=body,
-                                               headers={"Content-Type": "application/json"})
-                    return answer.status_code == 200
-
-                await run_async(args.concurrency, args.concurrency, one)
-                return figures(*await run_async(args.sends, args.concurrency, one), args.sends)
-
-        results["httpx_async"] = asyncio.run(plain_httpx())
         results["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         return results
     finally:
@@ -151,6 +143,7 @@ if __name__ == "__main__":
     parser.add_argument("--sends", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--delay", default="0.2-1.0", help="the gateway's answer delay, LO-HI seconds")
+    parser.add_argument("--ways", help="comma-separated ways to run (default: all)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     options = parser.parse_args()
     out = main(options)
