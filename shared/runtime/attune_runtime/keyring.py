@@ -12,9 +12,9 @@ from collections.abc import Iterable
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from .settings import MAKE_FERNET_KEY
+__all__ = ["MAKE_FERNET_KEY", "InvalidToken", "Keyring", "parse_keys"]
 
-__all__ = ["InvalidToken", "Keyring", "parse_keys"]
+MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 def parse_keys(raw: str | Iterable[str | bytes], *, setting: str) -> list[str]:
