@@ -15,7 +15,7 @@ from typing import Any, Self
 from uuid import UUID
 
 from attune_checkins.events import CausedEvents
-from attune_checkins.service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
+from attune_checkins.model import Achievement, CheckIn, Household, Moment, Occurrence, Slot
 from attune_contracts.messages import CheckInStatus
 from attune_contracts.types import Contract
 

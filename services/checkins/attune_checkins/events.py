@@ -16,7 +16,7 @@ from attune_contracts.publisher import headers_for
 from attune_contracts.registry import spec_of
 from attune_contracts.types import Contract
 
-from .service import derived_id
+from .model import derived_id
 
 
 class CausedEvents:

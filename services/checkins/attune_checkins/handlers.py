@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from attune_contracts import Envelope
@@ -34,36 +34,34 @@ from attune_runtime.faults import HouseholdErasedError
 
 from . import moments, submissions
 from . import service as rules
+from .context import Context
 from .events import CausedEvents
+from .model import Occurrence, Rejected
 from .ports import UnitOfWork
-from .service import Occurrence, Rejected
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 log = logging.getLogger("attune.checkins")
 
 COMMANDS = (SubmitCheckIn, LogMoment, RecordAchievement)
 COMMAND_TYPES = frozenset(spec_of(c).type for c in COMMANDS)
 
-Handler = Callable[["CheckinsService", UnitOfWork, Envelope[Any], CausedEvents], Awaitable[None]]
+Handler = Callable[[Context, UnitOfWork, Envelope[Any], CausedEvents], Awaitable[None]]
 
 
-async def submit_checkin(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
+async def submit_checkin(app: Context, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
     await submissions.submit(app, uow, caused, envelope.household_id, envelope.payload,
                              submitted_at=envelope.occurred_at)
 
 
-async def log_moment(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
+async def log_moment(app: Context, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
     await moments.log_moment(app, uow, caused, envelope.household_id, envelope.payload, envelope.occurred_at)
 
 
-async def record_achievement(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any],
+async def record_achievement(app: Context, uow: UnitOfWork, envelope: Envelope[Any],
                              caused: CausedEvents) -> None:
     await moments.record_achievement(app, uow, caused, envelope.household_id, envelope.payload)
 
 
-async def ritual_due(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def ritual_due(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     due: RitualDue = envelope.payload
     _storable(envelope, template=due.template, title=due.title)
     await uow.households.put_household(envelope.household_id, due.time_zone, app.clock.now(), overwrite=False)
@@ -72,45 +70,45 @@ async def ritual_due(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[A
     await uow.occurrences.forget_announced(due.occurrence_id)
 
 
-async def ritual_reminder(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def ritual_reminder(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     reminder: RitualReminder = envelope.payload
     _storable(envelope, template=reminder.template, title=reminder.title)
     await uow.households.put_household(envelope.household_id, reminder.time_zone, app.clock.now(), overwrite=False)
     await uow.occurrences.announce(occurrence_of(envelope.household_id, reminder, deadline=reminder.scheduled_for))
 
 
-async def short_link_issued(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def short_link_issued(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     issued: ShortLinkIssued = envelope.payload
     await uow.links.put_short_link(issued.code_id, envelope.household_id, issued.sealed_token, issued.expires_at)
 
 
-async def household_registered(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any],
+async def household_registered(app: Context, uow: UnitOfWork, envelope: Envelope[Any],
                                _: CausedEvents) -> None:
     await uow.households.put_household(envelope.household_id, envelope.payload.time_zone, app.clock.now())
 
 
-async def member_upserted(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def member_upserted(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     member: MemberUpserted = envelope.payload
     await uow.households.put_household(envelope.household_id, member.time_zone, app.clock.now(), overwrite=False)
     await uow.households.add_member(envelope.household_id, member.member_id)
 
 
-async def ritual_scheduled(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def ritual_scheduled(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     ritual: RitualScheduled | RitualUpdated = envelope.payload
     _storable(envelope, template=ritual.template, rrule=ritual.rrule)
     await uow.rituals.put_ritual(ritual.ritual_id, envelope.household_id, ritual.template, ritual.rrule)
 
 
-async def ritual_deleted(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def ritual_deleted(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     await uow.rituals.delete_ritual(envelope.payload.ritual_id)
 
 
-async def credentials_revoked(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any],
+async def credentials_revoked(app: Context, uow: UnitOfWork, envelope: Envelope[Any],
                               _: CausedEvents) -> None:
     await uow.households.revoke_credentials(envelope.household_id, envelope.payload.not_before)
 
 
-async def household_erased(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
+async def household_erased(app: Context, uow: UnitOfWork, envelope: Envelope[Any], _: CausedEvents) -> None:
     removed = await uow.households.erase(envelope.household_id, envelope.payload.erased_at)
     log.info("erased household: %d rows", sum(removed.values()),
              extra={"event_id": str(envelope.event_id), "household_id": str(envelope.household_id)})
@@ -134,7 +132,7 @@ HANDLERS: dict[type[Any], Handler] = {
 HANDLED_TYPES = frozenset(spec_of(kind).type for kind in HANDLERS)
 
 
-async def handle(app: CheckinsService, envelope: Envelope[Any]) -> None:
+async def handle(app: Context, envelope: Envelope[Any]) -> None:
     caused = CausedEvents(envelope.event_id, envelope.household_id, envelope.correlation_id)
     async with app.uow() as uow:
         await check_members(uow, [envelope])
@@ -144,7 +142,7 @@ async def handle(app: CheckinsService, envelope: Envelope[Any]) -> None:
     await app.committed(staged)
 
 
-async def apply(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
+async def apply(app: Context, uow: UnitOfWork, envelope: Envelope[Any], caused: CausedEvents) -> None:
     """One message in this unit of work: the tombstone, the redelivery check, then its use case."""
     payload, household_id = envelope.payload, envelope.household_id
     erased = await uow.households.erased_at(household_id)
@@ -165,7 +163,7 @@ async def apply(app: CheckinsService, uow: UnitOfWork, envelope: Envelope[Any], 
         submissions.reject(app, caused, envelope, exc.reason, payload.member_id)
 
 
-async def handle_batch(app: CheckinsService, envelopes: list[Envelope[Any]]) -> None:
+async def handle_batch(app: Context, envelopes: list[Envelope[Any]]) -> None:
     """Many messages in one unit of work, with the same outcome as handling them one by one, except that a
     ritual's StreakUpdated is published once per batch with its final value. Consecutive check-ins are applied
     in bulk (a few statements for the whole run); anything else goes through `apply`. The batch's events are
@@ -201,7 +199,7 @@ async def check_members(uow: UnitOfWork, envelopes: list[Envelope[Any]]) -> None
         rules.check_members(envelope.payload, envelope.household_id, homes)
 
 
-async def reject_invalid(app: CheckinsService, *, event_id: UUID, household_id: UUID, command_type: str, reason: str,
+async def reject_invalid(app: Context, *, event_id: UUID, household_id: UUID, command_type: str, reason: str,
                          member_id: UUID | None, correlation_id: str) -> None:
     """A command that failed contract validation (rating 9, a note too long): tell the sender why."""
     app.metrics.rejected.labels(command_type.split(".")[-1][:40]).inc()
@@ -235,9 +233,9 @@ def _storable(envelope: Envelope[Any], **texts: str | None) -> None:
 
 # ---- the Kafka entry points (bootstrap subscribes these) ----
 
-def make_handler(app: CheckinsService) -> Callable[[Envelope[Any]], Awaitable[None]]:
+def make_handler(app: Context) -> Callable[[Envelope[Any]], Awaitable[None]]:
     async def on_message(envelope: Envelope[Any]) -> None:
-        await app.handle(envelope)
+        await handle(app, envelope)
 
     return on_message
 
@@ -249,7 +247,7 @@ def _uuid(value: Any) -> UUID | None:
         return None
 
 
-def make_invalid_hook(app: CheckinsService) -> Callable[[Any, str], Awaitable[None]]:
+def make_invalid_hook(app: Context) -> Callable[[Any, str], Awaitable[None]]:
     """An invalid check-ins command (rating 9, a note too long) is dead-lettered by the consumer;
     this also tells its sender why, as a CheckInCommandRejected, when the envelope says who sent it."""
 
@@ -257,8 +255,8 @@ def make_invalid_hook(app: CheckinsService) -> Callable[[Any, str], Awaitable[No
         head = peek(record.value)
         if head is None or head.type not in COMMAND_TYPES:
             return  # not an envelope that says who sent it: nobody to answer
-        await app.reject_invalid(
-            event_id=head.event_id, household_id=head.household_id, command_type=head.type, reason=reason,
+        await reject_invalid(
+            app, event_id=head.event_id, household_id=head.household_id, command_type=head.type, reason=reason,
             member_id=_uuid(head.payload.get("member_id")), correlation_id=head.correlation_id,
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from attune_contracts.links import LinkAction, LinkClaims
 from attune_contracts.messages import CheckInSource, CheckInStatus, SubmitCheckIn
@@ -16,12 +15,10 @@ from attune_runtime import shortlinks
 
 from . import service as rules
 from . import submissions
+from .context import Context
 from .events import CausedEvents
-from .service import CheckIn, Occurrence
+from .model import CheckIn, Occurrence
 from .submissions import SubmitResult
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 _LINK_POLL_S = 0.1
 
@@ -32,7 +29,7 @@ class LinkRefused(Exception):
         self.reason = reason
 
 
-async def link_preview(app: CheckinsService, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
+async def link_preview(app: Context, claims: LinkClaims) -> tuple[Occurrence, datetime | None]:
     """What a link would record, and when it was used if it already was.
 
     A reminder's link can be tapped before its ritual (the day-before date-night reminder): the
@@ -58,7 +55,7 @@ async def link_preview(app: CheckinsService, claims: LinkClaims) -> tuple[Occurr
             raise LinkRefused("unknown_occurrence", "We could not find this ritual any more.")
         await asyncio.sleep(_LINK_POLL_S)
 
-async def resolve_short_link(app: CheckinsService, code: str) -> str:
+async def resolve_short_link(app: Context, code: str) -> str:
     """The one-tap token an SMS's short code stands for. Its ShortLinkIssued may still be on its way here
     (an SMS is quick): waited for like a link's occurrence. LinkRefused if unknown or expired."""
     key = shortlinks.code_id(code)
@@ -79,7 +76,7 @@ async def resolve_short_link(app: CheckinsService, code: str) -> str:
                                                     "so old that it has been tidied away.")
         await asyncio.sleep(_LINK_POLL_S)
 
-async def link_outcome(app: CheckinsService, claims: LinkClaims) -> tuple[Occurrence | None, CheckIn | None]:
+async def link_outcome(app: Context, claims: LinkClaims) -> tuple[Occurrence | None, CheckIn | None]:
     """For a used or expired link's page: its occurrence (if still known, in the link's household) and what
     is recorded for its member. No waiting: this only explains a link that no longer records anything."""
     async with app.uow() as uow:
@@ -88,7 +85,7 @@ async def link_outcome(app: CheckinsService, claims: LinkClaims) -> tuple[Occurr
             return None, None
         return occurrence, await uow.checkins.checkin(claims.occurrence_id, claims.member_id)
 
-async def use_link(app: CheckinsService, claims: LinkClaims, closeness: int | None) -> SubmitResult:
+async def use_link(app: Context, claims: LinkClaims, closeness: int | None) -> SubmitResult:
     """Record a one-tap link's check-in once; a second use of the same token is refused."""
     now = app.clock.now()
     status = {LinkAction.DONE: CheckInStatus.DONE, LinkAction.SKIP: CheckInStatus.SKIPPED,

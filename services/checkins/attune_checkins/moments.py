@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from attune_contracts.messages import (
@@ -15,12 +14,10 @@ from attune_contracts.messages import (
 )
 
 from . import service as rules
+from .context import Context
 from .events import CausedEvents
+from .model import Achievement, Moment, Rejected
 from .ports import UnitOfWork
-from .service import Achievement, Moment, Rejected
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 
 async def member_of(uow: UnitOfWork, household_id: UUID, member_id: UUID) -> None:
@@ -31,7 +28,7 @@ async def member_of(uow: UnitOfWork, household_id: UUID, member_id: UUID) -> Non
         raise Rejected(f"member {member_id} is not in this household")
 
 
-async def log_moment(app: CheckinsService, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
+async def log_moment(app: Context, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
                      cmd: LogMoment, sent_at: datetime) -> bool:
     """Record a moment once (by its id); announce it, and a drop below 5:1 once per crossing."""
     now = app.clock.now()
@@ -60,7 +57,7 @@ async def log_moment(app: CheckinsService, uow: UnitOfWork, caused: CausedEvents
     return True
 
 
-async def record_achievement(app: CheckinsService, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
+async def record_achievement(app: Context, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
                              cmd: RecordAchievement) -> None:
     rules.nul_free(dream=cmd.dream, note=cmd.note)
     await member_of(uow, household_id, cmd.member_id)

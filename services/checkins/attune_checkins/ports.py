@@ -16,7 +16,7 @@ from uuid import UUID
 from attune_contracts.messages import CheckInStatus
 
 from .events import CausedEvents
-from .service import Achievement, CheckIn, Household, Moment, Occurrence, Slot
+from .model import Achievement, CheckIn, Household, Moment, Occurrence, Slot
 
 
 class Clock(Protocol):

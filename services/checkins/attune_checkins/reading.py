@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from . import service as rules
+from .context import Context
+from .model import CheckIn
 from .ports import UnitOfWork
-from .service import CheckIn
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 
-async def summary(app: CheckinsService, household_id: UUID) -> dict[str, Any] | None:
+async def summary(app: Context, household_id: UUID) -> dict[str, Any] | None:
     now = app.clock.now()
     async with app.uow() as uow:
         household = await uow.households.household(household_id)
@@ -45,7 +43,7 @@ async def summary(app: CheckinsService, household_id: UUID) -> dict[str, Any] | 
 
 
 
-async def export(app: CheckinsService, household_id: UUID) -> dict[str, Any] | None:
+async def export(app: Context, household_id: UUID) -> dict[str, Any] | None:
     async with app.uow() as uow:
         household = await uow.households.household(household_id)
         if household is None:

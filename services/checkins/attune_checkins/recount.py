@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from attune_contracts.messages import DateNightAdherenceUpdated, MilestoneReached, StreakUpdated
 
 from . import service as rules
+from .context import Context
 from .events import CausedEvents
+from .model import Occurrence
 from .ports import UnitOfWork
-from .service import Occurrence
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 # How far back a streak's history is read: the first window covers the date-night adherence (4 weeks) and
 # most current runs; the next ones only for rituals whose run reaches back that far.
 HISTORY_WINDOWS = (35, 140, 400)
 
 
-async def refresh_rituals(app: CheckinsService, uow: UnitOfWork,
+async def refresh_rituals(app: Context, uow: UnitOfWork,
                           touched: dict[UUID, tuple[Occurrence, CausedEvents]]) -> None:
     """Recount streaks (and date-night adherence) of the touched rituals; announce what changed."""
     now = app.clock.now()

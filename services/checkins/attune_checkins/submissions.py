@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from attune_contracts import Envelope
@@ -17,12 +17,10 @@ from attune_contracts.messages import CheckInCommandRejected, CheckInRecorded, C
 
 from . import recount
 from . import service as rules
+from .context import Context
 from .events import CausedEvents
 from .ports import UnitOfWork
 from .service import CheckIn, Occurrence, Outcome, Rejected
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
 
 log = logging.getLogger("attune.checkins")
 
@@ -45,7 +43,7 @@ def checkin_of(cmd: SubmitCheckIn, household_id: UUID, occurrence: Occurrence, *
     )
 
 
-def recorded(app: CheckinsService, caused: CausedEvents, checkin: CheckIn, now: datetime) -> None:
+def recorded(app: Context, caused: CausedEvents, checkin: CheckIn, now: datetime) -> None:
     """Count a recorded check-in and announce it (the batch and single paths share this)."""
     app.metrics.recorded(checkin.status.value, checkin.template)
     caused.add(CheckInRecorded(
@@ -56,7 +54,7 @@ def recorded(app: CheckinsService, caused: CausedEvents, checkin: CheckIn, now: 
     ))
 
 
-def reject(app: CheckinsService, caused: CausedEvents, envelope: Envelope[Any], reason: str,
+def reject(app: Context, caused: CausedEvents, envelope: Envelope[Any], reason: str,
            member_id: UUID | None) -> None:
     """Tell a command's sender why nothing was recorded."""
     app.metrics.rejected.labels(envelope.type.split(".")[-1]).inc()
@@ -68,7 +66,7 @@ def reject(app: CheckinsService, caused: CausedEvents, envelope: Envelope[Any], 
     ))
 
 
-async def submit(app: CheckinsService, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
+async def submit(app: Context, uow: UnitOfWork, caused: CausedEvents, household_id: UUID,
                  cmd: SubmitCheckIn, *, submitted_at: datetime, source: CheckInSource | None = None) -> SubmitResult:
     """One check-in. Raises Rejected (nothing recorded) with the reason."""
     occurrence = await uow.occurrences.occurrence(cmd.occurrence_id)
@@ -92,7 +90,7 @@ async def submit(app: CheckinsService, uow: UnitOfWork, caused: CausedEvents, ho
     return SubmitResult(outcome, checkin)
 
 
-async def submit_many(app: CheckinsService, uow: UnitOfWork, envelopes: list[Envelope[Any]]) -> None:
+async def submit_many(app: Context, uow: UnitOfWork, envelopes: list[Envelope[Any]]) -> None:
     """A consumed batch's run of check-ins in a few statements; collects their events into the unit of work."""
     now = app.clock.now()
     erased = await uow.households.erased_many({e.household_id for e in envelopes})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
 from uuid import UUID
 
 from attune_contracts.content import cadence_of
@@ -13,11 +12,9 @@ from attune_contracts.messages import RitualMissed
 
 from . import reading, recount
 from . import service as rules
+from .context import Context
 from .events import CausedEvents
-from .service import Occurrence
-
-if TYPE_CHECKING:
-    from .usecases import CheckinsService
+from .model import Occurrence
 
 log = logging.getLogger("attune.checkins")
 
@@ -30,7 +27,7 @@ def missed_cadence(rrule: str | None) -> str | None:
     return cadence_of(rrule) or "other"
 
 
-async def tick(app: CheckinsService) -> float:
+async def tick(app: Context) -> float:
     """Handle every deadline and summary that is due; return how long the timer may sleep."""
     now = app.clock.now()
     async with app.uow() as uow:
@@ -51,7 +48,7 @@ async def tick(app: CheckinsService) -> float:
         candidates.append(await uow.occurrences.next_deadline())
     return rules.seconds_until_next(app.clock.now(), candidates, app.policy.timer_max_sleep_s)
 
-async def close_missed(app: CheckinsService, occurrence: Occurrence, now: datetime) -> None:
+async def close_missed(app: Context, occurrence: Occurrence, now: datetime) -> None:
     caused = CausedEvents(f"missed:{occurrence.occurrence_id}", occurrence.household_id,
                     str(occurrence.occurrence_id))
     async with app.uow() as uow:
@@ -73,7 +70,7 @@ async def close_missed(app: CheckinsService, occurrence: Occurrence, now: dateti
         staged = await app.finish(uow)
     await app.committed(staged)
 
-async def maybe_summarise(app: CheckinsService, household_id: UUID, zone: str, now: datetime) -> None:
+async def maybe_summarise(app: Context, household_id: UUID, zone: str, now: datetime) -> None:
     week_start, slot = rules.summary_slot(now, zone, app.policy.weekly_summary_hour)
     if now - slot > app.policy.weekly_summary_catch_up:
         return
@@ -94,7 +91,7 @@ async def maybe_summarise(app: CheckinsService, household_id: UUID, zone: str, n
         staged = await app.finish(uow)
     await app.committed(staged)
 
-async def run_timer(app: CheckinsService, stop: asyncio.Event) -> None:
+async def run_timer(app: Context, stop: asyncio.Event) -> None:
     """Sleep until the next deadline or summary (or until a new RitualDue wakes it), then handle it."""
     while not stop.is_set():
         app.wake.clear()

@@ -27,9 +27,9 @@ from . import handlers, links, moments, reading, submissions, timer
 from .events import CausedEvents, outbox_rows
 from .links import LinkRefused
 from .metrics import Metrics
+from .model import CheckIn, Occurrence
 from .policy import Policy
 from .ports import AlreadyExists, Clock, UnitOfWork, UnitOfWorkFactory
-from .service import CheckIn, Occurrence
 from .submissions import SubmitResult
 
 PRODUCER = "checkins"

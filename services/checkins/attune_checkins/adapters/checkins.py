@@ -14,7 +14,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..service import CheckIn
+from ..model import CheckIn
 from . import tables as t
 from .statements import (
     Repository,

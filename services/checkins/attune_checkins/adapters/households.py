@@ -16,7 +16,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..service import Household
+from ..model import Household
 from . import tables as t
 from .statements import (
     Repository,

@@ -11,7 +11,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..service import Achievement, Moment
+from ..model import Achievement, Moment
 from . import tables as t
 from .statements import (
     Repository,

@@ -16,7 +16,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..service import Occurrence
+from ..model import Occurrence
 from . import tables as t
 from .statements import (
     OCCURRENCE_COLUMNS,

@@ -22,7 +22,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..service import Slot
+from ..model import Slot
 from . import tables as t
 from .statements import (
     Repository,

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..service import Occurrence
+from ..model import Occurrence
 from . import tables as t
 
 OUTBOX_SHARDS = 64
