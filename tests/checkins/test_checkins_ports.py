@@ -16,6 +16,7 @@ import pytest
 from attune_checkins.adapters.migrate import upgrade
 from attune_checkins.adapters.sql import NoteCipher, SqlStore, make_engine
 from attune_checkins.metrics import Metrics
+from attune_checkins.ports import AlreadyExists
 from attune_checkins.service import Rejected
 from attune_checkins.usecases import CheckinsService
 from attune_contracts import parse
@@ -180,3 +181,63 @@ async def test_each_commit_records_the_events_it_collected_and_a_refusal_rolls_b
                                                          status=CheckInStatus.DONE))
     assert fake.rolled_back == 1 and len(fake.committed) == 5
     assert len(fake.state.checkins) == 1 and len(fake.published) == 2
+
+
+async def test_a_check_in_written_meanwhile_by_another_path_is_already_there_and_the_submit_decides_again() -> None:
+    fake = FakeUnitOfWorkFactory()
+    clock = FakeClock(datetime(2027, 3, 1, 12, tzinfo=UTC))
+    service = CheckinsService(fake, clock, Metrics(CollectorRegistry()))
+    h = Harness(service, None, FakeSink(), clock, CollectorRegistry(), None)  # type: ignore[arg-type]
+    await h.setup_household()
+    due = h.due(uuid4(), clock.now() + timedelta(minutes=30))
+    await h.send(due)
+    start, attempts = fake.__call__, []
+
+    def racing_unit() -> Any:
+        unit = start()
+        put = unit.checkins.put_checkin
+
+        async def put_checkin(ci: Any, *, replace: bool) -> None:
+            attempts.append(replace)
+            if len(attempts) == 1:  # the link path kept the same check-in a moment before this one commits
+                raise AlreadyExists("checkins_pkey")
+            await put(ci, replace=replace)
+
+        unit.checkins.put_checkin = put_checkin  # type: ignore[method-assign]
+        return unit
+
+    service.uow = racing_unit
+    result = await service.submit(h.household, SubmitCheckIn(occurrence_id=due.occurrence_id, member_id=h.ana,
+                                                             status=CheckInStatus.DONE, closeness=3))
+    assert attempts == [False, False] and fake.rolled_back == 1
+    assert result.checkin.closeness == 3 and [type(p).__name__ for p in fake.committed[-1]] == [
+        "CheckInRecorded", "StreakUpdated"]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+async def test_the_sql_unit_of_work_says_already_exists_and_keeps_nothing_of_the_unit(dialect: str,
+                                                                                     tmp_path: Path) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        url = (f"sqlite+aiosqlite:///{tmp_path}/checkins.db" if dialect == "sqlite"
+               else await stack.enter_async_context(temporary_database()))
+        store = SqlStore(make_engine(url), NoteCipher([FERNET_KEY]))
+        stack.push_async_callback(store.close)
+        await upgrade(store.engine)
+        clock = FakeClock(datetime(2027, 3, 1, 12, tzinfo=UTC))
+        service = CheckinsService(store.unit_of_work, clock, Metrics(CollectorRegistry()))
+        world = World(Harness(service, store, FakeSink(), clock, CollectorRegistry(), None), None, store)  # type: ignore[arg-type]
+        due = await ready(world)
+        h = world.h
+        await h.check_in(due, h.ana)
+        [kept], _ = await h.service.history(h.household, page=1, page_size=10)
+        with pytest.raises(AlreadyExists):
+            async with store.unit_of_work() as uow:
+                await uow.households.put_household(h.household, "Europe/Lisbon", h.clock.now())
+                await uow.checkins.put_checkin(kept, replace=False)  # a second insert of the same check-in
+        household = await _household(store, h.household)
+        assert household is not None and household.time_zone == h.zone  # the unit's other write was rolled back
+
+
+async def _household(store: SqlStore, household_id: Any) -> Any:
+    async with store.unit_of_work() as uow:
+        return await uow.households.household(household_id)
