@@ -241,3 +241,28 @@ async def test_the_sql_unit_of_work_says_already_exists_and_keeps_nothing_of_the
 async def _household(store: SqlStore, household_id: Any) -> Any:
     async with store.unit_of_work() as uow:
         return await uow.households.household(household_id)
+
+
+def test_the_fakes_and_the_sql_repositories_offer_every_method_of_the_ports_with_its_parameters() -> None:
+    import inspect
+
+    from attune_checkins import ports
+    from attune_checkins.adapters import unit_of_work as sql_uow
+
+    from . import fakes
+
+    repositories = {name: proto for name, proto in inspect.get_annotations(ports.UnitOfWork, eval_str=True).items()
+                    if isinstance(proto, type) and proto.__module__ == ports.__name__}
+    assert len(repositories) == 10
+    sql = {"households": "SqlHouseholds", "processed": "SqlProcessedEvents", "occurrences": "SqlOccurrences",
+           "checkins": "SqlCheckIns", "rituals": "SqlRituals", "moments": "SqlMoments",
+           "achievements": "SqlAchievements", "summaries": "SqlSummaries", "links": "SqlLinks", "outbox": "SqlOutbox"}
+    for attribute, proto in repositories.items():
+        fake = type(getattr(fakes.FakeUnitOfWork(fakes.FakeUnitOfWorkFactory()), attribute))
+        real = getattr(sql_uow, sql[attribute])
+        for name, method in inspect.getmembers(proto, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            wanted = list(inspect.signature(method).parameters)
+            for impl in (fake, real):
+                assert list(inspect.signature(getattr(impl, name)).parameters) == wanted, (impl.__name__, name)

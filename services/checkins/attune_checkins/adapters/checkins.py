@@ -6,20 +6,11 @@ from typing import Any
 from uuid import UUID
 
 from attune_contracts.messages import CheckInSource, CheckInStatus
-from sqlalchemy import (
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import func, insert, select, text, update
 
 from ..model import CheckIn
 from . import tables as t
-from .statements import (
-    Repository,
-    chunks,
-)
+from .statements import Repository, chunks
 
 
 class SqlCheckIns(Repository):

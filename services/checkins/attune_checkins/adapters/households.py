@@ -8,22 +8,11 @@ from typing import Any
 from uuid import UUID
 
 from attune_runtime.deadletters import erase_dead_letter_key
-from sqlalchemy import (
-    delete,
-    func,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import delete, func, select, text, update
 
 from ..model import Household
 from . import tables as t
-from .statements import (
-    Repository,
-    chunks,
-    insert_ignore,
-    insert_ignore_many,
-)
+from .statements import Repository, chunks, insert_ignore, insert_ignore_many
 
 
 class SqlHouseholds(Repository):

@@ -5,16 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import (
-    delete,
-    select,
-)
+from sqlalchemy import delete, select
 
 from . import tables as t
-from .statements import (
-    Repository,
-    insert_ignore,
-)
+from .statements import Repository, insert_ignore
 
 
 class SqlLinks(Repository):

@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import (
-    func,
-    select,
-    update,
-)
+from sqlalchemy import func, select, update
 
 from ..model import Achievement, Moment
 from . import tables as t
-from .statements import (
-    Repository,
-    insert_ignore,
-)
+from .statements import Repository, insert_ignore
 
 
 class SqlMoments(Repository):

@@ -7,24 +7,11 @@ from datetime import date, datetime
 from uuid import UUID
 
 from attune_contracts.messages import CheckInStatus
-from sqlalchemy import (
-    and_,
-    delete,
-    exists,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import and_, delete, exists, func, select, update
 
 from ..model import Occurrence
 from . import tables as t
-from .statements import (
-    OCCURRENCE_COLUMNS,
-    Repository,
-    chunks,
-    insert_ignore,
-    occurrence_of_row,
-)
+from .statements import OCCURRENCE_COLUMNS, Repository, chunks, insert_ignore, occurrence_of_row
 
 
 class SqlOccurrences(Repository):

@@ -6,18 +6,10 @@ import json
 import zlib
 from typing import Any
 
-from sqlalchemy import (
-    text,
-)
+from sqlalchemy import text
 
 from . import tables as t
-from .statements import (
-    OUTBOX_LOCK_SPACE,
-    OUTBOX_SHARDS,
-    Repository,
-    chunks,
-    dialect_insert,
-)
+from .statements import OUTBOX_LOCK_SPACE, OUTBOX_SHARDS, Repository, chunks, dialect_insert
 
 
 class SqlOutbox(Repository):

@@ -8,29 +8,11 @@ from typing import Any
 from uuid import UUID
 
 from attune_contracts.messages import CheckInStatus
-from sqlalchemy import (
-    Integer,
-    String,
-    and_,
-    exists,
-    func,
-    literal,
-    null,
-    select,
-    text,
-    union_all,
-    update,
-)
+from sqlalchemy import Integer, String, and_, exists, func, literal, null, select, text, union_all, update
 
 from ..model import Slot
 from . import tables as t
-from .statements import (
-    Repository,
-    chunks,
-    dialect_insert,
-    insert_ignore,
-    insert_ignore_many,
-)
+from .statements import Repository, chunks, dialect_insert, insert_ignore, insert_ignore_many
 
 
 class SqlRituals(Repository):
