@@ -1,8 +1,8 @@
 """The dreams board (step 6 of the article: invest in each other's dreams). A member shares a dream, their partner
 says "I support this", and when its owner reaches it an achievement is recorded for the household to celebrate.
 
-Arrives over the HTTP API with the member's own credential; each change is one transaction that writes its rows
-and its events to the outbox (DreamShared, DreamSupported, AchievementRecorded with the dream's id). Retries are
+Arrives over the HTTP API with the member's own credential; each change is one unit of work that writes its rows
+and collects its events (DreamShared, DreamSupported, AchievementRecorded with the dream's id). Retries are
 harmless: a dream's id is the caller's, a support is one per member, and reaching a dream twice records one
 achievement (its id derives from the dream's).
 """
@@ -10,33 +10,21 @@ achievement (its id derives from the dream's).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from attune_contracts.messages import AchievementRecorded, DreamShared, DreamSupported
 
 from . import service as rules
-from .adapters.sql import SqlTx
-from .service import Achievement, Rejected
-from .usecases import CheckinsService, Outbox
+from .context import Context
+from .events import CausedEvents
+from .model import Achievement, Dream, Rejected
+from .moments import member_of
+from .ports import UnitOfWork
 
-if TYPE_CHECKING:
-    from .adapters.dreams import DreamRows
+__all__ = ["Dream", "Unknown", "achievement_id_of", "reach", "reach_refusal", "share", "support", "support_refusal"]
 
-    Work = Callable[[SqlTx, DreamRows, Outbox, datetime], Awaitable[bool]]
-
-
-@dataclass(frozen=True)
-class Dream:
-    dream_id: UUID
-    household_id: UUID
-    member_id: UUID
-    dream: str
-    note: str | None
-    shared_at: datetime
-    reached_at: datetime | None = None
+Work = Callable[[UnitOfWork, CausedEvents, datetime], Awaitable[bool]]
 
 
 class Unknown(Exception):
@@ -61,66 +49,67 @@ def achievement_id_of(dream_id: UUID) -> UUID:
     return rules.derived_id("dream-reached", dream_id)
 
 
-class Dreams:
-    def __init__(self, service: CheckinsService) -> None:
-        self.service = service
+async def _change(app: Context, household_id: UUID, member_id: UUID, work: Work) -> bool:
+    """Run `work(uow, caused, now)` in one unit of work after checking the member is of the household; its
+    events are written with it. Returns what `work` returned."""
+    request_id = uuid4()
+    caused = CausedEvents(request_id, household_id, str(request_id))
+    async with app.uow() as uow:
+        await member_of(uow, household_id, member_id)
+        result = await work(uow, caused, app.clock.now())
+        uow.collect(caused)
+        staged = await app.finish(uow)
+    await app.committed(staged)
+    return result
 
-    async def _change(self, household_id: UUID, member_id: UUID, work: Work) -> bool:
-        """Run `work(tx, rows, outbox, now)` in one transaction after checking the member is of the household;
-        stage its events; returns what work returned."""
-        from .adapters.dreams import DreamRows  # it returns this module's Dream
 
-        request_id = uuid4()
-        outbox = Outbox(request_id, household_id, str(request_id))
-        async with self.service.store.tx() as tx:
-            await self.service._member_of(tx, household_id, member_id)
-            result = await work(tx, DreamRows(tx), outbox, self.service.clock.now())
-            staged = await self.service._stage(tx, outbox)
-        await self.service._committed(staged)
-        return result
+async def _known(uow: UnitOfWork, dream_id: UUID, household_id: UUID) -> Dream:
+    dream = await uow.dreams.dream(dream_id, household_id)
+    if dream is None:
+        raise Unknown()
+    return dream
 
-    async def share(self, household_id: UUID, member_id: UUID, text: str, note: str | None,
-                    dream_id: UUID) -> bool:
-        rules.nul_free(dream=text, note=note)
 
-        async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            if not await rows.add(Dream(dream_id, household_id, member_id, text, note, now)):
-                return False  # this id again: a retry (or someone else's id, which changes nothing)
-            outbox.add(DreamShared(dream_id=dream_id, member_id=member_id, dream=text, shared_at=now))
-            return True
+async def share(app: Context, household_id: UUID, member_id: UUID, text: str, note: str | None,
+                dream_id: UUID) -> bool:
+    rules.nul_free(dream=text, note=note)
 
-        return await self._change(household_id, member_id, work)
+    async def work(uow: UnitOfWork, caused: CausedEvents, now: datetime) -> bool:
+        if not await uow.dreams.add_dream(Dream(dream_id, household_id, member_id, text, note, now)):
+            return False  # this id again: a retry (or someone else's id, which changes nothing)
+        caused.add(DreamShared(dream_id=dream_id, member_id=member_id, dream=text, shared_at=now))
+        return True
 
-    async def support(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
-        async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = support_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
-            if not await rows.support(dream_id, household_id, member_id, now):
-                return False
-            outbox.add(DreamSupported(dream_id=dream_id, owner_id=dream.member_id, member_id=member_id,
-                                      supported_at=now))
-            return True
+    return await _change(app, household_id, member_id, work)
 
-        return await self._change(household_id, member_id, work)
 
-    async def reach(self, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
-        async def work(tx: SqlTx, rows: DreamRows, outbox: Outbox, now: datetime) -> bool:
-            dream = await rows.get(dream_id, household_id)
-            if dream is None:
-                raise Unknown()
-            refusal = reach_refusal(dream, member_id)
-            if refusal is not None:
-                raise Rejected(refusal)
-            if not await rows.reach(dream_id, now):
-                return False
-            achievement_id = achievement_id_of(dream_id)
-            await tx.add_achievement(Achievement(achievement_id, household_id, member_id, dream.dream, None, now))
-            outbox.add(AchievementRecorded(achievement_id=achievement_id, member_id=member_id, dream=dream.dream,
-                                           dream_id=dream_id))
-            return True
+async def support(app: Context, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
+    async def work(uow: UnitOfWork, caused: CausedEvents, now: datetime) -> bool:
+        dream = await _known(uow, dream_id, household_id)
+        refusal = support_refusal(dream, member_id)
+        if refusal is not None:
+            raise Rejected(refusal)
+        if not await uow.dreams.support(dream_id, household_id, member_id, now):
+            return False
+        caused.add(DreamSupported(dream_id=dream_id, owner_id=dream.member_id, member_id=member_id, supported_at=now))
+        return True
 
-        return await self._change(household_id, member_id, work)
+    return await _change(app, household_id, member_id, work)
+
+
+async def reach(app: Context, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
+    async def work(uow: UnitOfWork, caused: CausedEvents, now: datetime) -> bool:
+        dream = await _known(uow, dream_id, household_id)
+        refusal = reach_refusal(dream, member_id)
+        if refusal is not None:
+            raise Rejected(refusal)
+        if not await uow.dreams.reach(dream_id, now):
+            return False
+        achievement_id = achievement_id_of(dream_id)
+        await uow.achievements.add_achievement(
+            Achievement(achievement_id, household_id, member_id, dream.dream, None, now))
+        caused.add(AchievementRecorded(achievement_id=achievement_id, member_id=member_id, dream=dream.dream,
+                                       dream_id=dream_id))
+        return True
+
+    return await _change(app, household_id, member_id, work)
