@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 import pytest
 from attune_checkins.bootstrap import Checkins, build
 from attune_checkins.config import Settings
-from attune_contracts import Envelope, Topic, make_envelope, parse
+from attune_contracts import Envelope, Topic, make_envelope, parse, sealing
 from attune_contracts.messages import (
     CheckInCommandRejected,
     CheckInRecorded,
@@ -108,7 +108,8 @@ async def test_redelivery_changes_nothing_and_bad_input_is_refused(service: Chec
         return event_id, json.dumps(body).encode()
 
     rating_id, rating_9 = raw({"closeness": 9})
-    note_id, long_note = raw({"note": "x" * 2001})
+    # Sealed like every note on the wire (a plaintext one is refused before its length is read).
+    note_id, long_note = raw({"note": sealing.installed_field_keys().seal(household, "note", "x" * 2001)})
     unknown = env(SubmitCheckIn(occurrence_id=uuid4(), member_id=ben, status=CheckInStatus.DONE), household)
     stranger = submit(uuid4())
     sentinel = submit(ben, closeness=5)
@@ -207,6 +208,6 @@ async def test_a_question_asked_on_its_topic_can_be_answered_once_and_the_answer
         envelope = parse(value)
         return envelope if envelope.household_id == household and isinstance(envelope.payload, QuestionAnswered) else None
 
-    found = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, ours, until=lambda f: len(f) >= 1)
+    found = await read_topic(kafka_bootstrap, Topic.CHECKINS_EVENTS, keep=ours, until=lambda f: len(f) >= 1)
     assert (found[0].payload.member_id, found[0].payload.answers, found[0].producer) == (ana, 1, "checkins")
     assert b"balcony" not in found[0].to_bytes()

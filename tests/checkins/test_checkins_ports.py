@@ -253,10 +253,11 @@ def test_the_fakes_and_the_sql_repositories_offer_every_method_of_the_ports_with
 
     repositories = {name: proto for name, proto in inspect.get_annotations(ports.UnitOfWork, eval_str=True).items()
                     if isinstance(proto, type) and proto.__module__ == ports.__name__}
-    assert len(repositories) == 10
+    assert len(repositories) == 13
     sql = {"households": "SqlHouseholds", "processed": "SqlProcessedEvents", "occurrences": "SqlOccurrences",
            "checkins": "SqlCheckIns", "rituals": "SqlRituals", "moments": "SqlMoments",
-           "achievements": "SqlAchievements", "summaries": "SqlSummaries", "links": "SqlLinks", "outbox": "SqlOutbox"}
+           "achievements": "SqlAchievements", "summaries": "SqlSummaries", "links": "SqlLinks", "outbox": "SqlOutbox",
+           "dreams": "SqlDreams", "aftercare": "SqlAfterCare", "questions": "SqlQuestions"}
     for attribute, proto in repositories.items():
         fake = type(getattr(fakes.FakeUnitOfWork(fakes.FakeUnitOfWorkFactory()), attribute))
         real = getattr(sql_uow, sql[attribute])
@@ -266,3 +267,60 @@ def test_the_fakes_and_the_sql_repositories_offer_every_method_of_the_ports_with
             wanted = list(inspect.signature(method).parameters)
             for impl in (fake, real):
                 assert list(inspect.signature(getattr(impl, name)).parameters) == wanted, (impl.__name__, name)
+
+
+# ---- the member flows (questions, dreams, after-care) through the same ports ------------------------------------
+
+async def test_a_question_is_kept_once_and_each_answer_announced_without_its_words(world: World) -> None:
+    from attune_contracts import catalog
+    from attune_contracts.messages import QuestionAsked, QuestionBank
+
+    h = world.h
+    due = await ready(world)
+    first, other = (catalog.question_key(q) for q in catalog.CURIOSITY_QUESTIONS[:2])
+    for key in (first, other):  # a second QuestionAsked for the occurrence: the first question stays
+        await h.send(QuestionAsked(occurrence_id=due.occurrence_id, ritual_id=due.ritual_id,
+                                   template="curiosity_question", bank=QuestionBank.ADULT, question_key=key,
+                                   depth="light", scheduled_for=due.scheduled_for))
+    assert await h.service.question_text(h.household, due.occurrence_id) == catalog.CURIOSITY_QUESTIONS[0]
+    for member, words in ((h.ana, "The walk home"), (h.ben, "Your laugh"), (h.ana, "The walk home")):
+        await h.service.answer_question(h.household, due.occurrence_id, member, words)
+    answered = [p for p in await world.announced() if type(p).__name__ == "QuestionAnswered"]
+    assert [(p.member_id, p.answers) for p in answered] == [(h.ana, 1), (h.ben, 2)]
+    seen = await h.service.question(h.household, due.occurrence_id, h.ben)
+    assert seen["question_key"] == first
+    assert sorted(a["text"] for a in seen["answers"]) == ["The walk home", "Your laugh"]
+    by_household = await h.service.question(h.household, due.occurrence_id, None)
+    assert all(a["answered"] and a["text"] is None for a in by_household["answers"])
+
+
+async def test_a_dream_is_shared_supported_and_reached_once(world: World) -> None:
+    h = world.h
+    await h.setup_household()
+    dream_id = uuid4()
+    for _ in range(2):  # each call again: a retry, nothing new
+        assert await h.service.share_dream(h.household, h.ana, "Walk the Camino", "since 2019", dream_id) is (_ == 0)
+        assert await h.service.support_dream(h.household, dream_id, h.ben) is (_ == 0)
+        assert await h.service.reach_dream(h.household, dream_id, h.ana) is (_ == 0)
+    with pytest.raises(Rejected, match="not by its owner"):
+        await h.service.support_dream(h.household, dream_id, h.ana)
+    assert await world.announced_types() == ["DreamShared", "DreamSupported", "AchievementRecorded"]
+    exported = await h.service.export(h.household)
+    assert exported is not None and [a["dream"] for a in exported["achievements"]] == ["Walk the Camino"]
+
+
+async def test_after_care_starts_for_the_two_who_said_yes_and_is_erased_with_the_household(world: World) -> None:
+    h = world.h
+    await h.setup_household()
+    with pytest.raises(Rejected, match="say yes to this first"):
+        await h.service.start_aftercare(h.household, h.ana, uuid4())
+    for member in (h.ana, h.ben, h.ben):
+        await h.service.aftercare_consent(h.household, member, True)
+    moment_id = uuid4()
+    assert [await h.service.start_aftercare(h.household, h.ben, moment_id) for _ in range(2)] == [True, False]
+    assert await world.announced_types() == ["AfterCareConsentChanged", "AfterCareConsentChanged", "AfterCareStarted"]
+    await h.service.share_dream(h.household, h.ana, "A garden", None, uuid4())
+    await h.send(HouseholdErased(erased_at=h.clock.now()))
+    async with h.service.uow() as uow:
+        assert await uow.aftercare.consented(h.household) == set()
+        assert await uow.households.count_household_rows(h.household) == 0
