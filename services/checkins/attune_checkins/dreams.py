@@ -63,10 +63,15 @@ async def _change(app: Context, household_id: UUID, member_id: UUID, work: Work)
     return result
 
 
-async def _known(uow: UnitOfWork, dream_id: UUID, household_id: UUID) -> Dream:
+async def _allowed(uow: UnitOfWork, dream_id: UUID, household_id: UUID, member_id: UUID,
+                   refusal: Callable[[Dream, UUID], str | None]) -> Dream:
+    """The household's dream, if `refusal` lets this member act on it; Unknown or Rejected otherwise."""
     dream = await uow.dreams.dream(dream_id, household_id)
     if dream is None:
         raise Unknown()
+    why = refusal(dream, member_id)
+    if why is not None:
+        raise Rejected(why)
     return dream
 
 
@@ -85,10 +90,7 @@ async def share(app: Context, household_id: UUID, member_id: UUID, text: str, no
 
 async def support(app: Context, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
     async def work(uow: UnitOfWork, caused: CausedEvents, now: datetime) -> bool:
-        dream = await _known(uow, dream_id, household_id)
-        refusal = support_refusal(dream, member_id)
-        if refusal is not None:
-            raise Rejected(refusal)
+        dream = await _allowed(uow, dream_id, household_id, member_id, support_refusal)
         if not await uow.dreams.support(dream_id, household_id, member_id, now):
             return False
         caused.add(DreamSupported(dream_id=dream_id, owner_id=dream.member_id, member_id=member_id, supported_at=now))
@@ -99,10 +101,7 @@ async def support(app: Context, household_id: UUID, dream_id: UUID, member_id: U
 
 async def reach(app: Context, household_id: UUID, dream_id: UUID, member_id: UUID) -> bool:
     async def work(uow: UnitOfWork, caused: CausedEvents, now: datetime) -> bool:
-        dream = await _known(uow, dream_id, household_id)
-        refusal = reach_refusal(dream, member_id)
-        if refusal is not None:
-            raise Rejected(refusal)
+        dream = await _allowed(uow, dream_id, household_id, member_id, reach_refusal)
         if not await uow.dreams.reach(dream_id, now):
             return False
         achievement_id = achievement_id_of(dream_id)
