@@ -163,14 +163,18 @@ async def test_a_batch_keeps_and_announces_what_one_by_one_would(world: World) -
 
 # ---- what only the fakes can show: the record of each commit, and the rollback of a refused unit --------------
 
-async def test_each_commit_records_the_events_it_collected_and_a_refusal_rolls_back() -> None:
+async def on_fakes() -> tuple[FakeUnitOfWorkFactory, CheckinsService, Harness, Any]:
+    """The service on the in-memory unit of work, with a household of two and one ritual due."""
     fake = FakeUnitOfWorkFactory()
     clock = FakeClock(datetime(2027, 3, 1, 12, tzinfo=UTC))
     service = CheckinsService(fake, clock, Metrics(CollectorRegistry()))
     h = Harness(service, None, FakeSink(), clock, CollectorRegistry(), None)  # type: ignore[arg-type]
-    await h.setup_household()
-    due = h.due(uuid4(), clock.now() + timedelta(minutes=30))
-    await h.send(due)
+    world = World(h, fake, None)
+    return fake, service, h, await ready(world)
+
+
+async def test_each_commit_records_the_events_it_collected_and_a_refusal_rolls_back() -> None:
+    fake, service, h, due = await on_fakes()
     assert fake.committed == [[], [], [], []]  # registered, two members, a ritual due: facts, no events
     result = await service.submit(h.household, SubmitCheckIn(occurrence_id=due.occurrence_id, member_id=h.ana,
                                                              status=CheckInStatus.DONE, closeness=2))
@@ -184,13 +188,7 @@ async def test_each_commit_records_the_events_it_collected_and_a_refusal_rolls_b
 
 
 async def test_a_check_in_written_meanwhile_by_another_path_is_already_there_and_the_submit_decides_again() -> None:
-    fake = FakeUnitOfWorkFactory()
-    clock = FakeClock(datetime(2027, 3, 1, 12, tzinfo=UTC))
-    service = CheckinsService(fake, clock, Metrics(CollectorRegistry()))
-    h = Harness(service, None, FakeSink(), clock, CollectorRegistry(), None)  # type: ignore[arg-type]
-    await h.setup_household()
-    due = h.due(uuid4(), clock.now() + timedelta(minutes=30))
-    await h.send(due)
+    fake, service, h, due = await on_fakes()
     start, attempts = fake.__call__, []
 
     def racing_unit() -> Any:

@@ -40,9 +40,6 @@ def as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-
-
-
 @dataclass(frozen=True)
 class Occurrence:
     occurrence_id: UUID
@@ -173,7 +170,6 @@ def erased_reason(erased_at: datetime) -> str:
     """Why anything for an erased household is refused (a replayed or late command or event)."""
     return (f"this household was erased on {erased_at.date().isoformat()} and stays erased; nothing of it is "
             "recorded again (a replayed or late message is refused)")
-
 
 
 def local_date_of(instant: datetime, zone: str) -> date:

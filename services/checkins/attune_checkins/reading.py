@@ -42,7 +42,6 @@ async def summary(app: Context, household_id: UUID) -> dict[str, Any] | None:
     }
 
 
-
 async def export(app: Context, household_id: UUID) -> dict[str, Any] | None:
     async with app.uow() as uow:
         household = await uow.households.household(household_id)
@@ -65,7 +64,6 @@ async def export(app: Context, household_id: UUID) -> dict[str, Any] | None:
         "streaks": [{k: (str(v) if isinstance(v, UUID) else v) for k, v in s.items() if k != "household_id"}
                     for s in streaks],
     }
-
 
 
 async def week_data(uow: UnitOfWork, household_id: UUID, week_start: date, until: datetime) -> rules.WeekData:
