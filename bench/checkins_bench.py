@@ -57,20 +57,20 @@ FERNET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
 async def seed(parts: Any, households: int, per_household: int, now: datetime) -> list[tuple[uuid.UUID, bytes]]:
     """Households of two members, `per_household` occurrences each; returns (household, command bytes)."""
     commands: list[tuple[uuid.UUID, bytes]] = []
-    async with parts.store.tx() as tx:
+    async with parts.store.unit_of_work() as uow:
         for h in range(households):
             household = derived_id("bench-household", h)
             members = (derived_id("bench-member", h, 0), derived_id("bench-member", h, 1))
-            await tx.put_household(household, "Europe/Lisbon", now)
+            await uow.households.put_household(household, "Europe/Lisbon", now)
             for member in members:
-                await tx.add_member(household, member)
+                await uow.households.add_member(household, member)
             ritual = derived_id("bench-ritual", h)
             for o in range(per_household // 2):
                 scheduled = now - timedelta(days=o, minutes=30)
                 occurrence = Occurrence(derived_id("bench-occ", h, o), household, ritual, "evening_attunement",
                                         "Evening attunement", members, scheduled, now + timedelta(hours=12),
                                         "Europe/Lisbon")
-                await tx.add_occurrence(occurrence)
+                await uow.occurrences.add_occurrence(occurrence)
                 for member in members:
                     command = SubmitCheckIn(occurrence_id=occurrence.occurrence_id, member_id=member,
                                             status=CheckInStatus.DONE, closeness=4, note="bench note")

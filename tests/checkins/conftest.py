@@ -147,7 +147,7 @@ async def make_harness(url: str, now: datetime, policy: Policy | None = None) ->
     clock, sink = FakeClock(now), FakeSink()
     metrics = Metrics(registry)
     relay = OutboxRelay(store, sink, metrics, clock)
-    service = CheckinsService(store, clock, metrics, policy or Policy(), on_commit=lambda: publish_now(relay))
+    service = CheckinsService(store.unit_of_work, clock, metrics, policy or Policy(), on_commit=lambda: publish_now(relay))
     return Harness(service, store, sink, clock, registry, relay)
 
 

@@ -69,16 +69,19 @@ def _submit(due: RitualDue, member: UUID) -> SubmitCheckIn:
 
 
 def _failing_commits(h: Harness) -> None:
-    """Every transaction fails at its end, after the use case has done (and staged) everything."""
-    real = h.store.tx
+    """Every unit of work fails as it commits, after the use case has done (and staged) everything."""
+    start = h.service.uow
 
     @contextlib.asynccontextmanager
-    async def tx() -> AsyncIterator[Any]:
-        async with real() as inner:
-            yield inner
-            raise ConnectionResetError("the database went away during the commit")
+    async def failing() -> AsyncIterator[Any]:
+        async with start() as uow:
+            async def commit() -> None:
+                raise ConnectionResetError("the database went away during the commit")
 
-    h.store.tx = tx  # type: ignore[method-assign]
+            uow.commit = commit
+            yield uow
+
+    h.service.uow = failing
 
 
 @pytest.mark.unit
@@ -219,8 +222,8 @@ async def test_the_outbox_migration_goes_up_and_down(backend: str, tmp_path: Pat
             await _alembic(store, command.upgrade, "head")
             assert "checkins_outbox" in await _tables(store)
             household = uuid4()
-            async with store.tx() as tx:
-                await tx.enqueue([{"event_id": uuid4(), "household_id": household, "topic": "t", "event_type": "e",
+            async with store.unit_of_work() as uow:
+                await uow.outbox.add([{"event_id": uuid4(), "household_id": household, "topic": "t", "event_type": "e",
                                    "body": "{}", "headers": {"a": "b"}, "created_at": datetime.now(UTC)}])
             [row] = await store.outbox_rows(10)
             assert (row.household_id, row.value, row.headers) == (household, b"{}", {"a": "b"})
@@ -403,7 +406,7 @@ async def test_two_instances_relays_send_each_event_once_in_each_households_orde
         store = SqlStore(make_engine(pg_url), NoteCipher([FERNET_KEY]))
         metrics = Metrics(CollectorRegistry())
         relay = OutboxRelay(store, shared.of(name), metrics, clock, batch_size=7, poll_s=0.05)
-        service = CheckinsService(store, clock, metrics, on_commit=relay.wake)
+        service = CheckinsService(store.unit_of_work, clock, metrics, on_commit=relay.wake)
         instances.append((service, relay, store))
     setup = await make_harness(pg_url, clock.now())  # migrates; its own store for the set-up facts
     households = {uuid4(): uuid4() for _ in range(4)}  # household -> member

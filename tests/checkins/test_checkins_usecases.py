@@ -374,17 +374,17 @@ async def test_household_erased_deletes_everything_and_old_events_stay_out(harne
     await h.send(LogMoment(moment_id=uuid4(), member_id=h.ben, kind=MomentKind.POSITIVE))
     other = Harness(h.service, h.store, h.sink, h.clock, h.registry, h.relay)
     await other.setup_household()
-    async with h.store.tx() as tx:
-        assert await tx.count_household_rows(h.household) > 5
+    async with h.store.unit_of_work() as uow:
+        assert await uow.households.count_household_rows(h.household) > 5
     h.clock.advance(hours=1)
     await h.send(HouseholdErased(erased_at=h.clock.now()))
-    async with h.store.tx() as tx:
-        assert await tx.count_household_rows(h.household) == 0
-        assert await tx.household(other.household) is not None  # the neighbours keep theirs
+    async with h.store.unit_of_work() as uow:
+        assert await uow.households.count_household_rows(h.household) == 0
+        assert await uow.households.household(other.household) is not None  # the neighbours keep theirs
     with pytest.raises(HouseholdErasedError):  # a redelivery from before the erasure: refused (dead letter)
         await h.service.handle(due_envelope)
-    async with h.store.tx() as tx:
-        assert await tx.count_household_rows(h.household) == 0
+    async with h.store.unit_of_work() as uow:
+        assert await uow.households.count_household_rows(h.household) == 0
     assert await h.service.export(h.household) is None
 
 
@@ -402,9 +402,9 @@ async def test_an_erased_household_stays_erased_whatever_a_later_message_says(ha
     await h.send(LogMoment(moment_id=uuid4(), member_id=h.ana, kind=MomentKind.POSITIVE, note="we laughed"))
     [refused] = h.sink.of(CheckInCommandRejected)
     assert "erased" in refused.reason and refused.member_id == h.ana
-    async with h.store.tx() as tx:
-        assert await tx.count_household_rows(h.household) == 0
-        assert await tx.household(h.household) is None
+    async with h.store.unit_of_work() as uow:
+        assert await uow.households.count_household_rows(h.household) == 0
+        assert await uow.households.household(h.household) is None
     assert await h.service.export(h.household) is None
 
 
@@ -557,29 +557,29 @@ async def test_a_weekly_run_is_counted_whole_past_the_first_window(any_harness: 
 def spy_on_history_reads(h: Harness) -> list[date]:
     """How far back each history read went, in order."""
     read_back: list[date] = []
-    store_tx = h.store.tx
+    start_unit = h.service.uow
 
-    def spying_tx():
-        context = store_tx()
+    def spying_unit():
+        context = start_unit()
 
         class Spy:
             async def __aenter__(self):
-                tx = await context.__aenter__()
-                reads = tx.ritual_histories
+                uow = await context.__aenter__()
+                reads = uow.rituals.ritual_histories
 
                 async def ritual_histories(ids, since):
                     read_back.append(since)
                     return await reads(ids, since)
 
-                tx.ritual_histories = ritual_histories
-                return tx
+                uow.rituals.ritual_histories = ritual_histories
+                return uow
 
             async def __aexit__(self, *exc):
                 return await context.__aexit__(*exc)
 
         return Spy()
 
-    h.store.tx = spying_tx  # type: ignore[method-assign]
+    h.service.uow = spying_unit
     return read_back
 
 

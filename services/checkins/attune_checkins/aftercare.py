@@ -10,14 +10,14 @@ exactly two people who each said yes themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 from uuid import UUID, uuid4
 
 from attune_contracts.messages import AfterCareConsentChanged, AfterCareStarted
 
-from .adapters.aftercare import AfterCareRows
-from .service import Rejected
-from .usecases import CheckinsService, Outbox
+from .context import Context
+from .events import CausedEvents
+from .model import Rejected
+from .moments import member_of
 
 
 def partner_of(member_id: UUID, consented: Iterable[UUID]) -> UUID:
@@ -33,45 +33,34 @@ def partner_of(member_id: UUID, consented: Iterable[UUID]) -> UUID:
     return next(iter(others))
 
 
-class AfterCare:
-    def __init__(self, service: CheckinsService) -> None:
-        self.service = service
+async def consent(app: Context, household_id: UUID, member_id: UUID, given: bool) -> bool:
+    """A member's own yes (or no); True when it changed."""
+    request_id = uuid4()
+    caused = CausedEvents(request_id, household_id, str(request_id))
+    async with app.uow() as uow:
+        await member_of(uow, household_id, member_id)
+        now = app.clock.now()
+        changed = await uow.aftercare.set_consent(household_id, member_id, given, now)
+        if changed:
+            caused.add(AfterCareConsentChanged(member_id=member_id, given=given, changed_at=now))
+        uow.collect(caused)
+        staged = await app.finish(uow)
+    await app.committed(staged)
+    return changed
 
-    async def export(self, household_id: UUID) -> dict[str, Any]:
-        """Its part of the household's export: who said yes, and when each after-care was started (nothing else
-        is kept of it)."""
-        async with self.service.store.tx() as tx:
-            rows = AfterCareRows(tx)
-            consented, moments = await rows.consented(household_id), await rows.moments(household_id)
-        return {"aftercare": {
-            "consented": sorted(str(m) for m in consented),
-            "started": [{"moment_id": str(m), "started_by": str(by), "started_at": at.isoformat()}
-                        for m, by, at in moments]}}
 
-    async def consent(self, household_id: UUID, member_id: UUID, given: bool) -> bool:
-        request_id = uuid4()
-        outbox = Outbox(request_id, household_id, str(request_id))
-        async with self.service.store.tx() as tx:
-            await self.service._member_of(tx, household_id, member_id)
-            now = self.service.clock.now()
-            changed = await AfterCareRows(tx).set_consent(household_id, member_id, given, now)
-            if changed:
-                outbox.add(AfterCareConsentChanged(member_id=member_id, given=given, changed_at=now))
-            staged = await self.service._stage(tx, outbox)
-        await self.service._committed(staged)
-        return changed
-
-    async def start(self, household_id: UUID, member_id: UUID, moment_id: UUID) -> bool:
-        outbox = Outbox(moment_id, household_id, str(moment_id))
-        async with self.service.store.tx() as tx:
-            await self.service._member_of(tx, household_id, member_id)
-            rows = AfterCareRows(tx)
-            partner = partner_of(member_id, await rows.consented(household_id))
-            now = self.service.clock.now()
-            started = await rows.start(moment_id, household_id, member_id, now)
-            if started:
-                outbox.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partner_id=partner,
-                                            started_at=now))
-            staged = await self.service._stage(tx, outbox)
-        await self.service._committed(staged)
-        return started
+async def start(app: Context, household_id: UUID, member_id: UUID, moment_id: UUID) -> bool:
+    """Start an after-care for the two who said yes; False when this moment id was already started (a retry)."""
+    caused = CausedEvents(moment_id, household_id, str(moment_id))
+    async with app.uow() as uow:
+        await member_of(uow, household_id, member_id)
+        partner = partner_of(member_id, await uow.aftercare.consented(household_id))
+        now = app.clock.now()
+        started = await uow.aftercare.start(moment_id, household_id, member_id, now)
+        if started:
+            caused.add(AfterCareStarted(moment_id=moment_id, started_by=member_id, partner_id=partner,
+                                        started_at=now))
+        uow.collect(caused)
+        staged = await app.finish(uow)
+    await app.committed(staged)
+    return started

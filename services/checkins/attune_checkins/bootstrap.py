@@ -162,7 +162,7 @@ def build(
         store, sink, metrics, clock, batch_size=settings.outbox_batch_size, poll_s=settings.outbox_poll_s,
         backoff=Backoff(0.2, settings.outbox_max_backoff_s), connect=producer.start if producer else None,
     )
-    service = CheckinsService(store, clock, metrics, policy, on_commit=relay.wake, producer=SERVICE)
+    service = CheckinsService(store.unit_of_work, clock, metrics, policy, on_commit=relay.wake, producer=SERVICE)
     retry = RetryPolicy(max_attempts=settings.retry_max_attempts,
                         backoff=Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s))
     if settings.batch_max_records > 1:

@@ -1,119 +1,40 @@
-"""The check-ins HTTP API (JSON, scoped bearer credentials) and the one-tap link pages (HTML).
-
-Every API call carries a household or member credential of the household in its path
-(attune_contracts.credentials; `attune credentials issue` makes one). A member credential acts as that member
-only; private notes are returned to their author alone (a member credential of that member): history and
-export show other members' notes, and every note to a household credential, as withheld.
-"""
+"""The check-ins HTTP app: guards and error answers (JSON for programs, pages for people), the JSON API
+(api.py) and the one-tap link pages (HTML)."""
 
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from html import escape
-from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
-from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from attune_contracts import content as words
 from attune_contracts.catalog import TEMPLATES
 from attune_contracts.credentials import CredentialVerifier
 from attune_contracts.links import LinkAction, LinkClaims, LinkError, LinkSigner
-from attune_contracts.messages import CheckInSource, CheckInStatus, LogMoment, MomentKind, SubmitCheckIn
+from attune_contracts.messages import CheckInStatus
 from attune_runtime import shortlinks
-from attune_runtime.auth import Authenticator, Principal
 from attune_runtime.http import ASGIApp, HttpLimits, add_guards
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CollectorRegistry
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .aftercare import AfterCare
-from .dreams import Dreams
+from .api import add_api_routes, describe, jsonable
 from .dreams_http import add_aftercare_routes, add_dream_routes
 from .metrics import Metrics
 from .question_routes import add_question_routes
-from .questions import Questions
-from .service import MAX_NOTE, CheckIn, Occurrence, Outcome, Rejected
-from .usecases import CheckinsService, LinkRefused, checkin_json
+from .service import CheckIn, Occurrence, Rejected
+from .usecases import CheckinsService, LinkRefused
 
 log = logging.getLogger("attune.checkins.http")
 
 
-def private_notes(document: Any, viewer: Principal) -> Any:
-    """`document` with every note whose author is not the viewer withheld (note None, note_withheld True).
-    A note is an item's `note` beside its `member_id`; the same walk serves history and export."""
-    if isinstance(document, list):
-        return [private_notes(item, viewer) for item in document]
-    if not isinstance(document, dict):
-        return document
-    out = {key: private_notes(value, viewer) for key, value in document.items()}
-    if out.get("note") is not None and "member_id" in out:
-        author = UUID(str(out["member_id"]))
-        if not viewer.may_read_private(author):
-            out["note"], out["note_withheld"] = None, True
-    return out
-
-
-# Instants a person can mean; anything else (year 9999 minus an offset overflows when turned into UTC)
-# is refused here with a reason rather than failing deeper down.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_TOKEN = 1000  # a link token is ~200 characters
-
-
-def _instant(value: datetime) -> datetime:
-    try:
-        utc = value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is out of range") from None
-    if not EARLIEST <= utc < LATEST:
-        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
-    return utc
-
-
-def _text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters (U+0000)")
-    return value
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_instant)]
-NoteText = Annotated[str, Field(max_length=MAX_NOTE), AfterValidator(_text)]
-
-
-class CheckInRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    occurrence_id: UUID
-    member_id: UUID
-    status: CheckInStatus
-    snoozed_until: Instant | None = None
-    closeness: int | None = Field(default=None, ge=1, le=5, description="how close you felt, 1-5")
-    note: NoteText | None = None
-
-
-class MomentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    member_id: UUID
-    kind: MomentKind
-    note: NoteText | None = None
-    happened_at: Instant | None = None
-    moment_id: UUID | None = Field(default=None, description="send your own id to make retries safe")
-
-
-def _describe(errors: Any) -> str:
-    parts = []
-    for item in list(errors)[:5]:
-        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {item.get('msg')}")
-    return "; ".join(parts)
 
 
 def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: CredentialVerifier, metrics: Metrics, *,
@@ -131,7 +52,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _describe(exc.errors()), "details": jsonable(exc.errors())}, status_code=422)
+        return JSONResponse({"error": describe(exc.errors()), "details": jsonable(exc.errors())}, status_code=422)
 
     # Starlette's class: also the router's own 404 and 405, and FastAPI's "error parsing the body".
     @app.exception_handler(StarletteHTTPException)
@@ -166,86 +87,10 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
         response.headers["Retry-After"] = "5"
         return response
 
-    authenticate = Authenticator(verifier, service.credentials_not_before, service.clock.now)
-
-    async def authorize(
-        household_id: Annotated[UUID, Path(description="the household's id")],
-        principal: Annotated[Principal, Depends(authenticate)],
-    ) -> Principal:
-        """The one check of every API endpoint: a household or member credential of the household in the path."""
-        return principal.for_household(household_id)
-
-    Caller = Annotated[Principal, Depends(authorize)]
-
-    @app.get("/v1/households/{household_id}/summary", summary="Streaks, this week's tallies, date nights, ratio")
-    async def summary(household_id: UUID, caller: Caller) -> dict[str, Any]:
-        found = await service.summary(household_id)
-        if found is None:
-            raise HTTPException(404, "this household is not known to the check-ins service yet")
-        return found
-
-    @app.get("/v1/households/{household_id}/checkins", summary="Check-in history, newest first, paged")
-    async def history(
-        household_id: UUID,
-        caller: Caller,
-        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-        page_size: Annotated[int, Query(ge=1, le=200)] = 50,
-    ) -> dict[str, Any]:
-        items, total = await service.history(household_id, page=page, page_size=page_size)
-        return {
-            "items": private_notes([checkin_json(c) for c in items], caller), "page": page, "page_size": page_size, "total": total,
-            "next_page": page + 1 if page * page_size < total else None,
-        }
-
-    @app.post("/v1/households/{household_id}/checkins", summary="Record (or change) a member's check-in",
-              status_code=201)
-    async def submit(household_id: UUID, caller: Caller, body: CheckInRequest) -> JSONResponse:
-        caller.acting_as(body.member_id)
-        try:
-            command = SubmitCheckIn(
-                occurrence_id=body.occurrence_id, member_id=body.member_id, status=body.status,
-                snoozed_until=body.snoozed_until, closeness=body.closeness, note=body.note,
-                source=CheckInSource.API,
-            )
-        except ValidationError as exc:
-            raise HTTPException(422, _describe(exc.errors())) from None
-        try:
-            result = await service.submit(household_id, command)
-        except Rejected as exc:
-            raise HTTPException(422, exc.reason) from None
-        return JSONResponse(
-            {"outcome": result.outcome.value, "checkin": private_notes(checkin_json(result.checkin), caller)},
-            status_code=201 if result.outcome is Outcome.NEW else 200,
-        )
-
-    @app.post("/v1/households/{household_id}/moments", summary="Log a positive or negative moment",
-              status_code=201)
-    async def moment(household_id: UUID, caller: Caller, body: MomentRequest) -> JSONResponse:
-        caller.acting_as(body.member_id)
-        moment_id = body.moment_id or uuid4()
-        command = LogMoment(moment_id=moment_id, member_id=body.member_id, kind=body.kind, note=body.note,
-                            happened_at=body.happened_at)
-        try:
-            created = await service.log_moment(household_id, command)
-        except Rejected as exc:
-            raise HTTPException(422, exc.reason) from None
-        return JSONResponse({"moment_id": str(moment_id), "created": created}, status_code=201 if created else 200)
-
-    dreams, aftercare = Dreams(service), AfterCare(service)
-    add_dream_routes(app, dreams, Caller)
-    add_aftercare_routes(app, aftercare, Caller)
-
-    @app.get("/v1/households/{household_id}/export",
-             summary="Everything held about the household; private notes only to their author")
-    async def export(household_id: UUID, caller: Caller) -> dict[str, Any]:
-        found = await service.export(household_id)
-        if found is None:
-            raise HTTPException(404, "this household is not known to the check-ins service")
-        found |= await dreams.export(household_id) | await aftercare.export(household_id)
-        return private_notes(found, caller)
-
-    questions = Questions(service)
-    add_question_routes(app, questions, Caller)
+    caller = add_api_routes(app, service, verifier)
+    add_dream_routes(app, service, caller)
+    add_aftercare_routes(app, service, caller)
+    add_question_routes(app, service, caller)
 
     # ---- one-tap links ----------------------------------------------------------------------------
 
@@ -314,7 +159,7 @@ def build_http_app(service: CheckinsService, signer: LinkSigner, verifier: Crede
             metrics.link_failures.labels("replayed").inc()
             return await _used(claims)
         return await _closed(claims, occurrence) or confirm_page(
-            token, claims, occurrence, await questions.text(claims.household_id, occurrence.occurrence_id))
+            token, claims, occurrence, await service.question_text(claims.household_id, occurrence.occurrence_id))
 
     @app.post("/l/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def link_submit(token: str, request: Request) -> HTMLResponse:
@@ -369,11 +214,6 @@ def _http_message(exc: StarletteHTTPException) -> str:
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         return "the request body is not valid JSON (or is nested too deeply, or has a number too long)"
     return str(exc.detail)
-
-
-def jsonable(errors: Any) -> list[dict[str, Any]]:
-    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
-            for e in list(errors)[:20]]
 
 
 # ---- HTML -------------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .questions import AnswerOutcome, QuestionRefused, Questions
+from .question_rules import AnswerOutcome, QuestionRefused
 from .service import MAX_NOTE
+from .usecases import CheckinsService
 
 
 class AnswerRequest(BaseModel):
@@ -22,14 +23,14 @@ class AnswerRequest(BaseModel):
     text: Annotated[str, Field(min_length=1, max_length=MAX_NOTE)]
 
 
-def add_question_routes(app: FastAPI, questions: Questions, caller: Any) -> None:
+def add_question_routes(app: FastAPI, service: CheckinsService, caller: Any) -> None:
     """`caller`: the API's dependency that checks a credential of the household in the path."""
 
     @app.get("/v1/households/{household_id}/questions/{occurrence_id}",
              summary="An occurrence's question and its answers: a partner's only once you have answered")
     async def question(household_id: UUID, occurrence_id: UUID, caller: caller) -> dict[str, Any]:
         try:
-            return await questions.view(household_id, occurrence_id, _member(caller))
+            return await service.question(household_id, occurrence_id, _member(caller))
         except QuestionRefused as exc:
             raise HTTPException(exc.status, exc.reason) from None
 
@@ -39,7 +40,7 @@ def add_question_routes(app: FastAPI, questions: Questions, caller: Any) -> None
         if _member(caller) != body.member_id:
             raise HTTPException(403, "an answer needs the member credential of the member who answers")
         try:
-            outcome, view = await questions.answer(household_id, occurrence_id, body.member_id, body.text)
+            outcome, view = await service.answer_question(household_id, occurrence_id, body.member_id, body.text)
         except QuestionRefused as exc:
             raise HTTPException(exc.status, exc.reason) from None
         return JSONResponse({"outcome": outcome.value, "question": view},

@@ -8,32 +8,15 @@ the partner may already have read the first)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from .model import Answer, Question
+
+__all__ = ["Answer", "AnswerOutcome", "Question", "QuestionRefused", "answerers", "check_answer", "clean_answer",
+           "visible_answers"]
 from .service import MAX_NOTE, Occurrence
-
-
-@dataclass(frozen=True)
-class Question:
-    occurrence_id: UUID
-    household_id: UUID
-    ritual_id: UUID
-    template: str
-    bank: str
-    question_key: str
-    depth: str | None
-    scheduled_for: datetime
-
-
-@dataclass(frozen=True)
-class Answer:
-    member_id: UUID
-    text: str
-    answered_at: datetime
 
 
 class AnswerOutcome(StrEnum):

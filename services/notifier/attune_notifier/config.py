@@ -7,8 +7,8 @@ import base64
 import hashlib
 from typing import ClassVar
 
+from attune_runtime.keyring import parse_keys
 from attune_runtime.settings import MAKE_A_SECRET, MAKE_FERNET_KEY, CredentialKeysSettings, Environment
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -131,15 +131,7 @@ class NotifierSettings(CredentialKeysSettings):
     @field_validator("channel_key")
     @classmethod
     def _fernet_keys(cls, value: SecretStr) -> SecretStr:
-        keys = [k.strip() for k in value.get_secret_value().split(",") if k.strip()]
-        if not keys:
-            raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY needs at least one Fernet key")
-        for key in keys:
-            try:
-                Fernet(key.encode())
-            except ValueError:
-                raise ValueError("ATTUNE_NOTIFIER_CHANNEL_KEY must be Fernet keys (32 url-safe base64 bytes); "
-                                 f"make one with: {MAKE_FERNET_KEY}") from None
+        parse_keys(value.get_secret_value(), setting="ATTUNE_NOTIFIER_CHANNEL_KEY")
         return value
 
     def per_host_concurrency(self) -> int:

@@ -33,11 +33,12 @@ from uuid import UUID
 
 from attune_contracts.messages import DeadLetter, SealedDeadLetter
 from cryptography.exceptions import InvalidTag
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from .keyring import Keyring, parse_keys
 from .sql import UtcDateTime
 
 __all__ = [
@@ -80,12 +81,7 @@ async def erase_dead_letter_key(conn: AsyncConnection, table: Table, household_i
 
 def parse_dead_letter_keys(raw: str) -> list[str]:
     """The Fernet keys of a DEAD_LETTER_KEY setting (comma-separated; the first wraps). ValueError if unusable."""
-    keys = [k.strip() for k in raw.split(",") if k.strip()]
-    if not keys:
-        raise ValueError("needs at least one Fernet key")
-    for key in keys:
-        Fernet(key.encode())  # ValueError when it is not 32 url-safe base64 bytes
-    return keys
+    return parse_keys(raw, setting="DEAD_LETTER_KEY")
 
 
 @dataclass(frozen=True)
@@ -121,8 +117,8 @@ class DeadLetterVault:
         """`erased`: the service's tombstones (a `household_id` column): no key is ever made again for a household
         that was erased, and a late letter of it keeps none of its bytes."""
         self.engine, self.table, self.service, self.erased = engine, table, service, erased
-        fernets = [Fernet(k.encode()) for k in keys]
-        self._first, self._wrap = fernets[0], MultiFernet(fernets)
+        keys = parse_keys(list(keys), setting="DEAD_LETTER_KEY")
+        self._first, self._wrap = Fernet(keys[0].encode()), Keyring(keys, setting="DEAD_LETTER_KEY").fernet
 
     async def _data_key(self, scope: str, *, create: bool) -> bytes | None:
         table = self.table

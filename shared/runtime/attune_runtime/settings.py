@@ -14,10 +14,11 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .keyring import MAKE_FERNET_KEY
+
 PLACEHOLDERS = {"", "changeme", "change-me", "changethis", "secret", "password", "dev", "development", "test", "xxx"}
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 MAKE_A_SECRET = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 - a command that makes a secret, not one
-MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 # Development only (published): wraps the dead-letter data keys of a development service; refused elsewhere.
 DEV_DEAD_LETTER_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"attune-dead-letter-development-only").digest()).decode()
 

@@ -1,4 +1,4 @@
-"""'We just connected': consents and after-care moments, read and written inside one check-ins transaction."""
+"""'We just connected': consents and after-care moments."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from uuid import UUID
 from sqlalchemy import delete, select
 
 from . import tables as t
-from .sql import SqlTx, _insert_ignore
+from .statements import Repository, insert_ignore
 
 
-class AfterCareRows:
-    def __init__(self, tx: SqlTx) -> None:
-        self.conn = tx.conn
+class SqlAfterCare(Repository):
+    """Who said yes to 'we just connected', and each after-care started."""
 
     async def consented(self, household_id: UUID) -> set[UUID]:
         rows = await self.conn.execute(select(t.aftercare_consents.c.member_id).where(
@@ -30,14 +29,14 @@ class AfterCareRows:
         """True when it changed."""
         table = t.aftercare_consents
         if given:
-            statement = _insert_ignore(self.conn, table, {"household_id": household_id, "member_id": member_id,
-                                                          "given_at": now})
+            statement = insert_ignore(self.conn, table, {"household_id": household_id, "member_id": member_id,
+                                                         "given_at": now})
         else:
             statement = delete(table).where(table.c.household_id == household_id, table.c.member_id == member_id)
         return (await self.conn.execute(statement)).rowcount == 1
 
     async def start(self, moment_id: UUID, household_id: UUID, member_id: UUID, now: datetime) -> bool:
         """False when this moment id is already stored (a retry)."""
-        return (await self.conn.execute(_insert_ignore(self.conn, t.aftercare_moments, {
+        return (await self.conn.execute(insert_ignore(self.conn, t.aftercare_moments, {
             "moment_id": moment_id, "household_id": household_id, "started_by": member_id, "started_at": now,
         }))).rowcount == 1

@@ -1,5 +1,4 @@
-"""The dreams board's rows, read and written inside one check-ins transaction (`SqlTx`). The dream's words and
-note are sealed at rest like every note here."""
+"""The dreams board's rows. The dream's words and note are sealed at rest like every note here."""
 
 from __future__ import annotations
 
@@ -8,25 +7,24 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 
-from ..dreams import Dream
+from ..model import Dream
 from . import tables as t
-from .sql import SqlTx, _insert_ignore
+from .statements import Repository, insert_ignore
 
 
-class DreamRows:
-    def __init__(self, tx: SqlTx) -> None:
-        self.conn, self.cipher = tx.conn, tx.cipher
+class SqlDreams(Repository):
+    """Dreams (words and note sealed), who supports each, and when its owner reached it."""
 
-    async def add(self, dream: Dream) -> bool:
+    async def add_dream(self, dream: Dream) -> bool:
         """False when this dream id is already stored (a retry)."""
-        result = await self.conn.execute(_insert_ignore(self.conn, t.dreams, {
+        result = await self.conn.execute(insert_ignore(self.conn, t.dreams, {
             "dream_id": dream.dream_id, "household_id": dream.household_id, "member_id": dream.member_id,
             "dream_enc": self.cipher.seal(dream.dream), "note_enc": self.cipher.seal(dream.note),
             "shared_at": dream.shared_at, "reached_at": dream.reached_at,
         }))
         return result.rowcount == 1
 
-    async def get(self, dream_id: UUID, household_id: UUID) -> Dream | None:
+    async def dream(self, dream_id: UUID, household_id: UUID) -> Dream | None:
         row = (await self.conn.execute(select(t.dreams).where(
             t.dreams.c.dream_id == dream_id, t.dreams.c.household_id == household_id))).mappings().first()
         if row is None:
@@ -47,7 +45,7 @@ class DreamRows:
 
     async def support(self, dream_id: UUID, household_id: UUID, member_id: UUID, now: datetime) -> bool:
         """False when this member already supports it."""
-        result = await self.conn.execute(_insert_ignore(self.conn, t.dream_supports, {
+        result = await self.conn.execute(insert_ignore(self.conn, t.dream_supports, {
             "dream_id": dream_id, "member_id": member_id, "household_id": household_id, "supported_at": now}))
         return result.rowcount == 1
 

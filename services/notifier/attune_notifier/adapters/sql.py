@@ -14,9 +14,10 @@ from uuid import UUID, uuid4
 from attune_contracts.content import normalise_locale
 from attune_contracts.messages import ChannelKind, MemberUpserted
 from attune_runtime.deadletters import erase_dead_letter_key
+from attune_runtime.keyring import Keyring
 from attune_runtime.migrations import upgrade
 from attune_runtime.sql import make_engine as shared_make_engine
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 from sqlalchemy import (
     and_,
     bindparam,
@@ -62,7 +63,7 @@ class ChannelCipher:
     (first encrypts, all decrypt)."""
 
     def __init__(self, keys: str) -> None:
-        self._fernet = MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
+        self._fernet = Keyring(keys, setting="ATTUNE_NOTIFIER_CHANNEL_KEY").fernet
 
     def encrypt(self, url: str) -> bytes:
         return self._fernet.encrypt(url.encode())
