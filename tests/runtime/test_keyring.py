@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.unit]
 
 def test_blank_or_broken_keys_are_refused_naming_the_setting_without_quoting_it() -> None:
     for raw in ("", " , ,"):
-        with pytest.raises(ValueError, match="ATTUNE_X_KEY needs at least one Fernet key.*Fernet.generate_key"):
+        with pytest.raises(ValueError, match=r"ATTUNE_X_KEY needs at least one Fernet key.*Fernet\.generate_key"):
             parse_keys(raw, setting="ATTUNE_X_KEY")
     secretish = "not-a-fernet-key-but-maybe-a-password"
     with pytest.raises(ValueError, match="ATTUNE_X_KEY must be Fernet keys") as refused:

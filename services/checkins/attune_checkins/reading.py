@@ -25,8 +25,6 @@ async def summary(app: Context, household_id: UUID) -> dict[str, Any] | None:
         week = rules.weekly_summary(week_start, data, now)
         positive, negative = await uow.moments.moment_counts(household_id, now - app.policy.ratio_window, now)
         streaks = await uow.rituals.household_streaks(household_id)
-        dreams, supports = await uow.dreams.all(household_id)
-        consented, aftercare = await uow.aftercare.consented(household_id), await uow.aftercare.moments(household_id)
     return {
         "household_id": str(household_id),
         "time_zone": household.time_zone,
