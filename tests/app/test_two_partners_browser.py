@@ -321,8 +321,10 @@ def test_two_partners_set_up_get_reminded_keep_it_and_see_each_other(story: Stor
         story.settle()
         ana.get(base + "/rituals")
         mine = main_text(ana).split("Choose a ritual")[0]
-        assert "Evening attunement" in mine and "Date night" in mine and "Today's question" in mine
-        assert "Being set up" not in mine  # RitualScheduled came back for each
+        assert f"Evening attunement · every day at {local}" in mine
+        assert "Date night · every Fri at 19:00" in mine  # the catalog's defaults, kept
+        assert f"Today's question · every day at {local}" in mine
+        assert "Being set up" not in mine and mine.count("On") >= 3  # the scheduler's RitualScheduled, for each
         shot(ana, "story-2-rituals")
         assert serious_violations(ana) == []
 
@@ -343,13 +345,15 @@ def test_two_partners_set_up_get_reminded_keep_it_and_see_each_other(story: Stor
             assert story.sink.rejected == []
             push = next(p for p in story.sink.pushes_for(phone) if "Evening attunement" in p.json["title"])
             assert push.vapid_public_key == VAPID_PUBLIC
+            assert push.json["title"] == "Evening attunement", push.json
             assert "Ten minutes for each other" in push.json["body"], push.json
 
         # 6. Each checks in from /today; the partner's "kept it" and the streak appear.
-        def check_in(driver: Any, closeness: str) -> None:
+        def check_in(driver: Any, closeness: str, note: str = "") -> None:
             driver.get(base + "/today")
             item = driver.find_element(By.XPATH, "//li[strong[text()='Evening attunement']]")
             item.find_element(By.CSS_SELECTOR, f"input[name=closeness][value='{closeness}']").click()
+            item.find_element(By.TAG_NAME, "textarea").send_keys(note)
             item.find_element(By.CSS_SELECTOR, "button[value=done]").click()
             wait_for_url(driver, base + "/today")
 
@@ -357,28 +361,29 @@ def test_two_partners_set_up_get_reminded_keep_it_and_see_each_other(story: Stor
         assert "Evening attunement" in main_text(ana)
         shot(ana, "story-4-today")
         assert serious_violations(ana) == []
-        check_in(ana, "4")
+        check_in(ana, "4", "Tea on the balcony, finally")
         story.settle()
         assert "You kept it" in main_text(ana)
         ben.get(base + "/today")
         assert "Ana kept it" in main_text(ben)
+        assert "Tea on the balcony" not in ben.page_source  # a private note: only its author's
         check_in(ben, "5")
         story.settle()
         ana.get(base + "/today")
         assert "Ben kept it" in main_text(ana)
         ana.get(base + "/progress")
         progress = main_text(ana)
-        assert "1 day in a row" in progress, progress
+        assert "Evening attunement: 1 day in a row" in progress, progress
+        assert "No moments logged yet" in progress
 
         # 7. A kind moment moves the ratio.
-        before = progress
         ben.get(base + "/today")
         ben.find_element(By.CSS_SELECTOR, "form[action='/moments'] button[value=positive]").click()
         wait_for_url(ben, base + "/today")
         story.settle()
         ana.get(base + "/progress")
         after = main_text(ana)
-        assert after != before and "1 kind moment" in after, after
+        assert "1 kind moment and no hard ones. Lovely." in after and "No moments logged yet" not in after, after
         shot(ana, "story-5-progress")
         assert serious_violations(ana) == []
 
@@ -415,6 +420,12 @@ def test_two_partners_set_up_get_reminded_keep_it_and_see_each_other(story: Stor
             assert "The walk home along the river" in both and "When you laughed at breakfast" in both
         shot(ben, "story-6-question")
         assert serious_violations(ben) == []
+        # The narrowest phones: nothing scrolls sideways, nothing serious for axe.
+        phone_screen(ana, 320, 640)
+        for page in ("/today", "/rituals", "/progress", "/reach"):
+            ana.get(base + page)
+            assert ana.execute_script("return document.documentElement.scrollWidth") <= 320, page
+            assert serious_violations(ana) == [], page
     finally:
         ana.quit()
         ben.quit()
