@@ -18,6 +18,8 @@ from uuid import UUID, uuid4
 from attune_contracts.catalog import template as find_template
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from .adapters.aftercare import SqlAfterCare
     from .usecases import AppService, Session
 
@@ -60,11 +62,20 @@ class AfterCare:
     def __init__(self, service: AppService, store: SqlAfterCare) -> None:
         self.service, self.store = service, store
 
-    async def view(self, session: Session) -> AfterCareView:
-        household = await self.service.store.household(session.household_id) or {}
-        members = await self.service.store.members_of(session.household_id)
+    async def view(self, session: Session, household: dict[str, Any] | None = None,
+                   members: list[dict[str, Any]] | None = None, conn: AsyncConnection | None = None) -> AfterCareView:
+        """`household` and `members`: what the page already read (read here when not given); `conn`: the page's
+        connection."""
+        if members is None:
+            household = await self.service.store.household(session.household_id)
+            members = await self.service.store.members_of(session.household_id)
+        household = household or {}
         now = self.service.clock.now()
-        consented, started = await self.store.state(session.household_id, now - SHOWN_FOR)
+        role = next((m["role"] for m in members if m["member_id"] == session.member_id), None)
+        consented: set[UUID] = set()
+        started: list[tuple[tuple[UUID, ...], datetime]] = []
+        if eligible(household.get("kind", ""), role):  # else nothing of it shows: no need to read who said yes
+            consented, started = await self.store.state(session.household_id, now - SHOWN_FOR, conn)
         return aftercare_view(kind=household.get("kind", ""), members=members, viewer=session.member_id,
                               consented=consented, started=started, now=now)
 

@@ -279,12 +279,13 @@ def build_http_app(service: AppService, options: HttpOptions, *, registry: Colle
     # ---- today ------------------------------------------------------------------------------------
 
     async def today_page(request: Request, me: Me, problem: str | None = None, status: int = 200) -> Response:
-        household, members, items = await service.today(me)
+        async with service.store.reading() as conn:  # the page the whole household opens most: one connection
+            household, members, items = await service.today(me, conn)
+            care = await aftercare.view(me, household, members, conn)
+            questions = await today_questions(service, me, household, members, conn)
         context = await page_context(me, household, members)
-        return render(request, "today.html", {**context, "items": items, "problem": problem,
-                                              "aftercare": await aftercare.view(me),
-                                              "questions": await today_questions(service, me, household, members)},
-                      status)
+        return render(request, "today.html", {**context, "items": items, "problem": problem, "aftercare": care,
+                                              "questions": questions}, status)
 
     @app.get("/today", response_class=HTMLResponse)
     async def today(request: Request, me: Me) -> Response:

@@ -13,6 +13,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from attune_contracts.catalog import question_by_key
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .adapters import questions as stored
 from .ports import Unavailable
@@ -66,7 +67,7 @@ def card(question: Mapping[str, Any], viewer: UUID, names: Mapping[UUID, str], a
 
 
 async def today_questions(service: AppService, session: Session, household: Mapping[str, Any] | None,
-                          members: list[dict[str, Any]]) -> list[QuestionCard]:
+                          members: list[dict[str, Any]], conn: AsyncConnection | None = None) -> list[QuestionCard]:
     """The questions of the household's local today that the viewer takes part in (`household` and `members`: what
     the today page already read)."""
     now = service.clock.now()
@@ -77,7 +78,7 @@ async def today_questions(service: AppService, session: Session, household: Mapp
     names = {m["member_id"]: m["display_name"] for m in members}
     cards = []
     for question in await stored.questions_between(service.store, session.household_id, now - timedelta(hours=36),
-                                                    now + timedelta(hours=36)):
+                                                    now + timedelta(hours=36), conn):
         if question["scheduled_for"].astimezone(zone).date() != today:
             continue
         occurrence = await service.store.occurrence(question["occurrence_id"], session.household_id)

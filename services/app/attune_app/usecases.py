@@ -18,6 +18,7 @@ from attune_contracts.messages import (
     ScheduleRitual,
     UpsertMember,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import charts
 from .adapters.sql import SqlStore
@@ -215,11 +216,12 @@ class AppService:
 
     # ---- today ------------------------------------------------------------------------------------
 
-    async def today(self, session: Session) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[TodayItem]]:
-        """The household, its members and the viewer's items of the household's local today."""
+    async def today(self, session: Session, conn: AsyncConnection | None = None) -> tuple[
+            dict[str, Any] | None, list[dict[str, Any]], list[TodayItem]]:
+        """The household, its members and the viewer's items of the household's local today (`conn`: the page's)."""
         now = self.clock.now()
         household, members, occurrences, checkins = await self.store.today_view(
-            session.household_id, now - timedelta(hours=36), now + timedelta(hours=36))
+            session.household_id, now - timedelta(hours=36), now + timedelta(hours=36), conn)
         if household is None:
             return None, members, []
         names = {m["member_id"]: m["display_name"] for m in members}

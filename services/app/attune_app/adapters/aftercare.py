@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .sql import _ids, _json_ids, _upsert
 from .tables import aftercare_consents, aftercare_moments
@@ -32,11 +32,15 @@ class SqlAfterCare:
             await _upsert(conn, aftercare_moments, {"moment_id": moment_id}, {
                 "household_id": household_id, "partners": _json_ids(partners), "started_at": at})
 
-    async def state(self, household_id: UUID, since: datetime) -> tuple[set[UUID], list[tuple[tuple[UUID, ...], datetime]]]:
-        """Who said yes, and the after-cares started since a moment (partners, when)."""
-        async with self.engine.connect() as conn:
-            consented = set((await conn.execute(select(aftercare_consents.c.member_id).where(
-                aftercare_consents.c.household_id == household_id))).scalars())
-            moments = (await conn.execute(select(aftercare_moments.c.partners, aftercare_moments.c.started_at).where(
-                aftercare_moments.c.household_id == household_id, aftercare_moments.c.started_at >= since))).all()
+    async def state(self, household_id: UUID, since: datetime, conn: AsyncConnection | None = None) -> tuple[
+            set[UUID], list[tuple[tuple[UUID, ...], datetime]]]:
+        """Who said yes, and the after-cares started since a moment (partners, when; `conn`: the page's connection,
+        else one of its own)."""
+        if conn is None:
+            async with self.engine.connect() as own:
+                return await self.state(household_id, since, own)
+        consented = set((await conn.execute(select(aftercare_consents.c.member_id).where(
+            aftercare_consents.c.household_id == household_id))).scalars())
+        moments = (await conn.execute(select(aftercare_moments.c.partners, aftercare_moments.c.started_at).where(
+            aftercare_moments.c.household_id == household_id, aftercare_moments.c.started_at >= since))).all()
         return consented, [(_ids(p), at) for p, at in moments]

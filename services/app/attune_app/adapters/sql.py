@@ -259,21 +259,29 @@ class SqlStore:
                 occurrences.c.scheduled_for < end))
         return [_occurrence(r) for r in rows]
 
-    async def today_view(self, household_id: UUID, start: datetime, end: datetime) -> tuple[
+    def reading(self) -> AsyncConnection:
+        """One connection for a page's reads (`async with store.reading() as conn`): each checkout costs a ping."""
+        return self.engine.connect()
+
+    async def today_view(self, household_id: UUID, start: datetime, end: datetime,
+                         conn: AsyncConnection | None = None) -> tuple[
             dict[str, Any] | None, list[dict[str, Any]], list[Occurrence], list[CheckIn]]:
-        """Everything the today page shows, on one connection (the page the whole household opens most)."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(households).where(households.c.household_id == household_id))).first()
-            people = [dict(r._mapping) for r in await conn.execute(
-                select(members).where(members.c.household_id == household_id).order_by(members.c.display_name))]
-            found = [_occurrence(r) for r in await conn.execute(select(occurrences).where(
-                occurrences.c.household_id == household_id, occurrences.c.scheduled_for >= start,
-                occurrences.c.scheduled_for < end))]
-            done: list[CheckIn] = []
-            if found:
-                done = [CheckIn(r.occurrence_id, r.member_id, r.status, r.closeness) for r in await conn.execute(
-                    select(checkins).where(checkins.c.household_id == household_id,
-                                           checkins.c.occurrence_id.in_([o.occurrence_id for o in found])))]
+        """Everything the today page shows, on one connection (the page the whole household opens most; `conn`: the
+        page's own, else one of its own)."""
+        if conn is None:
+            async with self.engine.connect() as own:
+                return await self.today_view(household_id, start, end, own)
+        row = (await conn.execute(select(households).where(households.c.household_id == household_id))).first()
+        people = [dict(r._mapping) for r in await conn.execute(
+            select(members).where(members.c.household_id == household_id).order_by(members.c.display_name))]
+        found = [_occurrence(r) for r in await conn.execute(select(occurrences).where(
+            occurrences.c.household_id == household_id, occurrences.c.scheduled_for >= start,
+            occurrences.c.scheduled_for < end))]
+        done: list[CheckIn] = []
+        if found:
+            done = [CheckIn(r.occurrence_id, r.member_id, r.status, r.closeness) for r in await conn.execute(
+                select(checkins).where(checkins.c.household_id == household_id,
+                                       checkins.c.occurrence_id.in_([o.occurrence_id for o in found])))]
         return (dict(row._mapping) if row else None), people, found, done
 
     async def save_checkin(self, checkin: CheckIn, household_id: UUID, recorded_at: datetime) -> None:
