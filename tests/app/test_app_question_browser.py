@@ -123,7 +123,14 @@ def test_both_partners_answer_todays_question_and_each_sees_both(served: Served,
         label = driver.find_element(By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']")
         assert "Your answer" in label.text  # labelled for screen readers
         field.send_keys(words)
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        page = driver.find_element(By.TAG_NAME, "html")
         driver.find_element(By.CSS_SELECTOR, "section.question button[type=submit]").click()
+        # The form leads back to /today, so the URL alone cannot tell the new page has loaded: wait for the old
+        # one to go (reading it mid-load raised StaleElementReferenceException in a loaded full run).
+        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
         wait_for_url(driver, base + "/today")
 
     ana.get(base + "/today")
