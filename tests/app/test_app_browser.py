@@ -147,6 +147,41 @@ def wait_for_url(driver: Any, url: str) -> None:
     WebDriverWait(driver, 15).until(expected_conditions.url_to_be(url))
 
 
+def submit(driver: Any, selector: str) -> None:
+    """Click a form's button and wait for the page the server answers with.
+
+    A form may post back to the address it came from, so the URL cannot tell the new page has come. A mark set on
+    the old page's window can: it goes with that page. While the page changes, Chromium may answer any question
+    about it with an error (stale element, "Node with given id does not belong to the document", a destroyed
+    execution context); those mean "not yet" and are waited out."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.__attuneOldPage = true;")
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script("return !window.__attuneOldPage && document.readyState === 'complete';"))
+
+
+def start_together(ana: Any, ben: Any, base: str) -> str:
+    """Ana starts "Ana & Ben" and invites Ben; Ben joins from the link in his own browser. Returns the link."""
+    from selenium.webdriver.common.by import By
+
+    ana.get(base + "/")
+    ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
+    ana.find_element(By.ID, "your_name").send_keys("Ana")
+    submit(ana, "form[action='/start'] button[type=submit]")
+    wait_for_url(ana, base + "/household")
+    submit(ana, "form[action='/invite'] button[type=submit]")
+    link = str(ana.find_element(By.ID, "invite-link").get_attribute("value"))
+    ben.get(link)
+    ben.find_element(By.ID, "your_name").send_keys("Ben")
+    submit(ben, "form button[type=submit]")
+    wait_for_url(ben, base + "/today")
+    return link
+
+
 def phone_screen(driver: Any, width: int = 390, height: int = 844) -> None:
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
@@ -173,10 +208,10 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
     assert zone.get_attribute("value") == "Europe/Lisbon"  # guessed by static/zone.js
     ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
     ana.find_element(By.ID, "your_name").send_keys("Ana")
-    ana.find_element(By.CSS_SELECTOR, "form[action='/start'] button[type=submit]").click()
+    submit(ana, "form[action='/start'] button[type=submit]")
     wait_for_url(ana, base + "/household")
     assert isinstance(commands.sent[0][1], RegisterHousehold) and commands.sent[0][1].time_zone == "Europe/Lisbon"
-    ana.find_element(By.CSS_SELECTOR, "form[action='/invite'] button[type=submit]").click()
+    submit(ana, "form[action='/invite'] button[type=submit]")
     link = ana.find_element(By.ID, "invite-link").get_attribute("value")
     assert link.startswith(base + "/join/")
     assert ana.find_element(By.CSS_SELECTOR, ".qr svg").is_displayed()
@@ -188,7 +223,7 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
     shot(ben, "3-join")
     assert serious_violations(ben) == []
     ben.find_element(By.ID, "your_name").send_keys("Ben")
-    ben.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    submit(ben, "form button[type=submit]")
     wait_for_url(ben, base + "/today")
     joined = commands.sent[-1]
     assert isinstance(joined[1], UpsertMember) and joined[1].display_name == "Ben" and joined[0] == commands.sent[0][0]
@@ -243,6 +278,6 @@ def test_two_partners_create_and_join_in_their_own_browsers(app_server: Served, 
         assert ana.execute_script("return window.innerWidth") == 320
         assert ana.execute_script("return document.documentElement.scrollWidth") <= 320, page
     ana.get(base + "/household")
-    ana.find_element(By.CSS_SELECTOR, "form[action='/invite'] button[type=submit]").click()
-    ana.find_element(By.ID, "invite-link")  # the page with the QR code has loaded
+    submit(ana, "form[action='/invite'] button[type=submit]")
+    ana.find_element(By.ID, "invite-link")  # the page with the QR code
     assert ana.execute_script("return document.documentElement.scrollWidth") <= 320

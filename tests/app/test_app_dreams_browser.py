@@ -31,22 +31,13 @@ from .test_app_browser import (  # noqa: F401 - fixtures
     phone_screen,
     serious_violations,
     shot,
+    start_together,
+    submit,
     two_phones,
     wait_for_url,
 )
 
 pytestmark = [pytest.mark.e2e]
-
-
-def click(driver: Any, selector: str) -> None:
-    """Click and wait for the next page (a form posting back to the same address changes no URL to wait for)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    element = driver.find_element(By.CSS_SELECTOR, selector)
-    element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(element))
 
 
 def main_text(driver: Any) -> str:
@@ -70,17 +61,7 @@ def test_charts_dreams_and_we_just_connected(app_server: Served, two_phones: tup
     ana, ben = two_phones
     phone_screen(ana)
     phone_screen(ben)
-    ana.get(base + "/")
-    ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
-    ana.find_element(By.ID, "your_name").send_keys("Ana")
-    click(ana, "form[action='/start'] button[type=submit]")
-    wait_for_url(ana, base + "/household")
-    click(ana, "form[action='/invite'] button[type=submit]")
-    link = ana.find_element(By.ID, "invite-link").get_attribute("value")
-    ben.get(link)
-    ben.find_element(By.ID, "your_name").send_keys("Ben")
-    click(ben, "form button[type=submit]")
-    wait_for_url(ben, base + "/today")
+    start_together(ana, ben, base)
     household_id, ana_id, ben_id = commands.sent[0][0], commands.sent[1][1].member_id, commands.sent[-1][1].member_id
     app_server.fact(HouseholdRegistered(name="Ana & Ben", time_zone="Europe/Lisbon", kind=HouseholdKind.COUPLE),
                     household_id)
@@ -121,15 +102,15 @@ def test_charts_dreams_and_we_just_connected(app_server: Served, two_phones: tup
     # The dreams board: Ana shares, Ben supports, Ana reaches it, Ben sees it celebrated.
     ana.get(base + "/dreams")
     ana.find_element(By.ID, "dream").send_keys("Walk the Camino together")
-    click(ana, "form[action='/dreams'] button[type=submit]")
+    submit(ana, "form[action='/dreams'] button[type=submit]")
     wait_for_url(ana, base + "/dreams")
     ben.get(base + "/dreams")
     assert "Walk the Camino together" in main_text(ben)
-    click(ben, "form[action$='/support'] button")
+    submit(ben, "form[action$='/support'] button")
     wait_for_url(ben, base + "/dreams")
     ana.get(base + "/dreams")
     assert "Ben supports this" in main_text(ana)
-    click(ana, "form[action$='/reached'] button")
+    submit(ana, "form[action$='/reached'] button")
     wait_for_url(ana, base + "/dreams")
     ben.get(base + "/dreams")
     assert "Ana reached a dream: \u201cWalk the Camino together\u201d. Celebrate it together!" in main_text(ben)
@@ -141,13 +122,13 @@ def test_charts_dreams_and_we_just_connected(app_server: Served, two_phones: tup
     for driver, member_id in ((ana, ana_id), (ben, ben_id)):
         driver.get(base + "/rituals")
         driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=aftercare-offer] details summary").click()
-        click(driver, "form[action='/aftercare/consent'] button[value=yes]")
+        submit(driver, "form[action='/aftercare/consent'] button[value=yes]")
         wait_for_url(driver, base + "/rituals")
         app_server.fact(AfterCareConsentChanged(member_id=member_id, given=True, changed_at=now), household_id)
     ana.get(base + "/today")
     assert "We just connected" in main_text(ana)
     assert serious_violations(ana) == []
-    click(ana, "form[action='/aftercare'] button")
+    submit(ana, "form[action='/aftercare'] button")
     wait_for_url(ana, base + "/today")
     assert "A moment for the two of you" in main_text(ana)
     shot(ana, "11-we-just-connected")

@@ -35,7 +35,16 @@ from attune_contracts.trust import sender_of
 from attune_runtime.testing import FakeClock
 
 from .conftest import FakeCommands, settings_for
-from .test_app_browser import phone_screen, serious_violations, serving, shot, two_phones, wait_for_url  # noqa: F401
+from .test_app_browser import (  # noqa: F401 - fixtures
+    phone_screen,
+    serious_violations,
+    serving,
+    shot,
+    start_together,
+    submit,
+    two_phones,
+    wait_for_url,
+)
 from .test_app_checkins_api import Sink
 from .test_app_questions import asked_for, curiosity_due
 
@@ -92,16 +101,7 @@ def test_both_partners_answer_todays_question_and_each_sees_both(served: Served,
     ana, ben = two_phones
     phone_screen(ana)
     phone_screen(ben)
-    ana.get(base + "/")
-    ana.find_element(By.ID, "household_name").send_keys("Ana & Ben")
-    ana.find_element(By.ID, "your_name").send_keys("Ana")
-    ana.find_element(By.CSS_SELECTOR, "form[action='/start'] button[type=submit]").click()
-    wait_for_url(ana, base + "/household")
-    ana.find_element(By.CSS_SELECTOR, "form[action='/invite'] button[type=submit]").click()
-    ben.get(ana.find_element(By.ID, "invite-link").get_attribute("value"))
-    ben.find_element(By.ID, "your_name").send_keys("Ben")
-    ben.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait_for_url(ben, base + "/today")
+    start_together(ana, ben, base)
     household_id, ana_id, ben_id = commands.sent[0][0], commands.sent[1][1].member_id, commands.sent[-1][1].member_id
 
     # The scheduler's facts, the curiosity ritual due now, and the notifier's pick for it.
@@ -123,14 +123,7 @@ def test_both_partners_answer_todays_question_and_each_sees_both(served: Served,
         label = driver.find_element(By.CSS_SELECTOR, f"label[for='{field.get_attribute('id')}']")
         assert "Your answer" in label.text  # labelled for screen readers
         field.send_keys(words)
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        page = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.CSS_SELECTOR, "section.question button[type=submit]").click()
-        # The form leads back to /today, so the URL alone cannot tell the new page has loaded: wait for the old
-        # one to go (reading it mid-load raised StaleElementReferenceException in a loaded full run).
-        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+        submit(driver, "section.question button[type=submit]")  # back to /today: the same address, a new page
         wait_for_url(driver, base + "/today")
 
     ana.get(base + "/today")
